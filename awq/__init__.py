@@ -1,0 +1,3 @@
+"""alien-workqueue: an HTCondor-compatible front end for CCTools Work Queue."""
+
+__version__ = "2.0.0"

@@ -1,0 +1,104 @@
+"""What every command-line entry point shares: error reporting, schedd names."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import sys
+from typing import Callable, List, NoReturn, Optional, Sequence
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one line, with an exit status."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    raise CommandError(message, status)
+
+
+def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = None,
+             prog: Optional[str] = None) -> NoReturn:
+    """Run main(argv); turn every exception into one `ERROR:` line and exit 1.
+
+    No traceback reaches a user: HTCondor's tools answer bad input with a
+    single line, and AliEn/JAliEn only look at the exit status.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = main(args)
+        sys.stdout.flush()
+    except CommandError as err:
+        _print_error(str(err))
+        status = err.status
+    except KeyboardInterrupt:
+        status = 130
+    except BrokenPipeError:
+        # e.g. `condor_q | head -1`: not an error worth reporting.
+        _silence_stdout()
+        status = 0
+    except Exception as err:  # the last line of defence: never a traceback
+        _print_error("%s: %s" % (type(err).__name__, err) if not str(err) else str(err))
+        status = 1
+    sys.exit(status)
+
+
+def _print_error(message: str) -> None:
+    line = " ".join(message.split("\n")).strip()
+    try:
+        sys.stderr.write("ERROR: %s\n" % line)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except Exception:
+        pass
+
+
+def current_user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER", str(os.getuid()))
+
+
+def schedd_names() -> List[str]:
+    """Names this schedd answers to: $AWQ_SCHEDD_NAME, the host name, its FQDN."""
+    names = []
+    configured = os.environ.get("AWQ_SCHEDD_NAME")
+    if configured:
+        names.append(configured)
+    host = socket.gethostname()
+    names.append(host)
+    names.append(host.split(".")[0])
+    try:
+        names.append(socket.getfqdn())
+    except OSError:
+        pass
+    names.extend(["localhost", "127.0.0.1"])
+    return names
+
+
+def schedd_name() -> str:
+    return schedd_names()[0]
+
+
+def check_schedd_name(name: Optional[str]) -> None:
+    """HTCondor's tools refuse a -name that is not the local schedd."""
+    if name is None:
+        return
+    wanted = name.lower()
+    for known in schedd_names():
+        known = known.lower()
+        if wanted == known or wanted.split("@")[-1] == known:
+            return
+    fail("Can't find address for schedd %s" % name)

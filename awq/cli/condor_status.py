@@ -1,0 +1,28 @@
+"""condor_status: the schedd's own ad (job totals) for tools that ask for it."""
+
+from __future__ import annotations
+
+import sys
+from typing import List
+
+from awq import query
+from awq.cli.common import check_schedd_name, fail, run_main, schedd_name
+from awq.cli.condor_q import load_live_queue
+
+
+def main(argv: List[str]) -> int:
+    try:
+        options = query.parse_status_args(argv)
+    except query.UsageError as err:
+        fail(str(err))
+    if getattr(options, "help", False):
+        sys.stdout.write(query.STATUS_USAGE)
+        return 0
+    check_schedd_name(options.name)
+    job_list, now = load_live_queue("the schedd totals")
+    sys.stdout.write(query.render_status(options, job_list, now=now, schedd_name=schedd_name()))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

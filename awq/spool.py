@@ -1,0 +1,589 @@
+"""The spool directory: every byte of durable state goes through this module.
+
+Layout (upstream's names kept)::
+
+    $AWQ_WORKDIR/            default /tmp/awq, 0700 (0750 with AWQ_SPOOL_GROUP)
+      queue/C.job            records from condor_submit (JSON), taken by the master
+      queue/job-<sha1>       raw descriptions left by upstream's condor_submit
+      queue/bad/             records the master refused, kept for the admin
+      rm/C.P                 removal requests from condor_rm
+      state.pickle           the master's job table (atomic replace)
+      stat/latest            upstream's WAITING/RUNNING/TIMESTAMP heartbeat
+      next_cluster           cluster id counter, changed under submit.lock
+      master.lock            flock held by the running master; holds its PID
+      history/history        finished jobs, one JSON object a line
+      drain                  upstream's drain switch
+
+Every file that matters is written with temp + fsync + rename + fsync of
+the directory, so a ``kill -9`` at any instant leaves either the old or the
+new version. Nothing owned by another user, or writable by group/world, is
+ever trusted, and the snapshot is unpickled only after that check and
+through an unpickler that knows only plain data and ``awq.classad`` values.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import json
+import os
+import pickle
+import stat
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from awq import classad, jobs
+from awq.jobs import Job, JobId
+
+DEFAULT_WORKDIR = "/tmp/awq"
+RECORD_SUFFIX = ".job"
+UPSTREAM_PREFIX = "job-"
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
+LOCK_TIMEOUT = 60.0
+SNAPSHOT_VERSION = 1
+
+
+class SpoolError(Exception):
+    """The spool cannot be used as asked; the message says why, in one line."""
+
+
+def default_workdir() -> str:
+    return os.environ.get("AWQ_WORKDIR") or DEFAULT_WORKDIR
+
+
+# ---------------------------------------------------------------- trust checks
+
+def _describe_owner(uid: int) -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return "uid %d" % uid
+
+
+def check_trusted(path: str, want_dir: bool) -> os.stat_result:
+    """Refuse anything another user owns or could have written."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise SpoolError("cannot inspect %s: %s" % (path, err.strerror))
+    kind_ok = stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)
+    if not kind_ok:
+        what = "a directory" if want_dir else "a regular file"
+        raise SpoolError("%s is not %s (symbolic links are refused)" % (path, what))
+    if st.st_uid != os.geteuid():
+        raise SpoolError("%s is owned by %s, not by %s: refusing to use it"
+                         % (path, _describe_owner(st.st_uid), _describe_owner(os.geteuid())))
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SpoolError("%s is writable by group or others (mode %04o): refusing to use it"
+                         % (path, stat.S_IMODE(st.st_mode)))
+    return st
+
+
+# ---------------------------------------------------------------- atomic files
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace path with data so that a crash leaves the old or the new file."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, ".%s.tmp.%d.%s" % (name, os.getpid(), os.urandom(4).hex()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(directory or ".")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def read_trusted(path: str, limit: int) -> bytes:
+    """Read a file after the trust check, refusing files larger than limit."""
+    st = check_trusted(path, want_dir=False)
+    if st.st_size > limit:
+        raise SpoolError("%s is %d bytes, more than the %d allowed" % (path, st.st_size, limit))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        # Check again through the open descriptor: the path may have been swapped.
+        fst = os.fstat(fd)
+        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            raise SpoolError("%s changed while it was being opened" % path)
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise SpoolError("%s grew past the %d bytes allowed" % (path, limit))
+    return data
+
+
+class FileLock:
+    """An flock on a lock file, taken with a bounded wait."""
+
+    def __init__(self, path: str, exclusive: bool = True, timeout: float = LOCK_TIMEOUT):
+        self.path = path
+        self.exclusive = exclusive
+        self.timeout = timeout
+        self.fd = -1
+
+    def __enter__(self) -> "FileLock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        op = (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, op)
+                return self
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                os.close(self.fd)
+                raise SpoolError("timed out after %.0f s waiting for the lock %s"
+                                 % (self.timeout, self.path))
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self.fd)
+        self.fd = -1
+
+
+# ---------------------------------------------------------------- encodings
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, classad.Expr):
+        return {"$expr": value.text}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) != {"$expr"} or not isinstance(value["$expr"], str):
+            raise ValueError("unexpected object value")
+        return classad.Expr(value["$expr"])
+    return value
+
+
+def _encode_job_line(job: Job) -> bytes:
+    return json.dumps({k: _encode_value(v) for k, v in job.items()},
+                      separators=(",", ":")).encode() + b"\n"
+
+
+def encode_jobs(job_list: List[Job]) -> bytes:
+    payload = [{k: _encode_value(v) for k, v in job.items()} for job in job_list]
+    return json.dumps({"version": 1, "jobs": payload}, separators=(",", ":")).encode()
+
+
+def decode_jobs(data: bytes) -> List[Job]:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise SpoolError("not a job record: %s" % err)
+    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
+        raise SpoolError("not a job record: no job list")
+    result = []
+    for raw in doc["jobs"]:
+        if not isinstance(raw, dict):
+            raise SpoolError("not a job record: a job is not an object")
+        try:
+            result.append({k: _decode_value(v) for k, v in raw.items()})
+        except (ValueError, classad.ClassAdError) as err:
+            raise SpoolError("bad value in job record: %s" % err)
+    return result
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Knows plain data and awq.classad values only: no arbitrary classes."""
+
+    ALLOWED = {
+        ("awq.classad", "Expr"),
+        ("awq.classad", "UNDEFINED"),
+        ("awq.classad", "ERROR"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError("%s.%s is not allowed in a snapshot" % (module, name))
+        return super().find_class(module, name)
+
+
+def dumps_snapshot(state: Dict[str, Any]) -> bytes:
+    return pickle.dumps(state, protocol=4)
+
+
+def loads_snapshot(data: bytes) -> Dict[str, Any]:
+    try:
+        state = _SnapshotUnpickler(io.BytesIO(data)).load()
+    except Exception as err:
+        raise SpoolError("the job table snapshot is unreadable: %s" % err)
+    if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION \
+            or not isinstance(state.get("jobs"), dict):
+        raise SpoolError("the job table snapshot has an unknown format")
+    return state
+
+
+# ---------------------------------------------------------------- the spool
+
+class QueueView:
+    """What condor_q and condor_status see: the queue as of now."""
+
+    def __init__(self, job_list: List[Job], heartbeat: Optional[float],
+                 master_pid: Optional[int], master_alive: bool):
+        self.jobs = job_list
+        self.heartbeat = heartbeat
+        self.master_pid = master_pid
+        self.master_alive = master_alive
+
+
+class Spool:
+    def __init__(self, workdir: Optional[str] = None, create: bool = False):
+        self.root = os.path.abspath(workdir or default_workdir())
+        self.queue_dir = os.path.join(self.root, "queue")
+        self.bad_dir = os.path.join(self.queue_dir, "bad")
+        self.rm_dir = os.path.join(self.root, "rm")
+        self.stat_dir = os.path.join(self.root, "stat")
+        self.history_dir = os.path.join(self.root, "history")
+        self.snapshot_path = os.path.join(self.root, "state.pickle")
+        self.stat_path = os.path.join(self.stat_dir, "latest")
+        self.counter_path = os.path.join(self.root, "next_cluster")
+        self.submit_lock_path = os.path.join(self.root, "submit.lock")
+        self.master_lock_path = os.path.join(self.root, "master.lock")
+        self.history_path = os.path.join(self.history_dir, "history")
+        self.drain_path = os.path.join(self.root, "drain")
+        if create:
+            self._create()
+        self._check_layout()
+
+    # -- layout
+
+    def _create(self) -> None:
+        group = os.environ.get("AWQ_SPOOL_GROUP")
+        mode = 0o750 if group else 0o700
+        for path in (self.root, self.queue_dir, self.bad_dir, self.rm_dir,
+                     self.stat_dir, self.history_dir):
+            try:
+                os.mkdir(path, mode)
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise SpoolError("cannot create the spool directory %s: %s" % (path, err.strerror))
+            if group:
+                _chgrp(path, group)
+                os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+
+    def _check_layout(self) -> None:
+        try:
+            check_trusted(self.root, want_dir=True)
+        except FileNotFoundError:
+            raise SpoolError("the spool %s does not exist (no job was ever submitted, "
+                             "or AWQ_WORKDIR points elsewhere)" % self.root)
+        for path in (self.queue_dir, self.rm_dir):
+            try:
+                check_trusted(path, want_dir=True)
+            except FileNotFoundError:
+                raise SpoolError("the spool %s is incomplete: %s is missing" % (self.root, path))
+
+    def ensure_dirs(self) -> None:
+        self._create()
+
+    # -- submission
+
+    def submit(self, build: Callable[[int], List[Job]]) -> int:
+        """Take the next cluster id, build the jobs, write their record; return the id."""
+        with FileLock(self.submit_lock_path):
+            cluster_id = self._next_cluster_id()
+            # The counter moves first: a crash then leaves a gap, never a reused id.
+            atomic_write(self.counter_path, b"%d\n" % (cluster_id + 1))
+            job_list = build(cluster_id)
+            atomic_write(self.record_path(cluster_id), encode_jobs(job_list))
+        return cluster_id
+
+    def allocate_cluster_id(self) -> int:
+        with FileLock(self.submit_lock_path):
+            cluster_id = self._next_cluster_id()
+            atomic_write(self.counter_path, b"%d\n" % (cluster_id + 1))
+        return cluster_id
+
+    def _next_cluster_id(self) -> int:
+        try:
+            text = read_trusted(self.counter_path, 64).decode("ascii").strip()
+            value = int(text)
+            if value < 1:
+                raise ValueError(text)
+            return value
+        except FileNotFoundError:
+            return self._highest_known_cluster() + 1
+        except (ValueError, UnicodeDecodeError):
+            raise SpoolError("the cluster counter %s is corrupt; the highest cluster "
+                             "id in the spool is %d" % (self.counter_path,
+                                                        self._highest_known_cluster()))
+
+    def _highest_known_cluster(self) -> int:
+        """Where to restart the counter if its file is missing: past every id we know."""
+        highest = 0
+        for name in _listdir(self.queue_dir):
+            cluster = _cluster_of_record(name)
+            if cluster is not None:
+                highest = max(highest, cluster)
+        state = self.load_snapshot_if_present()
+        if state:
+            highest = max(highest, int(state.get("max_cluster_id", 0)))
+            for cluster, _ in state["jobs"]:
+                highest = max(highest, cluster)
+        return highest
+
+    def record_path(self, cluster_id: int) -> str:
+        return os.path.join(self.queue_dir, "%d%s" % (cluster_id, RECORD_SUFFIX))
+
+    # -- records (master side)
+
+    def pending_records(self) -> List[str]:
+        """Names of records waiting in queue/, oldest cluster first."""
+        names = [n for n in _listdir(self.queue_dir)
+                 if _cluster_of_record(n) is not None or n.startswith(UPSTREAM_PREFIX)]
+        return sorted(names, key=_record_sort_key)
+
+    def read_record(self, name: str) -> Tuple[Optional[int], Any]:
+        """(cluster id, jobs) for our records, (None, description text) for upstream's."""
+        path = os.path.join(self.queue_dir, name)
+        data = read_trusted(path, MAX_RECORD_BYTES)
+        cluster = _cluster_of_record(name)
+        if cluster is None:
+            try:
+                return None, data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SpoolError("%s is not UTF-8 text" % path)
+        return cluster, decode_jobs(data)
+
+    def remove_records(self, names: Iterable[str]) -> None:
+        removed = False
+        for name in names:
+            _unlink_quietly(os.path.join(self.queue_dir, name))
+            removed = True
+        if removed:
+            fsync_dir(self.queue_dir)
+
+    def quarantine_record(self, name: str) -> str:
+        """Move a record the master refused aside, so it is neither lost nor retried."""
+        os.makedirs(self.bad_dir, mode=0o700, exist_ok=True)
+        target = os.path.join(self.bad_dir, "%s.%d" % (name, int(time.time())))
+        os.rename(os.path.join(self.queue_dir, name), target)
+        fsync_dir(self.queue_dir)
+        return target
+
+    # -- removal requests
+
+    def request_removal(self, ids: Iterable[JobId]) -> None:
+        wrote = False
+        for jid in ids:
+            path = os.path.join(self.rm_dir, jobs.format_job_id(jid))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            wrote = True
+        if wrote:
+            fsync_dir(self.rm_dir)
+
+    def pending_removals(self) -> List[Tuple[str, JobId]]:
+        result = []
+        for name in _listdir(self.rm_dir):
+            jid = _parse_job_id(name)
+            if jid is not None:
+                result.append((name, jid))
+        return result
+
+    def remove_removal_requests(self, names: Iterable[str]) -> None:
+        names = list(names)
+        for name in names:
+            _unlink_quietly(os.path.join(self.rm_dir, name))
+        if names:
+            fsync_dir(self.rm_dir)
+
+    # -- snapshot
+
+    def write_snapshot(self, state: Dict[str, Any]) -> None:
+        state = dict(state, version=SNAPSHOT_VERSION)
+        atomic_write(self.snapshot_path, dumps_snapshot(state))
+
+    def load_snapshot_if_present(self) -> Optional[Dict[str, Any]]:
+        try:
+            data = read_trusted(self.snapshot_path, MAX_SNAPSHOT_BYTES)
+        except FileNotFoundError:
+            return None
+        return loads_snapshot(data)
+
+    # -- stats and heartbeat
+
+    def write_stat(self, waiting: int, running: int, now: Optional[float] = None) -> None:
+        os.makedirs(self.stat_dir, mode=0o700, exist_ok=True)
+        text = "WAITING=%d\nRUNNING=%d\nTIMESTAMP=%d\n" % (waiting, running, int(now or time.time()))
+        atomic_write(self.stat_path, text.encode(), mode=0o644)
+
+    def read_stat(self) -> Dict[str, int]:
+        try:
+            data = read_trusted(self.stat_path, 4096).decode("ascii", "replace")
+        except FileNotFoundError:
+            return {}
+        values = {}
+        for line in data.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and value.strip().isdigit():
+                values[key.strip()] = int(value.strip())
+        return values
+
+    # -- history
+
+    def append_history(self, finished: List[Job]) -> None:
+        if not finished:
+            return
+        os.makedirs(self.history_dir, mode=0o700, exist_ok=True)
+        lines = b"".join(_encode_job_line(job) for job in finished)
+        fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+        try:
+            os.write(fd, lines)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_history(self) -> List[Job]:
+        """Finished jobs, the last line for a job id winning (a crash may repeat one)."""
+        try:
+            data = read_trusted(self.history_path, MAX_SNAPSHOT_BYTES)
+        except FileNotFoundError:
+            return []
+        latest: Dict[JobId, Job] = {}
+        for line in data.splitlines():
+            try:
+                raw = json.loads(line.decode("utf-8"))
+                job = {k: _decode_value(v) for k, v in raw.items()}
+                latest[jobs.job_id(job)] = job
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError, classad.ClassAdError):
+                continue  # a torn last line after a crash
+        return list(latest.values())
+
+    # -- master lock
+
+    def master_pid(self) -> Optional[int]:
+        try:
+            with open(self.master_lock_path, "rb") as handle:
+                text = handle.read(64).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else None
+        except OSError:
+            return None
+
+    def master_alive(self) -> bool:
+        """True when some process holds master.lock (an flock, so never stale)."""
+        try:
+            fd = os.open(self.master_lock_path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    # -- the view condor_q reads
+
+    def read_queue(self) -> QueueView:
+        state = self.load_snapshot_if_present()
+        table: Dict[JobId, Job] = dict(state["jobs"]) if state else {}
+        for name in self.pending_records():
+            try:
+                cluster, content = self.read_record(name)
+            except (SpoolError, OSError):
+                continue  # vanished (taken) meanwhile, or refused: the master reports it
+            if cluster is None:
+                continue  # an upstream description: it has no job ad until taken
+            for job in content:
+                try:
+                    table.setdefault(jobs.job_id(job), job)
+                except (KeyError, TypeError, ValueError):
+                    continue
+        for _, jid in self.pending_removals():
+            if jid in table:
+                table[jid] = dict(table[jid], JobStatus=jobs.REMOVED)
+        live = [job for job in table.values() if job.get("JobStatus") not in jobs.FINAL_STATES]
+        live.sort(key=jobs.job_id)
+        heartbeat = self.read_stat().get("TIMESTAMP")
+        return QueueView(live, float(heartbeat) if heartbeat is not None else None,
+                         self.master_pid(), self.master_alive())
+
+
+# ---------------------------------------------------------------- helpers
+
+def _listdir(path: str) -> List[str]:
+    try:
+        return [n for n in os.listdir(path) if not n.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+def _cluster_of_record(name: str) -> Optional[int]:
+    if not name.endswith(RECORD_SUFFIX):
+        return None
+    stem = name[: -len(RECORD_SUFFIX)]
+    if not stem.isdigit() or len(stem) > 12:
+        return None
+    return int(stem)
+
+
+def _record_sort_key(name: str) -> Tuple[int, int, str]:
+    cluster = _cluster_of_record(name)
+    return (0, cluster, name) if cluster is not None else (1, 0, name)
+
+
+def _parse_job_id(text: str) -> Optional[JobId]:
+    cluster, sep, proc = text.partition(".")
+    if not sep or not cluster.isdigit() or not proc.isdigit() or len(text) > 25:
+        return None
+    return int(cluster), int(proc)
+
+
+def _chgrp(path: str, group: str) -> None:
+    import grp
+    try:
+        gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
+    except KeyError:
+        raise SpoolError("AWQ_SPOOL_GROUP names an unknown group: %s" % group)
+    os.chown(path, -1, gid)
+

@@ -1,0 +1,112 @@
+"""How a job becomes a Work Queue task: a pure function of the job ad.
+
+Kept apart from awq/workqueue.py so the translation is testable without
+Work Queue, and so the master only decides *when*, never *how*.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from awq import classad, submit
+from awq.jobs import Job
+
+STDOUT_NAME = "awq.stdout"
+STDERR_NAME = "awq.stderr"
+STDIN_NAME = "awq.stdin"
+WRAPPER_NAME = "awq_job_wrapper.sh"
+PROXY_NAME = "awq.x509up"
+_RESERVED = {STDOUT_NAME, STDERR_NAME, STDIN_NAME, WRAPPER_NAME, PROXY_NAME}
+
+
+class TaskSpec:
+    """Everything Work Queue needs to run one job."""
+
+    def __init__(self, command: str, tag: str):
+        self.command = command
+        self.tag = tag
+        self.inputs: List[Tuple[str, str]] = []    # (local path, name in the sandbox)
+        self.outputs: List[Tuple[str, str]] = []   # (local path, name in the sandbox)
+        self.environment: Dict[str, str] = {}
+        self.cores = 1
+        self.memory_mb: Optional[int] = None
+        self.disk_mb: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return "TaskSpec(%r, inputs=%r, outputs=%r)" % (self.command, self.inputs, self.outputs)
+
+
+def sandbox_name(path: str) -> str:
+    """The executable's name inside the sandbox: its own name, made shell-safe."""
+    base = re.sub(r"[^A-Za-z0-9._+-]", "_", path.rstrip("/").rsplit("/", 1)[-1])
+    if not base or base.startswith(".") or base in _RESERVED:
+        base = "job_" + base.lstrip(".")
+    return base
+
+
+def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = None) -> TaskSpec:
+    tag = "%d.%d" % (int(job["ClusterId"]), int(job["ProcId"]))
+    spec = TaskSpec("", tag)
+    prelude: List[str] = []
+    if job.get("TransferExecutable", True) is False:
+        program = shlex.quote(str(job["Cmd"]))
+    else:
+        name = sandbox_name(str(job["Cmd"]))
+        spec.inputs.append((str(job["Cmd"]), name))
+        # HTCondor makes the transferred executable executable; so do we.
+        prelude.append("chmod u+x ./%s" % shlex.quote(name))
+        program = "./" + shlex.quote(name)
+    argv = [program] + [shlex.quote(a) for a in submit.argv_of(job)]
+    if wrapper:
+        spec.inputs.append((wrapper, WRAPPER_NAME))
+        prelude.append("chmod u+x ./%s" % WRAPPER_NAME)
+        argv.insert(0, "./" + WRAPPER_NAME)
+    spec.environment = dict(submit.environment_of(job))
+    proxy = job.get("X509UserProxy")
+    if proxy:
+        spec.inputs.append((str(proxy), PROXY_NAME))
+        prelude.append('X509_USER_PROXY="$PWD/%s"; export X509_USER_PROXY' % PROXY_NAME)
+    redirections = _redirections(job, spec)
+    spec.command = "; ".join(prelude + [" ".join(argv) + redirections])
+    _apply_requests(job, spec, now)
+    return spec
+
+
+def _redirections(job: Job, spec: TaskSpec) -> str:
+    text = ""
+    if job.get("In"):
+        spec.inputs.append((str(job["In"]), STDIN_NAME))
+        text += " < " + STDIN_NAME
+    out, err = job.get("Out"), job.get("Err")
+    if out and out != "/dev/null":
+        spec.outputs.append((str(out), STDOUT_NAME))
+        text += " > " + STDOUT_NAME
+    else:
+        text += " > /dev/null"
+    if err and err != "/dev/null":
+        if err == out:
+            return text + " 2>&1"
+        spec.outputs.append((str(err), STDERR_NAME))
+        return text + " 2> " + STDERR_NAME
+    if err == "/dev/null":
+        return text + " 2> /dev/null"
+    # No error file: stderr goes with stdout, as upstream did.
+    return text + " 2>&1"
+
+
+def _apply_requests(job: Job, spec: TaskSpec, now: Optional[float]) -> None:
+    cores = _positive_number(job, "RequestCpus", now)
+    spec.cores = max(1, int(cores)) if cores is not None else 1
+    memory = _positive_number(job, "RequestMemory", now)          # MB
+    spec.memory_mb = int(memory) if memory is not None else None
+    disk = _positive_number(job, "RequestDisk", now)              # KB in HTCondor
+    spec.disk_mb = max(1, int(disk) // 1024) if disk is not None else None
+
+
+def _positive_number(job: Mapping, name: str, now: Optional[float]) -> Optional[float]:
+    value = classad.evaluate_attr(job, name, now)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return float(value)

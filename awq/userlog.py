@@ -1,0 +1,42 @@
+"""HTCondor-style job event log (the submit file's `log =`), append-only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Optional
+
+from awq.jobs import Job
+
+log = logging.getLogger("awq.userlog")
+
+SUBMIT, EXECUTE, TERMINATED, ABORTED, HELD = "000", "001", "005", "009", "012"
+
+
+def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now or time.time()))
+    return "%s (%03d.%03d.000) %s %s\n...\n" % (
+        code, int(job["ClusterId"]), int(job["ProcId"]), stamp, body)
+
+
+def terminated_body(exit_code: int) -> str:
+    return ("Job terminated.\n\t(1) Normal termination (return value %d)\n"
+            "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
+            "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage" % exit_code)
+
+
+def write_event(job: Job, code: str, body: str) -> None:
+    """Append one event; a log that cannot be written never stops the job."""
+    path = job.get("UserLog")
+    if not isinstance(path, str) or not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, event_text(code, job, body).encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        log.warning("job %s.%s: cannot write its log %s: %s",
+                    job.get("ClusterId"), job.get("ProcId"), path, err.strerror)

@@ -1,0 +1,204 @@
+"""The one module that talks to CCTools Work Queue.
+
+Both spellings of the bindings are supported: conda-forge's
+``ndcctools.work_queue`` and the older ``work_queue`` (Debian's
+python3-workqueue, CCTools tarballs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import os
+import sys
+from typing import Any, List, Optional
+
+from awq.tasks import TaskSpec
+
+log = logging.getLogger("awq.workqueue")
+
+# Task states as Work Queue numbers them (work_queue_task_state_t).
+TASK_READY = 1
+TASK_RUNNING = 2
+TASK_WAITING_RETRIEVAL = 3
+
+
+class WorkQueueUnavailable(ImportError):
+    pass
+
+
+def import_work_queue() -> Any:
+    errors = []
+    for name in ("ndcctools.work_queue", "work_queue"):
+        try:
+            return importlib.import_module(name)
+        except ImportError as err:
+            errors.append("%s (%s)" % (name, err))
+    raise WorkQueueUnavailable(
+        "cannot import the Work Queue Python module: tried %s. Install CCTools' "
+        "Python bindings (Debian: python3-workqueue; conda: ndcctools) or source "
+        "$ALIEN_WORKQUEUE/etc/env.sh" % "; ".join(errors))
+
+
+class TaskResult:
+    """A finished task, reduced to what the job table needs."""
+
+    def __init__(self, task_id: int, tag: str, succeeded: bool, exit_code: Optional[int],
+                 failure: str, result_code: int):
+        self.task_id = task_id
+        self.tag = tag
+        self.succeeded = succeeded
+        self.exit_code = exit_code
+        self.failure = failure
+        self.result_code = result_code
+
+
+class Backend:
+    """A Work Queue manager with the few operations the master uses."""
+
+    def __init__(self, port: int, password_file: Optional[str] = None,
+                 catalog_host: Optional[str] = None, catalog_port: int = 9097,
+                 project_name: str = "alien_jobs", debug_log: Optional[str] = None):
+        self.wq = import_work_queue()
+        kwargs = {"port": port}
+        if debug_log:
+            kwargs["debug_log"] = debug_log
+        try:
+            self.queue = self.wq.WorkQueue(**kwargs)
+        except Exception as err:
+            raise OSError("cannot listen on port %d for workers: %s" % (port, err))
+        self.port = self.queue.port
+        if password_file:
+            self.queue.specify_password_file(password_file)
+        if catalog_host:
+            self._enable_catalog(catalog_host, catalog_port, project_name)
+        self._tasks = {}  # task id -> Task: Work Queue forgets nothing while we hold it
+        self._lib = None
+
+    def _enable_catalog(self, host: str, port: int, project: str) -> None:
+        # A name makes Work Queue advertise itself: only ever to the catalog asked for.
+        self.queue.specify_catalog_server(host, port)
+        mode = getattr(self.wq, "WORK_QUEUE_MANAGER_MODE_CATALOG",
+                       getattr(self.wq, "WORK_QUEUE_MASTER_MODE_CATALOG", 1))
+        setter = getattr(self.queue, "specify_manager_mode", None) or \
+            getattr(self.queue, "specify_master_mode")
+        setter(mode)
+        self.queue.specify_name(project)
+
+    # -- waking wait() early
+
+    def enable_wake_on_child_exit(self) -> bool:
+        """Make wait() return as soon as a child process exits.
+
+        wait(t) blocks t whole seconds while tasks are out, so alone it
+        would delay every new job by up to a second. Work Queue's process
+        module ends the wait when any child exits; the master forks a tiny
+        spool watcher that exits when the spool changes. The switch is not
+        in the Python bindings, hence ctypes; without it we fall back to
+        one-second polling.
+        """
+        lib = self._load_native_library()
+        if lib is None:
+            return False
+        try:
+            enable = lib.work_queue_enable_process_module
+            enable.argtypes = [ctypes.c_void_p]
+            enable(int(self._native_queue_pointer()))
+            self._process_wait = lib.process_wait
+            self._process_wait.restype = ctypes.c_void_p
+            self._process_wait.argtypes = [ctypes.c_int]
+            self._free = ctypes.CDLL(None).free
+            self._free.argtypes = [ctypes.c_void_p]
+            self._lib = lib
+            return True
+        except (AttributeError, TypeError, ValueError, OSError) as err:
+            log.info("early wake-up unavailable (%s): polling once a second", err)
+            return False
+
+    def _native_queue_pointer(self) -> int:
+        for name in ("_work_queue", "_task_queue"):
+            handle = getattr(self.queue, name, None)
+            if handle is not None:
+                return int(handle)
+        raise AttributeError("no native queue handle on the WorkQueue object")
+
+    def _load_native_library(self) -> Optional[ctypes.CDLL]:
+        candidates = []
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None) or ""
+            base = os.path.basename(path)
+            if base.endswith(".so") and "work_queue" in base:
+                candidates.append(path)
+        for path in candidates:
+            try:
+                lib = ctypes.CDLL(path)
+                lib.work_queue_enable_process_module  # noqa: B018 (probe the symbol)
+                lib.process_wait  # noqa: B018
+                return lib
+            except (OSError, AttributeError):
+                continue
+        log.info("early wake-up unavailable: Work Queue's native library not found")
+        return None
+
+    def reap_children(self) -> List[int]:
+        """Collect the children the process module reaped for us (else it loops)."""
+        pids = []
+        if self._lib is None:
+            return pids
+        while True:
+            pointer = self._process_wait(0)
+            if not pointer:
+                return pids
+            pids.append(ctypes.c_int.from_address(pointer).value)
+            self._free(pointer)
+
+    # -- tasks
+
+    def submit(self, spec: TaskSpec) -> int:
+        task = self.wq.Task(spec.command)
+        task.specify_tag(spec.tag)
+        for local, remote in spec.inputs:
+            task.specify_input_file(local, remote, cache=False)
+        for local, remote in spec.outputs:
+            task.specify_output_file(local, remote, cache=False)
+        for name, value in spec.environment.items():
+            task.specify_environment_variable(name, value)
+        task.specify_cores(spec.cores)
+        if spec.memory_mb:
+            task.specify_memory(spec.memory_mb)
+        if spec.disk_mb:
+            task.specify_disk(spec.disk_mb)
+        task_id = self.queue.submit(task)
+        self._tasks[task_id] = task
+        return task_id
+
+    def cancel(self, task_id: int) -> None:
+        self.queue.cancel_by_taskid(task_id)
+        self._tasks.pop(task_id, None)
+
+    def is_running(self, task_id: int) -> bool:
+        return self.queue.task_state(task_id) in (TASK_RUNNING, TASK_WAITING_RETRIEVAL)
+
+    def wait(self, timeout: int) -> Optional[TaskResult]:
+        task = self.queue.wait(timeout)
+        if task is None:
+            return None
+        self._tasks.pop(task.id, None)
+        result = int(task.result)
+        succeeded = result == 0
+        exit_code = int(task.return_status) if succeeded else None
+        failure = "" if succeeded else self._describe_failure(task)
+        return TaskResult(task.id, task.tag or "", succeeded, exit_code, failure, result)
+
+    def _describe_failure(self, task: Any) -> str:
+        text = getattr(task, "result_str", None)
+        if callable(text):
+            text = text()
+        return "Work Queue task failed: %s (result %d)" % (text or "unknown", int(task.result))
+
+    def empty(self) -> bool:
+        return bool(self.queue.empty())
+
+    def stats(self) -> Any:
+        return self.queue.stats

@@ -64,6 +64,7 @@ class Master:
         self.stop_requested = False
         self.wake_enabled = False
         self.watcher_pid: Optional[int] = None
+        self.watcher_deadline = 0.0
         self.rerun_count = 0
 
     # ------------------------------------------------------------ start
@@ -312,8 +313,8 @@ class Master:
         return 0
 
     def _wait_for_work_queue(self, baseline: Tuple[int, ...]) -> None:
-        if self.wake_enabled and self.watcher_pid is None:
-            self.watcher_pid = spawn_watcher(self._watched_paths(), baseline, self.spool.drain_path)
+        if self.wake_enabled:
+            self._ensure_watcher(baseline, self._time_to_next_duty())
         result = self.backend.wait(1)
         if self.watcher_pid is not None and self.watcher_pid in self.backend.reap_children():
             self.watcher_pid = None
@@ -321,6 +322,21 @@ class Master:
             self.handle_result(result)
         if time.time() - self.last_state_poll >= STATE_POLL_INTERVAL:
             self.poll_task_states()
+
+    def _time_to_next_duty(self) -> float:
+        """How long wait() may block before a deferred snapshot write is due."""
+        if not self.dirty:
+            return WATCHER_LIFETIME
+        return max(0.0, FLUSH_INTERVAL - (time.time() - self.last_flush))
+
+    def _ensure_watcher(self, baseline: Tuple[int, ...], lifetime: float) -> None:
+        deadline = time.monotonic() + lifetime
+        if self.watcher_pid is not None and self.watcher_deadline <= deadline + 0.05:
+            return  # the running watcher wakes us early enough
+        self._stop_watcher()
+        self.watcher_pid = spawn_watcher(self._watched_paths(), baseline,
+                                         self.spool.drain_path, lifetime)
+        self.watcher_deadline = deadline
 
     def _sleep_until_spool_changes(self, baseline: Tuple[int, ...]) -> None:
         deadline = time.monotonic() + HEARTBEAT_INTERVAL
@@ -341,8 +357,8 @@ class Master:
             try:
                 os.kill(self.watcher_pid, signal.SIGKILL)
                 os.waitpid(self.watcher_pid, 0)
-            except (OSError, ChildProcessError):
-                pass
+            except OSError:
+                pass  # already gone, or reaped by Work Queue's process module
             self.watcher_pid = None
 
 
@@ -353,15 +369,16 @@ def _mtime_ns(path: str) -> int:
         return -1
 
 
-def spawn_watcher(paths: Tuple[str, ...], baseline: Tuple[int, ...], drain_path: str) -> int:
-    """Fork a child that exits as soon as the spool differs from baseline."""
+def spawn_watcher(paths: Tuple[str, ...], baseline: Tuple[int, ...], drain_path: str,
+                  lifetime: float) -> int:
+    """Fork a child that exits when the spool differs from baseline, or after lifetime s."""
     parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     try:
         drain = os.path.exists(drain_path)
-        deadline = time.monotonic() + WATCHER_LIFETIME
+        deadline = time.monotonic() + lifetime
         while time.monotonic() < deadline and os.getppid() == parent:
             if tuple(_mtime_ns(p) for p in paths) != baseline or os.path.exists(drain_path) != drain:
                 break

@@ -98,6 +98,9 @@ class Backend:
         in the Python bindings, hence ctypes; without it we fall back to
         one-second polling.
         """
+        if os.environ.get("AWQ_DISABLE_EARLY_WAKE"):
+            log.info("early wake-up disabled by AWQ_DISABLE_EARLY_WAKE")
+            return False
         lib = self._load_native_library()
         if lib is None:
             return False

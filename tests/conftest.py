@@ -1,0 +1,212 @@
+"""Shared fixtures: real processes on loopback, each ended by the PID we started."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_port_block(count: int) -> int:
+    """A base port B such that B+1..B+count are free now."""
+    for _ in range(200):
+        base = free_port()
+        if base + count >= 65000:
+            continue
+        socks = []
+        try:
+            for offset in range(1, count + 1):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no block of %d free ports found" % count)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
+               what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def product_env(workdir: Optional[str] = None, **extra: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if workdir:
+        env["AWQ_WORKDIR"] = workdir
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """Processes a test started; all ended at teardown, by PID, never by name."""
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self.started: List[subprocess.Popen] = []
+
+    def start(self, argv: List[str], name: str, env: Optional[Dict[str, str]] = None,
+              cwd: Optional[str] = None) -> subprocess.Popen:
+        log_path = os.path.join(self.logdir, "%s.log" % name)
+        log = open(log_path, "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd, start_new_session=True)
+        log.close()
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.started.append(proc)
+        return proc
+
+    def log_of(self, proc: subprocess.Popen) -> str:
+        with open(proc.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
+            return handle.read()
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if proc.poll() is None:
+            try:
+                # Our child leads its own session: its group holds exactly what it started.
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self._kill_group_leftovers(proc.pid)
+
+    def _kill_group_leftovers(self, pgid: int) -> None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            self.stop(proc)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    registry = Processes(str(tmp_path))
+    yield registry
+    registry.stop_all()
+
+
+class MasterHandle:
+    def __init__(self, procs: Processes, workdir: str, extra_args: List[str], env: Dict[str, str],
+                 name: str = "master"):
+        self.procs = procs
+        self.name = name
+        self.workdir = workdir
+        self.extra_args = extra_args
+        self.env = env
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+
+    def start(self, timeout: float = 30) -> "MasterHandle":
+        argv = [PYTHON, "-m", "awq.master", "--work-dir", self.workdir, "--port", "0"]
+        self.proc = self.procs.start(argv + self.extra_args, self.name, env=self.env, cwd=REPO)
+        self.port = int(wait_until(self._logged_port, timeout, what="the master's port"))
+        return self
+
+    def _logged_port(self) -> Optional[int]:
+        assert self.proc is not None
+        text = self.procs.log_of(self.proc)
+        ports = re.findall(r"listening for workers on port (\d+)", text)
+        if ports:
+            return int(ports[-1])
+        if self.proc.poll() is not None:
+            raise AssertionError("the master exited early:\n" + text)
+        return None
+
+    def log(self) -> str:
+        assert self.proc is not None
+        return self.procs.log_of(self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.procs.stop(self.proc, sig)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    path = tmp_path / "spool"
+    return str(path)
+
+
+@pytest.fixture
+def start_master(procs, workdir):
+    count = [0]
+
+    def start(*extra_args: str, env: Optional[Dict[str, str]] = None) -> MasterHandle:
+        count[0] += 1
+        return MasterHandle(procs, workdir, list(extra_args), env or product_env(workdir),
+                            name="master%d" % count[0]).start()
+    return start
+
+
+@pytest.fixture
+def start_worker(procs, tmp_path):
+    counter = [0]
+
+    def start(port: int, cores: int = 1, extra: Optional[List[str]] = None) -> subprocess.Popen:
+        counter[0] += 1
+        scratch = tmp_path / ("worker%d" % counter[0])
+        scratch.mkdir()
+        argv = [shutil.which("work_queue_worker") or "work_queue_worker", "--cores", str(cores),
+                "--workdir", str(scratch), "--timeout", "120"] + (extra or []) + ["127.0.0.1", str(port)]
+        return procs.start(argv, "worker%d" % counter[0])
+    return start
+
+
+def run_tool(tool: str, args: List[str], workdir: str, stdin: Optional[str] = None,
+             cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run one of our CLIs (condor_submit, condor_q, ...) from the source tree."""
+    return subprocess.run([PYTHON, "-m", "awq.cli.%s" % tool] + args, input=stdin,
+                          capture_output=True, text=True, cwd=cwd or REPO,
+                          env=env or product_env(workdir), timeout=timeout)
+
+
+@pytest.fixture
+def tool(workdir):
+    def run(name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_tool(name, list(args), workdir, **kwargs)
+    return run

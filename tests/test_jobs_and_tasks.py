@@ -1,0 +1,96 @@
+"""Pure pieces the master relies on: record validation and job -> task translation."""
+
+from __future__ import annotations
+
+import pytest
+
+from awq import classad, jobs
+from awq.tasks import STDERR_NAME, STDOUT_NAME, WRAPPER_NAME, sandbox_name, task_spec
+
+
+def ad(**extra) -> dict:
+    base = {"ClusterId": 5, "ProcId": 0, "JobStatus": 1, "QDate": 1, "Cmd": "/opt/agent.sh",
+            "Arguments": "-x 'two words'", "Environment": "A=1 B='x y'",
+            "Out": "/logs/o", "Err": "/logs/e", "Iwd": "/logs"}
+    base.update(extra)
+    return base
+
+
+def test_a_good_record_passes():
+    assert jobs.validate_job(ad(), 5) == ad()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"ClusterId": 6}, "does not match"),
+    ({"ProcId": "0"}, "ProcId"),
+    ({"JobStatus": 2}, "JobStatus"),
+    ({"Cmd": ""}, "Cmd"),
+    ({"Out": "relative/path"}, "absolute"),
+    ({"Err": "/logs/../etc/passwd"}, "normalised"),
+    ({"Arguments": ["a"]}, "Arguments"),
+    ({"Environment": 3}, "Environment"),
+    ({"Bad Name": 1}, "attribute name"),
+    ({"Big": "x" * (jobs.MAX_STRING_LENGTH + 1)}, "longer"),
+    ({"Nul": "a\0b"}, "NUL"),
+    ({"Obj": object()}, "unsupported type"),
+])
+def test_bad_records_are_refused(bad, message):
+    with pytest.raises(jobs.InvalidJob, match=message):
+        jobs.validate_job(ad(**bad), 5)
+
+
+def test_non_dict_record_is_refused():
+    with pytest.raises(jobs.InvalidJob):
+        jobs.validate_job(["not", "a", "job"], 5)
+
+
+def test_task_runs_the_executable_with_quoted_arguments_and_separate_streams():
+    spec = task_spec(ad())
+    assert spec.inputs == [("/opt/agent.sh", "agent.sh")]
+    assert spec.outputs == [("/logs/o", STDOUT_NAME), ("/logs/e", STDERR_NAME)]
+    assert "./agent.sh -x 'two words' > awq.stdout 2> awq.stderr" in spec.command
+    assert spec.environment == {"A": "1", "B": "x y"}
+    assert spec.tag == "5.0" and spec.cores == 1
+
+
+def test_without_error_file_stderr_joins_stdout():
+    without_err = {k: v for k, v in ad().items() if k != "Err"}
+    spec = task_spec(without_err)
+    assert spec.command.endswith("> awq.stdout 2>&1")
+    assert spec.outputs == [("/logs/o", STDOUT_NAME)]
+
+
+def test_wrapper_is_shipped_and_runs_the_job():
+    spec = task_spec(ad(), wrapper="/etc/wrapper.sh")
+    assert ("/etc/wrapper.sh", WRAPPER_NAME) in spec.inputs
+    assert "./%s ./agent.sh -x" % WRAPPER_NAME in spec.command
+
+
+def test_requests_are_evaluated_over_the_job():
+    spec = task_spec(ad(DaskWorkerCores=2, DaskWorkerMemory=2000000000,
+                        RequestCpus=classad.Expr("MY.DaskWorkerCores"),
+                        RequestMemory=classad.Expr("floor(MY.DaskWorkerMemory / 1048576)"),
+                        RequestDisk=2048000))
+    assert (spec.cores, spec.memory_mb, spec.disk_mb) == (2, 1907, 2000)
+
+
+def test_executable_not_transferred_runs_in_place():
+    spec = task_spec(ad(Cmd="/bin/sh", TransferExecutable=False, Arguments="-c 'echo hi'"))
+    assert spec.inputs == []
+    assert spec.command.startswith("/bin/sh -c 'echo hi'")
+
+
+def test_proxy_is_shipped_and_exported():
+    spec = task_spec(ad(X509UserProxy="/tmp/x509up_u1000"))
+    assert ("/tmp/x509up_u1000", "awq.x509up") in spec.inputs
+    assert 'X509_USER_PROXY="$PWD/awq.x509up"' in spec.command
+
+
+@pytest.mark.parametrize("path, name", [
+    ("/a/agent.startup.1234", "agent.startup.1234"),
+    ("/a/we ird;name", "we_ird_name"),
+    ("/a/.hidden", "job_hidden"),
+    ("/a/awq.stdout", "job_awq.stdout"),
+])
+def test_sandbox_names_are_shell_safe(path, name):
+    assert sandbox_name(path) == name

@@ -1,0 +1,172 @@
+"""The spool: atomic files, locks, cluster ids, trust checks, the view condor_q reads."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+
+import pytest
+
+from awq import classad, jobs
+from awq.spool import Spool, SpoolError, atomic_write, loads_snapshot
+
+NOBODY = 65534
+
+
+def job(cluster: int, proc: int = 0, **extra) -> dict:
+    ad = {"ClusterId": cluster, "ProcId": proc, "JobStatus": 1, "QDate": 1, "Cmd": "/bin/true",
+          "Owner": "alice", "EnteredCurrentStatus": 1}
+    ad.update(extra)
+    return ad
+
+
+@pytest.fixture
+def spool(tmp_path):
+    return Spool(str(tmp_path / "spool"), create=True)
+
+
+def test_new_spool_is_private(spool):
+    assert os.stat(spool.root).st_mode & 0o777 == 0o700
+    for sub in (spool.queue_dir, spool.rm_dir):
+        assert os.stat(sub).st_mode & 0o077 == 0
+
+
+def test_missing_spool_is_a_clear_error(tmp_path):
+    with pytest.raises(SpoolError, match="does not exist"):
+        Spool(str(tmp_path / "nowhere"))
+
+
+def test_group_writable_spool_is_refused(spool):
+    os.chmod(spool.root, 0o770)
+    with pytest.raises(SpoolError, match="writable by group"):
+        Spool(spool.root)
+
+
+def test_spool_owned_by_another_user_is_refused(spool):
+    os.chown(spool.root, NOBODY, -1)
+    with pytest.raises(SpoolError, match="owned by"):
+        Spool(spool.root)
+
+
+def test_snapshot_owned_by_another_user_is_never_unpickled(spool):
+    spool.write_snapshot({"jobs": {}})
+    os.chown(spool.snapshot_path, NOBODY, -1)
+    with pytest.raises(SpoolError, match="owned by"):
+        spool.load_snapshot_if_present()
+
+
+def test_group_writable_record_is_not_read(spool):
+    spool.submit(lambda cid: [job(cid)])
+    path = spool.record_path(1)
+    os.chmod(path, 0o660)
+    with pytest.raises(SpoolError, match="writable by group"):
+        spool.read_record(os.path.basename(path))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/awq-evil-should-not-exist",))
+
+
+def test_snapshot_unpickler_refuses_arbitrary_classes(tmp_path):
+    data = pickle.dumps({"version": 1, "jobs": {}, "x": _Evil()})
+    with pytest.raises(SpoolError, match="not allowed"):
+        loads_snapshot(data)
+    assert not os.path.exists("/tmp/awq-evil-should-not-exist")
+
+
+def test_snapshot_round_trips_expressions(spool):
+    table = {(1, 0): job(1, PeriodicRemove=classad.Expr("CurrentTime - QDate > 10"))}
+    spool.write_snapshot({"jobs": table})
+    loaded = spool.load_snapshot_if_present()["jobs"][(1, 0)]
+    assert loaded["PeriodicRemove"] == classad.Expr("CurrentTime - QDate > 10")
+
+
+def test_atomic_write_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "f"
+    atomic_write(str(target), b"one")
+    atomic_write(str(target), b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_cluster_ids_increase_and_records_hold_the_jobs(spool):
+    first = spool.submit(lambda cid: [job(cid)])
+    second = spool.submit(lambda cid: [job(cid, 0), job(cid, 1)])
+    assert (first, second) == (1, 2)
+    assert [j["ProcId"] for j in spool.read_record("2.job")[1]] == [0, 1]
+
+
+def test_build_failure_burns_an_id_but_writes_no_record(spool):
+    def broken(cid):
+        raise ValueError("boom")
+    with pytest.raises(ValueError):
+        spool.submit(broken)
+    assert spool.pending_records() == []
+    assert spool.submit(lambda cid: [job(cid)]) == 2
+
+
+def _submit_many(root: str, count: int, out) -> None:
+    spool = Spool(root)
+    out.put([spool.submit(lambda cid: [job(cid)]) for _ in range(count)])
+
+
+def test_concurrent_submitters_get_distinct_ids(spool):
+    queue = multiprocessing.Queue()
+    workers = [multiprocessing.Process(target=_submit_many, args=(spool.root, 20, queue))
+               for _ in range(6)]
+    for proc in workers:
+        proc.start()
+    ids = []
+    for _ in workers:
+        ids.extend(queue.get(timeout=60))
+    for proc in workers:
+        proc.join(60)
+    assert sorted(ids) == list(range(1, 121))
+    assert len(spool.pending_records()) == 120
+
+
+def test_counter_restarts_past_known_ids_when_its_file_is_lost(spool):
+    spool.submit(lambda cid: [job(cid)])
+    spool.write_snapshot({"jobs": {(7, 0): job(7)}, "max_cluster_id": 7})
+    os.unlink(spool.counter_path)
+    assert spool.submit(lambda cid: [job(cid)]) == 8
+
+
+def test_queue_view_merges_snapshot_records_and_removals(spool):
+    spool.write_snapshot({"jobs": {(1, 0): job(1, JobStatus=2), (2, 0): job(2, JobStatus=4)}})
+    spool.submit(lambda cid: [job(cid)])  # takes id 3: past the snapshot's ids
+    spool.submit(lambda cid: [job(cid)])
+    spool.request_removal([(4, 0)])
+    view = spool.read_queue()
+    assert [(jobs.job_id(j), j["JobStatus"]) for j in view.jobs] == \
+        [((1, 0), 2), ((3, 0), 1), ((4, 0), 3)]
+
+
+def test_history_keeps_the_last_line_per_job(spool):
+    spool.append_history([job(1, JobStatus=2)])
+    spool.append_history([job(1, JobStatus=4, ExitCode=0)])
+    with open(spool.history_path, "ab") as handle:
+        handle.write(b'{"ClusterId": 2, "ProcId"')  # torn by a crash
+    history = spool.read_history()
+    assert [(j["ClusterId"], j["JobStatus"]) for j in history] == [(1, 4)]
+
+
+def test_master_alive_follows_the_lock(spool):
+    import fcntl
+    assert not spool.master_alive()
+    fd = os.open(spool.master_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert spool.master_alive()
+    finally:
+        os.close(fd)
+    assert not spool.master_alive()
+
+
+def test_stat_file_has_upstreams_format(spool):
+    spool.write_stat(3, 2, now=1234567890)
+    with open(spool.stat_path) as handle:
+        assert handle.read() == "WAITING=3\nRUNNING=2\nTIMESTAMP=1234567890\n"
+    assert spool.read_stat() == {"WAITING": 3, "RUNNING": 2, "TIMESTAMP": 1234567890}

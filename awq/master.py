@@ -341,7 +341,13 @@ class Master:
     def _sleep_until_spool_changes(self, baseline: Tuple[int, ...]) -> None:
         deadline = time.monotonic() + HEARTBEAT_INTERVAL
         drain = self.draining()
+        next_service = 0.0
         while not self.stop_requested and time.monotonic() < deadline:
+            if time.monotonic() >= next_service:
+                # Work Queue only accepts workers and updates the catalog inside
+                # wait(); with nothing queued it returns at once.
+                self.backend.wait(0)
+                next_service = time.monotonic() + 1.0
             if self._spool_mtimes() != baseline or self.draining() != drain:
                 return
             time.sleep(SPOOL_POLL_INTERVAL)

@@ -383,6 +383,9 @@ def spawn_watcher(paths: Tuple[str, ...], baseline: Tuple[int, ...], drain_path:
     if pid:
         return pid
     try:
+        # The master's handlers are not ours: a TERM to the process group must just end us.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
         drain = os.path.exists(drain_path)
         deadline = time.monotonic() + lifetime
         while time.monotonic() < deadline and os.getppid() == parent:

@@ -43,7 +43,7 @@ def start_foremen_and_workers(procs, tmp_path, master_port: int, foremen: int, w
         scratch.mkdir()
         foreman_procs.append(procs.start(
             [WQ_WORKER, "--foreman", "--foreman-port", str(base + index), "--workdir", str(scratch),
-             "--timeout", "300"] + list(extra) + ["127.0.0.1", str(master_port)],
+             "--timeout", "300", "-d", "wq", "-o", str(tmp_path / ("foreman%d.debug" % index))] + list(extra) + ["127.0.0.1", str(master_port)],
             "foreman%d" % index))
     managers = ["127.0.0.1:%d" % (base + i) for i in range(1, foremen + 1)]
     worker_procs = []
@@ -73,7 +73,7 @@ def test_kill_minus_nine_of_the_master_loses_no_job(tmp_path, procs, workdir):
                             name="master-%d" % round_number).start()
 
     master = start_master(0)
-    start_foremen_and_workers(procs, tmp_path, port, foremen=2, workers=4)
+    start_foremen_and_workers(procs, tmp_path, port, foremen=2, workers=6)
     job = short_job(tmp_path)
     outdir = tmp_path / "out"
     outdir.mkdir()

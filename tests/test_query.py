@@ -1,0 +1,119 @@
+"""condor_q / condor_status output for the exact command lines clients run (clients.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+
+from awq import classad, query
+from awq.query import UsageError
+
+NOW = 1700000000
+
+
+def job(cluster, status, **extra):
+    ad = {"ClusterId": cluster, "ProcId": 0, "JobStatus": status, "Owner": "vobox",
+          "Cmd": "/path/agent.startup.%d" % cluster, "QDate": NOW - 60,
+          "EnteredCurrentStatus": NOW - 30, "Arguments": "", "JobPrio": 0}
+    ad.update(extra)
+    return ad
+
+
+JOBS = [job(1, 1), job(2, 2, JobCurrentStartDate=NOW - 3661), job(3, 1, JobBatchName="dask-worker"),
+        job(4, 5, HoldReasonCode=12), job(5, 2, GridResource="condor ce ce:9619")]
+
+
+def q(*argv):
+    return query.render_q(query.parse_q_args(list(argv)), JOBS, now=NOW, schedd_name="vobox.cern.ch")
+
+
+def test_alien_counts_one_line_per_job():
+    assert len(q("-constraint", "JobStatus==1 || JobStatus==2").splitlines()) == 4
+    assert len(q("-constraint", "JobStatus==1").splitlines()) == 2
+
+
+def test_alien_totals_last_line():
+    last = q("vobox", "-totals").splitlines()[-1]
+    match = re.search(r"(\d+) idle,\s+(\d+) running,\s+(\d+) held,\s+(\d+) suspended", last)
+    assert match.groups() == ("2", "2", "1", "0")
+    assert last.startswith("Total for all users: 5 jobs;")
+
+
+def test_alien_format_with_undefined_attributes():
+    out = q("-format", "%d ", "ClusterId", "-format", "HoldReason=%s ", "HoldReasonCode",
+            "-format", "%s ", "GridJobId", "-format", "%s \\n", "Cmd")
+    lines = out.splitlines()
+    assert lines[0] == "1 /path/agent.startup.1 "
+    assert lines[3] == "4 HoldReason=12 /path/agent.startup.4 "
+    only_active = q("-constraint", "JobStatus==1 || JobStatus==2", "-format", "%d ", "ClusterId",
+                    "-format", "%s \\n", "Cmd")
+    assert only_active.splitlines() == ["%d /path/agent.startup.%d " % (c, c) for c in (1, 2, 3, 5)]
+
+
+def test_jalien_af_with_missing_attribute():
+    lines = q("-const", "JobStatus < 3", "-af", "JobStatus", "GridResource").splitlines()
+    parsed = [re.match(r"^\s*([12]).*\s(\S+)", line).groups() for line in lines]
+    assert parsed == [("1", "undefined"), ("2", "undefined"), ("1", "undefined"), ("2", "ce:9619")]
+
+
+def test_tardis_af_tab_separated():
+    rows = list(csv.reader(io.StringIO(q("-af:t", "Owner", "JobStatus", "ClusterId", "ProcId")),
+                           delimiter="\t"))
+    assert rows[0] == ["vobox", "1", "1", "0"] and len(rows) == 5
+
+
+def test_af_modifiers():
+    assert q("-af:jh", "JobStatus").splitlines()[:2] == ["ID JobStatus", "1.0 1"]
+    lines = q("-af:lj", "JobStatus").splitlines()
+    assert lines[0] == "1.0 JobStatus = 1"
+    assert q("-af:,", "ClusterId", "JobStatus").splitlines()[0] == "1, 1"
+    assert q("-af:r", "Owner").splitlines()[0] == '"vobox"'
+
+
+def test_ids_and_owners_select():
+    # -af takes every argument up to the next option, as HTCondor's does.
+    assert q("3", "-af", "ClusterId").split() == ["3"]
+    assert q("2.0", "4", "-af", "ClusterId").split() == ["2", "4"]
+    assert q("nobody", "-af", "ClusterId") == ""
+
+
+def test_default_table_and_batch_view():
+    table = q()
+    assert "-- Schedd: vobox.cern.ch" in table
+    assert re.search(r"^2\.0\s+vobox .* 0\+01:01:01 R ", table, re.M)
+    assert table.rstrip().splitlines()[-1].startswith("Total for all users: 5 jobs")
+    assert "dask-worker" in q("-batch")
+
+
+def test_long_and_json():
+    long_text = query.render_q(query.parse_q_args(["-l", "1"]),
+                               [job(1, 1, PeriodicRemove=classad.Expr("CurrentTime - QDate > 9"))],
+                               now=NOW, schedd_name="x")
+    assert "PeriodicRemove = CurrentTime - QDate > 9\n" in long_text
+    assert 'Owner = "vobox"\n' in long_text
+    data = json.loads(q("-json", "5"))
+    assert data[0]["GridResource"] == "condor ce ce:9619"
+
+
+@pytest.mark.parametrize("argv", [["-constraint"], ["-bogus"], ["-af"], ["-format", "%d"],
+                                  ["-constraint", "JobStatus =="], ["1.x"]])
+def test_usage_errors(argv):
+    with pytest.raises(UsageError):
+        query.parse_q_args(argv)
+
+
+def status(*argv):
+    return query.render_status(query.parse_status_args(list(argv)), JOBS, now=NOW,
+                               schedd_name="vobox.cern.ch")
+
+
+def test_old_jalien_condor_status_forms():
+    assert re.match(r"(\d+)\s+(\d+)", status("-schedd", "-af", "totalRunningJobs",
+                                             "totalIdleJobs")).groups() == ("2", "2")
+    assert status("-schedd", "-af", "totalIdleJobs").strip() == "2"
+    assert "vobox.cern.ch" in status("-schedd")
+    assert status() == ""

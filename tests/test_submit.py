@@ -1,0 +1,209 @@
+"""The submit language: the descriptions real clients write, quoting, macros, errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from awq import classad, submit
+from awq.submit import SubmitError
+
+CONTEXT = dict(cwd="/home/vobox", environ={"HOME": "/home/vobox", "X509_USER_PROXY": "/tmp/px",
+                                          "SITE": "Torino"},
+               owner="vobox", uid=1000, now=1700000000)
+
+
+def build(text: str, cluster: int = 7, **kwargs) -> list:
+    return submit.build_jobs(submit.parse_description(text, **kwargs), cluster_id=cluster,
+                             **CONTEXT)
+
+
+def one(text: str, **kwargs) -> dict:
+    jobs = build(text, **kwargs)
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+def test_alien_description_from_stdin():
+    job = one(
+        "executable = /path/agent.startup.1234\narguments = \n"
+        "grid_resource=condor ce.host ce.host:9619\nrequirements=(Arch == \"X86_64\")\n"
+        "output = /logdir/tmpfile.out\nerror  = /logdir/tmpfile.err\nlog    = /logdir/tmpfile.log\n"
+        "environment=CONDOR_ID=$(Cluster).$(Process);ALIEN_CM_AS_LDAP_PROXY=host:8084;"
+        "ALIEN_JOBAGENT_ID=1234.0;ALIEN_ALICE_CM_AS_LDAP_PROXY=host:8084\nqueue\n")
+    assert job["Cmd"] == "/path/agent.startup.1234"
+    assert submit.argv_of(job) == []
+    assert submit.environment_of(job) == {
+        "CONDOR_ID": "7.0", "ALIEN_CM_AS_LDAP_PROXY": "host:8084",
+        "ALIEN_JOBAGENT_ID": "1234.0", "ALIEN_ALICE_CM_AS_LDAP_PROXY": "host:8084"}
+    assert (job["Out"], job["Err"], job["UserLog"]) == \
+        ("/logdir/tmpfile.out", "/logdir/tmpfile.err", "/logdir/tmpfile.log")
+    assert job["GridResource"] == "condor ce.host ce.host:9619"
+    assert job["Requirements"] == classad.Expr('(Arch == "X86_64")')
+    assert (job["ClusterId"], job["ProcId"], job["JobStatus"], job["Owner"]) == (7, 0, 1, "vobox")
+
+
+def test_jalien_description_from_a_file():
+    job = one(
+        "cmd = /path/to/jobagent-script\noutput = out/jobagent.out\nerror = out/jobagent.err\n"
+        "log = out/jobagent.log\n+TransferOutput = \"\"\n"
+        "periodic_hold = JobStatus == 1 && GridJobStatus =?= undefined && CurrentTime - "
+        "EnteredCurrentStatus > 1800 || JobStatus <= 2 && CurrentTime - EnteredCurrentStatus > 172800\n"
+        "periodic_remove = CurrentTime - QDate > 259200\nuniverse = grid\n+WantJobRouter = True\n"
+        "job_lease_duration = 7200\nShouldTransferFiles = YES\nuse_x509userproxy = true\n"
+        "environment = \"ALIEN_CM_AS_LDAP_PROXY='host:port'\"\nqueue 1\n")
+    assert job["Cmd"] == "/path/to/jobagent-script"
+    assert job["Out"] == "/home/vobox/out/jobagent.out"
+    assert job["TransferOutput"] == "" and job["WantJobRouter"] is True
+    assert job["JobUniverse"] == 9 and job["JobLeaseDuration"] == 7200
+    assert job["ShouldTransferFiles"] == "YES"
+    assert job["X509UserProxy"] == "/tmp/px"
+    assert isinstance(job["PeriodicRemove"], classad.Expr)
+    assert classad.evaluate(job["PeriodicRemove"], job, now=1700000000 + 259201) is True
+    assert submit.environment_of(job) == {"ALIEN_CM_AS_LDAP_PROXY": "host:port"}
+
+
+def test_dask_description():
+    jobs = build(
+        "#!/usr/bin/env bash\n\nMY.DaskWorkerName = \"htcondor--$F(MY.JobId)--\"\n"
+        "batch_name = dask-worker\nRequestCpus = MY.DaskWorkerCores\n"
+        "RequestMemory = floor(MY.DaskWorkerMemory / 1048576)\n"
+        "RequestDisk = floor(MY.DaskWorkerDisk / 1024)\nMY.JobId = \"$(ClusterId).$(ProcId)\"\n"
+        "MY.DaskWorkerCores = 1\nMY.DaskWorkerMemory = 1000000000\nMY.DaskWorkerDisk = 1000000000\n\n"
+        "Arguments = \"-c 'python -m distributed.cli.dask_worker tcp://127.0.0.1:8786 --nthreads 1'\"\n"
+        "Executable = /bin/sh\n\nQueue\n")
+    job = jobs[0]
+    assert job["DaskWorkerName"] == "htcondor--7.0--"
+    assert job["JobId"] == "7.0" and job["JobBatchName"] == "dask-worker"
+    assert submit.argv_of(job) == ["-c", "python -m distributed.cli.dask_worker "
+                                         "tcp://127.0.0.1:8786 --nthreads 1"]
+    assert classad.evaluate_attr(job, "RequestMemory") == 953
+    assert classad.evaluate_attr(job, "RequestCpus") == 1
+
+
+@pytest.mark.parametrize("line, argv", [
+    ("arguments = a b  c", ["a", "b", "c"]),
+    ("arguments = \"'one arg' two\"", ["one arg", "two"]),
+    ("arguments = \"'it''s' \"\"quoted\"\"\"", ["it's", '"quoted"']),
+    ("args = -x \\\"y\\\"", ["-x", '"y"']),
+    ("arguments = \"''\"", [""]),
+    ("arguments =", []),
+])
+def test_arguments(line, argv):
+    assert submit.argv_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == argv
+
+
+@pytest.mark.parametrize("line, env", [
+    ("environment = A=1;B=two words;;C=", {"A": "1", "B": "two words", "C": ""}),
+    ("env = \"A='x y' B=2 C='it''s'\"", {"A": "x y", "B": "2", "C": "it's"}),
+    ("environment = \"URL=a=b\"", {"URL": "a=b"}),
+])
+def test_environment(line, env):
+    assert submit.environment_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == env
+
+
+def test_getenv_copies_the_submitters_environment_and_submitted_values_win():
+    job = one("executable = /bin/true\ngetenv = true\nenvironment = SITE=CERN\nqueue\n")
+    assert submit.environment_of(job)["SITE"] == "CERN"
+    assert submit.environment_of(job)["HOME"] == "/home/vobox"
+
+
+def test_queue_n_and_item_lists_number_processes():
+    jobs = build("executable = /bin/true\narguments = $(Process) $(Item)\nqueue 2 in (a, b)\n")
+    assert [submit.argv_of(j) for j in jobs] == [["0", "a"], ["1", "a"], ["2", "b"], ["3", "b"]]
+
+
+def test_settings_after_a_queue_apply_to_later_queues():
+    jobs = build("executable = /bin/true\narguments = first\nqueue\narguments = second\nqueue 2\n")
+    assert [submit.argv_of(j) for j in jobs] == [["first"], ["second"], ["second"]]
+
+
+def test_macros_continuations_comments_and_case():
+    job = one("# a comment\nEXECUTABLE = /opt/$(name)\nname = agent.sh\n"
+              "Arguments = $ENV(SITE) $(undefined_macro) \\\n $(missing:dflt)\nqueue\n")
+    assert job["Cmd"] == "/opt/agent.sh"
+    assert submit.argv_of(job) == ["Torino", "dflt"]
+
+
+def test_unknown_commands_and_attributes_are_kept():
+    job = one("executable = /bin/true\nfoo_bar = baz\n+Site = \"Torino\"\nMY.Cores = 8\nqueue\n")
+    assert (job["foo_bar"], job["Site"], job["Cores"]) == ("baz", "Torino", 8)
+
+
+def test_request_units():
+    job = one("executable = /bin/true\nrequest_memory = 2 GB\nrequest_disk = 3M\n"
+              "request_cpus = 4\nqueue\n")
+    assert (job["RequestMemory"], job["RequestDisk"], job["RequestCpus"]) == (2048, 3072, 4)
+
+
+def test_relative_paths_follow_initialdir():
+    job = one("executable = bin/agent\ninitialdir = /data/run\noutput = ../logs/o\nqueue\n")
+    assert (job["Cmd"], job["Iwd"], job["Out"]) == ("/data/run/bin/agent", "/data/run", "/data/logs/o")
+
+
+def test_append_and_queue_override():
+    job = build("executable = /bin/true\nqueue\n", append=["batch_name = b1"])[0]
+    assert job["JobBatchName"] == "b1"
+    assert len(build("executable = /bin/true\nqueue\n", queue_override="3")) == 3
+
+
+def test_files_to_check():
+    job = one("executable = /x/agent\noutput = /logs/o\nlog = /logs/l\nqueue\n")
+    assert ("executable", "/x/agent") in submit.files_to_check(job)
+    assert ("output", "/logs/o") in submit.files_to_check(job)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("executable = /bin/true\n", "queue"),
+    ("output = /tmp/o\nqueue\n", "executable"),
+    ("executable = /bin/true\nqueue 100000\n", "at most 10000"),
+    ("executable = /bin/true\nqueue 5000\nqueue 5001\n", "at most 10000"),
+    ("executable = /bin/true\nthis line is junk\nqueue\n", "line 2"),
+    ("executable = /bin/true\narguments = \"a b\nqueue\n", "double quote"),
+    ("executable = /bin/true\narguments = \"'a b\"\nqueue\n", "single quote"),
+    ("executable = /bin/true\narguments = a\"b\nqueue\n", "double quote"),
+    ("executable = /bin/true\nenvironment = NOVALUE\nqueue\n", "NAME=value"),
+    ("executable = /bin/true\na = $(b)\nb = $(a)\narguments = $(a)\nqueue\n", "nested"),
+    ("executable = /bin/true\nuniverse = nonsense\nqueue\n", "universe"),
+    ("executable = /bin/true\n+Bad = (1 +\nqueue\n", "Bad"),
+    ("executable = /bin/true\ntransfer_executable = maybe\nqueue\n", "true or false"),
+    ("executable = /bin/true\nqueue x from /etc/list\n", "not supported"),
+    ("executable = /bin/\0true\nqueue\n", "NUL"),
+    ("executable = /bin/true\nqueue 0\n", "no job"),
+])
+def test_errors(text, message):
+    with pytest.raises(SubmitError, match=message):
+        build(text)
+
+
+def test_huge_queue_is_refused_without_building_ads():
+    desc = "executable = /bin/true\nqueue 9999\n" * 2
+    with pytest.raises(SubmitError):
+        submit.parse_description(desc)
+
+
+# ---------------------------------------------------------------- properties
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_descriptions_raise_only_submit_errors(text):
+    try:
+        build(text)
+    except SubmitError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_characters="\0"), max_size=12), max_size=6))
+def test_arguments_round_trip(argv):
+    job = {"Arguments": submit.join_arguments(argv)}
+    assert submit.argv_of(job) == argv
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
+                       st.text(st.characters(blacklist_characters="\0"), max_size=12), max_size=5))
+def test_environment_round_trips(env):
+    job = {"Environment": submit.join_environment(env)}
+    assert submit.environment_of(job) == env

@@ -506,6 +506,11 @@ def install_signal_handlers(master: Master) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (pip install)."""
     from awq.cli.common import run_main
     run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -168,10 +168,8 @@ class Backend:
         for name, value in spec.environment.items():
             task.specify_environment_variable(name, value)
         task.specify_cores(spec.cores)
-        if spec.memory_mb:
-            task.specify_memory(spec.memory_mb)
-        if spec.disk_mb:
-            task.specify_disk(spec.disk_mb)
+        task.specify_memory(spec.memory_mb)
+        task.specify_disk(spec.disk_mb)
         task_id = self.queue.submit(task)
         self._tasks[task_id] = task
         return task_id

@@ -90,8 +90,11 @@ def test_kill_minus_nine_of_the_master_loses_no_job(tmp_path, procs, workdir):
 
     thread = threading.Thread(target=submitter)
     thread.start()
-    for kill_round in range(2):
-        time.sleep(rng.uniform(1.0, 4.0))
+    # Kill at random points while jobs flow, so some are running when the master dies.
+    for kill_round, threshold in enumerate(sorted(rng.sample(range(20, 240), 2))):
+        wait_until(lambda: len(finished_jobs(workdir)) >= threshold, 300, interval=0.1,
+                   what="%d finished jobs" % threshold)
+        time.sleep(rng.uniform(0.0, 1.0))
         master.proc.send_signal(signal.SIGKILL)
         master.proc.wait(10)
         master = start_master(kill_round + 1)

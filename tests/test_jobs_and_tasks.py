@@ -51,6 +51,8 @@ def test_task_runs_the_executable_with_quoted_arguments_and_separate_streams():
     assert "./agent.sh -x 'two words' > awq.stdout 2> awq.stderr" in spec.command
     assert spec.environment == {"A": "1", "B": "x y"}
     assert spec.tag == "5.0" and spec.cores == 1
+    # Nominal memory and disk: Work Queue then packs tasks by cores alone.
+    assert (spec.memory_mb, spec.disk_mb) == (1, 1)
 
 
 def test_without_error_file_stderr_joins_stdout():

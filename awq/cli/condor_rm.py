@@ -154,5 +154,10 @@ def _not_found(kind: str, value: object) -> str:
     return 'Couldn\'t find/remove all jobs of user "%s"' % value
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (pip install)."""
     run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -24,5 +24,10 @@ def main(argv: List[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (pip install)."""
     run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,30 @@
+"""pip install . : the awq package and its commands, for a Python-only install.
+
+The commands are console scripts, so pip writes them with the interpreter
+that installs them: a fixed path, never a shim looked up at every call.
+Work Queue's own module must be importable by that interpreter (conda's
+ndcctools, or a venv made with --system-site-packages on Debian).
+"""
+
+import re
+
+from setuptools import setup
+
+with open("awq/__init__.py") as handle:
+    VERSION = re.search(r'__version__ = "([^"]+)"', handle.read()).group(1)
+
+setup(
+    name="alien-workqueue",
+    version=VERSION,
+    description="HTCondor-compatible front end (condor_submit, condor_q, ...) for CCTools Work Queue",
+    packages=["awq", "awq.cli"],
+    python_requires=">=3.9",
+    entry_points={"console_scripts": [
+        "condor_submit = awq.cli.condor_submit:cli",
+        "condor_q = awq.cli.condor_q:cli",
+        "condor_rm = awq.cli.condor_rm:cli",
+        "condor_status = awq.cli.condor_status:cli",
+        "alien_work_queue = awq.master:cli",
+    ]},
+    scripts=["bin/alien_wq_worker.sh", "etc/alien_job_wrapper.sh"],
+)

@@ -71,6 +71,10 @@ def check_trusted(path: str, want_dir: bool) -> os.stat_result:
         raise
     except OSError as err:
         raise SpoolError("cannot inspect %s: %s" % (path, err.strerror))
+    return _check_stat(path, st, want_dir)
+
+
+def _check_stat(path: str, st: os.stat_result, want_dir: bool) -> os.stat_result:
     kind_ok = stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)
     if not kind_ok:
         what = "a directory" if want_dir else "a regular file"
@@ -123,16 +127,23 @@ def _unlink_quietly(path: str) -> None:
 
 
 def read_trusted(path: str, limit: int) -> bytes:
-    """Read a file after the trust check, refusing files larger than limit."""
-    st = check_trusted(path, want_dir=False)
-    if st.st_size > limit:
-        raise SpoolError("%s is %d bytes, more than the %d allowed" % (path, st.st_size, limit))
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    """Read a file we own and only we can write, refusing files larger than limit.
+
+    The checks apply to the open descriptor, not the path: the master swaps
+    files in by rename at any moment, and what we read must be what we checked.
+    """
     try:
-        # Check again through the open descriptor: the path may have been swapped.
-        fst = os.fstat(fd)
-        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-            raise SpoolError("%s changed while it was being opened" % path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SpoolError("%s is a symbolic link: refusing to use it" % path)
+        raise SpoolError("cannot open %s: %s" % (path, err.strerror))
+    try:
+        st = _check_stat(path, os.fstat(fd), want_dir=False)
+        if st.st_size > limit:
+            raise SpoolError("%s is %d bytes, more than the %d allowed" % (path, st.st_size, limit))
         chunks = []
         remaining = limit + 1
         while remaining > 0:

@@ -45,6 +45,24 @@ def free_port_block(count: int) -> int:
     raise RuntimeError("no block of %d free ports found" % count)
 
 
+def cmake_install(prefix: str, build: str) -> None:
+    """Install the project the way a site does: CMake against Debian's CCTools."""
+    subprocess.run(["cmake", "-S", REPO, "-B", build, "-DCCTOOLS=/usr",
+                    "-DCMAKE_INSTALL_PREFIX=" + prefix], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", build, "--target", "install"], check=True,
+                   capture_output=True)
+
+
+def sourced_env(prefix: str, **extra: str) -> Dict[str, str]:
+    """The environment after `source $prefix/etc/env.sh`, as a dict."""
+    out = subprocess.run(["bash", "-c", '. "%s/etc/env.sh" && env -0' % prefix],
+                         capture_output=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")})
+    env = dict(entry.split("=", 1) for entry in out.stdout.decode().split("\0") if "=" in entry)
+    env.update(extra)
+    return env
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
                what: str = "condition") -> object:
     deadline = time.monotonic() + timeout

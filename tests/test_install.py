@@ -1,0 +1,125 @@
+"""Installing: CMake (both spellings), env.sh, pip, and the job wrapper."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import REPO, cmake_install
+
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C"}
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory):
+    root = tmp_path_factory.mktemp("install")
+    cmake_install(str(root / "prefix"), str(root / "build"))
+    return str(root / "prefix")
+
+
+INSTALLED = ["bin/alien_work_queue", "bin/condor_q", "bin/condor_submit", "bin/condor_rm",
+             "bin/condor_status", "bin/alien_wq_worker.sh", "etc/alien_job_wrapper.sh"]
+
+
+def test_cmake_installs_upstreams_files(prefix):
+    for name in INSTALLED:
+        path = os.path.join(prefix, name)
+        assert os.access(path, os.X_OK), name
+    assert os.path.isfile(os.path.join(prefix, "etc", "env.sh"))
+    assert os.path.isfile(os.path.join(prefix, "lib", "alien-workqueue", "python", "awq", "master.py"))
+
+
+def test_wrappers_use_a_fixed_interpreter(prefix):
+    text = open(os.path.join(prefix, "bin", "condor_q")).read()
+    assert "/usr/bin/env" not in text
+    assert 'exec "/usr/bin/python3" -m awq.cli.condor_q "$@"' in text
+
+
+def test_upstream_spelling_mkdir_build_make_install(tmp_path):
+    build = tmp_path / "build"
+    build.mkdir()
+    subprocess.run(["cmake", REPO, "-DCMAKE_INSTALL_PREFIX=%s" % (tmp_path / "p"), "-DCCTOOLS=/usr"],
+                   cwd=str(build), check=True, capture_output=True)
+    subprocess.run(["make", "install"], cwd=str(build), check=True, capture_output=True)
+    assert os.access(str(tmp_path / "p" / "bin" / "alien_work_queue"), os.X_OK)
+
+
+def test_env_sh_sets_the_environment_and_is_idempotent(prefix, tmp_path):
+    script = ('set -u; . "%s/etc/env.sh"; . "%s/etc/env.sh"; echo "$CCTOOLS"; echo "$ALIEN_WORKQUEUE"; '
+              'echo "$PATH"; echo "$PYTHONPATH"; command -v condor_q; '
+              'python3 -c "import awq, work_queue; print(awq.__file__)"') % (prefix, prefix)
+    out = subprocess.run(["bash", "-c", script], env=CLEAN_ENV, capture_output=True, text=True,
+                         cwd=str(tmp_path))  # not the repository: import the installed awq
+    assert out.returncode == 0, out.stderr
+    cctools, home, path, pythonpath, condor_q, awq_file = out.stdout.splitlines()
+    assert (cctools, home) == ("/usr", prefix)
+    assert path.split(":")[:2] == [prefix + "/bin", "/usr/bin"]
+    assert path.count(prefix + "/bin") == 1
+    assert pythonpath.split(":") == [prefix + "/lib/alien-workqueue/python",
+                                     "/usr/lib/python3/dist-packages"]
+    assert condor_q == prefix + "/bin/condor_q"
+    assert awq_file.startswith(prefix)
+
+
+def test_installed_commands_work_without_env_sh(prefix, tmp_path):
+    env = dict(CLEAN_ENV, AWQ_WORKDIR=str(tmp_path / "spool"))
+    help_text = subprocess.run([os.path.join(prefix, "bin", "condor_submit"), "-help"], env=env,
+                               capture_output=True, text=True)
+    assert help_text.returncode == 0 and "Usage: condor_submit" in help_text.stdout
+    master = subprocess.run([os.path.join(prefix, "bin", "alien_work_queue"), "--help"], env=env,
+                            capture_output=True, text=True)
+    assert master.returncode == 0 and "--catalog-host" in master.stdout
+
+
+def test_configure_fails_clearly_without_cctools(tmp_path):
+    result = subprocess.run(["cmake", "-S", REPO, "-B", str(tmp_path / "b"),
+                             "-DCCTOOLS=/nonexistent"], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "has no bin/work_queue_worker" in result.stderr
+
+
+def test_configure_fails_clearly_without_the_python_module(tmp_path):
+    fake = tmp_path / "cctools"
+    (fake / "bin").mkdir(parents=True)
+    os.symlink("/usr/bin/work_queue_worker", str(fake / "bin" / "work_queue_worker"))
+    result = subprocess.run(["cmake", "-S", REPO, "-B", str(tmp_path / "b"), "-DCCTOOLS=%s" % fake,
+                             "-DPYTHON=/root/.pyenv/versions/3.11.7/bin/python3"
+                             if os.path.exists("/root/.pyenv/versions/3.11.7/bin/python3")
+                             else "-DPYTHON=/usr/bin/python3.11-nonexistent"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "can import Work Queue" in result.stderr
+
+
+def test_pip_install_into_a_venv(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", REPO], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    for name in ("condor_submit", "condor_q", "condor_rm", "condor_status", "alien_work_queue",
+                 "alien_wq_worker.sh", "alien_job_wrapper.sh"):
+        assert os.access(str(venv / "bin" / name), os.X_OK), name
+    assert open(str(venv / "bin" / "condor_q")).readline().strip() == "#!%s" % (venv / "bin" / "python3")
+    out = subprocess.run([str(venv / "bin" / "condor_rm"), "-help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: condor_rm" in out.stdout
+
+
+def test_job_wrapper_keeps_only_a_minimal_environment():
+    env = dict(CLEAN_ENV, ALIEN_FOO="a b 'c'\nnext line", OTHER="x", X509_USER_PROXY="/tmp/px",
+               USER="vobox")
+    out = subprocess.run([os.path.join(REPO, "etc", "alien_job_wrapper.sh"), "env", "-0"], env=env,
+                         capture_output=True)
+    assert out.returncode == 0
+    seen = dict(entry.split("=", 1) for entry in out.stdout.decode().split("\0") if entry)
+    assert seen["ALIEN_FOO"] == "a b 'c'\nnext line"
+    assert seen["PATH"] == "/bin:/usr/bin" and seen["LANG"] == "C" and seen["USER"] == "vobox"
+    assert seen["X509_USER_PROXY"] == "/tmp/px"
+    assert "OTHER" not in seen
+
+
+def test_job_wrapper_passes_the_exit_status():
+    assert subprocess.run([os.path.join(REPO, "etc", "alien_job_wrapper.sh"), "sh", "-c", "exit 7"],
+                          env=CLEAN_ENV).returncode == 7

@@ -1,0 +1,104 @@
+"""The chain as a site runs it: CMake install, env.sh, alien_wq_worker.sh, installed commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import (MasterHandle, cmake_install, free_port, free_port_block, pid_alive,
+                      sourced_env, wait_until)
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    cmake_install(str(root / "prefix"), str(root / "build"))
+    return str(root / "prefix")
+
+
+class Site:
+    """An installed alien-workqueue with 3 foremen and 5 workers from alien_wq_worker.sh."""
+
+    def __init__(self, prefix: str, tmp_path, procs):
+        self.prefix = prefix
+        self.tmp = tmp_path
+        self.procs = procs
+        self.port = free_port()
+        self.spool = str(tmp_path / "spool")
+        self.env = sourced_env(prefix, AWQ_WORKDIR=self.spool, WQ_MASTER="127.0.0.1:%d" % self.port,
+                               WQ_WORKDIR=str(tmp_path / "wq"), WQ_DRAIN=str(tmp_path / "drain"),
+                               WQ_MASTER_BASEPORT=str(free_port_block(3)), WQ_NUM_FOREMEN="3",
+                               WQ_NUM_WORKERS="5", WQ_RESTART_DELAY="1")
+        self.master = None
+
+    def run(self, *argv: str, stdin=None) -> subprocess.CompletedProcess:
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True,
+                              input=stdin, cwd=str(self.tmp), timeout=120)
+
+    def start_master(self, *args: str) -> None:
+        self.master = MasterHandle(self.procs, self.spool, [], self.env,
+                                   name="master-%d" % len(self.procs.started))
+        argv = [os.path.join(self.prefix, "bin", "alien_work_queue"), "--work-dir", self.spool,
+                "--port", str(self.port)] + list(args)
+        self.master.proc = self.procs.start(argv, self.master.name, env=self.env, cwd=str(self.tmp))
+        self.master.port = self.port
+        wait_until(lambda: "listening for workers" in self.master.log(), 30, what="the master")
+
+    def tracked_pids(self) -> list:
+        piddir = os.path.join(self.env["WQ_WORKDIR"], "pids")
+        return [int(open(os.path.join(piddir, n)).read()) for n in os.listdir(piddir)]
+
+
+@pytest.fixture
+def site(prefix, tmp_path, procs):
+    site = Site(prefix, tmp_path, procs)
+    yield site
+    site.run("alien_wq_worker.sh", "stop")
+
+
+def submit_and_read(site: Site, description: str, output: str, marker: str) -> str:
+    result = site.run("condor_submit", stdin=description)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^1 job\(s\) submitted to cluster \d+\.$", result.stdout, re.M)
+    path = os.path.join(str(site.tmp), output)
+    return wait_until(lambda: os.path.exists(path) and marker in open(path).read()
+                      and open(path).read(), 90, interval=0.1, what=output)
+
+
+def test_installed_site_runs_jobs_with_and_without_the_wrapper(site):
+    assert site.run("which", "condor_submit").stdout.strip() == site.prefix + "/bin/condor_submit"
+    job = site.tmp / "job.sh"
+    job.write_text('#!/bin/sh\necho "this is a ${ALIEN_TEST_VARIABLE}${FILTERED_OUT}"\n')
+    job.chmod(0o755)
+    site.start_master("--job-wrapper", site.prefix + "/etc/alien_job_wrapper.sh")
+    assert site.run("alien_wq_worker.sh", "start-foremen").returncode == 0
+    assert site.run("alien_wq_worker.sh", "start-workers").returncode == 0
+    assert site.run("alien_wq_worker.sh", "count-foremen").stdout.strip() == "3"
+    assert site.run("alien_wq_worker.sh", "count-workers").stdout.strip() == "5"
+    description = ("executable = job.sh\noutput = job.out\n"
+                   "environment = ALIEN_TEST_VARIABLE=test;FILTERED_OUT=yabba\nqueue\n")
+    assert submit_and_read(site, description, "job.out", "this is a").strip() == "this is a test"
+
+    site.master.stop()
+    os.unlink(str(site.tmp / "job.out"))
+    site.start_master()
+    assert submit_and_read(site, description, "job.out", "this is a").strip() == "this is a testyabba"
+
+    # AliEn's shape: stdin, arguments, $(Cluster).$(Process) in the environment.
+    agent = site.tmp / "agent.startup.42"
+    agent.write_text('#!/bin/sh\necho "args=$* id=$CONDOR_ID agent=$ALIEN_JOBAGENT_ID"\n')
+    agent.chmod(0o755)
+    text = submit_and_read(site, "executable = %s\narguments = -a b\noutput = alien.out\n"
+                           "error = alien.err\nlog = alien.log\nenvironment=CONDOR_ID=$(Cluster)."
+                           "$(Process);ALIEN_JOBAGENT_ID=42.0\nqueue\n" % agent, "alien.out", "args=")
+    assert re.match(r"args=-a b id=\d+\.0 agent=42\.0$", text.strip()), text
+    queue = site.run("condor_q", "-constraint", "JobStatus==1 || JobStatus==2")
+    assert queue.returncode == 0
+
+    pids = site.tracked_pids()
+    assert len(pids) == 16
+    assert site.run("alien_wq_worker.sh", "stop").returncode == 0
+    assert [pid for pid in pids if pid_alive(pid)] == []

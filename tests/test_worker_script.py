@@ -1,0 +1,140 @@
+"""alien_wq_worker.sh with real foremen and workers; a bare Work Queue master stands as manager."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+import work_queue
+
+from conftest import REPO, free_port_block, pid_alive, wait_until
+
+SCRIPT = os.path.join(REPO, "bin", "alien_wq_worker.sh")
+
+
+class Script:
+    def __init__(self, tmp_path, master_port: int, **extra: str):
+        self.workdir = str(tmp_path / "wq")
+        self.env = dict(os.environ, WQ_MASTER="127.0.0.1:%d" % master_port, WQ_WORKDIR=self.workdir,
+                        WQ_DRAIN=str(tmp_path / "drain"),
+                        WQ_MASTER_BASEPORT=str(free_port_block(3)), WQ_NUM_FOREMEN="3",
+                        WQ_NUM_WORKERS="5", WQ_RESTART_DELAY="1", WQ_IDLETIMEOUT="60")
+        self.env.update(extra)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([SCRIPT] + list(args), env=self.env, capture_output=True, text=True,
+                              timeout=120)
+
+    def tracked_pids(self) -> list:
+        pids = []
+        piddir = os.path.join(self.workdir, "pids")
+        for name in os.listdir(piddir) if os.path.isdir(piddir) else []:
+            text = open(os.path.join(piddir, name)).read().strip()
+            if text.isdigit():
+                pids.append(int(text))
+        return pids
+
+
+@pytest.fixture
+def script_factory(tmp_path):
+    made = []
+
+    def make(master_port: int, **extra: str) -> Script:
+        made.append(Script(tmp_path, master_port, **extra))
+        return made[-1]
+    yield make
+    for script in made:  # the script's own stop, by its PID files
+        pids = script.tracked_pids()
+        script.run("stop")
+        for pid in pids:
+            assert not pid_alive(pid), "PID %d survived stop" % pid
+
+
+def run_one_task(queue, command: str = "echo through-the-foreman", timeout: float = 60):
+    task = work_queue.Task(command)
+    for setter in (task.specify_cores, task.specify_memory, task.specify_disk):
+        setter(1)
+    queue.submit(task)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = queue.wait(1)
+        if done:
+            return done
+    raise AssertionError("no task came back in %d s" % timeout)
+
+
+def test_three_foremen_five_workers_count_status_task_and_stop(script_factory):
+    queue = work_queue.WorkQueue(port=0)
+    script = script_factory(queue.port)
+    assert script.run("start-foremen").returncode == 0
+    assert script.run("start-workers").returncode == 0
+    assert script.run("count-foremen").stdout.strip() == "3"
+    assert script.run("count-workers").stdout.strip() == "5"
+    status = script.run("status").stdout.splitlines()
+    assert len(status) == 8 and all("running" in line for line in status)
+    again = script.run("start-foremen")
+    assert again.stdout.count("already running") == 3
+    assert run_one_task(queue).output.strip() == "through-the-foreman"
+    pids = script.tracked_pids()
+    assert len(pids) == 16  # a loop and its work_queue_worker for each
+    assert script.run("stop").returncode == 0
+    for pid in pids:
+        assert not pid_alive(pid), pid
+    assert script.run("count-workers").stdout.strip() == "0"
+
+
+def test_drain_makes_the_loops_exit(script_factory, tmp_path):
+    queue = work_queue.WorkQueue(port=0)
+    script = script_factory(queue.port, WQ_NUM_WORKERS="2", WQ_IDLETIMEOUT="2")
+    script.run("start-foremen")
+    script.run("start-workers")
+    assert script.run("drain").returncode == 0
+    # Workers idle out after 2 s and, with the drain file present, are not restarted.
+    wait_until(lambda: script.run("count-workers").stdout.strip() == "0", 60,
+               interval=0.5, what="drained workers to exit")
+    refused = script.run("start-workers")
+    assert refused.returncode != 0 and "drain file" in refused.stderr
+
+
+def test_password_reaches_foremen_and_workers(script_factory, tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("worker-secret\n")
+    queue = work_queue.WorkQueue(port=0)
+    queue.specify_password_file(str(password))
+    script = script_factory(queue.port, WQ_PASSWORD=str(password), WQ_NUM_FOREMEN="1",
+                            WQ_NUM_WORKERS="1")
+    script.run("start-foremen")
+    script.run("start-workers")
+    assert run_one_task(queue, "echo authenticated").output.strip() == "authenticated"
+
+
+def test_single_task_is_checked_against_this_work_queue(script_factory):
+    queue = work_queue.WorkQueue(port=0)
+    script = script_factory(queue.port, WQ_SINGLETASK="1", WQ_NUM_WORKERS="1")
+    result = script.run("start-workers")
+    assert "no --single-task" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["bogus"], [], ["foremen"], ["workers", "x"]])
+def test_bad_commands_fail_with_usage(tmp_path, args):
+    result = subprocess.run([SCRIPT] + args, capture_output=True, text=True,
+                            env=dict(os.environ, WQ_WORKDIR=str(tmp_path)))
+    assert result.returncode == 1 and result.stderr
+
+
+def test_help_exits_zero_and_names_every_variable():
+    result = subprocess.run([SCRIPT, "help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for name in ("WQ_MASTER", "WQ_FOREMEN", "WQ_NUM_FOREMEN", "WQ_NUM_WORKERS", "WQ_MASTER_BASEPORT",
+                 "WQ_WORKDIR", "WQ_DRAIN", "WQ_SINGLETASK", "WQ_IDLETIMEOUT", "WQ_DEBUG",
+                 "WQ_PASSWORD", "start-foremen", "stop-workers", "count-foremen", "status", "drain"):
+        assert name in result.stdout, name
+
+
+def test_bad_master_address_is_refused(tmp_path):
+    result = subprocess.run([SCRIPT, "start-foremen"], capture_output=True, text=True,
+                            env=dict(os.environ, WQ_WORKDIR=str(tmp_path / "w"),
+                                     WQ_DRAIN=str(tmp_path / "d"), WQ_MASTER="no-port-here"))
+    assert result.returncode == 1 and "host:port" in result.stderr

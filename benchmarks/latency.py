@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Submit-to-output latency through a real master, foreman and workers.
+"""Submit-to-start and submit-to-output latency through a real master and workers.
 
-Each sample: run condor_submit for a job that writes one line, and time
-until its output file holds that line. Measured twice: with the queue idle,
-and with long-running jobs outstanding (the case where Work Queue's wait()
-blocks whole seconds). Every scenario runs with the early wake-up on and
-off (AWQ_DISABLE_EARLY_WAKE=1) so the difference is visible.
+Each sample runs condor_submit (a fresh process, as AliEn does) for a job
+that stamps the time it starts into a file and prints one line; we record
+when the job started and when its output file was complete. Scenarios:
+workers attached directly or through a foreman, with the queue idle or with
+long jobs outstanding (where Work Queue's wait() blocks whole seconds), and
+the early wake-up on and off (AWQ_DISABLE_EARLY_WAKE=1).
 
     .venv/bin/python benchmarks/latency.py [--samples N] [--output FILE]
 """
@@ -37,7 +38,7 @@ def free_port() -> int:
 class Cluster:
     """A master, one foreman and a few workers, all on loopback."""
 
-    def __init__(self, root: str, early_wake: bool, workers: int):
+    def __init__(self, root: str, early_wake: bool, workers: int, foreman: bool):
         self.root = root
         self.spool = os.path.join(root, "spool")
         self.env = dict(os.environ, AWQ_WORKDIR=self.spool,
@@ -48,11 +49,13 @@ class Cluster:
         port, foreman_port = free_port(), free_port()
         self._start([sys.executable, "-m", "awq.master", "--work-dir", self.spool,
                      "--port", str(port)], "master")
-        self._start([WQ_WORKER, "--foreman", "--foreman-port", str(foreman_port), "--timeout", "120",
-                     "--workdir", self._dir("foreman"), "127.0.0.1", str(port)], "foreman")
+        if foreman:
+            self._start([WQ_WORKER, "--foreman", "--foreman-port", str(foreman_port), "--timeout",
+                         "120", "--workdir", self._dir("foreman"), "127.0.0.1", str(port)], "foreman")
+        manager = foreman_port if foreman else port
         for index in range(workers):
             self._start([WQ_WORKER, "--cores", "1", "--timeout", "120",
-                         "--workdir", self._dir("worker%d" % index), "127.0.0.1", str(foreman_port)],
+                         "--workdir", self._dir("worker%d" % index), "127.0.0.1", str(manager)],
                         "worker%d" % index)
         self._wait_for_heartbeat()
 
@@ -104,13 +107,13 @@ def wait_for_line(path: str, line: str, timeout: float = 60) -> None:
     raise SystemExit("timed out waiting for %s" % path)
 
 
-def measure(early_wake: bool, busy: bool, samples: int) -> list:
+def measure(early_wake: bool, busy: bool, foreman: bool, samples: int) -> tuple:
     root = tempfile.mkdtemp(prefix="awq-bench-")
-    cluster = Cluster(root, early_wake, workers=3 if busy else 1)
+    cluster = Cluster(root, early_wake, workers=3 if busy else 1, foreman=foreman)
     try:
         job = os.path.join(root, "job.sh")
         with open(job, "w") as handle:
-            handle.write("#!/bin/sh\necho done $1\n")
+            handle.write("#!/bin/sh\ndate +%s.%N > \"$2\"\necho done $1\n")
         os.chmod(job, 0o755)
         if busy:
             sleeper = os.path.join(root, "sleep.sh")
@@ -119,15 +122,19 @@ def measure(early_wake: bool, busy: bool, samples: int) -> list:
             os.chmod(sleeper, 0o755)
             cluster.submit("executable = %s\nqueue 2\n" % sleeper)
             time.sleep(3)  # let them start: from now on wait() has tasks out
-        times = []
+        starts, outputs = [], []
         for index in range(samples):
             out = os.path.join(root, "out.%d" % index)
-            start = time.monotonic()
-            cluster.submit("executable = %s\narguments = %d\noutput = %s\nqueue\n" % (job, index, out))
+            stamp = os.path.join(root, "started.%d" % index)
+            submitted = time.time()
+            cluster.submit("executable = %s\narguments = %d %s\noutput = %s\nqueue\n"
+                           % (job, index, stamp, out))
             wait_for_line(out, "done %d" % index)
-            times.append(time.monotonic() - start)
+            outputs.append(time.time() - submitted)
+            with open(stamp) as handle:
+                starts.append(float(handle.read()) - submitted)
             time.sleep(0.2)
-        return times
+        return starts, outputs
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -145,15 +152,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "latency.txt"))
     options = parser.parse_args()
-    lines = ["# condor_submit -> job output on disk, master + 1 foreman + workers on loopback",
+    lines = ["# condor_submit -> job start, and -> job output on disk; master, workers (and a foreman) on loopback",
              "# %s, %s, Python %s, %d CPUs" % (time.strftime("%Y-%m-%d %H:%M"), platform.node(),
                                                platform.python_version(), os.cpu_count() or 0),
              "# includes condor_submit's own start-up (a fresh Python process per submit)"]
-    for busy in (False, True):
-        for early_wake in (True, False):
-            label = "%-34s early wake-up %-3s" % (
-                "queue idle:" if not busy else "2 long jobs outstanding:", "on" if early_wake else "off")
-            line = "%s  %s" % (label, summary(measure(early_wake, busy, options.samples)))
+    scenarios = [(False, False, True), (False, False, False), (False, True, True),
+                 (False, True, False), (True, True, True), (True, True, False)]
+    for foreman, busy, early_wake in scenarios:
+        label = "%-15s %-26s wake-up %-3s" % ("via a foreman" if foreman else "direct workers",
+                                              "2 long jobs outstanding" if busy else "queue idle",
+                                              "on" if early_wake else "off")
+        starts, outputs = measure(early_wake, busy, foreman, options.samples)
+        for what, times in (("job started", starts), ("output on disk", outputs)):
+            line = "%s  %-15s %s" % (label, what + ":", summary(times))
             print(line, flush=True)
             lines.append(line)
     with open(options.output, "w") as handle:

@@ -64,6 +64,13 @@ def _silence_stdout() -> None:
         pass
 
 
+def take_value(args: List[str], flag: str) -> str:
+    """The value after an option such as `-name NAME`; an error when it is missing."""
+    if not args:
+        fail("option %s needs a value" % flag)
+    return args.pop(0)
+
+
 def current_user() -> str:
     try:
         return pwd.getpwuid(os.getuid()).pw_name

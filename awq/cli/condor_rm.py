@@ -11,7 +11,7 @@ import time
 from typing import List, Optional, Tuple
 
 from awq import classad, jobs
-from awq.cli.common import check_schedd_name, current_user, fail, run_main
+from awq.cli.common import check_schedd_name, fail, run_main, take_value
 from awq.jobs import Job, JobId
 from awq.spool import Spool, SpoolError, default_workdir
 
@@ -53,11 +53,11 @@ def parse_args(argv: List[str]) -> Optional[Selection]:
         elif flag == "all":
             sel.all = True
         elif flag in ("constraint", "const"):
-            sel.constraint = _value(args, arg)
+            sel.constraint = take_value(args, arg)
         elif flag == "name":
-            sel.name = _value(args, arg)
+            sel.name = take_value(args, arg)
         elif flag == "pool":
-            _value(args, arg)
+            take_value(args, arg)
         elif flag in ("forcex", "totals", "debug"):
             continue
         else:
@@ -70,12 +70,6 @@ def parse_args(argv: List[str]) -> Optional[Selection]:
         except classad.ClassAdError as err:
             fail("bad constraint %r: %s" % (sel.constraint, err))
     return sel
-
-
-def _value(args: List[str], flag: str) -> str:
-    if not args:
-        fail("option %s needs a value" % flag)
-    return args.pop(0)
 
 
 def parse_target(text: str) -> Tuple[str, object]:

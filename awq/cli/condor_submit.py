@@ -9,7 +9,7 @@ import time
 from typing import List, Optional
 
 from awq import classad, submit
-from awq.cli.common import check_schedd_name, current_user, fail, run_main
+from awq.cli.common import check_schedd_name, current_user, fail, run_main, take_value
 from awq.spool import Spool, SpoolError, default_workdir
 
 USAGE = """Usage: condor_submit [options] [submit-file]
@@ -58,15 +58,15 @@ def parse_args(argv: List[str]) -> Optional[Options]:
             elif flag in ("verbose", "v"):
                 opts.verbose = True
             elif flag in ("append", "a"):
-                opts.append.append(_value(args, arg))
+                opts.append.append(take_value(args, arg))
             elif flag == "batch-name":
-                opts.append.append("batch_name = " + _value(args, arg))
+                opts.append.append("batch_name = " + take_value(args, arg))
             elif flag == "queue":
-                opts.queue = _value(args, arg)
+                opts.queue = take_value(args, arg)
             elif flag == "name":
-                opts.name = _value(args, arg)
+                opts.name = take_value(args, arg)
             elif flag in ("pool", "remote"):
-                _value(args, arg)
+                take_value(args, arg)
             elif flag in ("disable", "spool", "dry-run", "unused"):
                 continue
             else:
@@ -78,12 +78,6 @@ def parse_args(argv: List[str]) -> Optional[Options]:
         else:
             fail("only one submit file may be given (%s and %s)" % (opts.file, arg))
     return opts
-
-
-def _value(args: List[str], flag: str) -> str:
-    if not args:
-        fail("option %s needs a value" % flag)
-    return args.pop(0)
 
 
 def read_description(path: Optional[str]) -> str:

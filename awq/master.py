@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Set, Tuple
 
-from awq import jobs, spool as spool_mod, submit, userlog
+from awq import classad, jobs, spool as spool_mod, submit, userlog
 from awq.jobs import Job, JobId
 from awq.spool import Spool, SpoolError
 from awq.tasks import task_spec
@@ -38,6 +38,8 @@ STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
 SPOOL_POLL_INTERVAL = 0.05   # s between spool looks when Work Queue is empty
 WATCHER_LIFETIME = 30.0      # s: a watcher retires even if nothing happens
 HOLD_CODE_WORK_QUEUE = 12    # HTCondor: "failed to transfer files"
+HOLD_CODE_PERIODIC = 3       # HTCondor: "the PeriodicHold expression became true"
+PERIODIC_INTERVAL = 60.0     # s, HTCondor's PERIODIC_EXPR_INTERVAL default
 
 
 class MasterLocked(SpoolError):
@@ -46,11 +48,13 @@ class MasterLocked(SpoolError):
 
 class Master:
     def __init__(self, spool: Spool, backend, job_wrapper: Optional[str] = None,
-                 max_tasks: int = MAX_TASKS):
+                 max_tasks: int = MAX_TASKS, periodic_interval: float = PERIODIC_INTERVAL):
         self.spool = spool
         self.backend = backend
         self.job_wrapper = job_wrapper
         self.max_tasks = max_tasks
+        self.periodic_interval = periodic_interval
+        self.last_periodic = 0.0
         self.table: Dict[JobId, Job] = {}
         self.task_of: Dict[JobId, int] = {}
         self.job_of_task: Dict[int, JobId] = {}
@@ -157,14 +161,37 @@ class Master:
             self.done_removals.add(name)
             self.dirty = True
 
-    def _remove(self, jid: JobId, job: Job) -> None:
+    def _remove(self, jid: JobId, job: Job, reason: str = "via condor_rm") -> None:
+        self._cancel_task(jid)
+        self._set_status(jid, jobs.REMOVED, RemoveReason=reason)
+        userlog.write_event(self.table[jid], userlog.ABORTED, "Job was aborted.\n\t%s" % reason)
+        log.info("job %s removed: %s", jobs.format_job_id(jid), reason)
+
+    def _cancel_task(self, jid: JobId) -> None:
         task_id = self.task_of.pop(jid, None)
         if task_id is not None:
             self.job_of_task.pop(task_id, None)
             self.backend.cancel(task_id)
-        self._set_status(jid, jobs.REMOVED, RemoveReason="via condor_rm")
-        userlog.write_event(self.table[jid], userlog.ABORTED, "Job was aborted.\n\tvia condor_rm")
-        log.info("job %s removed", jobs.format_job_id(jid))
+
+    def apply_periodic_expressions(self) -> None:
+        """PeriodicHold, PeriodicRelease, PeriodicRemove, as HTCondor's schedd applies them."""
+        now = time.time()
+        if now - self.last_periodic < self.periodic_interval:
+            return
+        self.last_periodic = now
+        for jid in list(self.table):
+            job = self.table[jid]
+            status = job.get("JobStatus")
+            if status in jobs.FINAL_STATES:
+                continue
+            if status != jobs.HELD and _expression_true(job, "PeriodicHold", now):
+                self._cancel_task(jid)
+                self._hold(jid, _periodic_reason(job, "PeriodicHold"), HOLD_CODE_PERIODIC)
+            elif status == jobs.HELD and _expression_true(job, "PeriodicRelease", now):
+                self._set_status(jid, jobs.IDLE, HoldReason=None, HoldReasonCode=None)
+                log.info("job %s released: PeriodicRelease is true", jobs.format_job_id(jid))
+            if _expression_true(self.table[jid], "PeriodicRemove", now):
+                self._remove(jid, self.table[jid], _periodic_reason(job, "PeriodicRemove"))
 
     # ------------------------------------------------------------ table -> Work Queue
 
@@ -221,14 +248,18 @@ class Master:
         else:
             self._hold(jid, result.failure)
 
-    def _hold(self, jid: JobId, reason: str) -> None:
-        self._set_status(jid, jobs.HELD, HoldReason=reason, HoldReasonCode=HOLD_CODE_WORK_QUEUE)
+    def _hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE) -> None:
+        self._set_status(jid, jobs.HELD, HoldReason=reason, HoldReasonCode=code)
         userlog.write_event(self.table[jid], userlog.HELD, "Job was held.\n\t%s" % reason)
         log.warning("job %s held: %s", jobs.format_job_id(jid), reason)
 
     def _set_status(self, jid: JobId, status: int, **attributes) -> None:
         job = dict(self.table[jid])
-        job.update(attributes)
+        for name, value in attributes.items():
+            if value is None:
+                job.pop(name, None)  # e.g. HoldReason once a job is released
+            else:
+                job[name] = value
         job["LastJobStatus"] = job.get("JobStatus")
         job["JobStatus"] = status
         job["EnteredCurrentStatus"] = int(time.time())
@@ -299,6 +330,7 @@ class Master:
             if not draining:
                 self.ingest()
             self.apply_removals()
+            self.apply_periodic_expressions()
             self.submit_idle()
             self.flush()
             if draining and not self.active():
@@ -368,6 +400,18 @@ class Master:
             self.watcher_pid = None
 
 
+def _expression_true(job: Job, name: str, now: float) -> bool:
+    if name not in job:
+        return False
+    return classad.is_true(classad.evaluate_attr(job, name, now)) is True
+
+
+def _periodic_reason(job: Job, name: str) -> str:
+    value = job.get(name)
+    text = value.text if isinstance(value, classad.Expr) else classad.unparse(value)
+    return "The job attribute %s expression '%s' evaluated to TRUE" % (name, text)
+
+
 def _mtime_ns(path: str) -> int:
     try:
         return os.stat(path).st_mtime_ns
@@ -426,6 +470,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         help="require Work Queue password authentication with the password in FILE")
     parser.add_argument("--max-tasks", metavar="N", type=int, default=MAX_TASKS,
                         help="at most N jobs handed to Work Queue at once (default: %d)" % MAX_TASKS)
+    parser.add_argument("--periodic-interval", metavar="S", type=float, default=PERIODIC_INTERVAL,
+                        help="evaluate the jobs' periodic_hold/periodic_release/periodic_remove "
+                             "every S seconds (default: %d, as HTCondor)" % PERIODIC_INTERVAL)
     parser.add_argument("--log-file", metavar="FILE", help="append the master's log to FILE "
                                                          "(default: standard error)")
     parser.add_argument("--debug", action="store_true",
@@ -438,6 +485,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         parser.error("--port %d is not a TCP port" % options.port)
     if options.max_tasks < 1:
         parser.error("--max-tasks must be at least 1")
+    if options.periodic_interval <= 0:
+        parser.error("--periodic-interval must be positive")
     return options
 
 
@@ -486,7 +535,8 @@ def main(argv: List[str]) -> int:
     backend = Backend(options.port, password_file=password, catalog_host=options.catalog_host,
                       catalog_port=options.catalog_port, project_name=options.project_name,
                       debug_log=debug_log)
-    master = Master(spool, backend, job_wrapper=job_wrapper, max_tasks=options.max_tasks)
+    master = Master(spool, backend, job_wrapper=job_wrapper, max_tasks=options.max_tasks,
+                    periodic_interval=options.periodic_interval)
     install_signal_handlers(master)
     try:
         return master.run()

@@ -263,3 +263,22 @@ def test_job_wrapper_keeps_only_alien_variables(tmp_path, start_master, start_wo
     assert job
     text = read_when_complete(tmp_path / "job.out", "this is a")
     assert text.strip() == ("this is a test" if wrapper else "this is a testyabba")
+
+
+def test_periodic_hold_and_remove_are_applied_like_htcondor(tmp_path, start_master, tool, workdir):
+    start_master("--periodic-interval", "0.5")
+    job = write_script(tmp_path / "pilot.sh", "echo pilot\n")
+    held = submit_ok(tool, "executable = %s\nperiodic_hold = JobStatus == 1 && "
+                           "CurrentTime - EnteredCurrentStatus >= 0\nqueue\n" % job)
+    removed = submit_ok(tool, "executable = %s\nperiodic_remove = CurrentTime - QDate >= 0\n"
+                              "queue\n" % job)
+    wait_until(lambda: tool("condor_q", str(held), "-af", "JobStatus", "HoldReasonCode").stdout
+               == "5 3\n", 20, what="PeriodicHold to hold the job")
+    reason = tool("condor_q", str(held), "-af", "HoldReason").stdout
+    assert "PeriodicHold" in reason and "evaluated to TRUE" in reason
+    wait_until(lambda: tool("condor_q", str(removed), "-af", "ClusterId").stdout == "", 20,
+               what="PeriodicRemove to remove the job")
+    from awq.spool import Spool
+    history = {j["ClusterId"]: j for j in Spool(workdir).read_history()}
+    assert history[removed]["JobStatus"] == 3
+    assert "PeriodicRemove" in history[removed]["RemoveReason"]

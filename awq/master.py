@@ -323,6 +323,8 @@ class Master:
         self.wake_enabled = self.backend.enable_wake_on_child_exit()
         log.info("listening for workers on port %d; spool %s; early wake-up %s",
                  self.backend.port, self.spool.root, "on" if self.wake_enabled else "off")
+        for path in self.spool.sweep_temp_files():
+            log.info("removed %s, left half-written by a process that died", path)
         self.recover()
         while not self.stop_requested:
             baseline = self._spool_mtimes()

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pickle
+import re
 import stat
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -509,6 +510,27 @@ class Spool:
                 continue  # a torn last line after a crash
         return list(latest.values())
 
+    # -- crash leftovers
+
+    def sweep_temp_files(self) -> List[str]:
+        """Delete temp files whose writer is dead: a crash mid-write leaves them behind.
+
+        atomic_write puts the writer's PID in every temp name, so a live
+        condor_submit's half-written file is never touched.
+        """
+        removed = []
+        for directory in (self.root, self.queue_dir, self.stat_dir):
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                match = _TEMP_NAME.match(name)
+                if match and not _pid_exists(int(match.group(1))):
+                    _unlink_quietly(os.path.join(directory, name))
+                    removed.append(os.path.join(directory, name))
+        return removed
+
     # -- master lock
 
     def master_pid(self) -> Optional[int]:
@@ -561,6 +583,19 @@ class Spool:
 
 
 # ---------------------------------------------------------------- helpers
+
+_TEMP_NAME = re.compile(r"^\..+\.tmp\.(\d+)\.[0-9a-f]+$")
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 def _listdir(path: str) -> List[str]:
     try:

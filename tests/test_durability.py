@@ -227,16 +227,26 @@ def test_removal_requested_while_the_master_is_down_is_carried_out(tmp_path, sta
     assert not (tmp_path / "ran").exists()
 
 
-def test_half_written_temp_files_are_ignored(tmp_path, start_master, start_worker, workdir):
-    master = start_master()
+def test_half_written_temp_files_are_ignored_then_swept(tmp_path, procs, start_master,
+                                                       start_worker, workdir):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a writer that died mid-write: its PID is in the temp names
+    live_pid = os.getpid()  # a writer still running: its file must survive
+    Spool(workdir, create=True)
     queue_dir = os.path.join(workdir, "queue")
-    with open(os.path.join(queue_dir, ".99.job.tmp.1.abcd"), "w") as handle:
-        handle.write('{"version": 1, "jobs": [{"ClusterId": 99')  # a torn write
-    with open(os.path.join(workdir, ".state.pickle.tmp.1.abcd"), "wb") as handle:
-        handle.write(b"\x80\x04garbage")
+    torn = os.path.join(queue_dir, ".99.job.tmp.%d.abcd" % dead.pid)
+    in_progress = os.path.join(queue_dir, ".98.job.tmp.%d.abcd" % live_pid)
+    torn_state = os.path.join(workdir, ".state.pickle.tmp.%d.abcd" % dead.pid)
+    for path, data in ((torn, b'{"version": 1, "jobs": [{"ClusterId": 99'),
+                       (in_progress, b'{"version": 1'), (torn_state, b"\x80\x04garbage")):
+        with open(path, "wb") as handle:
+            handle.write(data)
+    master = start_master()
+    assert not os.path.exists(torn) and not os.path.exists(torn_state)
+    assert os.path.exists(in_progress)
     job = short_job(tmp_path)
     cluster = submit(workdir, "executable = %s\noutput = %s/h.out\nqueue\n" % (job, tmp_path))
     start_worker(master.port)
     wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 30, what="the job")
-    assert master.proc.poll() is None
-    assert pid_alive(master.proc.pid)
+    assert master.proc.poll() is None and pid_alive(master.proc.pid)
+    assert 99 not in [c for c, _ in finished_jobs(workdir)]

@@ -2,42 +2,191 @@
 
 Values are plain Python (int, float, str, bool) or ``awq.classad.Expr`` for an
 expression kept unevaluated (e.g. ``PeriodicRemove``).  This module holds the
-names shared by every part of the system, nothing else.
+rules shared by every part of the system about a job: its states, its id,
+which jobs a command-line target names, the stored forms of ``Arguments`` and
+``Environment``, and the validation every record passes before it is queued.
 """
 
-from typing import Any, Dict, Tuple
+import enum
+import os
+import pwd
+from collections import Counter
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 Job = Dict[str, Any]
 JobId = Tuple[int, int]
 
-IDLE = 1
-RUNNING = 2
-REMOVED = 3
-COMPLETED = 4
-HELD = 5
-TRANSFERRING_OUTPUT = 6
-SUSPENDED = 7
 
-STATUS_NAMES = {
-    IDLE: "Idle",
-    RUNNING: "Running",
-    REMOVED: "Removed",
-    COMPLETED: "Completed",
-    HELD: "Held",
-    TRANSFERRING_OUTPUT: "Transferring Output",
-    SUSPENDED: "Suspended",
-}
+class JobStatus(enum.IntEnum):
+    """HTCondor's JobStatus values. Jobs store the plain int (see ``set_status``)."""
+
+    IDLE = 1
+    RUNNING = 2
+    REMOVED = 3
+    COMPLETED = 4
+    HELD = 5
+    TRANSFERRING_OUTPUT = 6
+    SUSPENDED = 7
+
+    @property
+    def letter(self) -> str:
+        """The ST column of condor_q."""
+        return "IRXCH>S"[self - 1]
+
 
 # States a job leaves the queue from (it then lives only in history).
-FINAL_STATES = (REMOVED, COMPLETED)
+FINAL_STATES = (JobStatus.REMOVED, JobStatus.COMPLETED)
 
 
-def job_id(job: Job) -> JobId:
+def status_letter(status: Any) -> str:
+    try:
+        return JobStatus(status).letter
+    except ValueError:
+        return "?"
+
+
+def count_by_status(job_list: Iterable[Mapping[str, Any]]) -> "Counter[int]":
+    """How many jobs are in each JobStatus."""
+    return Counter(job.get("JobStatus") for job in job_list)
+
+
+def job_id(job: Mapping[str, Any]) -> JobId:
     return (int(job["ClusterId"]), int(job["ProcId"]))
 
 
 def format_job_id(jid: JobId) -> str:
     return "%d.%d" % jid
+
+
+def parse_job_id(text: str) -> Optional[JobId]:
+    """"C.P" -> (C, P); None for anything else."""
+    cluster, sep, proc = text.partition(".")
+    if not sep or not cluster.isdigit() or not proc.isdigit() or len(text) > 25:
+        return None
+    return int(cluster), int(proc)
+
+
+def current_owner() -> str:
+    """The Owner of jobs this process submits: the user it runs as."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER", str(os.getuid()))
+
+
+# ---------------------------------------------------------------- targets
+#
+# HTCondor's tools name jobs as `cluster`, `cluster.proc` or `owner`.
+
+class Target(NamedTuple):
+    cluster: Optional[int] = None
+    proc: Optional[int] = None
+    owner: Optional[str] = None
+
+    def matches(self, job: Mapping[str, Any]) -> bool:
+        if self.owner is not None:
+            return job.get("Owner") == self.owner
+        return job.get("ClusterId") == self.cluster and \
+            (self.proc is None or job.get("ProcId") == self.proc)
+
+
+def parse_target(text: str) -> Target:
+    """A job target from the command line; ValueError with a message otherwise."""
+    cluster, dot, proc = text.partition(".")
+    if cluster.isdigit() and len(cluster) <= 12:
+        if not dot:
+            return Target(cluster=int(cluster))
+        if proc.isdigit() and len(proc) <= 12:
+            return Target(cluster=int(cluster), proc=int(proc))
+    if text[:1].isalpha() and all(c.isalnum() or c in "._-@" for c in text) and len(text) <= 256:
+        return Target(owner=text)
+    raise ValueError("not a job id or user name: %r" % text[:80])
+
+
+# ---------------------------------------------------------------- stored words
+#
+# Arguments and Environment are stored in HTCondor's new ("V2") syntax without
+# the enclosing double quotes: words separated by white space, a word with
+# white space or quotes inside single quotes, '' for a quote inside them.
+
+class WordSyntaxError(ValueError):
+    pass
+
+
+def split_words(text: str, what: str, doubled_double_quotes: bool = False) -> List[str]:
+    """Split V2 text into words. In a submit file a double quote is written "" inside
+    the double-quoted value (doubled_double_quotes); in the stored form it is itself."""
+    words: List[str] = []
+    current: List[str] = []
+    in_word = False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "'":
+            i = _quoted_part(text, i + 1, current, what)
+            in_word = True
+        elif char == '"' and doubled_double_quotes:
+            if text[i + 1:i + 2] != '"':
+                raise WordSyntaxError('a double quote inside %s must be doubled ("")' % what)
+            current.append('"')
+            in_word = True
+            i += 2
+        elif char.isspace():
+            if in_word:
+                words.append("".join(current))
+                current, in_word = [], False
+            i += 1
+        else:
+            current.append(char)
+            in_word = True
+            i += 1
+    if in_word:
+        words.append("".join(current))
+    return words
+
+
+def _quoted_part(text: str, i: int, current: List[str], what: str) -> int:
+    """Append the inside of '...' starting at i; return the index after the closing quote."""
+    while i < len(text):
+        if text[i] == "'":
+            if text[i + 1:i + 2] != "'":
+                return i + 1
+            current.append("'")
+            i += 2
+            continue
+        current.append(text[i])
+        i += 1
+    raise WordSyntaxError("unbalanced single quote in %s" % what)
+
+
+def quote_word(word: str) -> str:
+    if word and not any(c.isspace() or c in "'\"" for c in word):
+        return word
+    return "'" + word.replace("'", "''") + "'"
+
+
+def join_arguments(argv: Iterable[str]) -> str:
+    return " ".join(quote_word(a) for a in argv)
+
+
+def join_environment(env: Mapping[str, str]) -> str:
+    return " ".join("%s=%s" % (name, quote_word(value)) for name, value in env.items())
+
+
+def argv_of(job: Mapping[str, Any]) -> List[str]:
+    text = job.get("Arguments") or ""
+    return split_words(text, "arguments") if isinstance(text, str) else []
+
+
+def environment_of(job: Mapping[str, Any]) -> Dict[str, str]:
+    text = job.get("Environment") or ""
+    if not isinstance(text, str):
+        return {}
+    env = {}
+    for pair in split_words(text, "environment"):
+        name, _, value = pair.partition("=")
+        env[name] = value
+    return env
 
 
 # ---------------------------------------------------------------- validation
@@ -49,7 +198,7 @@ MAX_ATTRIBUTES = 1000
 MAX_NAME_LENGTH = 256
 MAX_STRING_LENGTH = 1024 * 1024
 PATH_ATTRIBUTES = ("Cmd", "Iwd", "Out", "Err", "UserLog", "In", "X509UserProxy")
-SUBMITTABLE_STATES = (IDLE, HELD)
+SUBMITTABLE_STATES = (JobStatus.IDLE, JobStatus.HELD)
 
 
 class InvalidJob(ValueError):
@@ -81,6 +230,11 @@ def validate_job(job: Any, cluster_id: int) -> Job:
     for name in ("Arguments", "Environment"):
         if name in job and not isinstance(job[name], str):
             raise InvalidJob("attribute %s is not a string" % name)
+    try:
+        argv_of(job)
+        environment_of(job)
+    except WordSyntaxError as err:
+        raise InvalidJob(str(err))
     return job
 
 

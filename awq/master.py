@@ -24,7 +24,7 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 from awq import classad, jobs, spool as spool_mod, submit, userlog
-from awq.jobs import Job, JobId
+from awq.jobs import Job, JobId, JobStatus
 from awq.spool import Spool, SpoolError
 from awq.tasks import task_spec
 
@@ -85,9 +85,9 @@ class Master:
             if status in jobs.FINAL_STATES:
                 finished.append(job)
                 continue
-            if status == jobs.RUNNING:
-                job = dict(job, JobStatus=jobs.IDLE, EnteredCurrentStatus=int(now),
-                           LastJobStatus=jobs.RUNNING)
+            if status == JobStatus.RUNNING:
+                job = dict(job, JobStatus=JobStatus.IDLE, EnteredCurrentStatus=int(now),
+                           LastJobStatus=JobStatus.RUNNING)
                 self.rerun_count += 1
             self.table[jid] = job
             self.max_cluster_id = max(self.max_cluster_id, jid[0])
@@ -163,7 +163,7 @@ class Master:
 
     def _remove(self, jid: JobId, job: Job, reason: str = "via condor_rm") -> None:
         self._cancel_task(jid)
-        self._set_status(jid, jobs.REMOVED, RemoveReason=reason)
+        self._set_status(jid, JobStatus.REMOVED, RemoveReason=reason)
         userlog.write_event(self.table[jid], userlog.ABORTED, "Job was aborted.\n\t%s" % reason)
         log.info("job %s removed: %s", jobs.format_job_id(jid), reason)
 
@@ -184,11 +184,11 @@ class Master:
             status = job.get("JobStatus")
             if status in jobs.FINAL_STATES:
                 continue
-            if status != jobs.HELD and _expression_true(job, "PeriodicHold", now):
+            if status != JobStatus.HELD and _expression_true(job, "PeriodicHold", now):
                 self._cancel_task(jid)
                 self._hold(jid, _periodic_reason(job, "PeriodicHold"), HOLD_CODE_PERIODIC)
-            elif status == jobs.HELD and _expression_true(job, "PeriodicRelease", now):
-                self._set_status(jid, jobs.IDLE, HoldReason=None, HoldReasonCode=None)
+            elif status == JobStatus.HELD and _expression_true(job, "PeriodicRelease", now):
+                self._set_status(jid, JobStatus.IDLE, HoldReason=None, HoldReasonCode=None)
                 log.info("job %s released: PeriodicRelease is true", jobs.format_job_id(jid))
             if _expression_true(self.table[jid], "PeriodicRemove", now):
                 self._remove(jid, self.table[jid], _periodic_reason(job, "PeriodicRemove"))
@@ -200,7 +200,7 @@ class Master:
         for jid, job in self.table.items():
             if len(self.task_of) >= self.max_tasks:
                 break
-            if job.get("JobStatus") != jobs.IDLE or jid in self.task_of:
+            if job.get("JobStatus") != JobStatus.IDLE or jid in self.task_of:
                 continue
             try:
                 task_id = self.backend.submit(task_spec(job, self.job_wrapper))
@@ -218,16 +218,16 @@ class Master:
         for jid, task_id in self.task_of.items():
             status = self.table[jid].get("JobStatus")
             running = self.backend.is_running(task_id)
-            if running and status == jobs.IDLE:
+            if running and status == JobStatus.IDLE:
                 self._mark_running(jid, now)
-            elif not running and status == jobs.RUNNING:
-                self._set_status(jid, jobs.IDLE)
+            elif not running and status == JobStatus.RUNNING:
+                self._set_status(jid, JobStatus.IDLE)
         self.last_state_poll = now
 
     def _mark_running(self, jid: JobId, now: float) -> None:
         job = self.table[jid]
         starts = int(job.get("NumJobStarts", 0)) + 1
-        self._set_status(jid, jobs.RUNNING, NumJobStarts=starts,
+        self._set_status(jid, JobStatus.RUNNING, NumJobStarts=starts,
                          JobCurrentStartDate=int(now), JobStartDate=job.get("JobStartDate", int(now)))
         userlog.write_event(self.table[jid], userlog.EXECUTE, "Job executing on host: <127.0.0.1>")
 
@@ -237,10 +237,10 @@ class Master:
             return  # a task we cancelled
         self.task_of.pop(jid, None)
         job = self.table[jid]
-        if job.get("JobStatus") == jobs.IDLE:
+        if job.get("JobStatus") == JobStatus.IDLE:
             self._mark_running(jid, time.time())  # finished between two sweeps
         if result.succeeded:
-            self._set_status(jid, jobs.COMPLETED, ExitCode=result.exit_code,
+            self._set_status(jid, JobStatus.COMPLETED, ExitCode=result.exit_code,
                              ExitBySignal=False, CompletionDate=int(time.time()))
             userlog.write_event(self.table[jid], userlog.TERMINATED,
                                 userlog.terminated_body(result.exit_code))
@@ -249,7 +249,7 @@ class Master:
             self._hold(jid, result.failure)
 
     def _hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE) -> None:
-        self._set_status(jid, jobs.HELD, HoldReason=reason, HoldReasonCode=code)
+        self._set_status(jid, JobStatus.HELD, HoldReason=reason, HoldReasonCode=code)
         userlog.write_event(self.table[jid], userlog.HELD, "Job was held.\n\t%s" % reason)
         log.warning("job %s held: %s", jobs.format_job_id(jid), reason)
 
@@ -272,9 +272,9 @@ class Master:
         waiting = running = 0
         for job in self.table.values():
             status = job.get("JobStatus")
-            if status == jobs.IDLE:
+            if status == JobStatus.IDLE:
                 waiting += 1
-            elif status == jobs.RUNNING:
+            elif status == JobStatus.RUNNING:
                 running += 1
         return waiting, running
 
@@ -313,7 +313,7 @@ class Master:
     # ------------------------------------------------------------ the loop
 
     def active(self) -> bool:
-        return any(job.get("JobStatus") in (jobs.IDLE, jobs.RUNNING)
+        return any(job.get("JobStatus") in (JobStatus.IDLE, JobStatus.RUNNING)
                    for job in self.table.values())
 
     def draining(self) -> bool:

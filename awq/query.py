@@ -7,7 +7,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from awq import classad, jobs
-from awq.jobs import Job
+from awq.jobs import Job, JobStatus
 
 Q_USAGE = """Usage: condor_q [options] [owner | cluster | cluster.proc ...]
 
@@ -310,7 +310,7 @@ def _batch_table(selected: Sequence[Job], now: float) -> str:
         ids = ["%s.%s" % (j.get("ClusterId"), j.get("ProcId")) for j in members]
         lines.append("%-14s %-20s %11s %6s %6s %6s %6s %6d %s" % (
             owner, batch, _date(min(j.get("QDate", 0) for j in members), now),
-            "_", count(jobs.RUNNING), count(jobs.IDLE), count(jobs.HELD), len(members),
+            "_", count(JobStatus.RUNNING), count(JobStatus.IDLE), count(JobStatus.HELD), len(members),
             ids[0] if len(ids) == 1 else "%s-%s" % (ids[0], ids[-1])))
     return "".join(line + "\n" for line in lines)
 
@@ -324,7 +324,7 @@ def _date(stamp: Any, now: float) -> str:
 def _run_time(job: Job, now: float) -> str:
     seconds = 0
     start = job.get("JobCurrentStartDate")
-    if job.get("JobStatus") == jobs.RUNNING and isinstance(start, int):
+    if job.get("JobStatus") == JobStatus.RUNNING and isinstance(start, int):
         seconds = max(0, int(now) - start)
     days, rest = divmod(seconds, 86400)
     return "%d+%02d:%02d:%02d" % (days, rest // 3600, rest % 3600 // 60, rest % 60)
@@ -334,8 +334,8 @@ def _counts(job_list: Sequence[Job]) -> str:
     def count(status: int) -> int:
         return sum(1 for j in job_list if j.get("JobStatus") == status)
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % (len(job_list), count(jobs.COMPLETED), count(jobs.REMOVED), count(jobs.IDLE),
-               count(jobs.RUNNING), count(jobs.HELD), count(jobs.SUSPENDED)))
+            % (len(job_list), count(JobStatus.COMPLETED), count(JobStatus.REMOVED), count(JobStatus.IDLE),
+               count(JobStatus.RUNNING), count(JobStatus.HELD), count(JobStatus.SUSPENDED)))
 
 
 def _totals_lines(selected: Sequence[Job], everything: Sequence[Job], owners: Sequence[str]) -> str:
@@ -353,11 +353,11 @@ def schedd_ad(job_list: Sequence[Job], schedd_name: str) -> Dict[str, Any]:
     def count(status: int) -> int:
         return sum(1 for j in job_list if j.get("JobStatus") == status)
     return {"MyType": "Scheduler", "Name": schedd_name, "Machine": schedd_name,
-            "TotalRunningJobs": count(jobs.RUNNING), "TotalIdleJobs": count(jobs.IDLE),
-            "TotalHeldJobs": count(jobs.HELD), "TotalRemovedJobs": count(jobs.REMOVED),
+            "TotalRunningJobs": count(JobStatus.RUNNING), "TotalIdleJobs": count(JobStatus.IDLE),
+            "TotalHeldJobs": count(JobStatus.HELD), "TotalRemovedJobs": count(JobStatus.REMOVED),
             "TotalJobAds": len(job_list), "TotalSchedulerJobsRunning": 0,
             "TotalLocalJobsRunning": 0, "TotalFlockedJobs": 0,
-            "TotalSuspendedJobs": count(jobs.SUSPENDED)}
+            "TotalSuspendedJobs": count(JobStatus.SUSPENDED)}
 
 
 def render_status(opts: StatusOptions, job_list: Sequence[Job], *, now: float,

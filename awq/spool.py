@@ -245,6 +245,7 @@ class _SnapshotUnpickler(pickle.Unpickler):
         ("awq.classad", "ERROR"),
         ("builtins", "set"),
         ("builtins", "frozenset"),
+        ("awq.jobs", "JobStatus"),  # an IntEnum that slipped into a job is still just an int
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -435,7 +436,7 @@ class Spool:
     def pending_removals(self) -> List[Tuple[str, JobId]]:
         result = []
         for name in _listdir(self.rm_dir):
-            jid = _parse_job_id(name)
+            jid = jobs.parse_job_id(name)
             if jid is not None:
                 result.append((name, jid))
         return result
@@ -574,7 +575,7 @@ class Spool:
                     continue
         for _, jid in self.pending_removals():
             if jid in table:
-                table[jid] = dict(table[jid], JobStatus=jobs.REMOVED)
+                table[jid] = dict(table[jid], JobStatus=int(jobs.JobStatus.REMOVED))
         live = [job for job in table.values() if job.get("JobStatus") not in jobs.FINAL_STATES]
         live.sort(key=jobs.job_id)
         heartbeat = self.read_stat().get("TIMESTAMP")
@@ -616,13 +617,6 @@ def _cluster_of_record(name: str) -> Optional[int]:
 def _record_sort_key(name: str) -> Tuple[int, int, str]:
     cluster = _cluster_of_record(name)
     return (0, cluster, name) if cluster is not None else (1, 0, name)
-
-
-def _parse_job_id(text: str) -> Optional[JobId]:
-    cluster, sep, proc = text.partition(".")
-    if not sep or not cluster.isdigit() or not proc.isdigit() or len(text) > 25:
-        return None
-    return int(cluster), int(proc)
 
 
 def _chgrp(path: str, group: str) -> None:

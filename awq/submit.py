@@ -287,7 +287,7 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
                 return macros.expand(settings[name][1]).strip()
         return None
 
-    job: Job = {"ClusterId": cluster, "ProcId": proc, "JobStatus": jobs.IDLE, "Owner": owner,
+    job: Job = {"ClusterId": cluster, "ProcId": proc, "JobStatus": int(jobs.JobStatus.IDLE), "Owner": owner,
                 "QDate": now, "EnteredCurrentStatus": now, "NumJobStarts": 0, "JobPrio": 0,
                 "MyType": "Job", "JobUniverse": 5, "RequestCpus": 1, "TransferExecutable": True}
     iwd = _absolute(get("initialdir", "initial_dir", "iwd") or cwd, cwd)
@@ -307,11 +307,11 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
     else:
         job["Cmd"] = _absolute(executable, iwd)
     arguments = get("arguments", "args")
-    job["Arguments"] = join_arguments(parse_arguments(arguments) if arguments else [])
-    job["Environment"] = join_environment(_environment(get("environment", "env"),
+    job["Arguments"] = jobs.join_arguments(parse_arguments(arguments) if arguments else [])
+    job["Environment"] = jobs.join_environment(_environment(get("environment", "env"),
                                                        get("getenv"), environ))
     if _boolean(get("hold") or "false", "hold"):
-        job["JobStatus"] = jobs.HELD
+        job["JobStatus"] = int(jobs.JobStatus.HELD)
         job["HoldReason"] = "submitted on hold"
     if "X509UserProxy" not in job and _boolean(get("use_x509userproxy") or "false",
                                                "use_x509userproxy"):
@@ -371,12 +371,24 @@ def _size(value: str, key: str, unit: str) -> Any:
     return int(-(-amount // 1))  # round up: never ask for less than was written
 
 
-def _boolean(value: str, key: str) -> bool:
+_TRUE_WORDS = ("true", "yes", "1", "t", "y")
+_FALSE_WORDS = ("false", "no", "0", "f", "n", "")
+
+
+def _boolean_word(value: str) -> Optional[bool]:
+    """HTCondor's spellings of true and false; None for anything else."""
     lower = value.strip().lower()
-    if lower in ("true", "yes", "1", "t", "y"):
+    if lower in _TRUE_WORDS:
         return True
-    if lower in ("false", "no", "0", "f", "n", ""):
+    if lower in _FALSE_WORDS:
         return False
+    return None
+
+
+def _boolean(value: str, key: str) -> bool:
+    word = _boolean_word(value)
+    if word is not None:
+        return word
     raise SubmitError("%s must be true or false, not %r" % (key, value[:80]))
 
 
@@ -386,58 +398,11 @@ def _absolute(path: str, base: str) -> str:
 
 # ---------------------------------------------------------------- arguments
 
-def _split_quoted(text: str, what: str, stored: bool = False) -> List[str]:
-    """Split new-syntax text: whitespace separates; '...' groups ('' is a quote).
-
-    In a submit file a double quote is written "" (the value itself is in
-    double quotes); in our stored form (stored=True) it stands for itself.
-    """
-    words: List[str] = []
-    current: List[str] = []
-    in_word = False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "'":
-            in_word = True
-            i += 1
-            while True:
-                if i >= len(text):
-                    raise SubmitError("unbalanced single quote in %s" % what)
-                if text[i] == "'":
-                    if text[i + 1:i + 2] == "'":
-                        current.append("'")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                current.append(text[i])
-                i += 1
-            continue
-        if char == '"' and stored:
-            current.append('"')
-            in_word = True
-            i += 1
-            continue
-        if char == '"' and text[i + 1:i + 2] == '"':
-            current.append('"')
-            in_word = True
-            i += 2
-            continue
-        if char == '"':
-            raise SubmitError("a double quote inside %s must be doubled (\"\")" % what)
-        if char.isspace():
-            if in_word:
-                words.append("".join(current))
-                current, in_word = [], False
-            i += 1
-            continue
-        current.append(char)
-        in_word = True
-        i += 1
-    if in_word:
-        words.append("".join(current))
-    return words
+def _split_quoted(text: str, what: str) -> List[str]:
+    try:
+        return jobs.split_words(text, what, doubled_double_quotes=True)
+    except jobs.WordSyntaxError as err:
+        raise SubmitError(str(err))
 
 
 def _new_syntax(value: str) -> Optional[str]:
@@ -459,26 +424,6 @@ def parse_arguments(value: str) -> List[str]:
     return [word.replace('\\"', '"') for word in value.split()]
 
 
-def _quote_word(word: str) -> str:
-    if word and not re.search(r"[\s'\"]", word):
-        return word
-    return "'" + word.replace("'", "''") + "'"
-
-
-def join_arguments(argv: Sequence[str]) -> str:
-    return " ".join(_quote_word(a) for a in argv)
-
-
-def argv_of(job: Mapping[str, Any]) -> List[str]:
-    text = job.get("Arguments") or ""
-    return _split_stored(text) if isinstance(text, str) else []
-
-
-def _split_stored(text: str) -> List[str]:
-    """Our stored V2 form: like the new syntax, but a double quote is itself."""
-    return _split_quoted(text, "arguments", stored=True)
-
-
 # ---------------------------------------------------------------- environment
 
 def _environment(value: Optional[str], getenv: Optional[str],
@@ -492,11 +437,9 @@ def _environment(value: Optional[str], getenv: Optional[str],
 
 
 def _inherited(getenv: str, environ: Mapping[str, str]) -> Dict[str, str]:
-    lower = getenv.strip().lower()
-    if lower in ("true", "yes", "1", "t", "y"):
-        return dict(environ)
-    if lower in ("false", "no", "0", "f", "n", ""):
-        return {}
+    word = _boolean_word(getenv)
+    if word is not None:
+        return dict(environ) if word else {}
     patterns = [p for p in re.split(r"[\s,]+", getenv) if p]
     return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
@@ -513,22 +456,6 @@ def parse_environment(value: str) -> Dict[str, str]:
         if not sep or not name or re.search(r"\s", name):
             raise SubmitError("environment: %r is not NAME=value" % pair[:80])
         env[name] = val
-    return env
-
-
-def join_environment(env: Mapping[str, str]) -> str:
-    return " ".join("%s=%s" % (name, _quote_word(value) if value else "''")
-                    for name, value in env.items())
-
-
-def environment_of(job: Mapping[str, Any]) -> Dict[str, str]:
-    text = job.get("Environment") or ""
-    if not isinstance(text, str):
-        return {}
-    env = {}
-    for pair in _split_stored(text):
-        name, _, value = pair.partition("=")
-        env[name] = value
     return env
 
 

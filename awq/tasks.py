@@ -10,7 +10,7 @@ import re
 import shlex
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from awq import classad, submit
+from awq import classad, jobs
 from awq.jobs import Job
 
 STDOUT_NAME = "awq.stdout"
@@ -63,12 +63,12 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
         # HTCondor makes the transferred executable executable; so do we.
         prelude.append("chmod u+x ./%s" % shlex.quote(name))
         program = "./" + shlex.quote(name)
-    argv = [program] + [shlex.quote(a) for a in submit.argv_of(job)]
+    argv = [program] + [shlex.quote(a) for a in jobs.argv_of(job)]
     if wrapper:
         spec.inputs.append((wrapper, WRAPPER_NAME))
         prelude.append("chmod u+x ./%s" % WRAPPER_NAME)
         argv.insert(0, "./" + WRAPPER_NAME)
-    spec.environment = dict(submit.environment_of(job))
+    spec.environment = dict(jobs.environment_of(job))
     proxy = job.get("X509UserProxy")
     if proxy:
         spec.inputs.append((str(proxy), PROXY_NAME))

@@ -105,7 +105,7 @@ def test_kill_minus_nine_of_the_master_loses_no_job(tmp_path, procs, workdir):
     wait_until(lambda: set(finished_jobs(workdir)) >= expected, 400, interval=0.5,
                what="all 300 jobs to finish")
     history = finished_jobs(workdir)
-    lost = [jid for jid in expected if history[jid]["JobStatus"] != jobs.COMPLETED]
+    lost = [jid for jid in expected if history[jid]["JobStatus"] != jobs.JobStatus.COMPLETED]
     incomplete = [jid for jid in expected
                   if "end %d.%d" % jid not in (outdir / ("%d.%d.out" % jid)).read_text()]
     rerun = sum(1 for jid in expected if history[jid].get("NumJobStarts", 0) > 1)
@@ -126,7 +126,7 @@ def test_killing_a_foreman_does_not_lose_its_jobs(tmp_path, procs, start_master)
     cluster = submit(master.workdir, "executable = %s\narguments = $(Process)\n"
                                      "output = %s/f.$(Process).out\nqueue 4\n" % (job, tmp_path))
     running = lambda: sum(1 for j in Spool(master.workdir).read_queue().jobs
-                          if j["JobStatus"] == jobs.RUNNING)
+                          if j["JobStatus"] == jobs.JobStatus.RUNNING)
     wait_until(lambda: running() == 4, 60, what="4 running jobs")
     foremen[0].kill()
     foremen[0].wait(10)
@@ -137,7 +137,7 @@ def test_killing_a_foreman_does_not_lose_its_jobs(tmp_path, procs, start_master)
     for proc in range(4):
         assert "end %d" % proc in (tmp_path / ("f.%d.out" % proc)).read_text()
     statuses = {j["JobStatus"] for j in finished_jobs(master.workdir).values()}
-    assert statuses == {jobs.COMPLETED}
+    assert statuses == {jobs.JobStatus.COMPLETED}
 
 
 def _submit_batch(workdir: str, job: str, count: int) -> list:
@@ -198,14 +198,14 @@ def test_sigterm_saves_the_table_and_restart_requeues_running_jobs(tmp_path, sta
     assert master.proc.returncode == 0
     procs.stop(worker)
     saved = Spool(workdir).load_snapshot_if_present()["jobs"][(cluster, 0)]
-    assert saved["JobStatus"] == jobs.RUNNING
+    assert saved["JobStatus"] == jobs.JobStatus.RUNNING
     again = start_master()
     assert "requeued" in again.log()
     gate.write_text("")
     start_worker(again.port)
     wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 60, what="the requeued job")
     done = finished_jobs(workdir)[(cluster, 0)]
-    assert done["JobStatus"] == jobs.COMPLETED and done["NumJobStarts"] == 2
+    assert done["JobStatus"] == jobs.JobStatus.COMPLETED and done["NumJobStarts"] == 2
     assert (tmp_path / "t.out").read_text() == "end\n"
 
 
@@ -222,7 +222,7 @@ def test_removal_requested_while_the_master_is_down_is_carried_out(tmp_path, sta
     again = start_master()
     start_worker(again.port)
     wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 30, what="the removal")
-    assert finished_jobs(workdir)[(cluster, 0)]["JobStatus"] == jobs.REMOVED
+    assert finished_jobs(workdir)[(cluster, 0)]["JobStatus"] == jobs.JobStatus.REMOVED
     time.sleep(1.0)
     assert not (tmp_path / "ran").exists()
 

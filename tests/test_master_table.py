@@ -23,31 +23,31 @@ def master_with(tmp_path, job: dict) -> Master:
 
 
 def ad(**extra) -> dict:
-    base = {"ClusterId": 1, "ProcId": 0, "JobStatus": jobs.IDLE, "QDate": 1, "Cmd": "/bin/true",
+    base = {"ClusterId": 1, "ProcId": 0, "JobStatus": jobs.JobStatus.IDLE, "QDate": 1, "Cmd": "/bin/true",
             "EnteredCurrentStatus": 1}
     base.update(extra)
     return base
 
 
 def test_periodic_release_clears_the_hold(tmp_path):
-    master = master_with(tmp_path, ad(JobStatus=jobs.HELD, HoldReason="x", HoldReasonCode=3,
+    master = master_with(tmp_path, ad(JobStatus=jobs.JobStatus.HELD, HoldReason="x", HoldReasonCode=3,
                                       PeriodicRelease=classad.Expr("JobStatus == 5")))
     master.apply_periodic_expressions()
     job = master.table[(1, 0)]
-    assert job["JobStatus"] == jobs.IDLE and "HoldReason" not in job and job["LastJobStatus"] == 5
+    assert job["JobStatus"] == jobs.JobStatus.IDLE and "HoldReason" not in job and job["LastJobStatus"] == 5
 
 
 def test_false_or_undefined_expressions_change_nothing(tmp_path):
     master = master_with(tmp_path, ad(PeriodicHold=classad.Expr("Missing > 3"),
                                       PeriodicRemove=classad.Expr("CurrentTime - QDate < 0")))
     master.apply_periodic_expressions()
-    assert master.table[(1, 0)]["JobStatus"] == jobs.IDLE and not master.dirty
+    assert master.table[(1, 0)]["JobStatus"] == jobs.JobStatus.IDLE and not master.dirty
 
 
 def test_running_job_held_by_expression_loses_its_task(tmp_path):
-    master = master_with(tmp_path, ad(JobStatus=jobs.RUNNING, PeriodicHold=True))
+    master = master_with(tmp_path, ad(JobStatus=jobs.JobStatus.RUNNING, PeriodicHold=True))
     master.task_of[(1, 0)] = 42
     master.job_of_task[42] = (1, 0)
     master.apply_periodic_expressions()
-    assert master.table[(1, 0)]["JobStatus"] == jobs.HELD
+    assert master.table[(1, 0)]["JobStatus"] == jobs.JobStatus.HELD
     assert 42 in NoTasks.cancelled and (1, 0) not in master.task_of

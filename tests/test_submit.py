@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from awq import classad, submit
+from awq import classad, jobs, submit
 from awq.submit import SubmitError
 
 CONTEXT = dict(cwd="/home/vobox", environ={"HOME": "/home/vobox", "X509_USER_PROXY": "/tmp/px",
@@ -20,9 +20,9 @@ def build(text: str, cluster: int = 7, **kwargs) -> list:
 
 
 def one(text: str, **kwargs) -> dict:
-    jobs = build(text, **kwargs)
-    assert len(jobs) == 1
-    return jobs[0]
+    job_list = build(text, **kwargs)
+    assert len(job_list) == 1
+    return job_list[0]
 
 
 def test_alien_description_from_stdin():
@@ -33,8 +33,8 @@ def test_alien_description_from_stdin():
         "environment=CONDOR_ID=$(Cluster).$(Process);ALIEN_CM_AS_LDAP_PROXY=host:8084;"
         "ALIEN_JOBAGENT_ID=1234.0;ALIEN_ALICE_CM_AS_LDAP_PROXY=host:8084\nqueue\n")
     assert job["Cmd"] == "/path/agent.startup.1234"
-    assert submit.argv_of(job) == []
-    assert submit.environment_of(job) == {
+    assert jobs.argv_of(job) == []
+    assert jobs.environment_of(job) == {
         "CONDOR_ID": "7.0", "ALIEN_CM_AS_LDAP_PROXY": "host:8084",
         "ALIEN_JOBAGENT_ID": "1234.0", "ALIEN_ALICE_CM_AS_LDAP_PROXY": "host:8084"}
     assert (job["Out"], job["Err"], job["UserLog"]) == \
@@ -61,11 +61,11 @@ def test_jalien_description_from_a_file():
     assert job["X509UserProxy"] == "/tmp/px"
     assert isinstance(job["PeriodicRemove"], classad.Expr)
     assert classad.evaluate(job["PeriodicRemove"], job, now=1700000000 + 259201) is True
-    assert submit.environment_of(job) == {"ALIEN_CM_AS_LDAP_PROXY": "host:port"}
+    assert jobs.environment_of(job) == {"ALIEN_CM_AS_LDAP_PROXY": "host:port"}
 
 
 def test_dask_description():
-    jobs = build(
+    job_list = build(
         "#!/usr/bin/env bash\n\nMY.DaskWorkerName = \"htcondor--$F(MY.JobId)--\"\n"
         "batch_name = dask-worker\nRequestCpus = MY.DaskWorkerCores\n"
         "RequestMemory = floor(MY.DaskWorkerMemory / 1048576)\n"
@@ -73,10 +73,10 @@ def test_dask_description():
         "MY.DaskWorkerCores = 1\nMY.DaskWorkerMemory = 1000000000\nMY.DaskWorkerDisk = 1000000000\n\n"
         "Arguments = \"-c 'python -m distributed.cli.dask_worker tcp://127.0.0.1:8786 --nthreads 1'\"\n"
         "Executable = /bin/sh\n\nQueue\n")
-    job = jobs[0]
+    job = job_list[0]
     assert job["DaskWorkerName"] == "htcondor--7.0--"
     assert job["JobId"] == "7.0" and job["JobBatchName"] == "dask-worker"
-    assert submit.argv_of(job) == ["-c", "python -m distributed.cli.dask_worker "
+    assert jobs.argv_of(job) == ["-c", "python -m distributed.cli.dask_worker "
                                          "tcp://127.0.0.1:8786 --nthreads 1"]
     assert classad.evaluate_attr(job, "RequestMemory") == 953
     assert classad.evaluate_attr(job, "RequestCpus") == 1
@@ -91,7 +91,7 @@ def test_dask_description():
     ("arguments =", []),
 ])
 def test_arguments(line, argv):
-    assert submit.argv_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == argv
+    assert jobs.argv_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == argv
 
 
 @pytest.mark.parametrize("line, env", [
@@ -100,30 +100,30 @@ def test_arguments(line, argv):
     ("environment = \"URL=a=b\"", {"URL": "a=b"}),
 ])
 def test_environment(line, env):
-    assert submit.environment_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == env
+    assert jobs.environment_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == env
 
 
 def test_getenv_copies_the_submitters_environment_and_submitted_values_win():
     job = one("executable = /bin/true\ngetenv = true\nenvironment = SITE=CERN\nqueue\n")
-    assert submit.environment_of(job)["SITE"] == "CERN"
-    assert submit.environment_of(job)["HOME"] == "/home/vobox"
+    assert jobs.environment_of(job)["SITE"] == "CERN"
+    assert jobs.environment_of(job)["HOME"] == "/home/vobox"
 
 
 def test_queue_n_and_item_lists_number_processes():
-    jobs = build("executable = /bin/true\narguments = $(Process) $(Item)\nqueue 2 in (a, b)\n")
-    assert [submit.argv_of(j) for j in jobs] == [["0", "a"], ["1", "a"], ["2", "b"], ["3", "b"]]
+    job_list = build("executable = /bin/true\narguments = $(Process) $(Item)\nqueue 2 in (a, b)\n")
+    assert [jobs.argv_of(j) for j in job_list] == [["0", "a"], ["1", "a"], ["2", "b"], ["3", "b"]]
 
 
 def test_settings_after_a_queue_apply_to_later_queues():
-    jobs = build("executable = /bin/true\narguments = first\nqueue\narguments = second\nqueue 2\n")
-    assert [submit.argv_of(j) for j in jobs] == [["first"], ["second"], ["second"]]
+    job_list = build("executable = /bin/true\narguments = first\nqueue\narguments = second\nqueue 2\n")
+    assert [jobs.argv_of(j) for j in job_list] == [["first"], ["second"], ["second"]]
 
 
 def test_macros_continuations_comments_and_case():
     job = one("# a comment\nEXECUTABLE = /opt/$(name)\nname = agent.sh\n"
               "Arguments = $ENV(SITE) $(undefined_macro) \\\n $(missing:dflt)\nqueue\n")
     assert job["Cmd"] == "/opt/agent.sh"
-    assert submit.argv_of(job) == ["Torino", "dflt"]
+    assert jobs.argv_of(job) == ["Torino", "dflt"]
 
 
 def test_unknown_commands_and_attributes_are_kept():
@@ -197,13 +197,13 @@ def test_random_descriptions_raise_only_submit_errors(text):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(st.characters(blacklist_characters="\0"), max_size=12), max_size=6))
 def test_arguments_round_trip(argv):
-    job = {"Arguments": submit.join_arguments(argv)}
-    assert submit.argv_of(job) == argv
+    job = {"Arguments": jobs.join_arguments(argv)}
+    assert jobs.argv_of(job) == argv
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
                        st.text(st.characters(blacklist_characters="\0"), max_size=12), max_size=5))
 def test_environment_round_trips(env):
-    job = {"Environment": submit.join_environment(env)}
-    assert submit.environment_of(job) == env
+    job = {"Environment": jobs.join_environment(env)}
+    assert jobs.environment_of(job) == env

@@ -10,17 +10,17 @@ import awq.cli.condor_submit  # noqa: F401
 import awq.master  # noqa: F401
 import awq.spool  # noqa: F401
 import awq.userlog  # noqa: F401
-from awq import classad, query, submit, tasks
+from awq import classad, jobs, query, submit, tasks
 
 desc = submit.parse_description('executable = /bin/sh\narguments = "-c \'echo hi\'"\n'
                                 "environment = A=1;B=$(Cluster)\nrequest_memory = floor(MY.M / 2)\n"
                                 "MY.M = 100\nqueue 2\n")
-jobs = submit.build_jobs(desc, cluster_id=3, cwd="/tmp", environ={}, owner="u", uid=0, now=1)
-spec = tasks.task_spec(jobs[1])
+job_list = submit.build_jobs(desc, cluster_id=3, cwd="/tmp", environ={}, owner="u", uid=0, now=1)
+spec = tasks.task_spec(job_list[1])
 assert spec.memory_mb == 50 and "./sh -c 'echo hi'" in spec.command, spec
-assert submit.environment_of(jobs[1]) == {"A": "1", "B": "3"}
-assert classad.evaluate("JobStatus == 1 && ProcId > 0", jobs[1]) is True
-text = query.render_q(query.parse_q_args(["-af:t", "ClusterId", "ProcId"]), jobs, now=2,
+assert jobs.environment_of(job_list[1]) == {"A": "1", "B": "3"}
+assert classad.evaluate("JobStatus == 1 && ProcId > 0", job_list[1]) is True
+text = query.render_q(query.parse_q_args(["-af:t", "ClusterId", "ProcId"]), job_list, now=2,
                       schedd_name="x")
 assert text == "3\t0\n3\t1\n", text
 print("Python %s: product imports and core smoke ok" % sys.version.split()[0])

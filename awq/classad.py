@@ -702,3 +702,9 @@ def _convert(flags: str, width: Optional[str], precision: Optional[str], conv: s
     except (TypeError, ValueError, OverflowError):
         return None
     return None
+
+
+def escape_control(text: str) -> str:
+    """Control characters as escapes, so job data cannot forge a log line or a terminal."""
+    return "".join(c if c.isprintable() or c == " " else "\\x%02x" % ord(c) if ord(c) < 256
+                   else "\\u%04x" % ord(c) for c in text)

@@ -199,6 +199,8 @@ MAX_NAME_LENGTH = 256
 MAX_STRING_LENGTH = 1024 * 1024
 PATH_ATTRIBUTES = ("Cmd", "Iwd", "Out", "Err", "UserLog", "In", "X509UserProxy")
 SUBMITTABLE_STATES = (JobStatus.IDLE, JobStatus.HELD)
+# A record the master could not take: HTCondor has no code for that, so "Unspecified".
+HOLD_CODE_REFUSED = 0
 
 
 class InvalidJob(ValueError):
@@ -238,6 +240,23 @@ def validate_job(job: Any, cluster_id: int) -> Job:
     return job
 
 
+def held_stub(raw: Any, cluster_id: int, reason: str) -> Optional[Job]:
+    """What is left of a refused job: its id and a HoldReason, so it is seen, not lost."""
+    if not isinstance(raw, dict) or not _is_int(raw.get("ProcId")) or raw["ProcId"] < 0:
+        return None
+    stub: Job = {"ClusterId": cluster_id, "ProcId": raw["ProcId"],
+                 "JobStatus": int(JobStatus.HELD), "HoldReason": reason[:1000],
+                 "HoldReasonCode": HOLD_CODE_REFUSED}
+    for name in ("Owner", "QDate", "EnteredCurrentStatus", "Cmd"):
+        value = raw.get(name)
+        if isinstance(value, (int, str)) and not isinstance(value, bool) \
+                and len(str(value)) <= 4096 and "\0" not in str(value):
+            stub[name] = value
+    stub.setdefault("QDate", 0)
+    stub.setdefault("Cmd", "")
+    return stub
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -272,3 +291,7 @@ def _check_path(job: Job, name: str) -> None:
         raise InvalidJob("attribute %s is not an absolute path: %s" % (name, value[:200]))
     if "/../" in value + "/" or "/./" in value + "/":
         raise InvalidJob("attribute %s is not a normalised path: %s" % (name, value[:200]))
+    if any(c.isspace() or not c.isprintable() for c in value):
+        # Work Queue's protocol names files in space-separated messages.
+        raise InvalidJob("attribute %s: a path with white space or control characters "
+                         "cannot be sent to a worker: %r" % (name, value[:200]))

@@ -161,6 +161,10 @@ def read_trusted(path: str, limit: int) -> bytes:
     return data
 
 
+class LockTimeout(SpoolError):
+    pass
+
+
 class FileLock:
     """An flock on a lock file, taken with a bounded wait."""
 
@@ -170,7 +174,7 @@ class FileLock:
         self.timeout = timeout
         self.fd = -1
 
-    def __enter__(self) -> "FileLock":
+    def acquire(self) -> "FileLock":
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         op = (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = time.monotonic() + self.timeout
@@ -182,14 +186,21 @@ class FileLock:
                 if err.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
             if time.monotonic() >= deadline:
-                os.close(self.fd)
-                raise SpoolError("timed out after %.0f s waiting for the lock %s"
-                                 % (self.timeout, self.path))
+                self.release()
+                raise LockTimeout("timed out after %.0f s waiting for the lock %s"
+                                  % (self.timeout, self.path))
             time.sleep(0.005)
 
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "FileLock":
+        return self.acquire()
+
     def __exit__(self, *exc: Any) -> None:
-        os.close(self.fd)
-        self.fd = -1
+        self.release()
 
 
 # ---------------------------------------------------------------- encodings
@@ -330,19 +341,20 @@ class Spool:
             except FileNotFoundError:
                 raise SpoolError("the spool %s is incomplete: %s is missing" % (self.root, path))
 
-    def ensure_dirs(self) -> None:
-        self._create()
-
     # -- submission
 
     def submit(self, build: Callable[[int], List[Job]]) -> int:
         """Take the next cluster id, build the jobs, write their record; return the id."""
         with FileLock(self.submit_lock_path):
             cluster_id = self._next_cluster_id()
+            data = encode_jobs(build(cluster_id))
+            if len(data) > MAX_RECORD_BYTES:
+                # The master would refuse it: say so now, while the submitter is listening.
+                raise SpoolError("the jobs' description is %d MB, more than the %d MB a "
+                                 "submission may hold" % (len(data) >> 20, MAX_RECORD_BYTES >> 20))
             # The counter moves first: a crash then leaves a gap, never a reused id.
             atomic_write(self.counter_path, b"%d\n" % (cluster_id + 1))
-            job_list = build(cluster_id)
-            atomic_write(self.record_path(cluster_id), encode_jobs(job_list))
+            atomic_write(self.record_path(cluster_id), data)
         return cluster_id
 
     def allocate_cluster_id(self) -> int:
@@ -533,6 +545,21 @@ class Spool:
         return removed
 
     # -- master lock
+
+    def lock_master(self) -> FileLock:
+        """Hold master.lock for the master's lifetime; a second master is refused by name."""
+        # condor_q may hold a shared probe of the lock for an instant: wait a little.
+        lock = FileLock(self.master_lock_path, timeout=2.0)
+        try:
+            lock.acquire()
+        except LockTimeout:
+            pid = self.master_pid()
+            raise SpoolError("another alien_work_queue (PID %s) is already running on the "
+                             "spool %s" % (pid if pid else "unknown", self.root))
+        os.ftruncate(lock.fd, 0)
+        os.write(lock.fd, b"%d\n" % os.getpid())
+        os.fsync(lock.fd)
+        return lock
 
     def master_pid(self) -> Optional[int]:
         try:

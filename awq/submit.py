@@ -7,6 +7,7 @@ produces one job ad per queued job (see awq/jobs.py for the job model).
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import posixpath
 import re
@@ -57,27 +58,31 @@ class SubmitError(ValueError):
     """Bad submit description; the message is what follows `ERROR: `."""
 
 
-class Statement:
-    def __init__(self, line: int, key: str = "", value: str = "", queue: Optional["Queue"] = None):
-        self.line = line
-        self.key = key
-        self.value = value
-        self.queue = queue
-
-
+@dataclasses.dataclass
 class Queue:
-    def __init__(self, count: int, variables: List[str], items: Optional[List[str]]):
-        self.count = count
-        self.variables = variables
-        self.items = items
+    """One queue statement: `count` jobs per item (one when there is no item list)."""
+
+    count: int
+    variables: List[str]
+    items: Optional[List[str]]
 
     def size(self) -> int:
         return self.count * (len(self.items) if self.items is not None else 1)
 
 
+@dataclasses.dataclass
+class Statement:
+    """A `key = value` command, or a queue statement (then key is empty)."""
+
+    line: int
+    key: str = ""
+    value: str = ""
+    queue: Optional[Queue] = None
+
+
+@dataclasses.dataclass
 class SubmitDescription:
-    def __init__(self, statements: List[Statement]):
-        self.statements = statements
+    statements: List[Statement]
 
     def job_count(self) -> int:
         return sum(s.queue.size() for s in self.statements if s.queue)

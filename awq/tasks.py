@@ -6,9 +6,11 @@ Work Queue, and so the master only decides *when*, never *how*.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import re
 import shlex
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple
 
 from awq import classad, jobs
 from awq.jobs import Job
@@ -26,21 +28,56 @@ _RESERVED = {STDOUT_NAME, STDERR_NAME, STDIN_NAME, WRAPPER_NAME, PROXY_NAME}
 NOMINAL_MB = 1
 
 
+@dataclasses.dataclass
 class TaskSpec:
     """Everything Work Queue needs to run one job."""
 
-    def __init__(self, command: str, tag: str):
-        self.command = command
-        self.tag = tag
-        self.inputs: List[Tuple[str, str]] = []    # (local path, name in the sandbox)
-        self.outputs: List[Tuple[str, str]] = []   # (local path, name in the sandbox)
-        self.environment: Dict[str, str] = {}
-        self.cores = 1
-        self.memory_mb = NOMINAL_MB
-        self.disk_mb = NOMINAL_MB
+    command: str
+    tag: str
+    inputs: List[Tuple[str, str]] = dataclasses.field(default_factory=list)   # (local, sandbox name)
+    outputs: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (local, sandbox name)
+    environment: Dict[str, str] = dataclasses.field(default_factory=dict)
+    cores: int = 1
+    memory_mb: int = NOMINAL_MB
+    disk_mb: int = NOMINAL_MB
 
-    def __repr__(self) -> str:
-        return "TaskSpec(%r, inputs=%r, outputs=%r)" % (self.command, self.inputs, self.outputs)
+
+class TaskResult(NamedTuple):
+    """A finished task, reduced to what the job table needs."""
+
+    task_id: int
+    succeeded: bool
+    exit_code: Optional[int]
+    failure: str       # why Work Queue could not run it; empty when it succeeded
+
+
+class TaskBackend(Protocol):
+    """What the master needs of Work Queue (awq.workqueue.Backend; tests may fake it)."""
+
+    port: int
+
+    def submit(self, spec: TaskSpec) -> int: ...
+
+    def cancel(self, task_id: int) -> None: ...
+
+    def task_state(self, task_id: int) -> "TaskState": ...
+
+    def wait(self, timeout: int) -> Optional[TaskResult]: ...
+
+    def empty(self) -> bool: ...
+
+    def enable_wake_on_child_exit(self) -> bool: ...
+
+    def reap_children(self) -> List[int]: ...
+
+
+class TaskState(enum.Enum):
+    """Where a task is, in the master's terms (Work Queue has finer states)."""
+
+    WAITING = "waiting"      # queued at the manager, on no worker
+    ON_WORKER = "on worker"  # running, or finished and not yet collected
+    FINISHED = "finished"    # collected: wait() returns it, or has
+    UNKNOWN = "unknown"      # cancelled, or never submitted
 
 
 def sandbox_name(path: str) -> str:
@@ -52,8 +89,7 @@ def sandbox_name(path: str) -> str:
 
 
 def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = None) -> TaskSpec:
-    tag = "%d.%d" % (int(job["ClusterId"]), int(job["ProcId"]))
-    spec = TaskSpec("", tag)
+    spec = TaskSpec("", jobs.format_job_id(jobs.job_id(job)))
     prelude: List[str] = []
     if job.get("TransferExecutable", True) is False:
         program = shlex.quote(str(job["Cmd"]))

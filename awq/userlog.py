@@ -7,7 +7,7 @@ import os
 import time
 from typing import Optional
 
-from awq.jobs import Job
+from awq.jobs import Job, format_job_id, job_id
 
 log = logging.getLogger("awq.userlog")
 
@@ -16,8 +16,7 @@ SUBMIT, EXECUTE, TERMINATED, ABORTED, HELD = "000", "001", "005", "009", "012"
 
 def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now or time.time()))
-    return "%s (%03d.%03d.000) %s %s\n...\n" % (
-        code, int(job["ClusterId"]), int(job["ProcId"]), stamp, body)
+    return "%s (%03d.%03d.000) %s %s\n...\n" % ((code,) + job_id(job) + (stamp, body))
 
 
 def terminated_body(exit_code: int) -> str:
@@ -32,11 +31,12 @@ def write_event(job: Job, code: str, body: str) -> None:
     if not isinstance(path, str) or not path:
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: the log may sit in a directory others can write (/tmp).
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, event_text(code, job, body).encode())
         finally:
             os.close(fd)
     except OSError as err:
-        log.warning("job %s.%s: cannot write its log %s: %s",
-                    job.get("ClusterId"), job.get("ProcId"), path, err.strerror)
+        log.warning("job %s: cannot write its log %s: %s",
+                    format_job_id(job_id(job)), path, err.strerror)

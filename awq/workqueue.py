@@ -14,15 +14,9 @@ import os
 import sys
 from typing import Any, List, Optional
 
-from awq.tasks import TaskSpec
+from awq.tasks import TaskResult, TaskSpec, TaskState
 
 log = logging.getLogger("awq.workqueue")
-
-# Task states as Work Queue numbers them (work_queue_task_state_t).
-TASK_READY = 1
-TASK_RUNNING = 2
-TASK_WAITING_RETRIEVAL = 3
-
 
 class WorkQueueUnavailable(ImportError):
     pass
@@ -39,19 +33,6 @@ def import_work_queue() -> Any:
         "cannot import the Work Queue Python module: tried %s. Install CCTools' "
         "Python bindings (Debian: python3-workqueue; conda: ndcctools) or source "
         "$ALIEN_WORKQUEUE/etc/env.sh" % "; ".join(errors))
-
-
-class TaskResult:
-    """A finished task, reduced to what the job table needs."""
-
-    def __init__(self, task_id: int, tag: str, succeeded: bool, exit_code: Optional[int],
-                 failure: str, result_code: int):
-        self.task_id = task_id
-        self.tag = tag
-        self.succeeded = succeeded
-        self.exit_code = exit_code
-        self.failure = failure
-        self.result_code = result_code
 
 
 class Backend:
@@ -73,8 +54,17 @@ class Backend:
             self.queue.specify_password_file(password_file)
         if catalog_host:
             self._enable_catalog(catalog_host, catalog_port, project_name)
-        self._tasks = {}  # task id -> Task: Work Queue forgets nothing while we hold it
+        self._states = self._state_table()
         self._lib = None
+
+    def _state_table(self) -> dict:
+        """Work Queue's task states (work_queue_task_state_t) in the master's terms."""
+        table = {}
+        for name, state in (("READY", TaskState.WAITING), ("RUNNING", TaskState.ON_WORKER),
+                            ("WAITING_RETRIEVAL", TaskState.ON_WORKER),
+                            ("RETRIEVED", TaskState.FINISHED), ("DONE", TaskState.FINISHED)):
+            table[getattr(self.wq, "WORK_QUEUE_TASK_" + name)] = state
+        return table
 
     def _enable_catalog(self, host: str, port: int, project: str) -> None:
         # A name makes Work Queue advertise itself: only ever to the catalog asked for.
@@ -170,27 +160,25 @@ class Backend:
         task.specify_cores(spec.cores)
         task.specify_memory(spec.memory_mb)
         task.specify_disk(spec.disk_mb)
-        task_id = self.queue.submit(task)
-        self._tasks[task_id] = task
-        return task_id
+        return self.queue.submit(task)
 
     def cancel(self, task_id: int) -> None:
         self.queue.cancel_by_taskid(task_id)
-        self._tasks.pop(task_id, None)
+        # The bindings keep each submitted Task in _task_table until wait()
+        # returns it; a cancelled task never comes back, so drop it or it leaks.
+        getattr(self.queue, "_task_table", {}).pop(task_id, None)
 
-    def is_running(self, task_id: int) -> bool:
-        return self.queue.task_state(task_id) in (TASK_RUNNING, TASK_WAITING_RETRIEVAL)
+    def task_state(self, task_id: int) -> TaskState:
+        return self._states.get(self.queue.task_state(task_id), TaskState.UNKNOWN)
 
     def wait(self, timeout: int) -> Optional[TaskResult]:
         task = self.queue.wait(timeout)
         if task is None:
             return None
-        self._tasks.pop(task.id, None)
-        result = int(task.result)
-        succeeded = result == 0
+        succeeded = int(task.result) == 0
         exit_code = int(task.return_status) if succeeded else None
         failure = "" if succeeded else self._describe_failure(task)
-        return TaskResult(task.id, task.tag or "", succeeded, exit_code, failure, result)
+        return TaskResult(task.id, succeeded, exit_code, failure)
 
     def _describe_failure(self, task: Any) -> str:
         text = getattr(task, "result_str", None)
@@ -200,6 +188,3 @@ class Backend:
 
     def empty(self) -> bool:
         return bool(self.queue.empty())
-
-    def stats(self) -> Any:
-        return self.queue.stats

@@ -47,7 +47,7 @@ class Cluster:
             self.env["AWQ_DISABLE_EARLY_WAKE"] = "1"
         self.procs = []
         port, foreman_port = free_port(), free_port()
-        self._start([sys.executable, "-m", "awq.master", "--work-dir", self.spool,
+        self._start([sys.executable, "-m", "awq.cli.alien_work_queue", "--work-dir", self.spool,
                      "--port", str(port)], "master")
         if foreman:
             self._start([WQ_WORKER, "--foreman", "--foreman-port", str(foreman_port), "--timeout",

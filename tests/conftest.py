@@ -159,7 +159,7 @@ class MasterHandle:
         self.port = 0
 
     def start(self, timeout: float = 30) -> "MasterHandle":
-        argv = [PYTHON, "-m", "awq.master", "--work-dir", self.workdir, "--port", "0"]
+        argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", self.workdir, "--port", "0"]
         self.proc = self.procs.start(argv + self.extra_args, self.name, env=self.env, cwd=REPO)
         self.port = int(wait_until(self._logged_port, timeout, what="the master's port"))
         return self

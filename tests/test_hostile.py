@@ -172,8 +172,15 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     assert "refused spool record 902.job" in log and "absolute" in log
     assert "Traceback" not in log
     assert running_master.proc.poll() is None
-    ids = [(j["ClusterId"]) for j in Spool(workdir).read_queue().jobs]
-    assert not set(ids) & {900, 901, 902, 903, 904, 905}
+    # A refused job that can be named stays in sight, held with the reason; nothing else appears.
+    def refused_jobs() -> dict:
+        return {j["ClusterId"]: j for j in Spool(workdir).read_queue().jobs if j["ClusterId"] >= 900}
+    wait_until(lambda: len(refused_jobs()) >= 3, 15, what="the refused jobs to show up held")
+    shown = refused_jobs()
+    assert sorted(shown) == [901, 902, 903]
+    for job in shown.values():
+        assert job["JobStatus"] == 5 and job["HoldReason"].startswith("the master refused this job")
+    assert "absolute" in shown[902]["HoldReason"] and "normalised" in shown[903]["HoldReason"]
 
 
 def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir):
@@ -183,7 +190,7 @@ def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir)
     env = product_env(workdir)
     for argv in (["-m", "awq.cli.condor_q"], ["-m", "awq.cli.condor_rm", "1"],
                  ["-m", "awq.cli.condor_submit"],
-                 ["-m", "awq.master", "--work-dir", workdir, "--port", "0"]):
+                 ["-m", "awq.cli.alien_work_queue", "--work-dir", workdir, "--port", "0"]):
         result = subprocess.run([PYTHON] + argv, input="executable=/bin/true\nqueue\n",
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode != 0, argv
@@ -195,7 +202,7 @@ def test_group_writable_snapshot_is_refused_and_not_loaded(tmp_path, workdir):
     spool.write_snapshot({"jobs": {}})
     os.chmod(spool.snapshot_path, 0o664)
     env = product_env(workdir)
-    master = subprocess.run([PYTHON, "-m", "awq.master", "--work-dir", workdir, "--port", "0"],
+    master = subprocess.run([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", workdir, "--port", "0"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert master.returncode != 0
     assert "writable by group" in master.stderr and "Traceback" not in master.stderr

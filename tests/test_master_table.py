@@ -1,53 +1,149 @@
-"""The master's job-table rules alone (no Work Queue calls are reached here)."""
+"""The master's rules alone: job table transitions, periodic expressions, task bookkeeping.
+
+A fake backend stands in for Work Queue here because these are rules on
+dicts; the end-to-end tests run the same code against real workers.
+"""
 
 from __future__ import annotations
 
-from awq import classad, jobs
+from typing import Dict, List, Optional
+
+from awq import classad, jobs, periodic
+from awq.dispatch import Dispatcher, TaskMap
+from awq.jobs import JobStatus
+from awq.jobtable import JobTable
 from awq.master import Master
 from awq.spool import Spool
+from awq.tasks import TaskResult, TaskSpec, TaskState
 
 
-class NoTasks:
-    """Enough of awq.workqueue.Backend for rules that touch no task."""
+class FakeBackend:
+    """Implements awq.tasks.TaskBackend with a dict of task states."""
 
-    cancelled: list = []
+    port = 0
+
+    def __init__(self) -> None:
+        self.states: Dict[int, TaskState] = {}
+        self.cancelled: List[int] = []
+        self.results: List[TaskResult] = []
+
+    def submit(self, spec: TaskSpec) -> int:
+        task_id = len(self.states) + 1
+        self.states[task_id] = TaskState.WAITING
+        return task_id
 
     def cancel(self, task_id: int) -> None:
         self.cancelled.append(task_id)
+        self.states[task_id] = TaskState.UNKNOWN
 
+    def task_state(self, task_id: int) -> TaskState:
+        return self.states.get(task_id, TaskState.UNKNOWN)
 
-def master_with(tmp_path, job: dict) -> Master:
-    master = Master(Spool(str(tmp_path / "spool"), create=True), NoTasks(), periodic_interval=0.001)
-    master.table[jobs.job_id(job)] = job
-    return master
+    def wait(self, timeout: int) -> Optional[TaskResult]:
+        return self.results.pop(0) if self.results else None
+
+    def empty(self) -> bool:
+        return not any(s != TaskState.UNKNOWN for s in self.states.values())
+
+    def enable_wake_on_child_exit(self) -> bool:
+        return False
+
+    def reap_children(self) -> List[int]:
+        return []
 
 
 def ad(**extra) -> dict:
-    base = {"ClusterId": 1, "ProcId": 0, "JobStatus": jobs.JobStatus.IDLE, "QDate": 1, "Cmd": "/bin/true",
+    base = {"ClusterId": 1, "ProcId": 0, "JobStatus": 1, "QDate": 1, "Cmd": "/bin/true",
             "EnteredCurrentStatus": 1}
     base.update(extra)
     return base
 
 
+def master_with(tmp_path, job: dict) -> Master:
+    master = Master(Spool(str(tmp_path / "spool"), create=True), FakeBackend(), owner="u",
+                    periodic_interval=0.001)
+    master.table.jobs[jobs.job_id(job)] = job
+    return master
+
+
 def test_periodic_release_clears_the_hold(tmp_path):
-    master = master_with(tmp_path, ad(JobStatus=jobs.JobStatus.HELD, HoldReason="x", HoldReasonCode=3,
+    master = master_with(tmp_path, ad(JobStatus=5, HoldReason="x", HoldReasonCode=3,
                                       PeriodicRelease=classad.Expr("JobStatus == 5")))
     master.apply_periodic_expressions()
-    job = master.table[(1, 0)]
-    assert job["JobStatus"] == jobs.JobStatus.IDLE and "HoldReason" not in job and job["LastJobStatus"] == 5
+    job = master.table.jobs[(1, 0)]
+    assert job["JobStatus"] == 1 and "HoldReason" not in job and job["LastJobStatus"] == 5
+    assert type(job["JobStatus"]) is int  # the snapshot's unpickler knows plain data only
 
 
 def test_false_or_undefined_expressions_change_nothing(tmp_path):
     master = master_with(tmp_path, ad(PeriodicHold=classad.Expr("Missing > 3"),
                                       PeriodicRemove=classad.Expr("CurrentTime - QDate < 0")))
     master.apply_periodic_expressions()
-    assert master.table[(1, 0)]["JobStatus"] == jobs.JobStatus.IDLE and not master.dirty
+    assert master.table.jobs[(1, 0)]["JobStatus"] == 1 and not master.table.dirty
 
 
 def test_running_job_held_by_expression_loses_its_task(tmp_path):
-    master = master_with(tmp_path, ad(JobStatus=jobs.JobStatus.RUNNING, PeriodicHold=True))
-    master.task_of[(1, 0)] = 42
-    master.job_of_task[42] = (1, 0)
+    master = master_with(tmp_path, ad(JobStatus=2, PeriodicHold=True))
+    master.dispatcher.tasks.add((1, 0), 42)
     master.apply_periodic_expressions()
-    assert master.table[(1, 0)]["JobStatus"] == jobs.JobStatus.HELD
-    assert 42 in NoTasks.cancelled and (1, 0) not in master.task_of
+    job = master.table.jobs[(1, 0)]
+    assert job["JobStatus"] == 5 and job["HoldReasonCode"] == 3
+    assert master.backend.cancelled == [42] and (1, 0) not in master.dispatcher.tasks
+
+
+def test_periodic_remove_wins_over_hold():
+    job = ad(PeriodicHold=True, PeriodicRemove=classad.Expr("QDate < 10"))
+    assert periodic.periodic_action(job, now=100).kind == "remove"
+    assert periodic.periodic_action(ad(JobStatus=4, PeriodicRemove=True), now=100) is None
+
+
+def test_task_map_keeps_both_directions_in_step():
+    tasks = TaskMap()
+    tasks.add((1, 0), 7)
+    tasks.add((1, 1), 8)
+    assert tasks.pop_task(7) == (1, 0) and (1, 0) not in tasks
+    assert tasks.pop_job((1, 1)) == 8 and tasks.pop_task(8) is None and len(tasks) == 0
+
+
+def test_a_finished_task_never_sends_its_job_back_to_idle():
+    backend, table = FakeBackend(), JobTable()
+    table.jobs[(1, 0)] = ad()
+    dispatcher = Dispatcher(backend)
+    assert dispatcher.submit_idle(table) == 1
+    seen = []
+    for state in (TaskState.WAITING, TaskState.ON_WORKER, TaskState.FINISHED):
+        backend.states[1] = state
+        dispatcher.poll_states(table)
+        seen.append(table.status((1, 0)))
+    assert seen == [JobStatus.IDLE, JobStatus.RUNNING, JobStatus.RUNNING]
+    dispatcher.handle(TaskResult(1, True, 0, ""), table)
+    assert table.status((1, 0)) == JobStatus.COMPLETED and table.jobs[(1, 0)]["NumJobStarts"] == 1
+
+
+def test_a_task_back_in_the_queue_requeues_its_job():
+    backend, table = FakeBackend(), JobTable()
+    table.jobs[(1, 0)] = ad()
+    dispatcher = Dispatcher(backend)
+    dispatcher.submit_idle(table)
+    backend.states[1] = TaskState.ON_WORKER
+    dispatcher.poll_states(table)
+    backend.states[1] = TaskState.WAITING  # the worker went away
+    dispatcher.poll_states(table)
+    backend.states[1] = TaskState.ON_WORKER
+    dispatcher.poll_states(table)
+    job = table.jobs[(1, 0)]
+    assert job["JobStatus"] == JobStatus.RUNNING and job["NumJobStarts"] == 2
+
+
+def test_a_job_whose_task_cannot_be_made_is_held_and_others_go_on():
+    class Refusing(FakeBackend):
+        def submit(self, spec: TaskSpec) -> int:
+            if spec.tag == "1.0":
+                raise ValueError("no such file")
+            return super().submit(spec)
+    table = JobTable()
+    table.jobs[(1, 0)] = ad()
+    table.jobs[(1, 1)] = ad(ProcId=1)
+    assert Dispatcher(Refusing()).submit_idle(table) == 1
+    assert table.status((1, 0)) == JobStatus.HELD and "no such file" in table.jobs[(1, 0)]["HoldReason"]
+    assert table.status((1, 1)) == JobStatus.IDLE

@@ -98,13 +98,22 @@ def test_cluster_ids_increase_and_records_hold_the_jobs(spool):
     assert [j["ProcId"] for j in spool.read_record("2.job")[1]] == [0, 1]
 
 
-def test_build_failure_burns_an_id_but_writes_no_record(spool):
+def test_build_failure_writes_nothing_and_burns_no_id(spool):
     def broken(cid):
         raise ValueError("boom")
     with pytest.raises(ValueError):
         spool.submit(broken)
     assert spool.pending_records() == []
-    assert spool.submit(lambda cid: [job(cid)]) == 2
+    assert spool.submit(lambda cid: [job(cid)]) == 1
+
+
+def test_a_record_the_master_would_refuse_for_its_size_is_never_written(spool, monkeypatch):
+    from awq import spool as spool_module
+    monkeypatch.setattr(spool_module, "MAX_RECORD_BYTES", 4096)
+    with pytest.raises(SpoolError, match="more than"):
+        spool.submit(lambda cid: [dict(job(cid), Arguments="x" * 5000)])
+    assert spool.pending_records() == []
+    assert spool.submit(lambda cid: [job(cid)]) == 1
 
 
 def _submit_many(root: str, count: int, out) -> None:

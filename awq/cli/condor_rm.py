@@ -103,7 +103,7 @@ def main(argv: List[str]) -> int:
     targets = [parse_target(t) for t in selection.targets]
     try:
         spool = Spool(default_workdir())
-        live = [j for j in spool.read_queue().jobs if j.get("JobStatus") != jobs.REMOVED]
+        live = [j for j in spool.read_queue().jobs if j.get("JobStatus") != jobs.JobStatus.REMOVED]
     except SpoolError as err:
         fail(str(err))
     messages, wanted, missing = [], [], []

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import List, Optional
 
-from awq import classad, submit
+from awq import classad, jobs, submit
 from awq.cli.common import check_schedd_name, current_user, fail, run_main, take_value
 from awq.spool import Spool, SpoolError, default_workdir
 
@@ -160,6 +160,7 @@ def main(argv: List[str]) -> int:
         desc = submit.parse_description(text, append=opts.append, queue_override=opts.queue)
         # Built once before any id is taken: a bad description changes nothing.
         for job in submit.build_jobs(desc, cluster_id=1, **context):
+            jobs.validate_job(job, 1)  # what the master checks: accepted means queued
             check_files(job)
         built: List[dict] = []
 
@@ -167,7 +168,7 @@ def main(argv: List[str]) -> int:
             built.extend(submit.build_jobs(desc, cluster_id=cluster_id, **context))
             return built
         cluster = Spool(default_workdir(), create=True).submit(build)
-    except (submit.SubmitError, SpoolError) as err:
+    except (submit.SubmitError, jobs.InvalidJob, SpoolError) as err:
         fail(str(err))
     except OSError as err:
         fail("cannot queue the jobs: %s" % err)

@@ -7,7 +7,7 @@ import awq.cli.condor_q  # noqa: F401
 import awq.cli.condor_rm  # noqa: F401
 import awq.cli.condor_status  # noqa: F401
 import awq.cli.condor_submit  # noqa: F401
-import awq.master  # noqa: F401
+import awq.cli.alien_work_queue  # noqa: F401
 import awq.spool  # noqa: F401
 import awq.userlog  # noqa: F401
 from awq import classad, jobs, query, submit, tasks

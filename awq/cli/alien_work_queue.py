@@ -1,0 +1,127 @@
+"""alien_work_queue: the master's command line. Parse, wire, run (see awq/master.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import List, Optional
+
+from awq import classad, jobs, periodic, spool as spool_mod
+from awq.cli.common import run_main
+from awq.dispatch import MAX_TASKS
+from awq.master import Master
+from awq.spool import Spool
+
+log = logging.getLogger("awq.master")
+
+DEFAULT_PORT = 9094
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="alien_work_queue",
+        description="Run the alien-workqueue master: take jobs that condor_submit "
+                    "spooled, run them as Work Queue tasks, publish their state for condor_q.")
+    parser.add_argument("--job-wrapper", metavar="FILE",
+                        help="run every job through this wrapper (e.g. $ALIEN_WORKQUEUE/etc/"
+                             "alien_job_wrapper.sh), sent to the worker with the job")
+    parser.add_argument("--work-dir", metavar="DIR", default=None,
+                        help="spool directory (default: $AWQ_WORKDIR or %s)"
+                             % spool_mod.DEFAULT_WORKDIR)
+    parser.add_argument("--catalog-host", metavar="HOST",
+                        help="advertise this master to the catalog server HOST (catalog mode)")
+    parser.add_argument("--catalog-port", metavar="PORT", type=int, default=9097,
+                        help="catalog server port (default: 9097)")
+    parser.add_argument("--project-name", metavar="NAME", default="alien_jobs",
+                        help="project name advertised in catalog mode (default: alien_jobs)")
+    parser.add_argument("--port", metavar="PORT", type=int, default=DEFAULT_PORT,
+                        help="port workers and foremen connect to (default: %d; 0 picks a free one)"
+                             % DEFAULT_PORT)
+    parser.add_argument("--password", metavar="FILE",
+                        help="require Work Queue password authentication with the password in FILE")
+    parser.add_argument("--max-tasks", metavar="N", type=int, default=MAX_TASKS,
+                        help="at most N jobs handed to Work Queue at once (default: %d)" % MAX_TASKS)
+    parser.add_argument("--periodic-interval", metavar="S", type=float, default=periodic.INTERVAL,
+                        help="evaluate the jobs' periodic_hold/periodic_release/periodic_remove "
+                             "every S seconds (default: %d, as HTCondor)" % periodic.INTERVAL)
+    parser.add_argument("--log-file", metavar="FILE", help="append the master's log to FILE "
+                                                         "(default: standard error)")
+    parser.add_argument("--debug", action="store_true",
+                        help="verbose log, and Work Queue's own debug log in the spool")
+    options = parser.parse_args(argv)
+    for flag, path in (("--job-wrapper", options.job_wrapper), ("--password", options.password)):
+        if path and not os.access(path, os.R_OK):
+            parser.error("%s %s: file does not exist or is not readable" % (flag, path))
+    if not 0 <= options.port <= 65535:
+        parser.error("--port %d is not a TCP port" % options.port)
+    if options.max_tasks < 1:
+        parser.error("--max-tasks must be at least 1")
+    if options.periodic_interval <= 0:
+        parser.error("--periodic-interval must be positive")
+    return options
+
+
+class OneLineFormatter(logging.Formatter):
+    """Job data in a message cannot forge a log line: control characters are escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = classad.escape_control(record.message)
+        return super().formatMessage(record)
+
+
+def setup_logging(log_file: Optional[str], debug: bool) -> None:
+    handler: logging.Handler
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s alien_work_queue[%(process)d] "
+                                          "%(levelname)s: %(message)s"))
+    root = logging.getLogger("awq")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def install_signal_handlers(master: Master) -> None:
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: saving the job table and exiting", signum)
+        master.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    # A Python-level handler makes SIGCHLD interrupt Work Queue's poll(), so
+    # a watcher's exit ends wait() at once instead of at its timeout.
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+
+def main(argv: List[str]) -> int:
+    options = parse_args(argv)
+    setup_logging(options.log_file, options.debug)
+    from awq.workqueue import Backend  # late: --help works without Work Queue
+    spool = Spool(options.work_dir, create=True)
+    lock = spool.lock_master()
+    debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
+    backend = Backend(options.port, password_file=_absolute(options.password),
+                      catalog_host=options.catalog_host, catalog_port=options.catalog_port,
+                      project_name=options.project_name, debug_log=debug_log)
+    master = Master(spool, backend, owner=jobs.current_owner(),
+                    job_wrapper=_absolute(options.job_wrapper), max_tasks=options.max_tasks,
+                    periodic_interval=options.periodic_interval)
+    install_signal_handlers(master)
+    try:
+        return master.run()
+    finally:
+        lock.release()
+
+
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else None
+
+
+def cli() -> None:
+    """Console-script entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

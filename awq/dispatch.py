@@ -1,0 +1,104 @@
+"""Jobs to Work Queue tasks and back: which task runs which job, and what became of it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, Iterator, Optional, Tuple
+
+from awq.jobs import JobId, JobStatus
+from awq.jobtable import JobTable
+from awq.tasks import TaskBackend, TaskResult, TaskState, task_spec
+
+log = logging.getLogger("awq.master")
+
+MAX_TASKS = 10000
+
+
+class TaskMap:
+    """Job id <-> task id, kept in step in one place."""
+
+    def __init__(self) -> None:
+        self._task_of: Dict[JobId, int] = {}
+        self._job_of: Dict[int, JobId] = {}
+
+    def __len__(self) -> int:
+        return len(self._task_of)
+
+    def __contains__(self, jid: JobId) -> bool:
+        return jid in self._task_of
+
+    def items(self) -> Iterator[Tuple[JobId, int]]:
+        return iter(list(self._task_of.items()))
+
+    def add(self, jid: JobId, task_id: int) -> None:
+        self._task_of[jid] = task_id
+        self._job_of[task_id] = jid
+
+    def pop_job(self, jid: JobId) -> Optional[int]:
+        task_id = self._task_of.pop(jid, None)
+        if task_id is not None:
+            self._job_of.pop(task_id, None)
+        return task_id
+
+    def pop_task(self, task_id: int) -> Optional[JobId]:
+        jid = self._job_of.pop(task_id, None)
+        if jid is not None:
+            self._task_of.pop(jid, None)
+        return jid
+
+
+class Dispatcher:
+    def __init__(self, backend: TaskBackend, job_wrapper: Optional[str] = None,
+                 max_tasks: int = MAX_TASKS):
+        self.backend = backend
+        self.job_wrapper = job_wrapper
+        self.max_tasks = max_tasks
+        self.tasks = TaskMap()
+
+    def submit_idle(self, table: JobTable) -> int:
+        """Hand idle jobs that have no task to Work Queue; returns how many."""
+        started = 0
+        for jid in list(table.with_status(JobStatus.IDLE)):
+            if len(self.tasks) >= self.max_tasks:
+                break
+            if jid in self.tasks:
+                continue
+            try:
+                task_id = self.backend.submit(task_spec(table.jobs[jid], self.job_wrapper))
+            except Exception as err:  # one bad job must not stop the others
+                table.hold(jid, "cannot create the Work Queue task: %s" % err)
+                continue
+            self.tasks.add(jid, task_id)
+            started += 1
+        return started
+
+    def cancel(self, jid: JobId) -> None:
+        task_id = self.tasks.pop_job(jid)
+        if task_id is not None:
+            self.backend.cancel(task_id)
+
+    def poll_states(self, table: JobTable) -> None:
+        """Jobs whose task reached a worker are running; a task back in the queue lost its worker.
+
+        Only a task Work Queue put back to waiting sends its job back to idle:
+        a finished task not yet returned by wait() keeps its job running, so a
+        job's state never goes backwards on its way out.
+        """
+        for jid, task_id in self.tasks.items():
+            status = table.status(jid)
+            state = self.backend.task_state(task_id)
+            if state == TaskState.ON_WORKER and status == JobStatus.IDLE:
+                table.mark_running(jid)
+            elif state == TaskState.WAITING and status == JobStatus.RUNNING:
+                table.requeue(jid, "its worker went away")
+
+    def handle(self, result: TaskResult, table: JobTable) -> None:
+        jid = self.tasks.pop_task(result.task_id)
+        if jid is None:
+            return  # a task we cancelled
+        if table.status(jid) == JobStatus.IDLE:
+            table.mark_running(jid)  # finished between two polls
+        if result.succeeded:
+            table.complete(jid, result.exit_code if result.exit_code is not None else 0)
+        else:
+            table.hold(jid, result.failure)

@@ -1,0 +1,108 @@
+"""What comes into the master through the spool: job records and removal requests.
+
+A record is deleted only after a snapshot holding its jobs is durable, so
+the intake remembers what it took until the master says the snapshot is
+written (``commit``). A record the master cannot take is moved aside to
+queue/bad with the reason in the log; it is never retried in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import List, Set
+
+from awq import jobs, submit
+from awq.jobs import Job, JobId
+from awq.jobtable import JobTable
+from awq.spool import Spool, SpoolError
+
+log = logging.getLogger("awq.master")
+
+
+class SpoolIntake:
+    def __init__(self, spool: Spool, owner: str):
+        self.spool = spool
+        self.owner = owner
+        self.taken_records: Set[str] = set()
+        self.done_removals: Set[str] = set()
+
+    def take_records(self, table: JobTable) -> int:
+        """Put the jobs of new records in the table; returns how many came in."""
+        added = 0
+        for name in self.spool.pending_records():
+            if name in self.taken_records:
+                continue
+            try:
+                new_jobs = self._read(name)
+            except FileNotFoundError:
+                continue
+            except (SpoolError, jobs.InvalidJob, submit.SubmitError, OSError) as err:
+                self._refuse(name, err, table)
+                continue
+            added += sum(1 for job in new_jobs if table.add(job))
+            self.taken_records.add(name)
+            table.dirty = True
+        return added
+
+    def removal_requests(self) -> List[JobId]:
+        """Jobs condor_rm asked to remove since the last commit."""
+        wanted = []
+        for name, jid in self.spool.pending_removals():
+            if name not in self.done_removals:
+                self.done_removals.add(name)
+                wanted.append(jid)
+        return wanted
+
+    def commit(self) -> None:
+        """The snapshot now holds everything taken: the spool files can go."""
+        self.spool.remove_records(self.taken_records)
+        self.taken_records = set()
+        self.spool.remove_removal_requests(self.done_removals)
+        self.done_removals = set()
+
+    def _read(self, name: str) -> List[Job]:
+        cluster, content = self.spool.read_record(name)
+        if cluster is None:
+            return self._jobs_from_upstream(content)
+        new_jobs = [jobs.validate_job(job, cluster) for job in content]
+        if not new_jobs:
+            raise jobs.InvalidJob("the record holds no job")
+        return new_jobs
+
+    def _jobs_from_upstream(self, text: str) -> List[Job]:
+        """A raw description that upstream's condor_submit spooled before an upgrade."""
+        desc = submit.parse_description(text)
+        build_args = dict(cwd=os.path.expanduser("~"), environ=dict(os.environ),
+                          owner=self.owner, uid=os.getuid(), now=int(time.time()))
+        submit.build_jobs(desc, cluster_id=1, **build_args)  # validate before taking an id
+        cluster = self.spool.allocate_cluster_id()
+        return [jobs.validate_job(job, cluster)
+                for job in submit.build_jobs(desc, cluster_id=cluster, **build_args)]
+
+    def _refuse(self, name: str, err: Exception, table: JobTable) -> None:
+        """Keep the record for the admin; its jobs, where they can be named, stay visible held."""
+        reason = "the master refused this job: %s" % err
+        for stub in self._held_stubs(name, reason):
+            table.add(stub)
+        try:
+            where = self.spool.quarantine_record(name)
+            log.error("refused spool record %s: %s (moved to %s)", name, err, where)
+        except OSError as move_err:
+            log.error("refused spool record %s: %s (and cannot move it aside: %s)",
+                      name, err, move_err)
+
+    def _held_stubs(self, name: str, reason: str) -> List[Job]:
+        try:
+            cluster, content = self.spool.read_record(name)
+        except (SpoolError, OSError):
+            return []
+        if cluster is None:
+            return []
+        stubs = {}
+        for raw in content:
+            stub = jobs.held_stub(raw, cluster, reason)
+            if stub is not None:
+                stubs[jobs.job_id(stub)] = stub
+        return list(stubs.values())

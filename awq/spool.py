@@ -30,6 +30,7 @@ import json
 import os
 import pickle
 import re
+import secrets
 import stat
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -87,6 +88,23 @@ def _check_stat(path: str, st: os.stat_result, want_dir: bool) -> os.stat_result
         raise SpoolError("%s is writable by group or others (mode %04o): refusing to use it"
                          % (path, stat.S_IMODE(st.st_mode)))
     return st
+
+
+def check_secret_file(path: str) -> None:
+    """A password file must be ours and readable by nobody else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise SpoolError("cannot open the password file %s: %s" % (path, err.strerror))
+    try:
+        st = _check_stat(path, os.fstat(fd), want_dir=False)
+    finally:
+        os.close(fd)
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SpoolError("the password file %s can be read by group or others (mode %04o): "
+                         "chmod 600 it" % (path, stat.S_IMODE(st.st_mode)))
 
 
 # ---------------------------------------------------------------- atomic files
@@ -308,6 +326,7 @@ class Spool:
         self.master_lock_path = os.path.join(self.root, "master.lock")
         self.history_path = os.path.join(self.history_dir, "history")
         self.drain_path = os.path.join(self.root, "drain")
+        self.password_path = os.path.join(self.root, "password")
         if create:
             self._create()
         self._check_layout()
@@ -543,6 +562,17 @@ class Spool:
                     _unlink_quietly(os.path.join(directory, name))
                     removed.append(os.path.join(directory, name))
         return removed
+
+    # -- the workers' password
+
+    def ensure_password(self) -> Tuple[str, bool]:
+        """The spool's own password file, made (random, 0600) on first use: (path, created)."""
+        try:
+            check_secret_file(self.password_path)
+            return self.password_path, False
+        except FileNotFoundError:
+            atomic_write(self.password_path, secrets.token_hex(32).encode() + b"\n", mode=0o600)
+            return self.password_path, True
 
     # -- master lock
 

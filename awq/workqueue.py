@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import inspect
 import logging
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from awq.tasks import TaskResult, TaskSpec, TaskState
 
@@ -39,12 +40,19 @@ class Backend:
     """A Work Queue manager with the few operations the master uses."""
 
     def __init__(self, port: int, password_file: Optional[str] = None,
+                 tls: Optional[Tuple[str, str]] = None,
                  catalog_host: Optional[str] = None, catalog_port: int = 9097,
                  project_name: str = "alien_jobs", debug_log: Optional[str] = None):
         self.wq = import_work_queue()
-        kwargs = {"port": port}
+        self.supports_tls = "ssl" in inspect.signature(self.wq.WorkQueue.__init__).parameters
+        kwargs: Dict[str, Any] = {"port": port}
         if debug_log:
             kwargs["debug_log"] = debug_log
+        if tls:
+            if not self.supports_tls:
+                raise OSError("this Work Queue (%s) has no TLS support: --ssl-key/--ssl-cert "
+                              "cannot be used" % getattr(self.wq, "__file__", "?"))
+            kwargs["ssl"] = tls
         try:
             self.queue = self.wq.WorkQueue(**kwargs)
         except Exception as err:

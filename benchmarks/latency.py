@@ -49,15 +49,17 @@ class Cluster:
         port, foreman_port = free_port(), free_port()
         self._start([sys.executable, "-m", "awq.cli.alien_work_queue", "--work-dir", self.spool,
                      "--port", str(port)], "master")
+        self._wait_for_heartbeat()  # the master has made the spool's password by then
+        password = ["--password", os.path.join(self.spool, "password")]
         if foreman:
             self._start([WQ_WORKER, "--foreman", "--foreman-port", str(foreman_port), "--timeout",
-                         "120", "--workdir", self._dir("foreman"), "127.0.0.1", str(port)], "foreman")
+                         "120", "--workdir", self._dir("foreman")] + password
+                        + ["127.0.0.1", str(port)], "foreman")
         manager = foreman_port if foreman else port
         for index in range(workers):
             self._start([WQ_WORKER, "--cores", "1", "--timeout", "120",
-                         "--workdir", self._dir("worker%d" % index), "127.0.0.1", str(manager)],
-                        "worker%d" % index)
-        self._wait_for_heartbeat()
+                         "--workdir", self._dir("worker%d" % index)] + password
+                        + ["127.0.0.1", str(manager)], "worker%d" % index)
 
     def _dir(self, name: str) -> str:
         path = os.path.join(self.root, name)

@@ -200,16 +200,29 @@ def start_master(procs, workdir):
     return start
 
 
+SPOOL_PASSWORD = "spool"  # start_worker's default: the password the master made in its spool
+
+
+def password_args(workdir: str, password: Optional[str] = SPOOL_PASSWORD) -> List[str]:
+    """--password for a worker: the spool's own file by default, none with password=None."""
+    if password is None:
+        return []
+    return ["--password", os.path.join(workdir, "password") if password == SPOOL_PASSWORD
+            else password]
+
+
 @pytest.fixture
-def start_worker(procs, tmp_path):
+def start_worker(procs, tmp_path, workdir):
     counter = [0]
 
-    def start(port: int, cores: int = 1, extra: Optional[List[str]] = None) -> subprocess.Popen:
+    def start(port: int, cores: int = 1, extra: Optional[List[str]] = None,
+              password: Optional[str] = SPOOL_PASSWORD) -> subprocess.Popen:
         counter[0] += 1
         scratch = tmp_path / ("worker%d" % counter[0])
         scratch.mkdir()
         argv = [shutil.which("work_queue_worker") or "work_queue_worker", "--cores", str(cores),
-                "--workdir", str(scratch), "--timeout", "120"] + (extra or []) + ["127.0.0.1", str(port)]
+                "--workdir", str(scratch), "--timeout", "120"] + password_args(workdir, password) \
+            + (extra or []) + ["127.0.0.1", str(port)]
         return procs.start(argv, "worker%d" % counter[0])
     return start
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from awq import jobs
 from awq.spool import Spool
-from conftest import (PYTHON, REPO, MasterHandle, free_port, free_port_block, pid_alive,
+from conftest import (PYTHON, REPO, MasterHandle, free_port, free_port_block, password_args, pid_alive,
                       product_env, run_tool, wait_until)
 
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
@@ -36,6 +36,7 @@ def submit(workdir: str, description: str) -> int:
 
 def start_foremen_and_workers(procs, tmp_path, master_port: int, foremen: int, workers: int,
                               extra=()):
+    extra = password_args(str(tmp_path / "spool")) + list(extra)
     base = free_port_block(foremen)
     foreman_procs = []
     for index in range(1, foremen + 1):

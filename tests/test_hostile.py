@@ -81,6 +81,12 @@ def hostile_descriptions(tmp_path) -> list:
         ("recursive macros", ("executable = %s\na = $(b)\nb = $(a)\narguments = $(a)\nqueue\n"
                               % ok).encode()),
         ("empty input", b""),
+        ("output path with a space", ("executable = %s\noutput = %s/a b.out\nqueue\n"
+                                      % (ok, tmp_path)).encode()),
+        ("2,016 +attributes", ("executable = %s\n%squeue\n" % (ok, "".join(
+            "+A%d = %d\n" % (i, i) for i in range(2016)))).encode()),
+        ("10,000 jobs of 10 KB arguments", ("executable = %s\narguments = %s\nqueue 10000\n"
+                                            % (ok, "x" * 10240)).encode()),
     ] + ([] if os.geteuid() == 0 else
          [("unreadable executable", ("executable = %s\nqueue\n" % unreadable).encode())])
 
@@ -154,6 +160,9 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
             "ClusterId": 903, "ProcId": 0, "JobStatus": 1, "QDate": 1, "Cmd": "/bin/true",
             "Out": "/tmp/../etc/x"}]}).encode(),
         "904.job": json.dumps({"version": 1, "jobs": []}).encode(),
+        "906.job": json.dumps({"version": 1, "jobs": [{
+            "ClusterId": 906, "ProcId": 0, "JobStatus": 1, "QDate": 1,
+            "Cmd": "x\n2026-01-01 alien_work_queue[1] ERROR: forged line"}]}).encode(),
     }
     for name, data in forged.items():
         path = os.path.join(queue_dir, name)
@@ -175,12 +184,14 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     # A refused job that can be named stays in sight, held with the reason; nothing else appears.
     def refused_jobs() -> dict:
         return {j["ClusterId"]: j for j in Spool(workdir).read_queue().jobs if j["ClusterId"] >= 900}
-    wait_until(lambda: len(refused_jobs()) >= 3, 15, what="the refused jobs to show up held")
+    wait_until(lambda: len(refused_jobs()) >= 4, 15, what="the refused jobs to show up held")
     shown = refused_jobs()
-    assert sorted(shown) == [901, 902, 903]
+    assert sorted(shown) == [901, 902, 903, 906]
     for job in shown.values():
         assert job["JobStatus"] == 5 and job["HoldReason"].startswith("the master refused this job")
     assert "absolute" in shown[902]["HoldReason"] and "normalised" in shown[903]["HoldReason"]
+    assert "refused spool record 906.job" in log
+    assert not any(line.startswith("2026-01-01") for line in log.splitlines()), "forged log line"
 
 
 def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir):
@@ -225,8 +236,8 @@ def test_unauthenticated_worker_gets_no_task(tmp_path, start_master, start_worke
     out = tmp_path / "pilot.out"
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
                 % (job, out)).returncode == 0
-    no_password = start_worker(master.port)
-    wrong_password = start_worker(master.port, extra=["--password", str(wrong)])
+    no_password = start_worker(master.port, password=None)
+    wrong_password = start_worker(master.port, password=str(wrong))
     wait_until(lambda: "password" in master.log(), 30, what="the master to refuse a worker")
     time.sleep(3)
     assert not out.exists()
@@ -234,6 +245,68 @@ def test_unauthenticated_worker_gets_no_task(tmp_path, start_master, start_worke
     assert queue == ["1"]
     for worker in (no_password, wrong_password):
         assert not re.search(r"pilot ran", open(worker.log_path).read())
-    start_worker(master.port, extra=["--password", str(password)])
+    start_worker(master.port, password=str(password))
     wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
                what="the authenticated worker to run the pilot")
+
+
+def test_master_makes_a_private_password_and_a_plain_worker_gets_nothing(tmp_path, start_master,
+                                                                         start_worker, tool):
+    master = start_master()
+    password = os.path.join(master.workdir, "password")
+    assert os.stat(password).st_mode & 0o777 == 0o600
+    assert "workers authenticate with the password in %s" % password in master.log()
+    assert "not encrypted" in master.log()
+    job = tmp_path / "pilot.sh"
+    job.write_text("#!/bin/sh\necho pilot ran\n")
+    job.chmod(0o755)
+    proxy = tmp_path / "proxy"
+    proxy.write_text("fake proxy\n")
+    proxy.chmod(0o600)
+    out = tmp_path / "pilot.out"
+    assert tool("condor_submit", stdin="executable = %s\noutput = %s\nx509userproxy = %s\nqueue\n"
+                % (job, out, proxy)).returncode == 0
+    plain = start_worker(master.port, password=None)
+    wait_until(lambda: "password" in master.log().split("not encrypted", 1)[1], 30,
+               what="the master to refuse the plain worker")
+    scratch = tmp_path / "worker1"
+    assert not out.exists()
+    assert not [f for _, _, files in os.walk(str(scratch)) for f in files if "proxy" in f or "x509" in f]
+    assert plain.poll() is None or "pilot ran" not in open(plain.log_path).read()
+    start_worker(master.port)  # the spool's password, as alien_wq_worker.sh finds it
+    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
+               what="the authenticated worker to run the pilot")
+    # The same password on the next start: workers keep working across restarts.
+    before = open(password).read()
+    master.stop()
+    start_master()
+    assert open(password).read() == before
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_password_file_others_can_read_is_refused(tmp_path, workdir, mode):
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    password.chmod(mode)
+    result = subprocess.run([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", workdir,
+                             "--port", "0", "--password", str(password)],
+                            capture_output=True, text=True, env=product_env(workdir), timeout=60)
+    assert result.returncode != 0
+    errors = [l for l in result.stderr.splitlines() if l.startswith("ERROR: ")]
+    assert len(errors) == 1 and "chmod 600" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_insecure_master_warns_and_serves_any_worker(tmp_path, start_master, start_worker, tool):
+    master = start_master("--insecure")
+    assert "--insecure: no password" in master.log()
+    assert not os.path.exists(os.path.join(master.workdir, "password"))
+    job = tmp_path / "pilot.sh"
+    job.write_text("#!/bin/sh\necho pilot ran\n")
+    job.chmod(0o755)
+    out = tmp_path / "pilot.out"
+    assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
+                % (job, out)).returncode == 0
+    start_worker(master.port, password=None)
+    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
+               what="the plain worker to run the pilot")

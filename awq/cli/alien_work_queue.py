@@ -41,7 +41,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                         help="port workers and foremen connect to (default: %d; 0 picks a free one)"
                              % DEFAULT_PORT)
     parser.add_argument("--password", metavar="FILE",
-                        help="require Work Queue password authentication with the password in FILE")
+                        help="workers and foremen authenticate with the password in FILE (yours, "
+                             "mode 0600; default: WORK_DIR/password, created on first start)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="no password: any host that reaches the port can take jobs and the "
+                             "proxies they carry (upstream's behaviour)")
+    parser.add_argument("--ssl-key", metavar="FILE",
+                        help="TLS key for worker connections (needs a Work Queue built with TLS)")
+    parser.add_argument("--ssl-cert", metavar="FILE",
+                        help="TLS certificate for worker connections (with --ssl-key)")
     parser.add_argument("--max-tasks", metavar="N", type=int, default=MAX_TASKS,
                         help="at most N jobs handed to Work Queue at once (default: %d)" % MAX_TASKS)
     parser.add_argument("--periodic-interval", metavar="S", type=float, default=periodic.INTERVAL,
@@ -52,7 +60,12 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true",
                         help="verbose log, and Work Queue's own debug log in the spool")
     options = parser.parse_args(argv)
-    for flag, path in (("--job-wrapper", options.job_wrapper), ("--password", options.password)):
+    if options.insecure and options.password:
+        parser.error("--insecure and --password exclude each other")
+    if bool(options.ssl_key) != bool(options.ssl_cert):
+        parser.error("--ssl-key and --ssl-cert go together")
+    for flag, path in (("--job-wrapper", options.job_wrapper), ("--password", options.password),
+                       ("--ssl-key", options.ssl_key), ("--ssl-cert", options.ssl_cert)):
         if path and not os.access(path, os.R_OK):
             parser.error("%s %s: file does not exist or is not readable" % (flag, path))
     if not 0 <= options.port <= 65535:
@@ -100,10 +113,16 @@ def main(argv: List[str]) -> int:
     from awq.workqueue import Backend  # late: --help works without Work Queue
     spool = Spool(options.work_dir, create=True)
     lock = spool.lock_master()
+    password = workers_password(spool, options)
     debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
-    backend = Backend(options.port, password_file=_absolute(options.password),
+    tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
+    backend = Backend(options.port, password_file=password, tls=tls,
                       catalog_host=options.catalog_host, catalog_port=options.catalog_port,
                       project_name=options.project_name, debug_log=debug_log)
+    if tls is None:
+        log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
+                    "or tunnel it (README, Security)", "" if backend.supports_tls else
+                    " (this Work Queue has no TLS)")
     master = Master(spool, backend, owner=jobs.current_owner(),
                     job_wrapper=_absolute(options.job_wrapper), max_tasks=options.max_tasks,
                     periodic_interval=options.periodic_interval)
@@ -112,6 +131,22 @@ def main(argv: List[str]) -> int:
         return master.run()
     finally:
         lock.release()
+
+
+def workers_password(spool: Spool, options: argparse.Namespace) -> Optional[str]:
+    """The password file workers must present; None only with --insecure."""
+    if options.insecure:
+        log.warning("--insecure: no password; any host that reaches the port can take jobs "
+                    "and the X509 proxies they carry")
+        return None
+    if options.password:
+        path = os.path.abspath(options.password)
+        spool_mod.check_secret_file(path)
+        return path
+    path, created = spool.ensure_password()
+    log.info("workers authenticate with the password in %s%s", path,
+             " (created now: copy it to the worker nodes)" if created else "")
+    return path
 
 
 def _absolute(path: Optional[str]) -> Optional[str]:

@@ -88,7 +88,11 @@ class Master:
             return
         self.last_periodic = now
         for jid, job in list(self.table.jobs.items()):
-            action = periodic.periodic_action(job, now)
+            try:
+                action = periodic.periodic_action(job, now)
+            except Exception as err:  # one job's data must never stop the loop
+                action = periodic.Action("hold", "its periodic expressions cannot be evaluated: "
+                                                 "%s: %s" % (type(err).__name__, err))
             if action is None:
                 continue
             if action.kind == "remove":

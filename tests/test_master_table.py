@@ -147,3 +147,19 @@ def test_a_job_whose_task_cannot_be_made_is_held_and_others_go_on():
     assert Dispatcher(Refusing()).submit_idle(table) == 1
     assert table.status((1, 0)) == JobStatus.HELD and "no such file" in table.jobs[(1, 0)]["HoldReason"]
     assert table.status((1, 1)) == JobStatus.IDLE
+
+
+def test_a_job_whose_expression_blows_up_is_held_and_the_others_go_on(tmp_path, monkeypatch):
+    master = master_with(tmp_path, ad(PeriodicHold=classad.Expr("Boom > 1")))
+    master.table.jobs[(1, 1)] = ad(ProcId=1, PeriodicRemove=True)
+    real = periodic.periodic_action
+
+    def exploding(job, now):
+        if job["ProcId"] == 0:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(job, now)
+    monkeypatch.setattr(periodic, "periodic_action", exploding)
+    master.apply_periodic_expressions()
+    held = master.table.jobs[(1, 0)]
+    assert held["JobStatus"] == JobStatus.HELD and "RecursionError" in held["HoldReason"]
+    assert master.table.jobs[(1, 1)]["JobStatus"] == JobStatus.REMOVED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, Iterator, Optional, Tuple
 
-from awq.jobs import JobId, JobStatus
+from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
 from awq.tasks import TaskBackend, TaskResult, TaskState, task_spec
 
@@ -45,6 +45,22 @@ class TaskMap:
         if jid is not None:
             self._task_of.pop(jid, None)
         return jid
+
+
+def unfit_reason(job: Job, largest: Dict[str, int]) -> Optional[str]:
+    """Why no connected worker can ever take this job, or None if one can (or we cannot tell)."""
+    try:
+        spec = task_spec(job)
+    except Exception:
+        return None  # submit_idle holds such a job with its own reason
+    wants = (("cores", spec.cores, largest.get("max_cores", 0), ""),
+             ("memory", spec.memory_mb, largest.get("max_memory", 0), " MB"),
+             ("disk", spec.disk_mb, largest.get("max_disk", 0), " MB"))
+    for what, asked, has, unit in wants:
+        if has > 0 and asked > has:
+            return "no connected worker has %d%s of %s (the largest has %d%s)" % (
+                asked, unit, what, has, unit)
+    return None
 
 
 class Dispatcher:
@@ -88,7 +104,7 @@ class Dispatcher:
             status = table.status(jid)
             state = self.backend.task_state(task_id)
             if state == TaskState.ON_WORKER and status == JobStatus.IDLE:
-                table.mark_running(jid)
+                table.mark_running(jid, self.backend.task_host(task_id))
             elif state == TaskState.WAITING and status == JobStatus.RUNNING:
                 table.requeue(jid, "its worker went away")
 
@@ -97,7 +113,7 @@ class Dispatcher:
         if jid is None:
             return  # a task we cancelled
         if table.status(jid) == JobStatus.IDLE:
-            table.mark_running(jid)  # finished between two polls
+            table.mark_running(jid, result.host)  # finished between two polls
         if result.succeeded:
             table.complete(jid, result.exit_code if result.exit_code is not None else 0)
         else:

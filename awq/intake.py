@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import List, Set
+from typing import List, NamedTuple, Set, Tuple
 
 from awq import jobs, submit
 from awq.jobs import Job, JobId
@@ -21,12 +21,18 @@ from awq.spool import Spool, SpoolError
 log = logging.getLogger("awq.master")
 
 
+class Request(NamedTuple):
+    action: str     # one of spool.REQUEST_ACTIONS
+    job_id: JobId
+    reason: str     # what the user gave (-reason), may be empty
+
+
 class SpoolIntake:
     def __init__(self, spool: Spool, owner: str):
         self.spool = spool
         self.owner = owner
         self.taken_records: Set[str] = set()
-        self.done_removals: Set[str] = set()
+        self.done_requests: Set[Tuple[str, str]] = set()
 
     def take_records(self, table: JobTable) -> int:
         """Put the jobs of new records in the table; returns how many came in."""
@@ -46,21 +52,21 @@ class SpoolIntake:
             table.dirty = True
         return added
 
-    def removal_requests(self) -> List[JobId]:
-        """Jobs condor_rm asked to remove since the last commit."""
+    def requests(self) -> List[Request]:
+        """What condor_rm, condor_hold, ... asked since the last commit."""
         wanted = []
-        for name, jid in self.spool.pending_removals():
-            if name not in self.done_removals:
-                self.done_removals.add(name)
-                wanted.append(jid)
+        for action, name, jid in self.spool.pending_requests():
+            if (action, name) not in self.done_requests:
+                self.done_requests.add((action, name))
+                wanted.append(Request(action, jid, self.spool.request_reason(action, name)))
         return wanted
 
     def commit(self) -> None:
         """The snapshot now holds everything taken: the spool files can go."""
         self.spool.remove_records(self.taken_records)
         self.taken_records = set()
-        self.spool.remove_removal_requests(self.done_removals)
-        self.done_removals = set()
+        self.spool.remove_requests(self.done_requests)
+        self.done_requests = set()
 
     def _read(self, name: str) -> List[Job]:
         cluster, content = self.spool.read_record(name)

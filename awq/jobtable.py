@@ -11,12 +11,13 @@ import logging
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from awq import jobs, userlog
+from awq import classad, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
 
 log = logging.getLogger("awq.master")
 
 HOLD_CODE_WORK_QUEUE = 12    # HTCondor: "failed to transfer files"
+HOLD_CODE_USER = 1           # HTCondor: condor_hold
 HOLD_CODE_PERIODIC = 3       # HTCondor: "the PeriodicHold expression became true"
 
 
@@ -67,6 +68,9 @@ class JobTable:
                 # Pilots are safe to rerun; NumJobStarts shows this was a second start.
                 job = dict(job, JobStatus=int(JobStatus.IDLE), EnteredCurrentStatus=now,
                            LastJobStatus=int(JobStatus.RUNNING))
+                job.update(_left_host(job))
+                if job.get("RemoteHost") is None:
+                    job.pop("RemoteHost", None)
                 requeued += 1
             self.jobs[jid] = job
             self.max_cluster_id = max(self.max_cluster_id, jid[0])
@@ -87,59 +91,113 @@ class JobTable:
         return True
 
     def retire_finished(self) -> List[Job]:
-        """Take completed and removed jobs out; they belong to history now."""
-        finished = [jid for jid, job in self.jobs.items() if job.get("JobStatus") in FINAL_STATES]
+        """Take completed and removed jobs out, unless leave_in_queue keeps them; they go to history."""
+        now = time.time()
+        finished = [jid for jid, job in self.jobs.items()
+                    if job.get("JobStatus") in FINAL_STATES and not _left_in_queue(job, now)]
         retired = [self.jobs.pop(jid) for jid in finished]
         if retired:
             self.dirty = True
         return retired
 
+    def let_leave(self, jid: JobId) -> None:
+        """A finished job kept by LeaveJobInQueue leaves at the next snapshot (condor_rm)."""
+        self.jobs[jid] = dict(self.jobs[jid], LeaveJobInQueue=False)
+        self.dirty = True
+
     def snapshot(self) -> Dict[str, Any]:
         return {"jobs": self.jobs, "max_cluster_id": self.max_cluster_id}
 
+    def annotate(self, jid: JobId, **attributes: Any) -> None:
+        """Set attributes that are not a state change (None deletes)."""
+        job = dict(self.jobs[jid])
+        for name, value in attributes.items():
+            if value is None:
+                job.pop(name, None)
+            else:
+                job[name] = value
+        if job != self.jobs[jid]:
+            self.jobs[jid] = job
+            self.dirty = True
+
     # -- transitions
 
-    def mark_running(self, jid: JobId) -> None:
+    def mark_running(self, jid: JobId, host: Optional[str] = None) -> None:
         now = int(time.time())
         job = self.jobs[jid]
-        self._set_status(jid, JobStatus.RUNNING, NumJobStarts=int(job.get("NumJobStarts", 0)) + 1,
-                         JobCurrentStartDate=now, JobStartDate=job.get("JobStartDate", now))
-        userlog.write_event(self.jobs[jid], userlog.EXECUTE, "Job executing on host: <127.0.0.1>")
+        self._set_status(jid, JobStatus.RUNNING, "on " + (host or "a worker"),
+                         NumJobStarts=int(job.get("NumJobStarts", 0)) + 1,
+                         JobCurrentStartDate=now, JobStartDate=job.get("JobStartDate", now),
+                         RemoteHost=host)
+        userlog.write_event(self.jobs[jid], userlog.EXECUTE,
+                            "Job executing on host: <%s>" % (host or "unknown"))
 
     def requeue(self, jid: JobId, reason: str) -> None:
         """A running job lost its worker: idle again, to be started anew."""
-        self._set_status(jid, JobStatus.IDLE)
-        log.info("job %s requeued: %s", jobs.format_job_id(jid), reason)
+        self._set_status(jid, JobStatus.IDLE, reason, **_left_host(self.jobs[jid]))
 
     def complete(self, jid: JobId, exit_code: int) -> None:
-        self._set_status(jid, JobStatus.COMPLETED, ExitCode=exit_code, ExitBySignal=False,
-                         CompletionDate=int(time.time()))
+        self._set_status(jid, JobStatus.COMPLETED, "exit code %d" % exit_code,
+                         ExitCode=exit_code, ExitBySignal=False, CompletionDate=int(time.time()),
+                         **_left_host(self.jobs[jid]))
         userlog.write_event(self.jobs[jid], userlog.TERMINATED, userlog.terminated_body(exit_code))
-        log.info("job %s completed, exit code %d", jobs.format_job_id(jid), exit_code)
 
     def hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE) -> None:
-        self._set_status(jid, JobStatus.HELD, HoldReason=reason, HoldReasonCode=code)
+        self._set_status(jid, JobStatus.HELD, reason, HoldReason=reason, HoldReasonCode=code,
+                         **_left_host(self.jobs[jid]))
         userlog.write_event(self.jobs[jid], userlog.HELD, "Job was held.\n\t%s" % reason)
-        log.warning("job %s held: %s", jobs.format_job_id(jid), reason)
 
     def release(self, jid: JobId, reason: str) -> None:
-        self._set_status(jid, JobStatus.IDLE, HoldReason=None, HoldReasonCode=None)
-        log.info("job %s released: %s", jobs.format_job_id(jid), reason)
+        self._set_status(jid, JobStatus.IDLE, reason, HoldReason=None, HoldReasonCode=None)
+
+    def suspend(self, jid: JobId) -> None:
+        self._set_status(jid, JobStatus.SUSPENDED, "a running pilot was stopped; it starts "
+                         "again on condor_continue", **_left_host(self.jobs[jid]))
+
+    def resume(self, jid: JobId) -> None:
+        self._set_status(jid, JobStatus.IDLE, "condor_continue")
 
     def remove(self, jid: JobId, reason: str) -> None:
-        self._set_status(jid, JobStatus.REMOVED, RemoveReason=reason)
+        self._set_status(jid, JobStatus.REMOVED, reason, RemoveReason=reason,
+                         **_left_host(self.jobs[jid]))
         userlog.write_event(self.jobs[jid], userlog.ABORTED, "Job was aborted.\n\t%s" % reason)
-        log.info("job %s removed: %s", jobs.format_job_id(jid), reason)
 
-    def _set_status(self, jid: JobId, status: JobStatus, **attributes: Any) -> None:
+    def _set_status(self, jid: JobId, status: JobStatus, why: str, **attributes: Any) -> None:
         job = dict(self.jobs[jid])
+        before = job.get("JobStatus")
         for name, value in attributes.items():
             if value is None:
                 job.pop(name, None)  # e.g. HoldReason once a job is released
             else:
                 job[name] = value
-        job["LastJobStatus"] = job.get("JobStatus")
+        job["LastJobStatus"] = before
         job["JobStatus"] = int(status)  # a plain int: the snapshot holds data, not our classes
         job["EnteredCurrentStatus"] = int(time.time())
         self.jobs[jid] = job
         self.dirty = True
+        # One line per state change: "job 12.0: idle -> held: <why>".
+        log.log(logging.WARNING if status == JobStatus.HELD else logging.INFO,
+                "job %s: %s -> %s: %s", jobs.format_job_id(jid), _status_name(before),
+                JobStatus(status).name.lower(), why)
+
+
+def _status_name(status: Any) -> str:
+    try:
+        return JobStatus(status).name.lower()
+    except ValueError:
+        return str(status)
+
+
+def _left_host(job: Job) -> Dict[str, Any]:
+    """A job leaving its worker: RemoteHost goes, LastRemoteHost remembers it (HTCondor)."""
+    host = job.get("RemoteHost")
+    return {"RemoteHost": None, "LastRemoteHost": host} if host else {}
+
+
+def _left_in_queue(job: Job, now: float) -> bool:
+    if "LeaveJobInQueue" not in job:
+        return False
+    try:
+        return classad.is_true(classad.evaluate_attr(job, "LeaveJobInQueue", now)) is True
+    except Exception:  # one job's data must never stop the loop: let it leave
+        return False

@@ -6,13 +6,16 @@ Layout (upstream's names kept)::
       queue/C.job            records from condor_submit (JSON), taken by the master
       queue/job-<sha1>       raw descriptions left by upstream's condor_submit
       queue/bad/             records the master refused, kept for the admin
-      rm/C.P                 removal requests from condor_rm
+      rm/C.P                 removal requests from condor_rm (the file holds the reason)
+      hold/, release/, suspend/, continue/   the same for condor_hold, condor_release, ...
       state.pickle           the master's job table (atomic replace)
       stat/latest            upstream's WAITING/RUNNING/TIMESTAMP heartbeat
+      stat/master.json       the master's PID, port, start time and Work Queue's counters
       next_cluster           cluster id counter, changed under submit.lock
       master.lock            flock held by the running master; holds its PID
       history/history        finished jobs, one JSON object a line
       drain                  upstream's drain switch
+      password               the workers' password, made by the master (0600)
 
 Every file that matters is written with temp + fsync + rename + fsync of
 the directory, so a ``kill -9`` at any instant leaves either the old or the
@@ -45,6 +48,9 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
 LOCK_TIMEOUT = 60.0
 SNAPSHOT_VERSION = 1
+# Requests condor_rm, condor_hold, ... leave for the master: one directory each.
+REQUEST_ACTIONS = ("rm", "hold", "release", "suspend", "continue")
+MAX_REASON_BYTES = 1024
 
 
 class SpoolError(Exception):
@@ -283,6 +289,10 @@ class _SnapshotUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+# format N -> format N+1, applied in turn on load; the next write saves the new format.
+SNAPSHOT_UPGRADES: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+
+
 def dumps_snapshot(state: Dict[str, Any]) -> bytes:
     return pickle.dumps(state, protocol=4)
 
@@ -292,8 +302,17 @@ def loads_snapshot(data: bytes) -> Dict[str, Any]:
         state = _SnapshotUnpickler(io.BytesIO(data)).load()
     except Exception as err:
         raise SpoolError("the job table snapshot is unreadable: %s" % err)
-    if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION \
-            or not isinstance(state.get("jobs"), dict):
+    version = state.get("version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SpoolError("the job table snapshot has an unknown format")
+    if version > SNAPSHOT_VERSION:
+        raise SpoolError("the job table snapshot was written by a newer alien-workqueue (format "
+                         "%d; this one reads up to %d): run the newer version, or move the "
+                         "snapshot aside; it was left untouched" % (version, SNAPSHOT_VERSION))
+    while version < SNAPSHOT_VERSION:
+        state = SNAPSHOT_UPGRADES[version](state)
+        version = state["version"]
+    if not isinstance(state.get("jobs"), dict):
         raise SpoolError("the job table snapshot has an unknown format")
     return state
 
@@ -321,6 +340,7 @@ class Spool:
         self.history_dir = os.path.join(self.root, "history")
         self.snapshot_path = os.path.join(self.root, "state.pickle")
         self.stat_path = os.path.join(self.stat_dir, "latest")
+        self.master_status_path = os.path.join(self.stat_dir, "master.json")
         self.counter_path = os.path.join(self.root, "next_cluster")
         self.submit_lock_path = os.path.join(self.root, "submit.lock")
         self.master_lock_path = os.path.join(self.root, "master.lock")
@@ -336,8 +356,8 @@ class Spool:
     def _create(self) -> None:
         group = os.environ.get("AWQ_SPOOL_GROUP")
         mode = 0o750 if group else 0o700
-        for path in (self.root, self.queue_dir, self.bad_dir, self.rm_dir,
-                     self.stat_dir, self.history_dir):
+        for path in (self.root, self.queue_dir, self.bad_dir, self.stat_dir, self.history_dir) \
+                + tuple(os.path.join(self.root, action) for action in REQUEST_ACTIONS):
             try:
                 os.mkdir(path, mode)
             except FileExistsError:
@@ -451,33 +471,61 @@ class Spool:
 
     # -- removal requests
 
-    def request_removal(self, ids: Iterable[JobId]) -> None:
+    def request_dir(self, action: str) -> str:
+        if action not in REQUEST_ACTIONS:
+            raise ValueError("unknown request %r" % action)
+        return os.path.join(self.root, action)
+
+    def request(self, action: str, ids: Iterable[JobId], reason: str = "") -> None:
+        """Leave the master a request (rm, hold, release, suspend, continue) for each job."""
+        directory = self.request_dir(action)
+        if not os.path.isdir(directory):
+            self._create()  # a spool made before this request kind existed
+        data = reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]
         wrote = False
         for jid in ids:
-            path = os.path.join(self.rm_dir, jobs.format_job_id(jid))
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            path = os.path.join(directory, jobs.format_job_id(jid))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             try:
+                os.write(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             wrote = True
         if wrote:
-            fsync_dir(self.rm_dir)
+            fsync_dir(directory)
 
-    def pending_removals(self) -> List[Tuple[str, JobId]]:
+    def request_removal(self, ids: Iterable[JobId], reason: str = "") -> None:
+        self.request("rm", ids, reason)
+
+    def pending_requests(self) -> List[Tuple[str, str, JobId]]:
+        """(action, file name, job id) of every request waiting for the master."""
         result = []
-        for name in _listdir(self.rm_dir):
-            jid = jobs.parse_job_id(name)
-            if jid is not None:
-                result.append((name, jid))
+        for action in REQUEST_ACTIONS:
+            for name in _listdir(os.path.join(self.root, action)):
+                jid = jobs.parse_job_id(name)
+                if jid is not None:
+                    result.append((action, name, jid))
         return result
 
-    def remove_removal_requests(self, names: Iterable[str]) -> None:
-        names = list(names)
-        for name in names:
-            _unlink_quietly(os.path.join(self.rm_dir, name))
-        if names:
-            fsync_dir(self.rm_dir)
+    def pending_removals(self) -> List[Tuple[str, JobId]]:
+        return [(name, jid) for action, name, jid in self.pending_requests() if action == "rm"]
+
+    def request_reason(self, action: str, name: str) -> str:
+        try:
+            data = read_trusted(os.path.join(self.request_dir(action), name), MAX_REASON_BYTES)
+        except (FileNotFoundError, SpoolError):
+            return ""
+        return data.decode("utf-8", "replace").strip()
+
+    def remove_requests(self, done: Iterable[Tuple[str, str]]) -> None:
+        """Delete (action, file name) requests the master has carried out."""
+        touched = set()
+        for action, name in done:
+            _unlink_quietly(os.path.join(self.request_dir(action), name))
+            touched.add(action)
+        for action in touched:
+            fsync_dir(self.request_dir(action))
 
     # -- snapshot
 
@@ -498,6 +546,21 @@ class Spool:
         os.makedirs(self.stat_dir, mode=0o700, exist_ok=True)
         text = "WAITING=%d\nRUNNING=%d\nTIMESTAMP=%d\n" % (waiting, running, int(now or time.time()))
         atomic_write(self.stat_path, text.encode(), mode=0o644)
+
+    def write_master_status(self, status: Dict[str, Any]) -> None:
+        """What the master knows beyond the job table (Work Queue's counters), for --status."""
+        os.makedirs(self.stat_dir, mode=0o700, exist_ok=True)
+        atomic_write(self.master_status_path, json.dumps(status, sort_keys=True).encode())
+
+    def read_master_status(self) -> Dict[str, Any]:
+        try:
+            data = read_trusted(self.master_status_path, 1 << 20)
+            status = json.loads(data.decode("utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (ValueError, UnicodeDecodeError):
+            return {}  # torn by hand: atomic writes never leave it so
+        return status if isinstance(status, dict) else {}
 
     def read_stat(self) -> Dict[str, int]:
         try:
@@ -541,6 +604,16 @@ class Spool:
             except (ValueError, KeyError, TypeError, UnicodeDecodeError, classad.ClassAdError):
                 continue  # a torn last line after a crash
         return list(latest.values())
+
+    def size_in_bytes(self) -> int:
+        total = 0
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(directory, name)).st_size
+                except OSError:
+                    continue  # taken or replaced meanwhile
+        return total
 
     # -- crash leftovers
 

@@ -49,6 +49,7 @@ class TaskResult(NamedTuple):
     succeeded: bool
     exit_code: Optional[int]
     failure: str       # why Work Queue could not run it; empty when it succeeded
+    host: Optional[str] = None   # the worker that ran it, "address:port"
 
 
 class TaskBackend(Protocol):
@@ -62,9 +63,13 @@ class TaskBackend(Protocol):
 
     def task_state(self, task_id: int) -> "TaskState": ...
 
+    def task_host(self, task_id: int) -> Optional[str]: ...
+
     def wait(self, timeout: int) -> Optional[TaskResult]: ...
 
     def empty(self) -> bool: ...
+
+    def stats(self) -> Dict[str, int]: ...
 
     def enable_wake_on_child_exit(self) -> bool: ...
 
@@ -109,10 +114,21 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
     if proxy:
         spec.inputs.append((str(proxy), PROXY_NAME))
         prelude.append('X509_USER_PROXY="$PWD/%s"; export X509_USER_PROXY' % PROXY_NAME)
+    _transfer_inputs(job, spec)
     redirections = _redirections(job, spec)
     spec.command = "; ".join(prelude + [" ".join(argv) + redirections])
     _apply_requests(job, spec, now)
     return spec
+
+
+def _transfer_inputs(job: Job, spec: TaskSpec) -> None:
+    """transfer_input_files: each file or directory lands in the sandbox under its own name."""
+    listed = job.get("TransferInput")
+    if not isinstance(listed, str):
+        return
+    for path in (p.strip() for p in listed.split(",")):
+        if path:
+            spec.inputs.append((path, path.rstrip("/").rsplit("/", 1)[-1]))
 
 
 def _redirections(job: Job, spec: TaskSpec) -> str:

@@ -42,12 +42,15 @@ class Backend:
     def __init__(self, port: int, password_file: Optional[str] = None,
                  tls: Optional[Tuple[str, str]] = None,
                  catalog_host: Optional[str] = None, catalog_port: int = 9097,
-                 project_name: str = "alien_jobs", debug_log: Optional[str] = None):
+                 project_name: str = "alien_jobs", debug_log: Optional[str] = None,
+                 stats_log: Optional[str] = None):
         self.wq = import_work_queue()
         self.supports_tls = "ssl" in inspect.signature(self.wq.WorkQueue.__init__).parameters
         kwargs: Dict[str, Any] = {"port": port}
         if debug_log:
             kwargs["debug_log"] = debug_log
+        if stats_log:
+            kwargs["stats_log"] = stats_log
         if tls:
             if not self.supports_tls:
                 raise OSError("this Work Queue (%s) has no TLS support: --ssl-key/--ssl-cert "
@@ -179,6 +182,11 @@ class Backend:
     def task_state(self, task_id: int) -> TaskState:
         return self._states.get(self.queue.task_state(task_id), TaskState.UNKNOWN)
 
+    def task_host(self, task_id: int) -> Optional[str]:
+        """The worker a task was sent to (the bindings' table holds the Task until wait())."""
+        task = getattr(self.queue, "_task_table", {}).get(task_id)
+        return _hostname(task) if task is not None else None
+
     def wait(self, timeout: int) -> Optional[TaskResult]:
         task = self.queue.wait(timeout)
         if task is None:
@@ -186,7 +194,7 @@ class Backend:
         succeeded = int(task.result) == 0
         exit_code = int(task.return_status) if succeeded else None
         failure = "" if succeeded else self._describe_failure(task)
-        return TaskResult(task.id, succeeded, exit_code, failure)
+        return TaskResult(task.id, succeeded, exit_code, failure, _hostname(task))
 
     def _describe_failure(self, task: Any) -> str:
         text = getattr(task, "result_str", None)
@@ -196,3 +204,22 @@ class Backend:
 
     def empty(self) -> bool:
         return bool(self.queue.empty())
+
+    def stats(self) -> Dict[str, int]:
+        """Work Queue's own counters that an admin asks about (work_queue_stats)."""
+        stats = self.queue.stats
+        return {name: int(getattr(stats, name, 0)) for name in STAT_NAMES}
+
+
+STAT_NAMES = ("workers_connected", "workers_busy", "workers_idle", "total_cores",
+              "committed_cores", "total_memory", "total_disk", "tasks_waiting",
+              "tasks_on_workers", "total_workers_lost", "total_tasks_dispatched",
+              "max_cores", "max_memory", "max_disk")  # max_*: the largest connected worker
+
+
+def _hostname(task: Any) -> Optional[str]:
+    try:
+        host = task.hostname
+    except Exception:  # the bindings raise on a task not yet sent anywhere
+        return None
+    return str(host) if host else None

@@ -96,3 +96,11 @@ def test_proxy_is_shipped_and_exported():
 ])
 def test_sandbox_names_are_shell_safe(path, name):
     assert sandbox_name(path) == name
+
+
+def test_transfer_input_files_land_in_the_sandbox_under_their_names():
+    job = {"ClusterId": 1, "ProcId": 0, "Cmd": "/bin/bash", "TransferExecutable": False,
+           "Arguments": "script.sh", "TransferInput": "/home/u/run/script.sh, /home/u/data/"}
+    spec = task_spec(job)
+    assert ("/home/u/run/script.sh", "script.sh") in spec.inputs
+    assert ("/home/u/data/", "data") in spec.inputs

@@ -39,6 +39,9 @@ class FakeBackend:
     def task_state(self, task_id: int) -> TaskState:
         return self.states.get(task_id, TaskState.UNKNOWN)
 
+    def task_host(self, task_id: int) -> Optional[str]:
+        return "127.0.0.1:9" if self.states.get(task_id) == TaskState.ON_WORKER else None
+
     def wait(self, timeout: int) -> Optional[TaskResult]:
         return self.results.pop(0) if self.results else None
 
@@ -47,6 +50,9 @@ class FakeBackend:
 
     def enable_wake_on_child_exit(self) -> bool:
         return False
+
+    def stats(self) -> Dict[str, int]:
+        return {"workers_connected": 1}
 
     def reap_children(self) -> List[int]:
         return []
@@ -163,3 +169,58 @@ def test_a_job_whose_expression_blows_up_is_held_and_the_others_go_on(tmp_path, 
     held = master.table.jobs[(1, 0)]
     assert held["JobStatus"] == JobStatus.HELD and "RecursionError" in held["HoldReason"]
     assert master.table.jobs[(1, 1)]["JobStatus"] == JobStatus.REMOVED
+
+
+def requested(master: Master, action: str, reason: str = "") -> dict:
+    master.spool.request(action, [(1, 0)], reason)
+    master.apply_requests()
+    job = master.table.jobs[(1, 0)]
+    master.intake.commit()  # carried out: the next request of this kind is a new one
+    return job
+
+
+def test_hold_release_suspend_continue_requests(tmp_path):
+    master = master_with(tmp_path, ad(JobStatus=2, RemoteHost="127.0.0.1:9"))
+    master.dispatcher.tasks.add((1, 0), 42)
+    job = requested(master, "hold", "site maintenance")
+    assert (job["JobStatus"], job["HoldReason"], job["HoldReasonCode"]) == (5, "site maintenance", 1)
+    assert master.backend.cancelled == [42] and job["LastRemoteHost"] == "127.0.0.1:9"
+    assert "RemoteHost" not in job
+    assert requested(master, "suspend")["JobStatus"] == 5  # a held job is not suspended
+    assert requested(master, "release")["JobStatus"] == 1
+    assert requested(master, "suspend")["JobStatus"] == JobStatus.SUSPENDED
+    assert master.dispatcher.submit_idle(master.table) == 0  # a suspended job does not start
+    assert requested(master, "continue")["JobStatus"] == 1
+    assert master.dispatcher.submit_idle(master.table) == 1
+
+
+def test_leave_in_queue_keeps_a_finished_job_until_condor_rm(tmp_path):
+    master = master_with(tmp_path, ad(JobStatus=4, LeaveJobInQueue=classad.Expr("JobStatus == 4")))
+    master.table.jobs[(1, 1)] = ad(ProcId=1, JobStatus=4)
+    assert [jobs.job_id(j) for j in master.table.retire_finished()] == [(1, 1)]
+    assert (1, 0) in master.table
+    requested(master, "rm")
+    assert [jobs.job_id(j) for j in master.table.retire_finished()] == [(1, 0)]
+
+
+def test_a_running_job_that_is_removed_keeps_its_last_host(tmp_path):
+    master = master_with(tmp_path, ad())
+    master.dispatcher.submit_idle(master.table)
+    master.backend.states[1] = TaskState.ON_WORKER
+    master.dispatcher.poll_states(master.table)
+    assert master.table.jobs[(1, 0)]["RemoteHost"] == "127.0.0.1:9"
+    job = requested(master, "rm", "not needed")
+    assert job["JobStatus"] == 3 and job["RemoveReason"] == "not needed"
+    assert job["LastRemoteHost"] == "127.0.0.1:9" and master.backend.cancelled == [1]
+
+
+def test_an_idle_job_bigger_than_every_worker_says_so_after_a_grace(tmp_path):
+    master = master_with(tmp_path, ad(RequestCpus=8, EnteredCurrentStatus=1000))
+    largest = {"workers_connected": 2, "max_cores": 4, "max_memory": 2000, "max_disk": 9000}
+    master.note_unfit_jobs(largest, now=1030)
+    assert "LastRejectedMatchReason" not in master.table.jobs[(1, 0)]  # within the grace
+    master.note_unfit_jobs(largest, now=1100)
+    assert master.table.jobs[(1, 0)]["LastRejectedMatchReason"] == \
+        "no connected worker has 8 of cores (the largest has 4)"
+    master.note_unfit_jobs(dict(largest, max_cores=8), now=1200)
+    assert "LastRejectedMatchReason" not in master.table.jobs[(1, 0)]

@@ -179,3 +179,22 @@ def test_stat_file_has_upstreams_format(spool):
     with open(spool.stat_path) as handle:
         assert handle.read() == "WAITING=3\nRUNNING=2\nTIMESTAMP=1234567890\n"
     assert spool.read_stat() == {"WAITING": 3, "RUNNING": 2, "TIMESTAMP": 1234567890}
+
+
+def test_a_snapshot_from_a_newer_version_is_refused_and_left_untouched(spool):
+    spool.write_snapshot({"jobs": {}})
+    data = pickle.dumps({"version": 99, "jobs": {}, "new_thing": 1}, protocol=4)
+    atomic_write(spool.snapshot_path, data)
+    with pytest.raises(SpoolError, match="newer alien-workqueue .format 99"):
+        spool.load_snapshot_if_present()
+    assert open(spool.snapshot_path, "rb").read() == data
+
+
+def test_an_older_snapshot_is_converted_on_load(spool, monkeypatch):
+    from awq import spool as spool_module
+    monkeypatch.setattr(spool_module, "SNAPSHOT_VERSION", 2)
+    monkeypatch.setitem(spool_module.SNAPSHOT_UPGRADES, 1,
+                        lambda state: dict(state, version=2, upgraded=True))
+    atomic_write(spool.snapshot_path, pickle.dumps({"version": 1, "jobs": {}}, protocol=4))
+    state = spool.load_snapshot_if_present()
+    assert state["version"] == 2 and state["upgraded"] is True

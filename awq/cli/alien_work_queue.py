@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import logging.handlers
 import os
 import signal
 import sys
+import time
 from typing import List, Optional
 
-from awq import classad, jobs, periodic, spool as spool_mod
+from awq import __version__, classad, jobs, periodic, spool as spool_mod, status
 from awq.cli.common import run_main
 from awq.dispatch import MAX_TASKS
 from awq.master import Master
@@ -57,9 +60,22 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                              "every S seconds (default: %d, as HTCondor)" % periodic.INTERVAL)
     parser.add_argument("--log-file", metavar="FILE", help="append the master's log to FILE "
                                                          "(default: standard error)")
+    parser.add_argument("--log-max-mb", metavar="MB", type=int, default=100,
+                        help="rotate --log-file at this size, keeping 5 old files (default: 100)")
     parser.add_argument("--debug", action="store_true",
                         help="verbose log, and Work Queue's own debug log in the spool")
+    parser.add_argument("--wq-log", metavar="FILE",
+                        help="write Work Queue's performance log to FILE (plot it with "
+                             "work_queue_graph_log)")
+    parser.add_argument("--status", action="store_true",
+                        help="print whether the master on the spool is healthy and exit: 0 "
+                             "healthy, 1 master down, 2 degraded (needs no running master)")
+    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--version", action="version",
+                        version="alien_work_queue (alien-workqueue) %s" % __version__)
     options = parser.parse_args(argv)
+    if options.json and not options.status:
+        parser.error("--json goes with --status")
     if options.insecure and options.password:
         parser.error("--insecure and --password exclude each other")
     if bool(options.ssl_key) != bool(options.ssl_cert):
@@ -72,6 +88,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
         parser.error("--port %d is not a TCP port" % options.port)
     if options.max_tasks < 1:
         parser.error("--max-tasks must be at least 1")
+    if options.log_max_mb < 1:
+        parser.error("--log-max-mb must be at least 1")
     if options.periodic_interval <= 0:
         parser.error("--periodic-interval must be positive")
     return options
@@ -85,9 +103,13 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-def setup_logging(log_file: Optional[str], debug: bool) -> None:
+def setup_logging(log_file: Optional[str], debug: bool, max_mb: int = 100) -> None:
     handler: logging.Handler
-    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    if log_file:
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_mb << 20,
+                                                       backupCount=5)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter("%(asctime)s alien_work_queue[%(process)d] "
                                           "%(levelname)s: %(message)s"))
     root = logging.getLogger("awq")
@@ -109,7 +131,9 @@ def install_signal_handlers(master: Master) -> None:
 
 def main(argv: List[str]) -> int:
     options = parse_args(argv)
-    setup_logging(options.log_file, options.debug)
+    if options.status:
+        return print_status(Spool(options.work_dir), options.json)
+    setup_logging(options.log_file, options.debug, options.log_max_mb)
     from awq.workqueue import Backend  # late: --help works without Work Queue
     spool = Spool(options.work_dir, create=True)
     lock = spool.lock_master()
@@ -118,19 +142,33 @@ def main(argv: List[str]) -> int:
     tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
     backend = Backend(options.port, password_file=password, tls=tls,
                       catalog_host=options.catalog_host, catalog_port=options.catalog_port,
-                      project_name=options.project_name, debug_log=debug_log)
+                      project_name=options.project_name, debug_log=debug_log,
+                      stats_log=_absolute(options.wq_log))
     if tls is None:
         log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
                     "or tunnel it (README, Security)", "" if backend.supports_tls else
                     " (this Work Queue has no TLS)")
     master = Master(spool, backend, owner=jobs.current_owner(),
                     job_wrapper=_absolute(options.job_wrapper), max_tasks=options.max_tasks,
-                    periodic_interval=options.periodic_interval)
+                    periodic_interval=options.periodic_interval,
+                    project_name=options.project_name if options.catalog_host else "")
     install_signal_handlers(master)
     try:
         return master.run()
     finally:
         lock.release()
+
+
+def print_status(spool: Spool, as_json: bool) -> int:
+    view = spool.read_queue()
+    report = status.health_report(
+        queue=view.jobs, history=spool.read_history(), master_alive=view.master_alive,
+        master_pid=view.master_pid, heartbeat=view.heartbeat,
+        master_status=spool.read_master_status(), spool_root=spool.root,
+        spool_bytes=spool.size_in_bytes(), now=time.time())
+    sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n" if as_json
+                     else status.render_report(report))
+    return report["health"]
 
 
 def workers_password(spool: Spool, options: argparse.Namespace) -> Optional[str]:

@@ -24,6 +24,7 @@ setup(
         "condor_q = awq.cli.condor_q:cli",
         "condor_rm = awq.cli.condor_rm:cli",
         "condor_status = awq.cli.condor_status:cli",
+        "condor_version = awq.cli.condor_version:cli",
         "alien_work_queue = awq.cli.alien_work_queue:cli",
     ]},
     scripts=["bin/alien_wq_worker.sh", "etc/alien_job_wrapper.sh"],

@@ -20,6 +20,7 @@ def prefix(tmp_path_factory):
 
 
 INSTALLED = ["bin/alien_work_queue", "bin/condor_q", "bin/condor_submit", "bin/condor_rm",
+             "bin/condor_version",
              "bin/condor_status", "bin/alien_wq_worker.sh", "etc/alien_job_wrapper.sh"]
 
 

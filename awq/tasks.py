@@ -116,9 +116,26 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
         prelude.append('X509_USER_PROXY="$PWD/%s"; export X509_USER_PROXY' % PROXY_NAME)
     _transfer_inputs(job, spec)
     redirections = _redirections(job, spec)
-    spec.command = "; ".join(prelude + [" ".join(argv) + redirections])
+    # exec: the pilot's exit status and signals reach the worker as its own.
+    spec.command = in_own_process_group("; ".join(prelude + ["exec " + " ".join(argv)
+                                                             + redirections]))
     _apply_requests(job, spec, now)
     return spec
+
+
+# Work Queue cancels a task by killing its process group, then waits for it. CCTools 8's
+# worker sometimes starts a task inside its own group, where that kill reaches nothing
+# and the worker blocks until the pilot ends by itself. So a task that is not its own
+# group leader re-executes itself under setsid (which does not fork then: same PID, new
+# group). The common case costs one read of /proc by the shell, no extra process.
+_OWN_GROUP = ('read -r _ _ _ _ awq_pgid _ < /proc/$$/stat; '
+              '[ "$awq_pgid" = $$ ] || ! command -v setsid >/dev/null || '
+              'exec setsid /bin/sh -c %s; %s')
+
+
+def in_own_process_group(body: str) -> str:
+    """The shell command that runs body as the leader of its own process group."""
+    return _OWN_GROUP % (shlex.quote(body), body)
 
 
 def _transfer_inputs(job: Job, spec: TaskSpec) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from awq import classad, jobs
@@ -79,7 +82,7 @@ def test_requests_are_evaluated_over_the_job():
 def test_executable_not_transferred_runs_in_place():
     spec = task_spec(ad(Cmd="/bin/sh", TransferExecutable=False, Arguments="-c 'echo hi'"))
     assert spec.inputs == []
-    assert spec.command.startswith("/bin/sh -c 'echo hi'")
+    assert spec.command.endswith("; exec /bin/sh -c 'echo hi' > awq.stdout 2> awq.stderr")
 
 
 def test_proxy_is_shipped_and_exported():
@@ -104,3 +107,31 @@ def test_transfer_input_files_land_in_the_sandbox_under_their_names():
     spec = task_spec(job)
     assert ("/home/u/run/script.sh", "script.sh") in spec.inputs
     assert ("/home/u/data/", "data") in spec.inputs
+
+
+def run_task_command(tmp_path, command: str, new_session: bool) -> subprocess.CompletedProcess:
+    """Run a task's command as the worker does (/bin/sh -c), in or out of our own group."""
+    return subprocess.run(["/bin/sh", "-c", command], cwd=str(tmp_path), capture_output=True,
+                          text=True, timeout=30, start_new_session=new_session)
+
+
+@pytest.mark.parametrize("new_session", [True, False])
+def test_the_pilot_leads_its_own_process_group_and_keeps_its_pid(tmp_path, new_session):
+    # Started inside pytest's group (new_session=False), as CCTools 8 sometimes starts a task.
+    pilot = tmp_path / "pilot.sh"
+    pilot.write_text("#!/bin/sh\nread -r pid _ _ _ pgid _ < /proc/$$/stat\n"
+                     "echo \"$pid $pgid $PPID\"\nexit 3\n")
+    pilot.chmod(0o755)
+    spec = task_spec({"ClusterId": 1, "ProcId": 0, "Cmd": str(pilot), "TransferExecutable": False,
+                      "Out": "/o"})
+    result = run_task_command(tmp_path, spec.command, new_session)
+    assert result.returncode == 3, result.stderr  # exec: the pilot's own exit status
+    pid, pgid, ppid = (tmp_path / STDOUT_NAME).read_text().split()
+    assert pid == pgid  # its own group, led by the task's shell PID (kept through exec)
+    assert int(ppid) == os.getpid()  # no extra process between the worker and the pilot
+
+
+def test_a_signal_that_ends_the_pilot_reaches_the_worker_as_a_signal(tmp_path):
+    spec = task_spec({"ClusterId": 1, "ProcId": 0, "Cmd": "/bin/sh", "TransferExecutable": False,
+                      "Arguments": "-c 'kill -TERM $$'", "Out": "/o"})
+    assert run_task_command(tmp_path, spec.command, new_session=False).returncode == -15

@@ -229,6 +229,7 @@ def validate_job(job: Any, cluster_id: int) -> Job:
         raise InvalidJob("attribute Cmd is missing")
     for name in PATH_ATTRIBUTES:
         _check_path(job, name)
+    _check_transfer_input(job)
     for name in ("Arguments", "Environment"):
         if name in job and not isinstance(job[name], str):
             raise InvalidJob("attribute %s is not a string" % name)
@@ -287,6 +288,20 @@ def _check_path(job: Job, name: str) -> None:
         raise InvalidJob("attribute %s is not a path" % name)
     if name == "Cmd" and job.get("TransferExecutable") is False:
         return  # a command found on the execute node's PATH
+    _check_path_text(name, value)
+
+
+def _check_transfer_input(job: Job) -> None:
+    listed = job.get("TransferInput")
+    if listed is None:
+        return
+    if not isinstance(listed, str):
+        raise InvalidJob("attribute TransferInput is not a list of paths")
+    for path in listed.split(","):
+        _check_path_text("TransferInput", path.rstrip("/") or "/")
+
+
+def _check_path_text(name: str, value: str) -> None:
     if not value.startswith("/"):
         raise InvalidJob("attribute %s is not an absolute path: %s" % (name, value[:200]))
     if "/../" in value + "/" or "/./" in value + "/":

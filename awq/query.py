@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from awq import classad, jobs
-from awq.jobs import Job, JobStatus
+from awq.cli.common import UsageError, take_value, take_values
+from awq.jobs import Job, JobStatus, Target
 
 Q_USAGE = """Usage: condor_q [options] [owner | cluster | cluster.proc ...]
 
@@ -16,9 +18,11 @@ Show the alien-workqueue queue, as HTCondor's condor_q does.
 Options:
   -constraint EXPR      only jobs for which the ClassAd expression is true (-const)
   -format FMT ATTR      printf-style output, repeatable; nothing printed when ATTR is undefined
-  -af[:lhtrjV,] ATTR... one line per job with the values of ATTRs (-autoformat)
-                        t: tab separated  ,: comma separated  l: name = value
-                        h: header line    j: job id first     r/V: ClassAd syntax
+  -af[:,tnglhVrj] ATTR... one line per job with the values of ATTRs (-autoformat)
+                        t: tab separated  ,: comma separated  n: newline after each value
+                        g: blank line between jobs  l: name = value  h: header line
+                        j: job id first   r/V: ClassAd syntax
+  -limit N              at most N jobs
   -totals               only the totals lines
   -long, -l             every attribute of each job
   -json                 the jobs as JSON
@@ -29,6 +33,22 @@ Options:
   -help                 this text
 
 Fails (exit 1) when the master's heartbeat is 200 s old or more.
+"""
+
+HISTORY_USAGE = """Usage: condor_history [options] [owner | cluster | cluster.proc ...]
+
+Show jobs that have left the alien-workqueue queue (completed or removed),
+newest first, as HTCondor's condor_history does.
+
+Options:
+  -constraint EXPR      only jobs for which the ClassAd expression is true
+  -limit N, -match N    at most N jobs
+  -forwards             oldest first (default: -backwards, newest first)
+  -format FMT ATTR      printf-style output, repeatable
+  -af[:,tnglhVrj] ATTR... one line per job with the values of ATTRs (see condor_q -help)
+  -long, -l / -json     every attribute
+  -name NAME            the schedd (only the local one is known)
+  -help                 this text
 """
 
 STATUS_USAGE = """Usage: condor_status -schedd [options]
@@ -46,60 +66,61 @@ Options:
   -help                 this text
 """
 
-STATUS_LETTERS = {1: "I", 2: "R", 3: "X", 4: "C", 5: "H", 6: ">", 7: "S"}
-
-
-class UsageError(ValueError):
-    pass
-
-
+@dataclasses.dataclass
 class Output:
-    """How ads are printed, shared by condor_q and condor_status."""
+    """How ads are printed, shared by condor_q, condor_history and condor_status."""
 
-    def __init__(self) -> None:
-        self.formats: List[Tuple[str, str]] = []
-        self.af_attrs: List[str] = []
-        self.af_modifiers = ""
-        self.long = False
-        self.json = False
+    formats: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+    af_attrs: List[str] = dataclasses.field(default_factory=list)
+    af_modifiers: str = ""
+    long: bool = False
+    json: bool = False
 
     def custom(self) -> bool:
         return bool(self.formats or self.af_attrs or self.long or self.json)
 
 
+@dataclasses.dataclass
+class Selection:
+    """Which jobs a command means: ids, owners, constraints (all of them must hold)."""
+
+    targets: List[Target] = dataclasses.field(default_factory=list)
+    constraints: List[str] = dataclasses.field(default_factory=list)
+
+    def matches(self, job: Mapping[str, Any], now: float) -> bool:
+        if self.targets and not any(t.matches(job) for t in self.targets):
+            return False
+        return _matches(job, self.constraints, now)
+
+    @property
+    def owners(self) -> List[str]:
+        return [t.owner for t in self.targets if t.owner is not None]
+
+
+@dataclasses.dataclass
 class QOptions:
-    def __init__(self) -> None:
-        self.output = Output()
-        self.constraints: List[str] = []
-        self.owners: List[str] = []
-        self.ids: List[Tuple[int, Optional[int]]] = []
-        self.totals = False
-        self.batch = False
-        self.name: Optional[str] = None
-        self.help = False
+    output: Output = dataclasses.field(default_factory=Output)
+    selection: Selection = dataclasses.field(default_factory=Selection)
+    totals: bool = False
+    batch: bool = False
+    name: Optional[str] = None
+    help: bool = False
+    limit: Optional[int] = None
+    forwards: bool = False      # condor_history: oldest first
 
 
+@dataclasses.dataclass
 class StatusOptions:
-    def __init__(self) -> None:
-        self.output = Output()
-        self.constraints: List[str] = []
-        self.schedd = False
-        self.name: Optional[str] = None
-        self.help = False
+    output: Output = dataclasses.field(default_factory=Output)
+    constraints: List[str] = dataclasses.field(default_factory=list)
+    schedd: bool = False
+    name: Optional[str] = None
+    help: bool = False
 
 
 # ---------------------------------------------------------------- parsing
 
-def _take(args: List[str], flag: str, count: int = 1) -> List[str]:
-    if len(args) < count:
-        raise UsageError("option %s needs %s" % (flag, "a value" if count == 1 else
-                                                 "%d values" % count))
-    values = args[:count]
-    del args[:count]
-    return values
-
-
-def _check_expression(text: str, flag: str) -> str:
+def check_expression(text: str, flag: str) -> str:
     try:
         classad.Expr(text)
     except classad.ClassAdError as err:
@@ -111,12 +132,12 @@ def _parse_output_option(flag: str, raw: str, args: List[str], output: Output) -
     """Handle an option both tools share; False when flag is not one of them."""
     base, _, modifiers = flag.partition(":")
     if base in ("format", "fmt", "f"):
-        fmt, attr = _take(args, raw, 2)
-        output.formats.append((fmt, _check_expression(attr, raw)))
+        fmt, attr = take_values(args, raw, 2)
+        output.formats.append((fmt, check_expression(attr, raw)))
     elif base in ("af", "autoformat"):
         attrs = []
         while args and not args[0].startswith("-"):
-            attrs.append(_check_expression(args.pop(0), raw))
+            attrs.append(check_expression(args.pop(0), raw))
         if not attrs:
             raise UsageError("option %s needs at least one attribute" % raw)
         output.af_attrs.extend(attrs)
@@ -130,53 +151,67 @@ def _parse_output_option(flag: str, raw: str, args: List[str], output: Output) -
     return True
 
 
-def parse_q_args(argv: Sequence[str]) -> QOptions:
+def parse_q_args(argv: Sequence[str], tool: str = "condor_q") -> QOptions:
+    """condor_q's options; condor_history takes the same, less the live-queue views."""
     opts = QOptions()
     args = list(argv)
     while args:
         raw = args.pop(0)
         if not raw.startswith("-") or raw == "-":
-            _positional(raw, opts)
+            opts.selection.targets.append(parse_target(raw))
             continue
         flag = raw.lstrip("-").lower()
-        if _parse_output_option(flag, raw, args, opts.output):
+        if _parse_output_option(flag, raw, args, opts.output) or \
+                _parse_selection_option(flag, raw, args, opts):
             continue
-        if flag in ("constraint", "const", "cons", "constr"):
-            opts.constraints.append(_check_expression(_take(args, raw)[0], raw))
-        elif flag in ("totals", "total", "tot"):
+        if tool == "condor_q" and flag in ("totals", "total", "tot"):
             opts.totals = True
-        elif flag == "batch":
-            opts.batch = True
-        elif flag == "nobatch":
-            opts.batch = False
-        elif flag == "name":
-            opts.name = _take(args, raw)[0]
-        elif flag in ("pool", "limit", "attributes", "attrs"):
-            _take(args, raw)
-        elif flag in ("allusers", "wide", "w", "global", "g", "run", "hold", "idle", "dag",
-                      "nowide", "unused"):
+        elif tool == "condor_q" and flag in ("batch", "nobatch"):
+            opts.batch = flag == "batch"
+        elif tool == "condor_q" and flag in ("allusers", "wide", "w", "global", "g", "run",
+                                             "hold", "idle", "dag", "nowide", "unused"):
             _filter_flag(flag, opts)
+        elif tool == "condor_history" and flag in ("backwards", "forwards"):
+            opts.forwards = flag == "forwards"
         elif flag in ("h", "help"):
             opts.help = True
         else:
-            raise UsageError("unrecognized option %s (see condor_q -help)" % raw)
+            raise UsageError("unrecognized option %s (see %s -help)" % (raw, tool))
     return opts
+
+
+def _parse_selection_option(flag: str, raw: str, args: List[str], opts: QOptions) -> bool:
+    """An option condor_q and condor_history share; False when flag is not one of them."""
+    if flag in ("constraint", "const", "cons", "constr"):
+        opts.selection.constraints.append(check_expression(take_value(args, raw), raw))
+    elif flag == "name":
+        opts.name = take_value(args, raw)
+    elif flag in ("limit", "match", "m"):
+        opts.limit = parse_count(take_value(args, raw), raw)
+    elif flag in ("pool", "attributes", "attrs"):
+        take_value(args, raw)
+    else:
+        return False
+    return True
 
 
 def _filter_flag(flag: str, opts: QOptions) -> None:
     wanted = {"run": "JobStatus == 2", "hold": "JobStatus == 5", "idle": "JobStatus == 1"}
     if flag in wanted:
-        opts.constraints.append(wanted[flag])
+        opts.selection.constraints.append(wanted[flag])
 
 
-def _positional(text: str, opts: QOptions) -> None:
-    cluster, dot, proc = text.partition(".")
-    if cluster.isdigit() and len(cluster) <= 12 and (not dot or (proc.isdigit() and len(proc) <= 12)):
-        opts.ids.append((int(cluster), int(proc) if dot else None))
-    elif text[:1].isalpha() and all(c.isalnum() or c in "._-@" for c in text) and len(text) <= 256:
-        opts.owners.append(text)
-    else:
-        raise UsageError("not an owner or a job id: %r" % text[:80])
+def parse_target(text: str) -> Target:
+    try:
+        return jobs.parse_target(text)
+    except ValueError as err:
+        raise UsageError(str(err))
+
+
+def parse_count(text: str, flag: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise UsageError("option %s needs a number, not %r" % (flag, text[:40]))
+    return int(text)
 
 
 def parse_status_args(argv: Sequence[str]) -> StatusOptions:
@@ -192,11 +227,11 @@ def parse_status_args(argv: Sequence[str]) -> StatusOptions:
         if flag in ("schedd", "scheduler"):
             opts.schedd = True
         elif flag in ("constraint", "const"):
-            opts.constraints.append(_check_expression(_take(args, raw)[0], raw))
+            opts.constraints.append(check_expression(take_value(args, raw), raw))
         elif flag == "name":
-            opts.name = _take(args, raw)[0]
+            opts.name = take_value(args, raw)
         elif flag == "pool":
-            _take(args, raw)
+            take_value(args, raw)
         elif flag in ("total", "totals", "any", "wide", "w"):
             continue
         elif flag in ("h", "help"):
@@ -208,16 +243,8 @@ def parse_status_args(argv: Sequence[str]) -> StatusOptions:
 
 # ---------------------------------------------------------------- selecting
 
-def select_jobs(opts: QOptions, job_list: Sequence[Job], now: float) -> List[Job]:
-    def wanted(job: Job) -> bool:
-        if opts.owners or opts.ids:
-            by_owner = job.get("Owner") in opts.owners
-            by_id = any(job.get("ClusterId") == c and (p is None or job.get("ProcId") == p)
-                        for c, p in opts.ids)
-            if not (by_owner or by_id):
-                return False
-        return _matches(job, opts.constraints, now)
-    return [job for job in job_list if wanted(job)]
+def select_jobs(selection: Selection, job_list: Sequence[Job], now: float) -> List[Job]:
+    return [job for job in job_list if selection.matches(job, now)]
 
 
 def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> bool:
@@ -239,22 +266,32 @@ def render_ads(output: Output, ads: Sequence[Mapping[str, Any]], now: float) -> 
 
 
 def _autoformat(output: Output, ads: Sequence[Mapping[str, Any]], now: float) -> str:
+    """-af with HTCondor's modifiers: , t n (value separators), g (blank line between ads),
+    l (name = value), h (header), r/V (ClassAd syntax), j (job id first)."""
     mods = output.af_modifiers
-    separator = "\t" if "t" in mods else (", " if "," in mods else " ")
+    if "n" in mods:
+        separator = "\n"
+    else:
+        separator = "\t" if "t" in mods else (", " if "," in mods else " ")
     raw = "r" in mods or "V" in mods
-    lines = []
-    if "h" in mods:
-        lines.append(separator.join((["ID"] if "j" in mods else []) + output.af_attrs))
+    blocks = [separator.join((["ID"] if "j" in mods else []) + output.af_attrs)] \
+        if "h" in mods else []
     for ad in ads:
-        cells = []
-        if "j" in mods:
-            cells.append("%s.%s" % (ad.get("ClusterId"), ad.get("ProcId")))
+        cells = [_job_id_text(ad)] if "j" in mods else []
         for attr in output.af_attrs:
             value = classad.evaluate(attr, ad, now)
             text = classad.unparse(value) if raw else classad.format_autoformat(value)
             cells.append("%s = %s" % (attr, text) if "l" in mods else text)
-        lines.append(separator.join(cells))
-    return "".join(line + "\n" for line in lines)
+        blocks.append(separator.join(cells))
+    between = "\n\n" if "g" in mods else "\n"
+    return "".join(block + between for block in blocks)
+
+
+def _job_id_text(ad: Mapping[str, Any]) -> str:
+    try:
+        return jobs.format_job_id(jobs.job_id(ad))
+    except (KeyError, TypeError, ValueError):
+        return "%s.%s" % (ad.get("ClusterId"), ad.get("ProcId"))
 
 
 def _json_ad(ad: Mapping[str, Any]) -> Dict[str, Any]:
@@ -271,13 +308,15 @@ def _json_ad(ad: Mapping[str, Any]) -> Dict[str, Any]:
 # ---------------------------------------------------------------- condor_q
 
 def render_q(opts: QOptions, job_list: Sequence[Job], *, now: float, schedd_name: str) -> str:
-    selected = select_jobs(opts, job_list, now)
+    selected = select_jobs(opts.selection, job_list, now)
+    if opts.limit is not None:
+        selected = selected[:opts.limit]
     if opts.output.custom():
         return render_ads(opts.output, selected, now)
-    totals = _totals_lines(selected, job_list, opts.owners)
+    totals = _totals_lines(selected, job_list, opts.selection.owners)
     if opts.totals:
         return totals
-    if opts.constraints:
+    if opts.selection.constraints:
         # Upstream's contract, which AliEn counts with `wc -l`: one line per job, nothing else.
         return _job_table(selected, now, header=False)
     header = "\n\n-- Schedd: %s : <127.0.0.1> @ %s\n" % (
@@ -291,11 +330,12 @@ def _job_table(selected: Sequence[Job], now: float, header: bool = True) -> str:
     for job in selected:
         command = str(job.get("Cmd", "")).rsplit("/", 1)[-1]
         arguments = job.get("Arguments") or ""
+        # Job data must not drive the terminal: control characters are escaped.
         lines.append("%-12s %-14s %11s %12s %-2s %-3s %-5.1f %s" % (
-            "%s.%s" % (job.get("ClusterId"), job.get("ProcId")),
-            str(job.get("Owner", ""))[:14], _date(job.get("QDate"), now),
-            _run_time(job, now), STATUS_LETTERS.get(job.get("JobStatus"), "?"),
-            job.get("JobPrio", 0), 0.0, (command + " " + str(arguments)).strip()[:60]))
+            _job_id_text(job), classad.escape_control(str(job.get("Owner", ""))[:14]),
+            _date(job.get("QDate"), now), _run_time(job, now),
+            jobs.status_letter(job.get("JobStatus")), job.get("JobPrio", 0), 0.0,
+            classad.escape_control((command + " " + str(arguments)).strip()[:60])))
     return "".join(line + "\n" for line in lines)
 
 
@@ -303,14 +343,17 @@ def _batch_table(selected: Sequence[Job], now: float) -> str:
     groups: Dict[Tuple[str, str], List[Job]] = {}
     for job in selected:
         batch = job.get("JobBatchName") or "ID: %s" % job.get("ClusterId")
-        groups.setdefault((str(job.get("Owner", "")), str(batch)), []).append(job)
+        key = (classad.escape_control(str(job.get("Owner", ""))), classad.escape_control(str(batch)))
+        groups.setdefault(key, []).append(job)
     lines = ["OWNER          BATCH_NAME            SUBMITTED   DONE   RUN    IDLE   HOLD  TOTAL JOB_IDS"]
     for (owner, batch), members in groups.items():
-        count = lambda status: sum(1 for j in members if j.get("JobStatus") == status) or "_"
-        ids = ["%s.%s" % (j.get("ClusterId"), j.get("ProcId")) for j in members]
+        by_status = jobs.count_by_status(members)
+        count = lambda status: by_status[status] or "_"
+        ids = [_job_id_text(j) for j in members]
         lines.append("%-14s %-20s %11s %6s %6s %6s %6s %6d %s" % (
             owner, batch, _date(min(j.get("QDate", 0) for j in members), now),
-            "_", count(JobStatus.RUNNING), count(JobStatus.IDLE), count(JobStatus.HELD), len(members),
+            count(JobStatus.COMPLETED), count(JobStatus.RUNNING), count(JobStatus.IDLE),
+            count(JobStatus.HELD), len(members),
             ids[0] if len(ids) == 1 else "%s-%s" % (ids[0], ids[-1])))
     return "".join(line + "\n" for line in lines)
 
@@ -326,16 +369,21 @@ def _run_time(job: Job, now: float) -> str:
     start = job.get("JobCurrentStartDate")
     if job.get("JobStatus") == JobStatus.RUNNING and isinstance(start, int):
         seconds = max(0, int(now) - start)
+    return _duration(seconds)
+
+
+def _duration(seconds: int) -> str:
+    """HTCondor's RUN_TIME column: days+hh:mm:ss."""
     days, rest = divmod(seconds, 86400)
     return "%d+%02d:%02d:%02d" % (days, rest // 3600, rest % 3600 // 60, rest % 60)
 
 
 def _counts(job_list: Sequence[Job]) -> str:
-    def count(status: int) -> int:
-        return sum(1 for j in job_list if j.get("JobStatus") == status)
+    by_status = jobs.count_by_status(job_list)
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % (len(job_list), count(JobStatus.COMPLETED), count(JobStatus.REMOVED), count(JobStatus.IDLE),
-               count(JobStatus.RUNNING), count(JobStatus.HELD), count(JobStatus.SUSPENDED)))
+            % ((len(job_list),) + tuple(by_status[s] for s in (
+                JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
+                JobStatus.HELD, JobStatus.SUSPENDED))))
 
 
 def _totals_lines(selected: Sequence[Job], everything: Sequence[Job], owners: Sequence[str]) -> str:
@@ -350,14 +398,13 @@ def _totals_lines(selected: Sequence[Job], everything: Sequence[Job], owners: Se
 # ---------------------------------------------------------------- condor_status
 
 def schedd_ad(job_list: Sequence[Job], schedd_name: str) -> Dict[str, Any]:
-    def count(status: int) -> int:
-        return sum(1 for j in job_list if j.get("JobStatus") == status)
+    by_status = jobs.count_by_status(job_list)
     return {"MyType": "Scheduler", "Name": schedd_name, "Machine": schedd_name,
-            "TotalRunningJobs": count(JobStatus.RUNNING), "TotalIdleJobs": count(JobStatus.IDLE),
-            "TotalHeldJobs": count(JobStatus.HELD), "TotalRemovedJobs": count(JobStatus.REMOVED),
-            "TotalJobAds": len(job_list), "TotalSchedulerJobsRunning": 0,
-            "TotalLocalJobsRunning": 0, "TotalFlockedJobs": 0,
-            "TotalSuspendedJobs": count(JobStatus.SUSPENDED)}
+            "TotalRunningJobs": by_status[JobStatus.RUNNING],
+            "TotalIdleJobs": by_status[JobStatus.IDLE], "TotalHeldJobs": by_status[JobStatus.HELD],
+            "TotalRemovedJobs": by_status[JobStatus.REMOVED], "TotalJobAds": len(job_list),
+            "TotalSchedulerJobsRunning": 0, "TotalLocalJobsRunning": 0, "TotalFlockedJobs": 0,
+            "TotalSuspendedJobs": by_status[JobStatus.SUSPENDED]}
 
 
 def render_status(opts: StatusOptions, job_list: Sequence[Job], *, now: float,
@@ -373,3 +420,37 @@ def render_status(opts: StatusOptions, job_list: Sequence[Job], *, now: float,
                                                    ad["TotalRunningJobs"], ad["TotalIdleJobs"],
                                                    ad["TotalHeldJobs"]))
     return "".join(line + "\n" for line in lines)
+
+
+# ---------------------------------------------------------------- condor_history
+
+def render_history(opts: QOptions, job_list: Sequence[Job], *, now: float) -> str:
+    """Finished jobs, newest first unless -forwards."""
+    ordered = sorted(job_list, key=_finished_at, reverse=not opts.forwards)
+    selected = select_jobs(opts.selection, ordered, now)
+    if opts.limit is not None:
+        selected = selected[:opts.limit]
+    if opts.output.custom():
+        return render_ads(opts.output, selected, now)
+    lines = [" ID     OWNER          SUBMITTED   RUN_TIME     ST COMPLETED   CMD"]
+    for job in selected:
+        lines.append(" %-6s %-14s %11s %12s %-2s %11s %s" % (
+            _job_id_text(job), classad.escape_control(str(job.get("Owner", ""))[:14]),
+            _date(job.get("QDate"), now), _wall_time(job), jobs.status_letter(job.get("JobStatus")),
+            _date(_finished_at(job) or None, now),
+            classad.escape_control((str(job.get("Cmd", "")) + " "
+                                    + str(job.get("Arguments") or "")).strip()[:60])))
+    return "".join(line + "\n" for line in lines)
+
+
+def _finished_at(job: Job) -> float:
+    for name in ("CompletionDate", "EnteredCurrentStatus"):
+        value = job.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return 0.0
+
+
+def _wall_time(job: Job) -> str:
+    start, end = job.get("JobCurrentStartDate"), _finished_at(job)
+    return _duration(int(end - start) if isinstance(start, int) and end >= start else 0)

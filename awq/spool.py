@@ -36,7 +36,7 @@ import re
 import secrets
 import stat
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from awq import classad, jobs
 from awq.jobs import Job, JobId
@@ -46,6 +46,7 @@ RECORD_SUFFIX = ".job"
 UPSTREAM_PREFIX = "job-"
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
+MAX_HISTORY_BYTES = 128 * 1024 * 1024   # then history rotates to history.1
 LOCK_TIMEOUT = 60.0
 SNAPSHOT_VERSION = 1
 # Requests condor_rm, condor_hold, ... leave for the master: one directory each.
@@ -319,15 +320,13 @@ def loads_snapshot(data: bytes) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------- the spool
 
-class QueueView:
+class QueueView(NamedTuple):
     """What condor_q and condor_status see: the queue as of now."""
 
-    def __init__(self, job_list: List[Job], heartbeat: Optional[float],
-                 master_pid: Optional[int], master_alive: bool):
-        self.jobs = job_list
-        self.heartbeat = heartbeat
-        self.master_pid = master_pid
-        self.master_alive = master_alive
+    jobs: List[Job]
+    heartbeat: Optional[float]
+    master_pid: Optional[int]
+    master_alive: bool
 
 
 class Spool:
@@ -580,6 +579,7 @@ class Spool:
         if not finished:
             return
         os.makedirs(self.history_dir, mode=0o700, exist_ok=True)
+        self._rotate_history()
         lines = b"".join(_encode_job_line(job) for job in finished)
         fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                      0o600)
@@ -589,31 +589,33 @@ class Spool:
         finally:
             os.close(fd)
 
+    def _rotate_history(self) -> None:
+        """Keep history bounded: past MAX_HISTORY_BYTES it becomes history.1 (the old one goes)."""
+        try:
+            if os.lstat(self.history_path).st_size < MAX_HISTORY_BYTES:
+                return
+        except FileNotFoundError:
+            return
+        os.rename(self.history_path, self.history_path + ".1")
+        fsync_dir(self.history_dir)
+
     def read_history(self) -> List[Job]:
         """Finished jobs, the last line for a job id winning (a crash may repeat one)."""
-        try:
-            data = read_trusted(self.history_path, MAX_SNAPSHOT_BYTES)
-        except FileNotFoundError:
-            return []
         latest: Dict[JobId, Job] = {}
-        for line in data.splitlines():
+        for path in (self.history_path + ".1", self.history_path):
             try:
-                raw = json.loads(line.decode("utf-8"))
-                job = {k: _decode_value(v) for k, v in raw.items()}
-                latest[jobs.job_id(job)] = job
-            except (ValueError, KeyError, TypeError, UnicodeDecodeError, classad.ClassAdError):
-                continue  # a torn last line after a crash
-        return list(latest.values())
-
-    def size_in_bytes(self) -> int:
-        total = 0
-        for directory, _, names in os.walk(self.root):
-            for name in names:
+                data = read_trusted(path, MAX_HISTORY_BYTES * 2)
+            except FileNotFoundError:
+                continue
+            for line in data.splitlines():
                 try:
-                    total += os.lstat(os.path.join(directory, name)).st_size
-                except OSError:
-                    continue  # taken or replaced meanwhile
-        return total
+                    raw = json.loads(line.decode("utf-8"))
+                    job = {k: _decode_value(v) for k, v in raw.items()}
+                    latest[jobs.job_id(job)] = job
+                except (ValueError, KeyError, TypeError, UnicodeDecodeError,
+                        classad.ClassAdError):
+                    continue  # a torn last line after a crash
+        return list(latest.values())
 
     # -- crash leftovers
 
@@ -689,28 +691,33 @@ class Spool:
     # -- the view condor_q reads
 
     def read_queue(self) -> QueueView:
+        """The master's table, plus records it has not taken yet, as condor_q shows them.
+
+        An untaken record passes the master's own validation first, so condor_q
+        never lists a job the master will refuse; a job with a removal request
+        shows as removed (X), as in HTCondor until it leaves the queue.
+        """
         state = self.load_snapshot_if_present()
         table: Dict[JobId, Job] = dict(state["jobs"]) if state else {}
         for name in self.pending_records():
-            try:
-                cluster, content = self.read_record(name)
-            except (SpoolError, OSError):
-                continue  # vanished (taken) meanwhile, or refused: the master reports it
-            if cluster is None:
-                continue  # an upstream description: it has no job ad until taken
-            for job in content:
-                try:
-                    table.setdefault(jobs.job_id(job), job)
-                except (KeyError, TypeError, ValueError):
-                    continue
+            for job in self._untaken_jobs(name):
+                table.setdefault(jobs.job_id(job), job)
         for _, jid in self.pending_removals():
-            if jid in table:
+            if jid in table and table[jid].get("JobStatus") not in jobs.FINAL_STATES:
                 table[jid] = dict(table[jid], JobStatus=int(jobs.JobStatus.REMOVED))
-        live = [job for job in table.values() if job.get("JobStatus") not in jobs.FINAL_STATES]
-        live.sort(key=jobs.job_id)
         heartbeat = self.read_stat().get("TIMESTAMP")
-        return QueueView(live, float(heartbeat) if heartbeat is not None else None,
+        return QueueView(sorted(table.values(), key=jobs.job_id),
+                         float(heartbeat) if heartbeat is not None else None,
                          self.master_pid(), self.master_alive())
+
+    def _untaken_jobs(self, name: str) -> List[Job]:
+        try:
+            cluster, content = self.read_record(name)
+            if cluster is None:
+                return []  # an upstream description: it has no job ad until taken
+            return [jobs.validate_job(job, cluster) for job in content]
+        except (SpoolError, OSError, jobs.InvalidJob):
+            return []  # vanished (taken) meanwhile, or refused: the master reports it
 
 
 # ---------------------------------------------------------------- helpers

@@ -329,7 +329,8 @@ def _set_attribute(job: Job, lower: str, key: str, value: str, iwd: str) -> None
         name = key.lstrip("+")
         name = name[3:] if name.lower().startswith("my.") else name
         if not value:
-            raise SubmitError("attribute %s has no value" % name)
+            job[name] = classad.Expr("undefined")  # HTCondor: `+Name =` sets it to undefined
+            return
         try:
             job[name] = classad.parse_value(value)
         except classad.ClassAdError as err:
@@ -337,8 +338,13 @@ def _set_attribute(job: Job, lower: str, key: str, value: str, iwd: str) -> None
                               % (name, value[:80], err))
         return
     name = ATTRIBUTE_NAMES.get(lower, key)
-    if name in PATH_ATTRIBUTES:
-        job[name] = _absolute(value, iwd) if value else value
+    if not value:
+        job.pop(name, None)  # HTCondor reads `command =` (empty) as unset, e.g. Parsl's requirements
+    elif name in PATH_ATTRIBUTES:
+        job[name] = _absolute(value, iwd)
+    elif name == "TransferInput":
+        job[name] = ",".join(_absolute(p.strip(), iwd) + ("/" if p.strip().endswith("/") else "")
+                             for p in value.split(",") if p.strip())
     elif name == "TransferExecutable":
         job[name] = _boolean(value, key)
     elif name in ("RequestMemory", "RequestDisk"):
@@ -477,4 +483,7 @@ def files_to_check(job: Mapping[str, Any]) -> List[Tuple[str, str]]:
     for name, kind in (("Out", "output"), ("Err", "error"), ("UserLog", "log")):
         if job.get(name) and job[name] != "/dev/null":
             checks.append((kind, job[name]))
+    for path in (job.get("TransferInput") or "").split(","):
+        if path:
+            checks.append(("transfer_input", path.rstrip("/") or "/"))
     return checks

@@ -149,8 +149,19 @@ def test_queue_view_merges_snapshot_records_and_removals(spool):
     spool.submit(lambda cid: [job(cid)])
     spool.request_removal([(4, 0)])
     view = spool.read_queue()
-    # A job with a pending removal has left the queue as far as clients can see.
-    assert [(jobs.job_id(j), j["JobStatus"]) for j in view.jobs] == [((1, 0), 2), ((3, 0), 1)]
+    # As in HTCondor: a finished job still in the table shows C, one with a removal
+    # request shows X until the master takes it out.
+    assert [(jobs.job_id(j), j["JobStatus"]) for j in view.jobs] == \
+        [((1, 0), 2), ((2, 0), 4), ((3, 0), 1), ((4, 0), 3)]
+
+
+def test_queue_view_leaves_out_a_record_the_master_would_refuse(spool):
+    spool.submit(lambda cid: [job(cid)])
+    atomic_write(spool.record_path(2), b'{"version": 1, "jobs": [{"ClusterId": 9, "ProcId": 0, '
+                                       b'"JobStatus": 1, "QDate": 1, "Cmd": "/bin/true"}]}')
+    atomic_write(spool.record_path(3), b'{"version": 1, "jobs": [{"ClusterId": 3, "ProcId": 0, '
+                                       b'"JobStatus": 1, "QDate": 1, "Cmd": "relative"}]}')
+    assert [jobs.job_id(j) for j in spool.read_queue().jobs] == [(1, 0)]
 
 
 def test_history_keeps_the_last_line_per_job(spool):
@@ -198,3 +209,14 @@ def test_an_older_snapshot_is_converted_on_load(spool, monkeypatch):
     atomic_write(spool.snapshot_path, pickle.dumps({"version": 1, "jobs": {}}, protocol=4))
     state = spool.load_snapshot_if_present()
     assert state["version"] == 2 and state["upgraded"] is True
+
+
+def test_history_rotates_and_still_reads_both_files(spool, monkeypatch):
+    from awq import spool as spool_module
+    monkeypatch.setattr(spool_module, "MAX_HISTORY_BYTES", 300)
+    for cluster in range(1, 10):
+        spool.append_history([job(cluster, JobStatus=4)])
+    assert os.path.getsize(spool.history_path) < 600
+    assert os.path.exists(spool.history_path + ".1")
+    kept = sorted(jobs.job_id(j)[0] for j in spool.read_history())
+    assert kept[-1] == 9 and kept == list(range(kept[0], 10)) and kept[0] > 1

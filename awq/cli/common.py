@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-import pwd
 import socket
 import sys
-from typing import Callable, List, NoReturn, Optional, Sequence
+import time
+from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
+
+from awq.jobs import Job
+from awq.spool import Spool, SpoolError, default_workdir
 
 
 class CommandError(Exception):
@@ -15,6 +18,10 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)
         self.status = status
+
+
+class UsageError(CommandError):
+    """Bad options or arguments."""
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
@@ -66,16 +73,40 @@ def _silence_stdout() -> None:
 
 def take_value(args: List[str], flag: str) -> str:
     """The value after an option such as `-name NAME`; an error when it is missing."""
-    if not args:
-        fail("option %s needs a value" % flag)
-    return args.pop(0)
+    return take_values(args, flag, 1)[0]
 
 
-def current_user() -> str:
+def take_values(args: List[str], flag: str, count: int) -> List[str]:
+    if len(args) < count:
+        raise UsageError("option %s needs %s" % (flag, "a value" if count == 1 else
+                                                 "%d values" % count))
+    values = args[:count]
+    del args[:count]
+    return values
+
+
+# Upstream's contract, relied on by AliEn's health check: a master silent for
+# this long is dead, and condor_q must say so with its exit status.
+STALE_AFTER = 200
+
+
+def load_live_queue(what: str) -> Tuple[List[Job], float]:
+    """The jobs in the queue, after the health checks every query shares."""
     try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return os.environ.get("USER", str(os.getuid()))
+        view = Spool(default_workdir()).read_queue()
+    except SpoolError as err:
+        fail(str(err))
+    now = time.time()
+    if view.heartbeat is None:
+        fail("the alien_work_queue master has never run on the spool %s" % default_workdir())
+    age = now - view.heartbeat
+    if age >= STALE_AFTER:
+        fail("the alien_work_queue master's heartbeat is %d s old (limit %d s): "
+             "it is not running; %s would be out of date" % (age, STALE_AFTER, what))
+    if not view.master_alive:
+        sys.stderr.write("WARNING: the alien_work_queue master is not running; "
+                         "showing the queue as it saved it %d s ago\n" % age)
+    return view.jobs, now
 
 
 def schedd_names() -> List[str]:

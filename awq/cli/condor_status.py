@@ -6,16 +6,12 @@ import sys
 from typing import List
 
 from awq import query
-from awq.cli.common import check_schedd_name, fail, run_main, schedd_name
-from awq.cli.condor_q import load_live_queue
+from awq.cli.common import check_schedd_name, load_live_queue, run_main, schedd_name
 
 
 def main(argv: List[str]) -> int:
-    try:
-        options = query.parse_status_args(argv)
-    except query.UsageError as err:
-        fail(str(err))
-    if getattr(options, "help", False):
+    options = query.parse_status_args(argv)
+    if options.help:
         sys.stdout.write(query.STATUS_USAGE)
         return 0
     check_schedd_name(options.name)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import sys
 import time
 from typing import List, Optional
 
-from awq import classad, jobs, submit
-from awq.cli.common import check_schedd_name, current_user, fail, run_main, take_value
+from awq import classad, jobs, query, submit
+from awq.cli.common import check_schedd_name, fail, run_main, take_value
 from awq.spool import Spool, SpoolError, default_workdir
 
 USAGE = """Usage: condor_submit [options] [submit-file]
@@ -23,9 +24,13 @@ Options:
   -batch-name NAME    set the jobs' batch name
   -append LINE        add a submit command before the queue statement (repeatable)
   -queue ARGS         queue with ARGS instead of the file's queue statement
-  -name NAME          the schedd to submit to (only the local one is known)
+  -maxjobs N          refuse the submission if it would queue more than N jobs
+  -dry-run FILE       check the description and write the job ads to FILE ("-": standard
+                      output); queue nothing
+  -name NAME, -remote NAME   the schedd to submit to (only the local one is known)
   -pool HOST          accepted for compatibility
-  -disable, -spool, -remote NAME   accepted and ignored
+  -disable, -spool, -unused  accepted and ignored (input files are read from where they are)
+  -interactive        refused: this schedd has no interactive jobs
   -help               print this text
   NAME=VALUE          like -append NAME=VALUE
 
@@ -34,14 +39,16 @@ The spool is $AWQ_WORKDIR (default /tmp/awq).
 MAX_INPUT = 64 * 1024 * 1024
 
 
+@dataclasses.dataclass
 class Options:
-    def __init__(self) -> None:
-        self.terse = False
-        self.verbose = False
-        self.append: List[str] = []
-        self.queue: Optional[str] = None
-        self.name: Optional[str] = None
-        self.file: Optional[str] = None
+    terse: bool = False
+    verbose: bool = False
+    append: List[str] = dataclasses.field(default_factory=list)
+    queue: Optional[str] = None
+    name: Optional[str] = None
+    file: Optional[str] = None
+    maxjobs: Optional[int] = None
+    dry_run: Optional[str] = None
 
 
 def parse_args(argv: List[str]) -> Optional[Options]:
@@ -63,11 +70,17 @@ def parse_args(argv: List[str]) -> Optional[Options]:
                 opts.append.append("batch_name = " + take_value(args, arg))
             elif flag == "queue":
                 opts.queue = take_value(args, arg)
-            elif flag == "name":
+            elif flag in ("name", "remote"):
                 opts.name = take_value(args, arg)
-            elif flag in ("pool", "remote"):
+            elif flag == "pool":
                 take_value(args, arg)
-            elif flag in ("disable", "spool", "dry-run", "unused"):
+            elif flag == "maxjobs":
+                opts.maxjobs = query.parse_count(take_value(args, arg), arg)
+            elif flag == "dry-run":
+                opts.dry_run = take_value(args, arg)
+            elif flag == "interactive":
+                fail("-interactive is not supported: this schedd runs no interactive jobs")
+            elif flag in ("disable", "spool", "unused"):
                 continue
             else:
                 fail("unknown option %s (see condor_submit -help)" % arg)
@@ -116,6 +129,9 @@ def check_files(job: dict) -> None:
                 fail("%s file %s is a directory" % (kind, path))
             if not os.access(directory, os.W_OK | os.X_OK):
                 fail("cannot write %s file %s: its directory is not writable" % (kind, path))
+        elif kind == "transfer_input":
+            if not os.access(path, os.R_OK):
+                fail("transfer_input_files: %s does not exist or is not readable" % path)
         else:
             _check_readable_file(kind, path)
 
@@ -154,14 +170,20 @@ def main(argv: List[str]) -> int:
         return 0
     check_schedd_name(opts.name)
     text = read_description(opts.file)
-    context = dict(cwd=os.getcwd(), environ=dict(os.environ), owner=current_user(),
+    context = dict(cwd=os.getcwd(), environ=dict(os.environ), owner=jobs.current_owner(),
                    uid=os.getuid(), now=int(time.time()))
     try:
         desc = submit.parse_description(text, append=opts.append, queue_override=opts.queue)
+        if opts.maxjobs is not None and desc.job_count() > opts.maxjobs:
+            fail("the description queues %d jobs, more than -maxjobs %d: nothing submitted"
+                 % (desc.job_count(), opts.maxjobs))
         # Built once before any id is taken: a bad description changes nothing.
-        for job in submit.build_jobs(desc, cluster_id=1, **context):
+        trial = submit.build_jobs(desc, cluster_id=1, **context)
+        for job in trial:
             jobs.validate_job(job, 1)  # what the master checks: accepted means queued
             check_files(job)
+        if opts.dry_run is not None:
+            return write_dry_run(opts.dry_run, trial)
         built: List[dict] = []
 
         def build(cluster_id: int) -> List[dict]:
@@ -173,6 +195,18 @@ def main(argv: List[str]) -> int:
     except OSError as err:
         fail("cannot queue the jobs: %s" % err)
     print_result(opts, cluster, built)
+    return 0
+
+
+def write_dry_run(path: str, job_list: List[dict]) -> int:
+    """-dry-run: the ads HTCondor would queue (cluster id 1 stands for the real one)."""
+    text = "".join("".join("%s = %s\n" % (name, classad.unparse(job[name]))
+                           for name in sorted(job, key=str.lower)) + "\n" for job in job_list)
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        with open(path, "w") as handle:
+            handle.write(text)
     return 0
 
 

@@ -150,8 +150,8 @@ def test_condor_hold_stops_the_pilot(tmp_path, pilots, busy_cpus, start_master, 
     assert tool("condor_hold", str(cluster)).returncode == 0
     wait_until(lambda: not alive_pilots(pilots), 10, interval=0.2,
                what="every held pilot to end")
-    held = tool("condor_q", "-af", "JobStatus").stdout.split()
-    assert held == ["5"] * 60
+    wait_until(lambda: tool("condor_q", "-af", "JobStatus").stdout.split() == ["5"] * 60, 10,
+               what="condor_q to show the 60 jobs held")
 
 
 def test_kill_minus_nine_of_the_master_leaves_no_orphan_and_never_two_copies(

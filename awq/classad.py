@@ -17,7 +17,9 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-MAX_DEPTH = 64            # attribute references followed before giving up (cycles)
+MAX_DEPTH = 64            # attribute references followed before giving up
+MAX_PARSE_DEPTH = 500     # the parser's frames for one expression: Python's own limit is 1000
+MAX_EVAL_DEPTH = 300      # tree levels one evaluation may stack up across attribute references
 MAX_EXPRESSION = 100_000  # characters; longer text is refused, not parsed
 
 
@@ -166,17 +168,21 @@ class _Parser:
         return node
 
     def conditional(self) -> tuple:
-        self.depth += 1
-        if self.depth > 200:
-            raise ClassAdError("expression nested too deeply")
+        # A nested (sub)expression costs the parser a frame per precedence level.
+        self._nest(len(_BINARY) + 3)
         node = self.binary(0)
         if self.peek() == ("op", "?"):
             self.take()
             then = self.conditional()
             self.expect(":")
             node = ("cond", node, then, self.conditional())
-        self.depth -= 1
+        self.depth -= len(_BINARY) + 3
         return node
+
+    def _nest(self, cost: int) -> None:
+        self.depth += cost
+        if self.depth > MAX_PARSE_DEPTH:
+            raise ClassAdError("expression nested too deeply")
 
     def binary(self, level: int) -> tuple:
         if level == len(_BINARY):
@@ -193,9 +199,7 @@ class _Parser:
         kind, value = self.peek()
         if kind == "op" and value in ("!", "-", "+", "~"):
             self.take()
-            self.depth += 1
-            if self.depth > 200:
-                raise ClassAdError("expression nested too deeply")
+            self._nest(1)
             node = ("un", value, self.unary())
             self.depth -= 1
             return node
@@ -249,7 +253,31 @@ def parse(text: str) -> tuple:
         raise ClassAdError("expression longer than %d characters" % MAX_EXPRESSION)
     if not text.strip():
         raise ClassAdError("empty expression")
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except RecursionError:
+        raise ClassAdError("expression nested too deeply")
+
+
+@functools.lru_cache(maxsize=4096)
+def _tree_and_depth(text: str) -> Tuple[tuple, int]:
+    tree = parse(text)
+    return tree, _depth(tree)
+
+
+def _depth(node: Any) -> int:
+    """Levels of nested nodes (iterative: trees may be deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        for child in item[1:]:
+            if isinstance(child, tuple) and child and isinstance(child[0], str):
+                stack.append((child, level + 1))
+            elif isinstance(child, tuple):
+                stack.extend((grand, level + 1) for grand in child
+                             if isinstance(grand, tuple) and grand and isinstance(grand[0], str))
+    return deepest
 
 
 def parse_value(text: str) -> Any:
@@ -276,23 +304,41 @@ def lookup(ad: Mapping[str, Any], name: str) -> Any:
 
 
 class _Context:
+    """One evaluation: its ad, its time, and the bounds that keep it finite."""
+
     def __init__(self, ad: Mapping[str, Any], now: Optional[float]):
         self.ad = ad
         self.now = int(time.time() if now is None else now)
-        self.depth = 0
+        self.depth = 0       # attribute references being followed
+        self.level = 0       # tree levels stacked up by those references
+        self.values: Dict[str, Any] = {}   # attribute values already computed
+
+
+_IN_PROGRESS = object()
 
 
 def evaluate(expr: Union[str, Expr, tuple], ad: Mapping[str, Any],
              now: Optional[float] = None) -> Any:
-    """Evaluate an expression (text, Expr or tree) in the scope of ad."""
+    """Evaluate an expression (text, Expr or tree) in the scope of ad. Never raises for
+    a job's data: too deep or too long gives ERROR, as a cycle of references gives UNDEFINED."""
     if isinstance(expr, Expr):
         expr = expr.text
-    node = parse(expr) if isinstance(expr, str) else expr
-    return _eval(node, _Context(ad, now))
+    ctx = _Context(ad, now)
+    try:
+        if isinstance(expr, str):
+            node, ctx.level = _tree_and_depth(expr)
+        else:
+            node = expr
+        return _eval(node, ctx)
+    except RecursionError:
+        return ERROR
 
 
 def evaluate_attr(ad: Mapping[str, Any], name: str, now: Optional[float] = None) -> Any:
-    return _attribute(name, _Context(ad, now))
+    try:
+        return _attribute(name, _Context(ad, now))
+    except RecursionError:
+        return ERROR
 
 
 def is_true(value: Any) -> bool:
@@ -341,18 +387,36 @@ def _attribute(name: str, ctx: _Context) -> Any:
     if value is UNDEFINED and name.lower() == "currenttime":
         return ctx.now
     if isinstance(value, Expr):
-        if ctx.depth >= MAX_DEPTH:
-            return ERROR
-        ctx.depth += 1
-        try:
-            return _eval(parse(value.text), ctx)
-        finally:
-            ctx.depth -= 1
+        return _referenced(name.lower(), value, ctx)
     if isinstance(value, list):
         return tuple(value)
     if value is None:
         return UNDEFINED
     return value
+
+
+def _referenced(key: str, value: Expr, ctx: _Context) -> Any:
+    """An attribute holding an expression, computed once per evaluation (so a chain of
+    doubling references stays linear); a reference back to itself is UNDEFINED, as in
+    HTCondor."""
+    known = ctx.values.get(key)
+    if known is _IN_PROGRESS:
+        return UNDEFINED
+    if known is not None:
+        return known
+    tree, depth = _tree_and_depth(value.text)
+    if ctx.depth >= MAX_DEPTH or ctx.level + depth > MAX_EVAL_DEPTH:
+        return ERROR
+    ctx.values[key] = _IN_PROGRESS
+    ctx.depth += 1
+    ctx.level += depth
+    try:
+        result = _eval(tree, ctx)
+    finally:
+        ctx.depth -= 1
+        ctx.level -= depth
+    ctx.values[key] = result
+    return result
 
 
 def _unary(op: str, value: Any) -> Any:
@@ -458,13 +522,23 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
     if op == "*":
         return left * right
     if right == 0:
-        return ERROR
+        return _by_zero(op, left, right)
     if isinstance(left, int) and isinstance(right, int):
         quotient = abs(left) // abs(right) * (1 if (left >= 0) == (right >= 0) else -1)
         return quotient if op == "/" else left - quotient * right
     if op == "/":
         return left / right
     return ERROR  # HTCondor has no real remainder
+
+
+def _by_zero(op: str, left: Any, right: Any) -> Any:
+    """HTCondor's real division by zero: 0/0.0 is NaN, a negative over zero is -inf, the
+    rest (and every integer division or remainder) is an error."""
+    if op != "/" or not (isinstance(left, float) or isinstance(right, float)):
+        return ERROR
+    if left == 0 or left != left:
+        return math.nan
+    return -math.inf if left < 0 else ERROR
 
 
 def _wrap(value: int) -> int:
@@ -522,6 +596,11 @@ def _to_string(value: Any) -> str:
     if isinstance(value, _Special):
         raise TypeError("no string")
     return unparse(value)
+
+
+def _order(left: str, right: str) -> int:
+    """strcmp's answer: negative, zero or positive (non-strings are compared as text)."""
+    return (left > right) - (left < right)
 
 
 def _substr(text: Any, offset: Any, length: Any = None) -> Any:
@@ -603,6 +682,8 @@ _FUNCTIONS: Dict[str, Callable[..., Any]] = {
     "min": _extreme(min),
     "max": _extreme(max),
     "abs": lambda v: abs(v) if _is_number(v) else ERROR,
+    "strcmp": lambda a, b: _order(_to_string(a), _to_string(b)),
+    "stricmp": lambda a, b: _order(_to_string(a).lower(), _to_string(b).lower()),
 }
 
 

@@ -67,9 +67,11 @@ def test_current_time_uses_now():
     assert evaluate("time()", AD, now=160) == 160
 
 
-def test_cycles_evaluate_to_error_not_recursion():
+def test_cycles_evaluate_to_undefined_as_in_htcondor_not_recursion():
     ad = {"A": Expr("B + 1"), "B": Expr("A + 1")}
-    assert evaluate("A", ad) is ERROR
+    assert evaluate("A", ad) is classad.UNDEFINED
+    oracle = classad2.ClassAd({"A": classad2.ExprTree("B + 1"), "B": classad2.ExprTree("A + 1")})
+    assert oracle.eval("A") == classad2.Value.Undefined
 
 
 @pytest.mark.parametrize("text", ["", "1 +", "(1", "a b", "1 ? 2", "\"unterminated", "@", "f(1,"])

@@ -310,3 +310,24 @@ def test_insecure_master_warns_and_serves_any_worker(tmp_path, start_master, sta
     start_worker(master.port, password=None)
     wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
                what="the plain worker to run the pilot")
+
+
+def test_the_deep_expression_chain_leaves_the_master_running(tmp_path, start_master, tool):
+    master = start_master("--periodic-interval", "0.2")
+    ok = tmp_path / "ok.sh"
+    ok.write_text("#!/bin/sh\n")
+    ok.chmod(0o755)
+    chain = "".join("+A%d = %sA%d\n" % (i, "-" * 190, i + 1) for i in range(64))
+    result = tool("condor_submit", stdin="executable = %s\n%s+A64 = 5\n"
+                  "periodic_hold = -A0 > 1000000\nqueue\n" % (ok, chain))
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: tool("condor_q", "-af", "JobStatus").stdout.split() == ["1"], 15,
+               what="the master to take the job")
+    time.sleep(1.5)  # several periodic passes over the job
+    assert master.proc.poll() is None and "Traceback" not in master.log()
+    # condor_q evaluates it too, to ERROR, without an exception of its own.
+    assert tool("condor_q", "-af", "JobStatus", "PeriodicHold").stdout == "1 error\n"
+    master.stop()
+    again = start_master("--periodic-interval", "0.2")
+    time.sleep(1)
+    assert again.proc.poll() is None

@@ -224,7 +224,9 @@ def test_removal_requested_while_the_master_is_down_is_carried_out(tmp_path, sta
     start_worker(again.port)
     wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 30, what="the removal")
     assert finished_jobs(workdir)[(cluster, 0)]["JobStatus"] == jobs.JobStatus.REMOVED
-    time.sleep(1.0)
+    # It never reached a worker: no task was made for it, so it can never run later.
+    assert "job %d.0: idle -> removed" % cluster in again.log()
+    assert "job %d.0: idle -> running" % cluster not in again.log()
     assert not (tmp_path / "ran").exists()
 
 

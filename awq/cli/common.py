@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 import time
-from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
 
 from awq.jobs import Job
 from awq.spool import Spool, SpoolError, default_workdir
@@ -140,3 +140,16 @@ def check_schedd_name(name: Optional[str]) -> None:
         if wanted == known or wanted.split("@")[-1] == known:
             return
     fail("Can't find address for schedd %s" % name)
+
+
+def run_query(argv: List[str], parse: Callable[[List[str]], Any], usage: str,
+              render: Callable[..., str], what: str) -> int:
+    """condor_q and condor_status: parse, answer -help, check the schedd, print the live queue."""
+    options = parse(argv)
+    if options.help:
+        sys.stdout.write(usage)
+        return 0
+    check_schedd_name(options.name)
+    job_list, now = load_live_queue(what)
+    sys.stdout.write(render(options, job_list, now=now, schedd_name=schedd_name()))
+    return 0

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from typing import List
 
 from awq import query
-from awq.cli.common import check_schedd_name, load_live_queue, run_main, schedd_name
+from awq.cli.common import run_main, run_query
 
 
 def main(argv: List[str]) -> int:
-    options = query.parse_status_args(argv)
-    if options.help:
-        sys.stdout.write(query.STATUS_USAGE)
-        return 0
-    check_schedd_name(options.name)
-    job_list, now = load_live_queue("the schedd totals")
-    sys.stdout.write(query.render_status(options, job_list, now=now, schedd_name=schedd_name()))
-    return 0
+    return run_query(argv, query.parse_status_args, query.STATUS_USAGE, query.render_status, "the schedd totals")
 
 
 def cli() -> None:

@@ -106,7 +106,10 @@ class Dispatcher:
             if state == TaskState.ON_WORKER and status == JobStatus.IDLE:
                 table.mark_running(jid, self.backend.task_host(task_id))
             elif state == TaskState.WAITING and status == JobStatus.RUNNING:
-                table.requeue(jid, "its worker went away")
+                # Work Queue gave up on the worker: it disconnected, or stopped answering
+                # its keepalives (e.g. blocked); name it so the admin can look there.
+                table.requeue(jid, "its worker %s went away or stopped answering"
+                              % table.jobs[jid].get("RemoteHost", "(unknown)"))
 
     def handle(self, result: TaskResult, table: JobTable) -> None:
         jid = self.tasks.pop_task(result.task_id)

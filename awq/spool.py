@@ -617,6 +617,16 @@ class Spool:
                     continue  # a torn last line after a crash
         return list(latest.values())
 
+    def size_in_bytes(self) -> int:
+        total = 0
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(directory, name)).st_size
+                except OSError:
+                    continue  # taken or replaced meanwhile
+        return total
+
     # -- crash leftovers
 
     def sweep_temp_files(self) -> List[str]:

@@ -32,7 +32,8 @@ def health_report(*, queue: Sequence[Job], history: Sequence[Job], master_alive:
         "workers": {"connected": stats.get("workers_connected", 0),
                     "busy": stats.get("workers_busy", 0),
                     "cores_in_use": stats.get("committed_cores", 0),
-                    "cores_total": stats.get("total_cores", 0)},
+                    "cores_total": stats.get("total_cores", 0),
+                    "lost_since_start": stats.get("total_workers_lost", 0)},
         "spool": {"path": spool_root, "bytes": spool_bytes},
     }
     report["health"], report["problems"] = _health(report, master_status, now)
@@ -92,8 +93,9 @@ def render_report(report: Mapping[str, Any]) -> str:
                                  if report["jobs"]["idle"] else "-"),
         "last hour: %d completed, %d held" % (report["completed_last_hour"],
                                               report["held_last_hour"]),
-        "workers: %d connected, %d busy, %d of %d cores in use" % (
-            workers["connected"], workers["busy"], workers["cores_in_use"], workers["cores_total"]),
+        "workers: %d connected, %d busy, %d of %d cores in use; %d lost since the master "
+        "started" % (workers["connected"], workers["busy"], workers["cores_in_use"],
+                     workers["cores_total"], workers.get("lost_since_start", 0)),
         "spool: %s (%.1f MB)" % (report["spool"]["path"], report["spool"]["bytes"] / 1e6),
         "health: %s" % (["OK", "DOWN", "DEGRADED"][report["health"]]
                         + "".join("; " + p for p in report["problems"])),

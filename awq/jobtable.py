@@ -57,21 +57,13 @@ class JobTable:
         """Load a snapshot; running jobs are requeued. Returns the finished jobs it held."""
         now = int(time.time())
         self.max_cluster_id = int(state.get("max_cluster_id", 0))
-        finished = []
-        requeued = 0
+        finished, requeued = [], 0
         for jid, job in state["jobs"].items():
-            status = job.get("JobStatus")
-            if status in FINAL_STATES:
+            if job.get("JobStatus") in FINAL_STATES and not _left_in_queue(job, now):
                 finished.append(job)
                 continue
-            if status == JobStatus.RUNNING:
-                # Pilots are safe to rerun; NumJobStarts shows this was a second start.
-                job = dict(job, JobStatus=int(JobStatus.IDLE), EnteredCurrentStatus=now,
-                           LastJobStatus=int(JobStatus.RUNNING))
-                job.update(_left_host(job))
-                if job.get("RemoteHost") is None:
-                    job.pop("RemoteHost", None)
-                requeued += 1
+            if job.get("JobStatus") == JobStatus.RUNNING:
+                job, requeued = _requeued(job, now), requeued + 1
             self.jobs[jid] = job
             self.max_cluster_id = max(self.max_cluster_id, jid[0])
         self.dirty = True
@@ -192,6 +184,17 @@ def _left_host(job: Job) -> Dict[str, Any]:
     """A job leaving its worker: RemoteHost goes, LastRemoteHost remembers it (HTCondor)."""
     host = job.get("RemoteHost")
     return {"RemoteHost": None, "LastRemoteHost": host} if host else {}
+
+
+def _requeued(job: Job, now: int) -> Job:
+    """A job that was running when the master died: idle again. Pilots are safe to rerun;
+    NumJobStarts will show this was another start."""
+    job = dict(job, JobStatus=int(JobStatus.IDLE), EnteredCurrentStatus=now,
+               LastJobStatus=int(JobStatus.RUNNING))
+    host = job.pop("RemoteHost", None)
+    if host:
+        job["LastRemoteHost"] = host
+    return job
 
 
 def _left_in_queue(job: Job, now: float) -> bool:

@@ -10,9 +10,9 @@ What matters, in order:
 2. Jobs start fast: see awq/watcher.py.
 3. condor_q never talks to us: it reads the snapshot and stat/latest.
 
-The parts: JobTable (every state change), SpoolIntake (records and removal
+The parts: JobTable (every state change), SpoolIntake (records and
 requests), Dispatcher (tasks), SpoolWatcher (waking up), periodic (the
-jobs' own expressions). The command line is awq/cli/alien_work_queue.py.
+jobs' own expressions), Publisher (heartbeat, counters, summaries). The command line is awq/cli/alien_work_queue.py.
 """
 
 from __future__ import annotations
@@ -20,24 +20,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Dict, Optional
+from typing import Optional
 
 from awq import periodic, watcher
-from awq.dispatch import MAX_TASKS, Dispatcher, unfit_reason
-from awq.intake import Request, SpoolIntake
-from awq.jobs import FINAL_STATES, JobId, JobStatus, format_job_id
-from awq.jobtable import HOLD_CODE_PERIODIC, HOLD_CODE_USER, JobTable
+from awq.dispatch import MAX_TASKS, Dispatcher
+from awq.control import JobControl
+from awq.intake import SpoolIntake
+from awq.jobtable import JobTable
+from awq.publish import HEARTBEAT_INTERVAL, Publisher
 from awq.spool import REQUEST_ACTIONS, Spool
 from awq.tasks import TaskBackend
 
 log = logging.getLogger("awq.master")
 
 FLUSH_INTERVAL = 0.25        # s between snapshot writes while jobs change
-HEARTBEAT_INTERVAL = 5.0     # s between stat/latest rewrites when idle
 STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
 SERVICE_INTERVAL = 1.0       # s between wait(0) calls while Work Queue is empty
-SUMMARY_INTERVAL = 60.0      # s between summary lines in the log
-UNFIT_GRACE = 60.0           # s an idle job waits before we say no worker is big enough
 
 
 class Master:
@@ -55,15 +53,11 @@ class Master:
         self.periodic_interval = periodic_interval
         self.last_periodic = 0.0
         self.last_flush = 0.0
-        self.last_heartbeat = 0.0
         self.last_state_poll = 0.0
         self.stop_requested = False
         self.wake_enabled = False
-        self.started = time.time()
-        self.project_name = project_name
-        self.workers_seen = 0.0
-        self.last_summary = time.time()
-        self.last_unfit_check = 0.0
+        self.publisher = Publisher(spool, backend, self.table, project_name)
+        self.control = JobControl(self.table, self.dispatcher)
 
     # -- the parts of a turn
 
@@ -78,59 +72,14 @@ class Master:
             log.info("moved %d finished jobs from the snapshot to history", len(finished))
 
     def apply_requests(self) -> None:
-        """Carry out condor_rm, condor_hold, condor_release, condor_suspend, condor_continue."""
         for request in self.intake.requests():
-            status = self.table.status(request.job_id)
-            if status is not None:
-                self._apply(request, status)
-            self.table.dirty = True  # the request file goes once the snapshot is written
-
-    def _apply(self, request: Request, status: int) -> None:
-        jid, reason = request.job_id, request.reason
-        if request.action == "rm":
-            if status in FINAL_STATES:
-                self.table.let_leave(jid)  # condor_rm of a job kept by leave_in_queue
-            else:
-                self.remove(jid, reason or "via condor_rm")
-        elif request.action == "hold" and status not in FINAL_STATES + (JobStatus.HELD,):
-            self.hold(jid, reason or "via condor_hold", HOLD_CODE_USER)
-        elif request.action == "release" and status == JobStatus.HELD:
-            self.table.release(jid, reason or "via condor_release")
-        elif request.action == "suspend" and status in (JobStatus.IDLE, JobStatus.RUNNING):
-            # Work Queue cannot pause a task: a running pilot ends now and starts
-            # again on condor_continue (pilots are safe to rerun).
-            self.dispatcher.cancel(jid)
-            self.table.suspend(jid)
-        elif request.action == "continue" and status == JobStatus.SUSPENDED:
-            self.table.resume(jid)
-
-    def remove(self, jid: JobId, reason: str) -> None:
-        self.dispatcher.cancel(jid)
-        self.table.remove(jid, reason)
-
-    def hold(self, jid: JobId, reason: str, code: int) -> None:
-        self.dispatcher.cancel(jid)
-        self.table.hold(jid, reason, code)
+            self.control.apply_request(request)
 
     def apply_periodic_expressions(self) -> None:
         now = time.time()
-        if now - self.last_periodic < self.periodic_interval:
-            return
-        self.last_periodic = now
-        for jid, job in list(self.table.jobs.items()):
-            try:
-                action = periodic.periodic_action(job, now)
-            except Exception as err:  # one job's data must never stop the loop
-                action = periodic.Action("hold", "its periodic expressions cannot be evaluated: "
-                                                 "%s: %s" % (type(err).__name__, err))
-            if action is None:
-                continue
-            if action.kind == "remove":
-                self.remove(jid, action.reason)
-            elif action.kind == "hold":
-                self.hold(jid, action.reason, HOLD_CODE_PERIODIC)
-            else:
-                self.table.release(jid, action.reason)
+        if now - self.last_periodic >= self.periodic_interval:
+            self.last_periodic = now
+            self.control.apply_periodic_expressions(now)
 
     def flush(self, force: bool = False) -> None:
         now = time.time()
@@ -141,43 +90,9 @@ class Master:
             self.table.dirty = False
             self.intake.commit()  # only now are the taken jobs durable without their records
             self.spool.append_history(self.table.retire_finished())  # gone from the next snapshot
-            self._write_stat(now)
-        elif now - self.last_heartbeat >= HEARTBEAT_INTERVAL:
-            self._write_stat(now)
-
-    def _write_stat(self, now: float) -> None:
-        idle, running = self.table.counts()
-        self.spool.write_stat(idle, running, now)
-        self.last_heartbeat = now
-        stats = self.backend.stats()
-        if stats.get("workers_connected"):
-            self.workers_seen = now
-        self.spool.write_master_status({
-            "pid": os.getpid(), "started": self.started, "written": now,
-            "port": self.backend.port, "project": self.project_name,
-            "workers_seen": self.workers_seen, "workqueue": stats})
-        if now - self.last_unfit_check >= UNFIT_GRACE / 2:
-            self.last_unfit_check = now
-            self.note_unfit_jobs(stats, now)
-        if now - self.last_summary >= SUMMARY_INTERVAL:
-            self.last_summary = now
-            log.info("summary: %d idle, %d running, %d jobs in the table; %d workers "
-                     "(%d busy), %d of %d cores in use", idle, running, len(self.table),
-                     stats.get("workers_connected", 0), stats.get("workers_busy", 0),
-                     stats.get("committed_cores", 0), stats.get("total_cores", 0))
-
-    def note_unfit_jobs(self, stats: Dict[str, int], now: float) -> None:
-        """Idle jobs no connected worker can take say so (condor_q -l), and the log warns once."""
-        if not stats.get("workers_connected"):
-            return
-        for jid in list(self.table.with_status(JobStatus.IDLE)):
-            job = self.table.jobs[jid]
-            if now - float(job.get("EnteredCurrentStatus") or now) < UNFIT_GRACE:
-                continue
-            reason = unfit_reason(job, stats)
-            if reason and reason != job.get("LastRejectedMatchReason"):
-                log.warning("job %s stays idle: %s", format_job_id(jid), reason)
-            self.table.annotate(jid, LastRejectedMatchReason=reason)
+            self.publisher.publish(now)
+        elif self.publisher.due(now):
+            self.publisher.publish(now)
 
     def draining(self) -> bool:
         return os.path.exists(self.spool.drain_path)

@@ -329,55 +329,8 @@ class QueueView(NamedTuple):
     master_alive: bool
 
 
-class Spool:
-    def __init__(self, workdir: Optional[str] = None, create: bool = False):
-        self.root = os.path.abspath(workdir or default_workdir())
-        self.queue_dir = os.path.join(self.root, "queue")
-        self.bad_dir = os.path.join(self.queue_dir, "bad")
-        self.rm_dir = os.path.join(self.root, "rm")
-        self.stat_dir = os.path.join(self.root, "stat")
-        self.history_dir = os.path.join(self.root, "history")
-        self.snapshot_path = os.path.join(self.root, "state.pickle")
-        self.stat_path = os.path.join(self.stat_dir, "latest")
-        self.master_status_path = os.path.join(self.stat_dir, "master.json")
-        self.counter_path = os.path.join(self.root, "next_cluster")
-        self.submit_lock_path = os.path.join(self.root, "submit.lock")
-        self.master_lock_path = os.path.join(self.root, "master.lock")
-        self.history_path = os.path.join(self.history_dir, "history")
-        self.drain_path = os.path.join(self.root, "drain")
-        self.password_path = os.path.join(self.root, "password")
-        if create:
-            self._create()
-        self._check_layout()
-
-    # -- layout
-
-    def _create(self) -> None:
-        group = os.environ.get("AWQ_SPOOL_GROUP")
-        mode = 0o750 if group else 0o700
-        for path in (self.root, self.queue_dir, self.bad_dir, self.stat_dir, self.history_dir) \
-                + tuple(os.path.join(self.root, action) for action in REQUEST_ACTIONS):
-            try:
-                os.mkdir(path, mode)
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise SpoolError("cannot create the spool directory %s: %s" % (path, err.strerror))
-            if group:
-                _chgrp(path, group)
-                os.chmod(path, mode)  # mkdir's mode is filtered by the umask
-
-    def _check_layout(self) -> None:
-        try:
-            check_trusted(self.root, want_dir=True)
-        except FileNotFoundError:
-            raise SpoolError("the spool %s does not exist (no job was ever submitted, "
-                             "or AWQ_WORKDIR points elsewhere)" % self.root)
-        for path in (self.queue_dir, self.rm_dir):
-            try:
-                check_trusted(path, want_dir=True)
-            except FileNotFoundError:
-                raise SpoolError("the spool %s is incomplete: %s is missing" % (self.root, path))
+class _Records:
+    """condor_submit's records in queue/: cluster ids, writing, taking, refusing."""
 
     # -- submission
 
@@ -468,7 +421,11 @@ class Spool:
         fsync_dir(self.queue_dir)
         return target
 
-    # -- removal requests
+
+class _Requests:
+    """Requests condor_rm, condor_hold, ... leave for the master, one directory a kind."""
+
+    # -- requests
 
     def request_dir(self, action: str) -> str:
         if action not in REQUEST_ACTIONS:
@@ -525,6 +482,10 @@ class Spool:
             touched.add(action)
         for action in touched:
             fsync_dir(self.request_dir(action))
+
+
+class _Published:
+    """What the master publishes: its table (snapshot), stat files, history."""
 
     # -- snapshot
 
@@ -617,15 +578,9 @@ class Spool:
                     continue  # a torn last line after a crash
         return list(latest.values())
 
-    def size_in_bytes(self) -> int:
-        total = 0
-        for directory, _, names in os.walk(self.root):
-            for name in names:
-                try:
-                    total += os.lstat(os.path.join(directory, name)).st_size
-                except OSError:
-                    continue  # taken or replaced meanwhile
-        return total
+
+class _MasterSide:
+    """The running master's own files: its lock, its workers' password, crash leftovers."""
 
     # -- crash leftovers
 
@@ -697,6 +652,69 @@ class Spool:
         finally:
             os.close(fd)
         return False
+
+
+class Spool(_Records, _Requests, _Published, _MasterSide):
+    """The spool directory. Each base class holds one concern; all share the paths set here."""
+
+    def __init__(self, workdir: Optional[str] = None, create: bool = False):
+        self.root = os.path.abspath(workdir or default_workdir())
+        self.queue_dir = os.path.join(self.root, "queue")
+        self.bad_dir = os.path.join(self.queue_dir, "bad")
+        self.rm_dir = os.path.join(self.root, "rm")
+        self.stat_dir = os.path.join(self.root, "stat")
+        self.history_dir = os.path.join(self.root, "history")
+        self.snapshot_path = os.path.join(self.root, "state.pickle")
+        self.stat_path = os.path.join(self.stat_dir, "latest")
+        self.master_status_path = os.path.join(self.stat_dir, "master.json")
+        self.counter_path = os.path.join(self.root, "next_cluster")
+        self.submit_lock_path = os.path.join(self.root, "submit.lock")
+        self.master_lock_path = os.path.join(self.root, "master.lock")
+        self.history_path = os.path.join(self.history_dir, "history")
+        self.drain_path = os.path.join(self.root, "drain")
+        self.password_path = os.path.join(self.root, "password")
+        if create:
+            self._create()
+        self._check_layout()
+
+    # -- layout
+
+    def _create(self) -> None:
+        group = os.environ.get("AWQ_SPOOL_GROUP")
+        mode = 0o750 if group else 0o700
+        for path in (self.root, self.queue_dir, self.bad_dir, self.stat_dir, self.history_dir) \
+                + tuple(os.path.join(self.root, action) for action in REQUEST_ACTIONS):
+            try:
+                os.mkdir(path, mode)
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise SpoolError("cannot create the spool directory %s: %s" % (path, err.strerror))
+            if group:
+                _chgrp(path, group)
+                os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+
+    def _check_layout(self) -> None:
+        try:
+            check_trusted(self.root, want_dir=True)
+        except FileNotFoundError:
+            raise SpoolError("the spool %s does not exist (no job was ever submitted, "
+                             "or AWQ_WORKDIR points elsewhere)" % self.root)
+        for path in (self.queue_dir, self.rm_dir):
+            try:
+                check_trusted(path, want_dir=True)
+            except FileNotFoundError:
+                raise SpoolError("the spool %s is incomplete: %s is missing" % (self.root, path))
+
+    def size_in_bytes(self) -> int:
+        total = 0
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(directory, name)).st_size
+                except OSError:
+                    continue  # taken or replaced meanwhile
+        return total
 
     # -- the view condor_q reads
 

@@ -66,7 +66,7 @@ class Backend:
         if catalog_host:
             self._enable_catalog(catalog_host, catalog_port, project_name)
         self._states = self._state_table()
-        self._lib = None
+        self._wake = EarlyWake()
 
     def _state_table(self) -> dict:
         """Work Queue's task states (work_queue_task_state_t) in the master's terms."""
@@ -87,38 +87,13 @@ class Backend:
         setter(mode)
         self.queue.specify_name(project)
 
-    # -- waking wait() early
+    # -- waking wait() early (see EarlyWake)
 
     def enable_wake_on_child_exit(self) -> bool:
-        """Make wait() return as soon as a child process exits.
+        return self._wake.enable(self._native_queue_pointer())
 
-        wait(t) blocks t whole seconds while tasks are out, so alone it
-        would delay every new job by up to a second. Work Queue's process
-        module ends the wait when any child exits; the master forks a tiny
-        spool watcher that exits when the spool changes. The switch is not
-        in the Python bindings, hence ctypes; without it we fall back to
-        one-second polling.
-        """
-        if os.environ.get("AWQ_DISABLE_EARLY_WAKE"):
-            log.info("early wake-up disabled by AWQ_DISABLE_EARLY_WAKE")
-            return False
-        lib = self._load_native_library()
-        if lib is None:
-            return False
-        try:
-            enable = lib.work_queue_enable_process_module
-            enable.argtypes = [ctypes.c_void_p]
-            enable(int(self._native_queue_pointer()))
-            self._process_wait = lib.process_wait
-            self._process_wait.restype = ctypes.c_void_p
-            self._process_wait.argtypes = [ctypes.c_int]
-            self._free = ctypes.CDLL(None).free
-            self._free.argtypes = [ctypes.c_void_p]
-            self._lib = lib
-            return True
-        except (AttributeError, TypeError, ValueError, OSError) as err:
-            log.info("early wake-up unavailable (%s): polling once a second", err)
-            return False
+    def reap_children(self) -> List[int]:
+        return self._wake.reap_children()
 
     def _native_queue_pointer(self) -> int:
         for name in ("_work_queue", "_task_queue"):
@@ -126,36 +101,6 @@ class Backend:
             if handle is not None:
                 return int(handle)
         raise AttributeError("no native queue handle on the WorkQueue object")
-
-    def _load_native_library(self) -> Optional[ctypes.CDLL]:
-        candidates = []
-        for module in list(sys.modules.values()):
-            path = getattr(module, "__file__", None) or ""
-            base = os.path.basename(path)
-            if base.endswith(".so") and "work_queue" in base:
-                candidates.append(path)
-        for path in candidates:
-            try:
-                lib = ctypes.CDLL(path)
-                lib.work_queue_enable_process_module  # noqa: B018 (probe the symbol)
-                lib.process_wait  # noqa: B018
-                return lib
-            except (OSError, AttributeError):
-                continue
-        log.info("early wake-up unavailable: Work Queue's native library not found")
-        return None
-
-    def reap_children(self) -> List[int]:
-        """Collect the children the process module reaped for us (else it loops)."""
-        pids = []
-        if self._lib is None:
-            return pids
-        while True:
-            pointer = self._process_wait(0)
-            if not pointer:
-                return pids
-            pids.append(ctypes.c_int.from_address(pointer).value)
-            self._free(pointer)
 
     # -- tasks
 
@@ -223,3 +168,70 @@ def _hostname(task: Any) -> Optional[str]:
     except Exception:  # the bindings raise on a task not yet sent anywhere
         return None
     return str(host) if host else None
+
+
+class EarlyWake:
+    """Make wait() return as soon as a child process exits.
+
+    wait(t) blocks t whole seconds while tasks are out, so alone it would
+    delay every new job by up to a second. Work Queue's process module ends
+    the wait when any child exits; the master forks a tiny spool watcher that
+    exits when the spool changes. The switch is not in the Python bindings,
+    hence ctypes; without it the master polls once a second.
+    """
+
+    def __init__(self) -> None:
+        self._lib: Optional[ctypes.CDLL] = None
+
+    def enable(self, queue_pointer: int) -> bool:
+        if os.environ.get("AWQ_DISABLE_EARLY_WAKE"):
+            log.info("early wake-up disabled by AWQ_DISABLE_EARLY_WAKE")
+            return False
+        lib = _load_native_library()
+        if lib is None:
+            return False
+        try:
+            enable = lib.work_queue_enable_process_module
+            enable.argtypes = [ctypes.c_void_p]
+            enable(queue_pointer)
+            self._process_wait = lib.process_wait
+            self._process_wait.restype = ctypes.c_void_p
+            self._process_wait.argtypes = [ctypes.c_int]
+            self._free = ctypes.CDLL(None).free
+            self._free.argtypes = [ctypes.c_void_p]
+            self._lib = lib
+            return True
+        except (AttributeError, TypeError, ValueError, OSError) as err:
+            log.info("early wake-up unavailable (%s): polling once a second", err)
+            return False
+
+    def reap_children(self) -> List[int]:
+        """Collect the children the process module reaped for us (else it loops)."""
+        pids: List[int] = []
+        if self._lib is None:
+            return pids
+        while True:
+            pointer = self._process_wait(0)
+            if not pointer:
+                return pids
+            pids.append(ctypes.c_int.from_address(pointer).value)
+            self._free(pointer)
+
+
+def _load_native_library() -> Optional[ctypes.CDLL]:
+    candidates = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        base = os.path.basename(path)
+        if base.endswith(".so") and "work_queue" in base:
+            candidates.append(path)
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.work_queue_enable_process_module  # noqa: B018 (probe the symbol)
+            lib.process_wait  # noqa: B018
+            return lib
+        except (OSError, AttributeError):
+            continue
+    log.info("early wake-up unavailable: Work Queue's native library not found")
+    return None

@@ -217,10 +217,23 @@ def test_a_running_job_that_is_removed_keeps_its_last_host(tmp_path):
 def test_an_idle_job_bigger_than_every_worker_says_so_after_a_grace(tmp_path):
     master = master_with(tmp_path, ad(RequestCpus=8, EnteredCurrentStatus=1000))
     largest = {"workers_connected": 2, "max_cores": 4, "max_memory": 2000, "max_disk": 9000}
-    master.note_unfit_jobs(largest, now=1030)
+    master.publisher.note_unfit_jobs(largest, now=1030)
     assert "LastRejectedMatchReason" not in master.table.jobs[(1, 0)]  # within the grace
-    master.note_unfit_jobs(largest, now=1100)
+    master.publisher.note_unfit_jobs(largest, now=1100)
     assert master.table.jobs[(1, 0)]["LastRejectedMatchReason"] == \
         "no connected worker has 8 of cores (the largest has 4)"
-    master.note_unfit_jobs(dict(largest, max_cores=8), now=1200)
+    master.publisher.note_unfit_jobs(dict(largest, max_cores=8), now=1200)
     assert "LastRejectedMatchReason" not in master.table.jobs[(1, 0)]
+
+
+def test_restart_requeues_running_jobs_and_keeps_jobs_left_in_queue():
+    table = JobTable()
+    finished = table.restore({"max_cluster_id": 3, "jobs": {
+        (1, 0): ad(JobStatus=2, RemoteHost="127.0.0.1:9", NumJobStarts=1),
+        (2, 0): ad(ClusterId=2, JobStatus=4, LeaveJobInQueue=True),
+        (3, 0): ad(ClusterId=3, JobStatus=4)}})
+    assert [jobs.job_id(j) for j in finished] == [(3, 0)]
+    requeued = table.jobs[(1, 0)]
+    assert requeued["JobStatus"] == 1 and requeued["LastJobStatus"] == 2
+    assert requeued["LastRemoteHost"] == "127.0.0.1:9" and "RemoteHost" not in requeued
+    assert table.status((2, 0)) == 4 and table.max_cluster_id == 3

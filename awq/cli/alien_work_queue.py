@@ -24,6 +24,15 @@ DEFAULT_PORT = 9094
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
+    parser = _parser()
+    options = parser.parse_args(argv)
+    problem = _problem(options)
+    if problem:
+        parser.error(problem)
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alien_work_queue",
         description="Run the alien-workqueue master: take jobs that condor_submit "
@@ -73,26 +82,30 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
     parser.add_argument("--version", action="version",
                         version="alien_work_queue (alien-workqueue) %s" % __version__)
-    options = parser.parse_args(argv)
+    return parser
+
+
+def _problem(options: argparse.Namespace) -> Optional[str]:
+    """What is wrong with the options taken together, if anything."""
     if options.json and not options.status:
-        parser.error("--json goes with --status")
+        return "--json goes with --status"
     if options.insecure and options.password:
-        parser.error("--insecure and --password exclude each other")
+        return "--insecure and --password exclude each other"
     if bool(options.ssl_key) != bool(options.ssl_cert):
-        parser.error("--ssl-key and --ssl-cert go together")
+        return "--ssl-key and --ssl-cert go together"
     for flag, path in (("--job-wrapper", options.job_wrapper), ("--password", options.password),
                        ("--ssl-key", options.ssl_key), ("--ssl-cert", options.ssl_cert)):
         if path and not os.access(path, os.R_OK):
-            parser.error("%s %s: file does not exist or is not readable" % (flag, path))
+            return "%s %s: file does not exist or is not readable" % (flag, path)
     if not 0 <= options.port <= 65535:
-        parser.error("--port %d is not a TCP port" % options.port)
+        return "--port %d is not a TCP port" % options.port
     if options.max_tasks < 1:
-        parser.error("--max-tasks must be at least 1")
+        return "--max-tasks must be at least 1"
     if options.log_max_mb < 1:
-        parser.error("--log-max-mb must be at least 1")
+        return "--log-max-mb must be at least 1"
     if options.periodic_interval <= 0:
-        parser.error("--periodic-interval must be positive")
-    return options
+        return "--periodic-interval must be positive"
+    return None
 
 
 class OneLineFormatter(logging.Formatter):

@@ -124,7 +124,7 @@ command_for() {  # kind index -> one argument a line
 
 # The restart loop of one foreman or worker (run detached by start-*).
 run_loop() {
-    local kind=$1 i=$2 child="" sleeper=""
+    local kind=$1 i=$2 child="" sleeper="" status
     local -a cmd
     echo $$ > "$(pid_file "$kind" "$i")"
     trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
@@ -138,7 +138,8 @@ run_loop() {
         child=$!
         echo "$child" > "$(child_file "$kind" "$i")"
         wait "$child"
-        echo "$(date '+%F %T') $kind $i exited with status $?"
+        status=$?
+        echo "$(date '+%F %T') $kind $i exited with status $status"
         child=""
         [ -e "$WQ_DRAIN" ] && break
         sleep "$WQ_RESTART_DELAY" &

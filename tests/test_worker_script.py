@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -138,3 +139,21 @@ def test_bad_master_address_is_refused(tmp_path):
                             env=dict(os.environ, WQ_WORKDIR=str(tmp_path / "w"),
                                      WQ_DRAIN=str(tmp_path / "d"), WQ_MASTER="no-port-here"))
     assert result.returncode == 1 and "host:port" in result.stderr
+
+
+def fake_worker(tmp_path, body: str) -> str:
+    """A stand-in for work_queue_worker: a shell script with BODY."""
+    path = tmp_path / "fake_worker"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_exit_status_of_the_child_is_logged(script_factory, tmp_path):
+    script = script_factory(1, WQ_WORKER_BIN=fake_worker(tmp_path, "exit 3"), WQ_NUM_WORKERS="1",
+                            WQ_NUM_FOREMEN="1", WQ_RESTART_DELAY="30")
+    assert script.run("start-workers").returncode == 0
+    log = os.path.join(script.workdir, "log", "worker-1.log")
+    text = wait_until(lambda: os.path.exists(log) and "exited" in open(log).read()
+                      and open(log).read(), 20, what="the exit line")
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d worker 1 exited with status 3$", text, re.M), text

@@ -72,7 +72,7 @@ pid_runs() {
 loop_pid() { cat "$(pid_file "$1" "$2")" 2>/dev/null; }
 child_pid() { cat "$(child_file "$1" "$2")" 2>/dev/null; }
 loop_alive() { pid_runs "$(loop_pid "$1" "$2")" "$PROG $(loop_name "$1") $2 "; }
-child_alive() { pid_runs "$(child_pid "$1" "$2")" "work_queue_worker"; }
+child_alive() { pid_runs "$(child_pid "$1" "$2")" "$WQ_WORKER_BIN "; }
 
 indexes() {  # the indexes of kind $1 with a PID file
     local f
@@ -126,7 +126,7 @@ command_for() {  # kind index -> one argument a line
 run_loop() {
     local kind=$1 i=$2 child="" sleeper="" status
     local -a cmd
-    echo $$ > "$(pid_file "$kind" "$i")"
+    echo $$ > "$(pid_file "$kind" "$i")"   # the only writer of this file
     trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
           if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; wait "$child"; fi
           exit 0' TERM INT
@@ -164,15 +164,21 @@ start() {  # kind count
     fi
     command -v "$WQ_WORKER_BIN" >/dev/null || die "$WQ_WORKER_BIN not found: source etc/env.sh first"
     mkdir -p "$WQ_WORKDIR/pids" "$WQ_WORKDIR/log" || die "cannot create $WQ_WORKDIR"
+    local -a new=()
     for ((i = 1; i <= count; i++)); do
         if loop_alive "$kind" "$i"; then
             echo "$kind $i already running (PID $(loop_pid "$kind" "$i"))"
             continue
         fi
+        rm -f "$(pid_file "$kind" "$i")"   # stale; the loop writes its own
         setsid nohup "$SELF" "$(loop_name "$kind")" "$i" \
             >> "$WQ_WORKDIR/log/$kind-$i.log" 2>&1 < /dev/null &
-        echo $! > "$(pid_file "$kind" "$i")"
+        new+=("$i")
         started=$((started + 1))
+    done
+    local deadline=$((SECONDS + 10))   # until every new loop has written its PID file
+    for i in "${new[@]+"${new[@]}"}"; do
+        while [ ! -s "$(pid_file "$kind" "$i")" ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
     done
     echo "started $started ${kind}(s); logs in $WQ_WORKDIR/log"
 }

@@ -157,3 +157,17 @@ def test_exit_status_of_the_child_is_logged(script_factory, tmp_path):
     text = wait_until(lambda: os.path.exists(log) and "exited" in open(log).read()
                       and open(log).read(), 20, what="the exit line")
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d worker 1 exited with status 3$", text, re.M), text
+
+
+def test_stop_kills_a_child_that_ignores_term_by_the_configured_binary(script_factory, tmp_path):
+    # The child is found by WQ_WORKER_BIN, not by the name work_queue_worker.
+    stubborn = fake_worker(tmp_path, "trap '' TERM\nwhile :; do sleep 1; done")
+    script = script_factory(1, WQ_WORKER_BIN=stubborn, WQ_NUM_WORKERS="1")
+    assert script.run("start-workers").returncode == 0
+    child_file = os.path.join(script.workdir, "pids", "worker-1.child")
+    wait_until(lambda: os.path.exists(child_file) and open(child_file).read().strip(), 10,
+               what="the child's PID file")
+    child = int(open(child_file).read())
+    assert pid_alive(child)
+    assert script.run("stop").returncode == 0
+    assert not pid_alive(child)

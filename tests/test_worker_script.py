@@ -21,7 +21,8 @@ class Script:
         self.env = dict(os.environ, WQ_MASTER="127.0.0.1:%d" % master_port, WQ_WORKDIR=self.workdir,
                         WQ_DRAIN=str(tmp_path / "drain"),
                         WQ_MASTER_BASEPORT=str(free_port_block(3)), WQ_NUM_FOREMEN="3",
-                        WQ_NUM_WORKERS="5", WQ_RESTART_DELAY="1", WQ_IDLETIMEOUT="60")
+                        WQ_NUM_WORKERS="5", WQ_RESTART_DELAY="1", WQ_IDLETIMEOUT="60",
+                        WQ_INSECURE="1", WQ_PASSWORD="")
         self.env.update(extra)
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
@@ -102,12 +103,13 @@ def test_drain_makes_the_loops_exit(script_factory, tmp_path):
 def test_password_reaches_foremen_and_workers(script_factory, tmp_path):
     password = tmp_path / "pw"
     password.write_text("worker-secret\n")
+    password.chmod(0o600)
     queue = work_queue.WorkQueue(port=0)
     queue.specify_password_file(str(password))
-    script = script_factory(queue.port, WQ_PASSWORD=str(password), WQ_NUM_FOREMEN="1",
-                            WQ_NUM_WORKERS="1")
-    script.run("start-foremen")
-    script.run("start-workers")
+    script = script_factory(queue.port, WQ_PASSWORD=str(password), WQ_INSECURE="",
+                            WQ_NUM_FOREMEN="1", WQ_NUM_WORKERS="1")
+    assert script.run("start-foremen").returncode == 0
+    assert script.run("start-workers").returncode == 0
     assert run_one_task(queue, "echo authenticated").output.strip() == "authenticated"
 
 

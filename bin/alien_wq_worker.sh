@@ -109,7 +109,7 @@ write_file() {  # path text: atomically (temp file + mv)
     local tmp="$WQ_WORKDIR/state/.${1##*/}.$$"
     printf '%s\n' "$2" > "$tmp" && mv -f "$tmp" "$1"
 }
-read_first() { local v=""; read -r v < "$1" 2>/dev/null; echo "$v"; }
+read_first() { local v=""; read -r v 2>/dev/null < "$1"; echo "$v"; }
 
 # ARGS := the command line of PID, if PID is a live process of ours.
 ARGS=()

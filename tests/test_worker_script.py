@@ -173,3 +173,78 @@ def test_stop_kills_a_child_that_ignores_term_by_the_configured_binary(script_fa
     assert pid_alive(child)
     assert script.run("stop").returncode == 0
     assert not pid_alive(child)
+
+
+# -- B1: the work dir is private, and a shared one is refused
+
+def mode_of(path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+def test_workdir_and_everything_in_it_are_private(script_factory, tmp_path):
+    script = script_factory(1, WQ_WORKER_BIN=fake_worker(tmp_path, "sleep 1000 & wait"),
+                            WQ_NUM_WORKERS="1", WQ_NUM_FOREMEN="1")
+    assert script.run("start-workers").returncode == 0
+    wait_until(lambda: os.path.exists(os.path.join(script.workdir, "pids", "worker-1.child")), 10,
+               what="the worker's PID file")
+    for root, dirs, files in os.walk(script.workdir):
+        assert mode_of(root) == 0o700, root
+        for name in files:
+            assert mode_of(os.path.join(root, name)) == 0o600, name
+
+
+@pytest.mark.parametrize("where,mode", [("", 0o770), ("", 0o707), ("pids", 0o722)])
+@pytest.mark.parametrize("command", ["start-workers", "stop", "count-workers", "status"])
+def test_a_workdir_others_can_write_is_refused(tmp_path, where, mode, command):
+    workdir = tmp_path / "wq"
+    (workdir / "pids").mkdir(parents=True)
+    os.chmod(str(workdir / where), mode)
+    result = subprocess.run([SCRIPT, command], capture_output=True, text=True,
+                            env=dict(os.environ, WQ_WORKDIR=str(workdir), WQ_DRAIN=str(tmp_path / "d"),
+                                     WQ_INSECURE="1", WQ_PASSWORD="", WQ_NUM_FOREMEN="0",
+                                     WQ_NUM_WORKERS="1"))
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert "writable by group or others" in lines[-1] and str(workdir / where).rstrip("/") in lines[-1]
+    assert not [line for line in lines if "warning" not in line][:-1], result.stderr
+
+
+@pytest.mark.parametrize("where", ["", "pids"])
+def test_a_workdir_of_another_user_is_refused(tmp_path, where):
+    workdir = tmp_path / "wq"
+    (workdir / "pids").mkdir(parents=True)
+    os.chmod(str(workdir), 0o755)
+    os.chown(str(workdir / where), 65534, 65534)  # the tests run as root: nobody's directory
+    result = subprocess.run([SCRIPT, "count-workers"], capture_output=True, text=True,
+                            env=dict(os.environ, WQ_WORKDIR=str(workdir)))
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "not owned by you" in result.stderr
+
+
+# -- B2: a PID file pointing at a stranger does not get it signalled
+
+def stranger(tmp_path) -> subprocess.Popen:
+    """A process of ours that alien_wq_worker.sh did not start."""
+    return subprocess.Popen(["sleep", "1000"], start_new_session=True, cwd=str(tmp_path))
+
+
+def test_planted_pid_files_do_not_get_a_stranger_signalled(script_factory, tmp_path):
+    script = script_factory(1, WQ_WORKER_BIN=fake_worker(tmp_path, "sleep 1000 & wait"),
+                            WQ_NUM_WORKERS="2", WQ_NUM_FOREMEN="0")
+    assert script.run("start-workers").returncode == 0
+    victim = stranger(tmp_path)
+    try:
+        piddir = os.path.join(script.workdir, "pids")
+        for name in ("worker-7.pid", "worker-7.child", "foreman-1.pid", "factory-1.child"):
+            with open(os.path.join(piddir, name), "w") as handle:
+                handle.write("%d\n" % victim.pid)
+        # And the real slot 2's child file, as if the PID had been reused.
+        with open(os.path.join(piddir, "worker-2.child"), "w") as handle:
+            handle.write("%d\n" % victim.pid)
+        assert script.run("count-workers").stdout.strip() == "2"
+        assert script.run("stop").returncode == 0
+        assert victim.poll() is None and pid_alive(victim.pid)
+        assert script.run("count-workers").stdout.strip() == "0"
+    finally:
+        victim.kill()
+        victim.wait()

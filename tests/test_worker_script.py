@@ -248,3 +248,79 @@ def test_planted_pid_files_do_not_get_a_stranger_signalled(script_factory, tmp_p
     finally:
         victim.kill()
         victim.wait()
+
+
+# -- B3: a password by default
+
+def spool_with_password(tmp_path, mode: int = 0o600) -> str:
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    (spool / "password").write_text("made-by-the-master\n")
+    os.chmod(str(spool / "password"), mode)
+    return str(spool)
+
+
+def test_the_masters_password_file_is_used_by_default(script_factory, tmp_path):
+    spool = spool_with_password(tmp_path)
+    queue = work_queue.WorkQueue(port=0)
+    queue.specify_password_file(os.path.join(spool, "password"))
+    script = script_factory(queue.port, AWQ_WORKDIR=spool, WQ_INSECURE="", WQ_PASSWORD="",
+                            WQ_NUM_FOREMEN="1", WQ_NUM_WORKERS="1")
+    for command in ("start-foremen", "start-workers"):
+        result = script.run(command)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert run_one_task(queue, "echo by-default").output.strip() == "by-default"
+    log = open(os.path.join(script.workdir, "log", "worker-1.log")).read()
+    assert "--password %s/password" % spool in log
+
+
+@pytest.mark.parametrize("command", ["start-foremen", "start-workers", "start-factory"])
+def test_no_password_file_no_start(script_factory, tmp_path, command):
+    script = script_factory(1, AWQ_WORKDIR=str(tmp_path / "no-master-here"), WQ_INSECURE="",
+                            WQ_PASSWORD="")
+    result = script.run(command)
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    for hint in (str(tmp_path / "no-master-here" / "password"), "start the master first",
+                 "WQ_PASSWORD", "WQ_INSECURE=1"):
+        assert hint in result.stderr
+    assert not os.path.exists(os.path.join(script.workdir, "pids"))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
+def test_a_password_file_others_can_read_is_refused(script_factory, tmp_path, mode):
+    spool = spool_with_password(tmp_path, mode)
+    for extra in (dict(AWQ_WORKDIR=spool, WQ_PASSWORD=""),
+                  dict(WQ_PASSWORD=os.path.join(spool, "password"))):
+        script = script_factory(1, WQ_INSECURE="", **extra)
+        result = script.run("start-workers")
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+        assert "read by group or others" in result.stderr and "chmod 600" in result.stderr
+
+
+def test_a_password_file_of_another_user_is_refused(script_factory, tmp_path):
+    spool = spool_with_password(tmp_path)
+    os.chown(os.path.join(spool, "password"), 65534, 65534)
+    script = script_factory(1, WQ_INSECURE="", WQ_PASSWORD=os.path.join(spool, "password"))
+    result = script.run("start-foremen")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert "not owned by you" in result.stderr
+
+
+def test_insecure_warns_on_every_start_and_passes_no_password(script_factory, tmp_path):
+    queue = work_queue.WorkQueue(port=0)
+    script = script_factory(queue.port, WQ_NUM_FOREMEN="1", WQ_NUM_WORKERS="1",
+                            AWQ_WORKDIR=spool_with_password(tmp_path))
+    for command in ("start-foremen", "start-workers", "start-workers"):
+        result = script.run(command)
+        assert result.returncode == 0
+        assert "warning: WQ_INSECURE=1: no password" in result.stderr
+    assert run_one_task(queue, "echo insecure").output.strip() == "insecure"
+    assert "--password" not in open(os.path.join(script.workdir, "log", "worker-1.log")).read()
+
+
+def test_insecure_and_a_password_exclude_each_other(script_factory, tmp_path):
+    spool = spool_with_password(tmp_path)
+    script = script_factory(1, WQ_PASSWORD=os.path.join(spool, "password"))
+    result = script.run("start-workers")
+    assert result.returncode == 1 and "exclude each other" in result.stderr

@@ -6,7 +6,7 @@ set -u
 umask 077   # WQ_WORKDIR, logs, PID files: for our eyes only
 
 PROG=alien_wq_worker.sh
-SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+SELF=$(cd "$(dirname "$0")" && pwd)/${0##*/}
 
 : "${WQ_MASTER:=127.0.0.1:9094}"
 : "${WQ_FOREMEN:=127.0.0.1}"
@@ -97,19 +97,20 @@ EOF
 die() { echo "$PROG: $*" >&2; exit 1; }
 warn() { echo "$PROG: warning: $*" >&2; }
 log() { printf '%(%F %T)T %s\n' -1 "$*"; }
-now() { printf '%(%s)T' -1; }
+now() { printf -v NOW '%(%s)T' -1; }   # NOW := seconds since the epoch, without a fork
 
-pid_file() { echo "$WQ_WORKDIR/pids/$1-$2.pid"; }      # kind (foreman|worker|factory), index
-child_file() { echo "$WQ_WORKDIR/pids/$1-$2.child"; }
-state_file() { echo "$WQ_WORKDIR/state/$1-$2"; }       # "RESTARTS STARTED_EPOCH" of the child
-loop_name() { case $1 in foreman) echo foremen ;; worker) echo workers ;; *) echo "$1" ;; esac; }
-binary_of() { [ "$1" = factory ] && echo "$FACTORY_BIN" || echo "$WQ_WORKER_BIN"; }
+# Per slot (kind foreman|worker|factory, index I): PIDS/KIND-I.pid (the loop), PIDS/KIND-I.child
+# (its current process), STATE/KIND-I ("RESTARTS STARTED_EPOCH" of that process).
+# The helpers below run for every slot, so they are builtins only: no forks.
+PIDS=$WQ_WORKDIR/pids
+STATE=$WQ_WORKDIR/state
+declare -A LOOP=([foreman]=foremen [worker]=workers [factory]=factory)
 
 write_file() {  # path text: atomically (temp file + mv)
     local tmp="$WQ_WORKDIR/state/.${1##*/}.$$"
     printf '%s\n' "$2" > "$tmp" && mv -f "$tmp" "$1"
 }
-read_first() { local v=""; read -r v 2>/dev/null < "$1"; echo "$v"; }
+read_var() { printf -v "$1" ''; read -r "$1" 2>/dev/null < "$2"; }   # VAR := first line of FILE
 
 # ARGS := the command line of PID, if PID is a live process of ours.
 ARGS=()
@@ -125,7 +126,7 @@ our_process() {
 is_loop() {  # pid kind index
     our_process "$1" || return 1
     local n=${#ARGS[@]}
-    [ "$n" -ge 3 ] && [ "${ARGS[n-3]}" = "$SELF" ] && [ "${ARGS[n-2]}" = "$(loop_name "$2")" ] &&
+    [ "$n" -ge 3 ] && [ "${ARGS[n-3]}" = "$SELF" ] && [ "${ARGS[n-2]}" = "${LOOP[$2]}" ] &&
         [ "${ARGS[n-1]}" = "$3" ] && [ "/proc/$1/cwd" -ef "$WQ_WORKDIR" ]
 }
 
@@ -133,22 +134,20 @@ is_loop() {  # pid kind index
 # #! interpreter), with this slot's own directory $WQ_WORKDIR/KIND-I among its arguments.
 is_child() {  # pid kind index
     our_process "$1" || return 1
-    local bin arg dir="$WQ_WORKDIR/$2-$3"
-    bin=$(binary_of "$2")
+    local bin=$WQ_WORKER_BIN arg dir="$WQ_WORKDIR/$2-$3"
+    [ "$2" = factory ] && bin=$FACTORY_BIN
     bin=${bin##*/}
     [ "${ARGS[0]##*/}" = "$bin" ] || { arg=${ARGS[1]:-}; [ "${arg##*/}" = "$bin" ]; } || return 1
     for arg in "${ARGS[@]}"; do [ "$arg" = "$dir" ] && return 0; done
     return 1
 }
 
-loop_pid() { read_first "$(pid_file "$1" "$2")"; }
-child_pid() { read_first "$(child_file "$1" "$2")"; }
-loop_alive() { is_loop "$(loop_pid "$1" "$2")" "$1" "$2"; }
-child_alive() { is_child "$(child_pid "$1" "$2")" "$1" "$2"; }
+loop_alive() { local pid; read_var pid "$PIDS/$1-$2.pid"; is_loop "$pid" "$1" "$2"; }
+child_alive() { local pid; read_var pid "$PIDS/$1-$2.child"; is_child "$pid" "$1" "$2"; }
 
 indexes() {  # the indexes of kind $1 with a PID file
     local f
-    for f in "$WQ_WORKDIR/pids/$1"-*.pid; do
+    for f in "$PIDS/$1"-*.pid; do
         [ -e "$f" ] || continue
         f=${f##*/$1-}
         echo "${f%.pid}"
@@ -214,14 +213,14 @@ check_number() {  # name value [empty-ok]
 foreman_port() { echo $((WQ_MASTER_BASEPORT + $1)); }
 
 # Every foreman, starting at worker I's own, so load spreads and failover works.
-foremen_list() {
-    local i=$1 n=$WQ_NUM_FOREMEN list="" k j
-    [ "$n" -eq 0 ] && { echo "$WQ_MASTER"; return; }
+foremen_list() {  # LIST := the managers of worker I
+    local i=$1 n=$WQ_NUM_FOREMEN k j
+    LIST=""
+    [ "$n" -eq 0 ] && { LIST=$WQ_MASTER; return; }
     for ((k = 0; k < n; k++)); do
         j=$(( (i - 1 + k) % n + 1 ))
-        list+="${list:+;}$WQ_FOREMEN:$(foreman_port "$j")"
+        LIST+="${LIST:+;}$WQ_FOREMEN:$((WQ_MASTER_BASEPORT + j))"
     done
-    echo "$list"
 }
 
 common_options() {  # kind index
@@ -250,9 +249,10 @@ command_for() {  # kind index -> one argument a line
             --workdir "$WQ_WORKDIR/foreman-$i" "${cmd[@]+"${cmd[@]}"}" \
             "$(manager_host)" "$(manager_port)" ;;
     worker)
+        foremen_list "$i"
         [ "$WQ_SINGLETASK" = 1 ] && has_single_task && cmd+=(--single-task)
         printf '%s\n' "$WQ_WORKER_BIN" "${res[@]}" --single-shot --idle-timeout "$WQ_IDLETIMEOUT" \
-            --workdir "$WQ_WORKDIR/worker-$i" "${cmd[@]+"${cmd[@]}"}" "$(foremen_list "$i")" ;;
+            --workdir "$WQ_WORKDIR/worker-$i" "${cmd[@]+"${cmd[@]}"}" "$LIST" ;;
     factory)
         [ -n "$WQ_PASSWORD" ] && cmd=(--password "$WQ_PASSWORD")
         [ -n "$WQ_DEBUG" ] && cmd+=(-d all -o "$WQ_WORKDIR/log/factory-$i.debug")
@@ -270,9 +270,9 @@ command_for() {  # kind index -> one argument a line
 run_loop() {
     local kind=$1 i=$2 child="" sleeper="" status started restarts=0 delay=1
     local -a cmd
-    have_workdir || die "no $WQ_WORKDIR/pids: use start-$(loop_name "$kind")"
+    have_workdir || die "no $PIDS: use start-${LOOP[$kind]}"
     cd "$WQ_WORKDIR" && mkdir -p state || die "cannot enter $WQ_WORKDIR"
-    write_file "$(pid_file "$kind" "$i")" $$   # the only writer of this file
+    write_file "$PIDS/$kind-$i.pid" $$   # the only writer of this file
     trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
           if [ -n "$child" ]; then
               kill -TERM "$child" 2>/dev/null; kill -TERM -- -"$child" 2>/dev/null
@@ -286,16 +286,16 @@ run_loop() {
         log "starting: ${cmd[*]}"
         setsid "${cmd[@]}" &
         child=$!
-        started=$(now)
-        write_file "$(child_file "$kind" "$i")" "$child"
-        write_file "$(state_file "$kind" "$i")" "$restarts $started"
+        now; started=$NOW
+        write_file "$PIDS/$kind-$i.child" "$child"
+        write_file "$STATE/$kind-$i" "$restarts $started"
         wait "$child"
         status=$?
         kill -KILL -- -"$child" 2>/dev/null   # whatever it left behind in its group
         child=""
         log "$kind $i exited with status $status"
         [ -e "$WQ_DRAIN" ] && break
-        [ $(( $(now) - started )) -gt "$WQ_BACKOFF_RESET" ] && delay=1
+        now; [ $((NOW - started)) -gt "$WQ_BACKOFF_RESET" ] && delay=1
         [ "$delay" -gt "$WQ_RESTART_DELAY" ] && delay=$WQ_RESTART_DELAY
         log "restarting $kind $i in $delay s"
         sleep "$delay" &
@@ -306,11 +306,11 @@ run_loop() {
         restarts=$((restarts + 1))
     done
     log "drain file $WQ_DRAIN present: $kind $i loop exits"
-    rm -f "$(pid_file "$kind" "$i")" "$(child_file "$kind" "$i")" "$(state_file "$kind" "$i")"
+    rm -f "$PIDS/$kind-$i.pid" "$PIDS/$kind-$i.child" "$STATE/$kind-$i"
 }
 
 start() {  # kind count
-    local kind=$1 count=$2 i started=0 bin
+    local kind=$1 count=$2 i started=0 bin pid
     local -a new=()
     [ -e "$WQ_DRAIN" ] && die "the drain file $WQ_DRAIN exists: remove it to start ${kind}s"
     check_number "the number of ${kind}s" "$count"
@@ -339,18 +339,19 @@ start() {  # kind count
     make_workdir
     for ((i = 1; i <= count; i++)); do
         if loop_alive "$kind" "$i"; then
-            echo "$kind $i already running (PID $(loop_pid "$kind" "$i"))"
+            read_var pid "$PIDS/$kind-$i.pid"
+            echo "$kind $i already running (PID $pid)"
             continue
         fi
-        rm -f "$(pid_file "$kind" "$i")"   # stale; the loop writes its own
-        setsid nohup "$SELF" "$(loop_name "$kind")" "$i" \
+        rm -f "$PIDS/$kind-$i.pid"   # stale; the loop writes its own
+        setsid nohup "$SELF" "${LOOP[$kind]}" "$i" \
             >> "$WQ_WORKDIR/log/$kind-$i.log" 2>&1 < /dev/null &
         new+=("$i")
         started=$((started + 1))
     done
     local deadline=$((SECONDS + 10))   # until every new loop has written its PID file
     for i in "${new[@]+"${new[@]}"}"; do
-        while [ ! -s "$(pid_file "$kind" "$i")" ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+        while [ ! -s "$PIDS/$kind-$i.pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
     done
     echo "started $started ${kind}(s); logs in $WQ_WORKDIR/log"
 }
@@ -358,12 +359,13 @@ start() {  # kind count
 # TERM every loop of the given kinds at once, wait for all (10 s at most), KILL what is left.
 stop() {  # kind...
     local kind i slot pid deadline busy
-    local -a slots=()
+    local -a slots=() files=()
     have_workdir || return 0
     for kind; do
         for i in $(indexes "$kind"); do
             slots+=("$kind $i")
-            pid=$(loop_pid "$kind" "$i")
+            files+=("$PIDS/$kind-$i.pid" "$PIDS/$kind-$i.child" "$STATE/$kind-$i")
+            read_var pid "$PIDS/$kind-$i.pid"
             is_loop "$pid" "$kind" "$i" && kill -TERM "$pid" 2>/dev/null
         done
     done
@@ -377,16 +379,16 @@ stop() {  # kind...
         [ -n "$busy" ] || break
         sleep 0.1
     done
-    for slot in "${slots[@]+"${slots[@]}"}"; do
-        read -r kind i <<< "$slot"
-        pid=$(loop_pid "$kind" "$i")
-        is_loop "$pid" "$kind" "$i" && kill -KILL "$pid" 2>/dev/null
-        pid=$(child_pid "$kind" "$i")
-        if is_child "$pid" "$kind" "$i"; then
-            kill -KILL -- -"$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
-        fi
-        rm -f "$(pid_file "$kind" "$i")" "$(child_file "$kind" "$i")" "$(state_file "$kind" "$i")"
-    done
+    if [ -n "$busy" ]; then
+        for slot in "${slots[@]}"; do
+            read -r kind i <<< "$slot"
+            read_var pid "$PIDS/$kind-$i.pid"
+            is_loop "$pid" "$kind" "$i" && kill -KILL "$pid" 2>/dev/null
+            read_var pid "$PIDS/$kind-$i.child"
+            is_child "$pid" "$kind" "$i" && kill -KILL -- -"$pid" "$pid" 2>/dev/null
+        done
+    fi
+    [ ${#files[@]} -eq 0 ] || rm -f "${files[@]}"
 }
 
 count() {
@@ -399,23 +401,26 @@ count() {
 }
 
 status() {
-    local kind i state target child up restarts started
+    local kind i state target loop child up restarts started
     have_workdir || return 0
+    now
     for kind in foreman worker factory; do
         for i in $(indexes "$kind"); do
             state=dead
             loop_alive "$kind" "$i" && state=running
             case $kind in
-                foreman) target="listens on $(foreman_port "$i"), manager $WQ_MASTER" ;;
-                worker) target="managers $(foremen_list "$i")" ;;
+                foreman) target="listens on $((WQ_MASTER_BASEPORT + i)), manager $WQ_MASTER" ;;
+                worker) foremen_list "$i"; target="managers $LIST" ;;
                 factory) target="-T $WQ_FACTORY_TYPE, manager $WQ_MASTER" ;;
             esac
-            child=$(child_pid "$kind" "$i")
-            read -r restarts started < <(read_first "$(state_file "$kind" "$i")")
+            read_var loop "$PIDS/$kind-$i.pid"
+            read_var child "$PIDS/$kind-$i.child"
+            restarts=0 started=""
+            read -r restarts started 2>/dev/null < "$STATE/$kind-$i"
             up=-
-            if child_alive "$kind" "$i"; then up=$(( $(now) - ${started:-0} ))s; else child="${child:+$child(gone)}"; fi
+            if child_alive "$kind" "$i"; then up=$((NOW - ${started:-NOW}))s; else child="${child:+$child(gone)}"; fi
             printf '%-7s %3s  loop %-7s %-7s  child %-13s up %-6s restarts %-3s %s\n' "$kind" "$i" \
-                "$(loop_pid "$kind" "$i")" "$state" "${child:--}" "$up" "${restarts:-0}" "$target"
+                "$loop" "$state" "${child:--}" "$up" "${restarts:-0}" "$target"
         done
     done
 }

@@ -46,7 +46,8 @@ Commands:
   start-workers    start WQ_NUM_WORKERS workers connected to the foremen (to WQ_MASTER
                    if WQ_NUM_FOREMEN=0), one task each (--single-shot), then restarted
   start-factory    start work_queue_factory -T WQ_FACTORY_TYPE against WQ_MASTER: it keeps
-                   WQ_FACTORY_MIN..WQ_FACTORY_MAX workers following the master's demand
+                   WQ_FACTORY_MIN..WQ_FACTORY_MAX workers following the master's demand;
+                   they connect to WQ_MASTER directly
   stop-foremen     stop the foremen started from this WQ_WORKDIR
   stop-workers     stop the workers started from this WQ_WORKDIR
   stop-factory     stop the factory and every worker it started (its process group)
@@ -64,8 +65,8 @@ Each slot is a loop that restarts its process after it ends: 1 s after the first
 exit, doubling up to WQ_RESTART_DELAY; a run longer than WQ_BACKOFF_RESET s resets it to 1 s.
 
 Variables (default):
-  WQ_MASTER ($WQ_MASTER)        master host:port the foremen (or workers, factory) connect to
-  WQ_FOREMEN ($WQ_FOREMEN)       host running the foremen, for workers
+  WQ_MASTER (127.0.0.1:9094)   master host:port the foremen (or workers, factory) connect to
+  WQ_FOREMEN (127.0.0.1)       host running the foremen, for workers
   WQ_NUM_FOREMEN (2)           foremen; foreman I listens on WQ_MASTER_BASEPORT+I;
                                0: no foremen, workers connect straight to WQ_MASTER
   WQ_NUM_WORKERS (CPUs)        workers, one task each (--single-shot)
@@ -78,7 +79,7 @@ Variables (default):
                                yours or writable by group or others
   WQ_DRAIN (\$HOME/.alien_wq_drain)  drain switch; start-* refuses to start while it exists
   WQ_SINGLETASK (0)            1: pass --single-task if this work_queue_worker has it
-  WQ_IDLETIMEOUT (100)         seconds a worker waits for work before it exits
+  WQ_IDLETIMEOUT (100)         seconds a worker (also a factory's) waits for work before it exits
   WQ_PASSWORD (unset)          password file for --password (the master's --password);
                                must be yours and unreadable by group and others;
                                unset: \${AWQ_WORKDIR:-/tmp/awq}/password, made by the master

@@ -132,7 +132,11 @@ def test_help_exits_zero_and_names_every_variable():
     assert result.returncode == 0
     for name in ("WQ_MASTER", "WQ_FOREMEN", "WQ_NUM_FOREMEN", "WQ_NUM_WORKERS", "WQ_MASTER_BASEPORT",
                  "WQ_WORKDIR", "WQ_DRAIN", "WQ_SINGLETASK", "WQ_IDLETIMEOUT", "WQ_DEBUG",
-                 "WQ_PASSWORD", "start-foremen", "stop-workers", "count-foremen", "status", "drain"):
+                 "WQ_PASSWORD", "start-foremen", "stop-workers", "count-foremen", "status", "drain",
+                 "WQ_INSECURE", "WQ_RESTART_DELAY", "WQ_BACKOFF_RESET", "WQ_WORKER_BIN",
+                 "WQ_WORKER_CORES", "WQ_WORKER_MEMORY", "WQ_WORKER_DISK", "WQ_FACTORY_TYPE",
+                 "WQ_FACTORY_MIN", "WQ_FACTORY_MAX", "AWQ_WORKDIR", "start-factory", "stop-factory",
+                 "restart-foremen", "restart-workers", "start-workers", "stop-foremen", "count-workers"):
         assert name in result.stdout, name
 
 

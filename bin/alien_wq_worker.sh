@@ -150,7 +150,7 @@ indexes() {  # the indexes of kind $1 with a PID file
     local f
     for f in "$PIDS/$1"-*.pid; do
         [ -e "$f" ] || continue
-        f=${f##*/$1-}
+        f=${f##*/"$1"-}
         echo "${f%.pid}"
     done | sort -n
 }
@@ -272,7 +272,7 @@ run_loop() {
     local kind=$1 i=$2 child="" sleeper="" status started restarts=0 delay=1
     local -a cmd
     have_workdir || die "no $PIDS: use start-${LOOP[$kind]}"
-    cd "$WQ_WORKDIR" && mkdir -p state || die "cannot enter $WQ_WORKDIR"
+    { cd "$WQ_WORKDIR" && mkdir -p state; } || die "cannot enter $WQ_WORKDIR"
     write_file "$PIDS/$kind-$i.pid" $$   # the only writer of this file
     trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
           if [ -n "$child" ]; then

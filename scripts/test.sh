@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 .venv/bin/vermin -t=3.9- --no-tips --violations --eval-annotations awq setup.py
 # vermin is the gate for Python 3.9; where a 3.9 interpreter exists, also run the core on it.
-py39=$(ls /root/.pyenv/versions/3.9.*/bin/python3.9 /usr/bin/python3.9 2>/dev/null | head -n 1 || true)
+py39=""
+for candidate in /root/.pyenv/versions/3.9.*/bin/python3.9 /usr/bin/python3.9; do
+    [ -x "$candidate" ] && { py39=$candidate; break; }
+done
 if [ -n "$py39" ]; then
     PYTHONPATH=. "$py39" tests/smoke/py39.py
 else

@@ -27,7 +27,7 @@ from awq.dispatch import MAX_TASKS, Dispatcher
 from awq.control import JobControl
 from awq.intake import SpoolIntake
 from awq.jobtable import JobTable
-from awq.publish import HEARTBEAT_INTERVAL, Publisher
+from awq.publish import HEARTBEAT_INTERVAL, UNFIT_GRACE, Publisher
 from awq.spool import REQUEST_ACTIONS, Spool
 from awq.tasks import TaskBackend
 
@@ -41,7 +41,8 @@ SERVICE_INTERVAL = 1.0       # s between wait(0) calls while Work Queue is empty
 class Master:
     def __init__(self, spool: Spool, backend: TaskBackend, owner: str,
                  job_wrapper: Optional[str] = None, max_tasks: int = MAX_TASKS,
-                 periodic_interval: float = periodic.INTERVAL, project_name: str = ""):
+                 periodic_interval: float = periodic.INTERVAL, project_name: str = "",
+                 unfit_grace: float = UNFIT_GRACE):
         self.spool = spool
         self.backend = backend
         self.table = JobTable()
@@ -56,7 +57,7 @@ class Master:
         self.last_state_poll = 0.0
         self.stop_requested = False
         self.wake_enabled = False
-        self.publisher = Publisher(spool, backend, self.table, project_name)
+        self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace)
         self.control = JobControl(self.table, self.dispatcher)
 
     # -- the parts of a turn

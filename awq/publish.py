@@ -27,7 +27,8 @@ UNFIT_GRACE = 60.0           # s an idle job waits before we say no worker is bi
 
 
 class Publisher:
-    def __init__(self, spool: Spool, backend: TaskBackend, table: JobTable, project_name: str):
+    def __init__(self, spool: Spool, backend: TaskBackend, table: JobTable, project_name: str,
+                 unfit_grace: float = UNFIT_GRACE):
         self.spool = spool
         self.backend = backend
         self.table = table
@@ -37,6 +38,7 @@ class Publisher:
         self.last_heartbeat = 0.0
         self.last_summary = time.time()
         self.last_unfit_check = 0.0
+        self.unfit_grace = unfit_grace
 
     def due(self, now: float) -> bool:
         return now - self.last_heartbeat >= HEARTBEAT_INTERVAL
@@ -52,7 +54,7 @@ class Publisher:
             "pid": os.getpid(), "started": self.started, "written": now,
             "port": self.backend.port, "project": self.project_name,
             "workers_seen": self.workers_seen, "workqueue": stats})
-        if now - self.last_unfit_check >= UNFIT_GRACE / 2:
+        if now - self.last_unfit_check >= self.unfit_grace / 2:
             self.last_unfit_check = now
             self.note_unfit_jobs(stats, now)
         if now - self.last_summary >= SUMMARY_INTERVAL:
@@ -68,7 +70,7 @@ class Publisher:
             return
         for jid in list(self.table.with_status(JobStatus.IDLE)):
             job = self.table.jobs[jid]
-            if now - float(job.get("EnteredCurrentStatus") or now) < UNFIT_GRACE:
+            if now - float(job.get("EnteredCurrentStatus") or now) < self.unfit_grace:
                 continue
             reason = unfit_reason(job, stats)
             if reason and reason != job.get("LastRejectedMatchReason"):

@@ -16,6 +16,7 @@ from awq import __version__, classad, jobs, periodic, spool as spool_mod, status
 from awq.cli.common import run_main
 from awq.dispatch import MAX_TASKS
 from awq.master import Master
+from awq.publish import UNFIT_GRACE
 from awq.spool import Spool
 
 log = logging.getLogger("awq.master")
@@ -67,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--periodic-interval", metavar="S", type=float, default=periodic.INTERVAL,
                         help="evaluate the jobs' periodic_hold/periodic_release/periodic_remove "
                              "every S seconds (default: %d, as HTCondor)" % periodic.INTERVAL)
+    parser.add_argument("--unfit-grace", metavar="S", type=float, default=UNFIT_GRACE,
+                        help="after S seconds idle, a job no connected worker is big enough for "
+                             "gets LastRejectedMatchReason and a warning (default: %d)"
+                             % UNFIT_GRACE)
     parser.add_argument("--log-file", metavar="FILE", help="append the master's log to FILE "
                                                          "(default: standard error)")
     parser.add_argument("--log-max-mb", metavar="MB", type=int, default=100,
@@ -105,6 +110,8 @@ def _problem(options: argparse.Namespace) -> Optional[str]:
         return "--log-max-mb must be at least 1"
     if options.periodic_interval <= 0:
         return "--periodic-interval must be positive"
+    if options.unfit_grace < 0:
+        return "--unfit-grace cannot be negative"
     return None
 
 
@@ -164,7 +171,8 @@ def main(argv: List[str]) -> int:
     master = Master(spool, backend, owner=jobs.current_owner(),
                     job_wrapper=_absolute(options.job_wrapper), max_tasks=options.max_tasks,
                     periodic_interval=options.periodic_interval,
-                    project_name=options.project_name if options.catalog_host else "")
+                    project_name=options.project_name if options.catalog_host else "",
+                    unfit_grace=options.unfit_grace)
     install_signal_handlers(master)
     try:
         return master.run()

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(coop-computing-tools python3-workqueue python3-venv python3-pip cmake make stunnel4 openssl shellcheck)
+DEBIAN_PACKAGES=(coop-computing-tools python3-workqueue python3-venv python3-pip cmake make stunnel4 openssl shellcheck gnuplot-nox systemd)
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"

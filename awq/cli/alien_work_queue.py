@@ -214,7 +214,7 @@ def _absolute(path: Optional[str]) -> Optional[str]:
 
 def cli() -> None:
     """Console-script entry point."""
-    run_main(main)
+    run_main(main, handles_version=True)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import sys
 import time
 from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
 
+from awq import __version__
 from awq.jobs import Job
 from awq.spool import Spool, SpoolError, default_workdir
 
@@ -20,6 +22,19 @@ class CommandError(Exception):
         self.status = status
 
 
+# The HTCondor release whose tools' options and output this project follows.
+FOLLOWS_HTCONDOR = "23.0.0"
+FOLLOWS_HTCONDOR_DATE = "2023-09-29"
+
+
+def version_text() -> str:
+    """condor_version's two lines, naming that release and our own version (law parses the first)."""
+    return ("$CondorVersion: %s %s BuildID: alien-workqueue-%s $\n"
+            "$CondorPlatform: %s-Linux_alien-workqueue $\n"
+            % (FOLLOWS_HTCONDOR, FOLLOWS_HTCONDOR_DATE, __version__,
+               platform.machine().upper() or "X86_64"))
+
+
 class UsageError(CommandError):
     """Bad options or arguments."""
 
@@ -29,13 +44,16 @@ def fail(message: str, status: int = 1) -> NoReturn:
 
 
 def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = None,
-             prog: Optional[str] = None) -> NoReturn:
+             handles_version: bool = False) -> NoReturn:
     """Run main(argv); turn every exception into one `ERROR:` line and exit 1.
 
     No traceback reaches a user: HTCondor's tools answer bad input with a
     single line, and AliEn/JAliEn only look at the exit status.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["-version"], ["--version"]) and not handles_version:
+        sys.stdout.write(version_text())  # HTCondor's tools answer -version with these lines
+        sys.exit(0)
     try:
         status = main(args)
         sys.stdout.flush()

@@ -36,6 +36,7 @@ log = logging.getLogger("awq.master")
 FLUSH_INTERVAL = 0.25        # s between snapshot writes while jobs change
 STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
 SERVICE_INTERVAL = 1.0       # s between wait(0) calls while Work Queue is empty
+MAX_FAILED_TURNS = 30        # turns in a row that raise before the master gives up
 
 
 class Master:
@@ -107,9 +108,20 @@ class Master:
         for path in self.spool.sweep_temp_files():
             log.info("removed %s, left half-written by a process that died", path)
         self.recover()
+        failures = 0
         while not self.stop_requested:
-            if not self.turn():
-                break
+            try:
+                if not self.turn():
+                    break
+                failures = 0
+            except Exception as err:  # e.g. a full disk: keep the jobs, try again
+                failures += 1
+                log.error("the loop failed (%d in a row): %s: %s", failures,
+                          type(err).__name__, err)
+                log.debug("the loop failed", exc_info=True)
+                if failures >= MAX_FAILED_TURNS:
+                    raise
+                time.sleep(min(failures, 10))
         self.flush(force=True)
         self.watcher.stop_child()
         return 0

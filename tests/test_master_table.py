@@ -237,3 +237,18 @@ def test_restart_requeues_running_jobs_and_keeps_jobs_left_in_queue():
     assert requeued["JobStatus"] == 1 and requeued["LastJobStatus"] == 2
     assert requeued["LastRemoteHost"] == "127.0.0.1:9" and "RemoteHost" not in requeued
     assert table.status((2, 0)) == 4 and table.max_cluster_id == 3
+
+
+def test_a_turn_that_raises_is_retried_and_the_master_goes_on(tmp_path, monkeypatch):
+    master = master_with(tmp_path, ad())
+    calls = []
+
+    def flaky_flush(force=False):
+        calls.append(force)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        master.stop_requested = True
+    monkeypatch.setattr(master, "flush", flaky_flush)
+    monkeypatch.setattr("awq.master.time.sleep", lambda s: None)
+    assert master.run() == 0
+    assert len(calls) >= 2  # the failed turn, then the next one (and the last flush)

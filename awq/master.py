@@ -172,9 +172,13 @@ class Master:
                 # wait(); with nothing queued it returns at once.
                 self.backend.wait(0)
                 next_service = time.monotonic() + SERVICE_INTERVAL
-            if self.watcher.changed_since(baseline, drain):
+            if self.watcher.changed_since(baseline, drain) or self._flush_due():
                 return
             time.sleep(watcher.POLL_INTERVAL)
+
+    def _flush_due(self) -> bool:
+        """A change waits for its snapshot (e.g. a finished job still shown by condor_q)."""
+        return self.table.dirty and time.time() - self.last_flush >= FLUSH_INTERVAL
 
 
 if __name__ == "__main__":

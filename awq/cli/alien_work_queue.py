@@ -72,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="after S seconds idle, a job no connected worker is big enough for "
                              "gets LastRejectedMatchReason and a warning (default: %d)"
                              % UNFIT_GRACE)
+    _add_log_options(parser)
+    parser.add_argument("--status", action="store_true",
+                        help="print whether the master on the spool is healthy and exit: 0 "
+                             "healthy, 1 master down, 2 degraded (needs no running master)")
+    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--version", action="version",
+                        version="alien_work_queue (alien-workqueue) %s" % __version__)
+    return parser
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-file", metavar="FILE", help="append the master's log to FILE "
                                                          "(default: standard error)")
     parser.add_argument("--log-max-mb", metavar="MB", type=int, default=100,
@@ -81,13 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--wq-log", metavar="FILE",
                         help="write Work Queue's performance log to FILE (plot it with "
                              "work_queue_graph_log)")
-    parser.add_argument("--status", action="store_true",
-                        help="print whether the master on the spool is healthy and exit: 0 "
-                             "healthy, 1 master down, 2 degraded (needs no running master)")
-    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
-    parser.add_argument("--version", action="version",
-                        version="alien_work_queue (alien-workqueue) %s" % __version__)
-    return parser
 
 
 def _problem(options: argparse.Namespace) -> Optional[str]:

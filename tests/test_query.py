@@ -117,3 +117,22 @@ def test_old_jalien_condor_status_forms():
     assert status("-schedd", "-af", "totalIdleJobs").strip() == "2"
     assert "vobox.cern.ch" in status("-schedd")
     assert status() == ""
+
+
+def test_job_data_cannot_drive_the_terminal_in_human_tables():
+    evil = [job(9, 1, Cmd="/x/agent\x1b[31mred", Arguments="a\nb", JobBatchName="b\x1b]0;title\x07")]
+    for argv in ([], ["-batch"]):
+        text = query.render_q(query.parse_q_args(argv), evil, now=NOW, schedd_name="s")
+        assert "\x1b" not in text and "\x07" not in text
+    table = query.render_q(query.parse_q_args([]), evil, now=NOW, schedd_name="s")
+    assert "agent\\x1b[31mred a\\x0ab" in table
+    # -af prints the value itself, as HTCondor does: a client asked for exactly that.
+    raw = query.render_q(query.parse_q_args(["-af", "Arguments"]), evil, now=NOW, schedd_name="s")
+    assert raw == "a\nb\n"
+
+
+def test_af_lng_is_what_law_parses():
+    text = q("1", "2", "-af:lng", "ClusterId", "JobStatus")
+    assert text == "ClusterId = 1\nJobStatus = 1\n\nClusterId = 2\nJobStatus = 2\n\n"
+    assert q("1", "-af:,", "ClusterId", "JobStatus") == "1, 1\n"
+    assert q("1", "-af:tn", "ClusterId", "JobStatus") == "1\n1\n"

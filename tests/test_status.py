@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 
 from awq import status
@@ -33,6 +34,11 @@ def test_status_of_a_live_master_then_of_a_stopped_one(tmp_path, start_master, s
     assert result.returncode == 0 and report["health"] == 0
     assert report["master"]["pid"] == master.proc.pid and report["master"]["port"] == master.port
     assert report["workers"]["cores_total"] == 2
+    # Each job's whole life in the master's log, one line per state change.
+    life = [line.split(": ", 1)[1] for line in master.log().splitlines() if "job 1.0:" in line]
+    host = socket.gethostname()  # Work Queue names a worker by its host name
+    assert life == ["job 1.0: idle -> running: on %s" % host,
+                    "job 1.0: running -> completed: exit code 0"], life
     text = run_status(workdir)
     assert text.returncode == 0 and "health: OK" in text.stdout
     assert "PID %d" % master.proc.pid in text.stdout

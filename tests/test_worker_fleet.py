@@ -208,3 +208,31 @@ def test_factory_starts_workers_that_run_tasks_and_stop_factory_leaves_nothing(s
             if pgid == factory or scratch in cmd or pid in (factory, worker)}
     assert left == {}
     assert pids_of(script, "") == {}
+
+
+def test_a_foreman_killed_under_load_comes_back_and_no_job_is_lost(script_factory, tmp_path,
+                                                                   start_master, tool, workdir):
+    from awq.spool import Spool
+    master = start_master()
+    script = script_factory(master.port, WQ_NUM_FOREMEN="2", WQ_NUM_WORKERS="4",
+                            WQ_INSECURE="", AWQ_WORKDIR=workdir, WQ_RESTART_DELAY="2")
+    assert script.run("start-foremen").returncode == 0
+    assert script.run("start-workers").returncode == 0
+    job = tmp_path / "job.sh"
+    job.write_text("#!/bin/sh\nsleep 0.5\necho done $1\n")
+    job.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert tool("condor_submit", stdin="executable = %s\narguments = $(Process)\noutput = %s/$(Process)"
+                "\nqueue 40\n" % (job, out)).returncode == 0
+    wait_until(lambda: len(os.listdir(str(out))) >= 4, 60, what="jobs to run through the foremen")
+    foreman = read_pid(os.path.join(script.workdir, "pids", "foreman-1.child"))
+    os.kill(foreman, 9)
+    wait_until(lambda: len(Spool(workdir).read_history()) == 40, 180, interval=0.5,
+               what="all 40 jobs to complete after the foreman died")
+    assert {j["JobStatus"] for j in Spool(workdir).read_history()} == {4}
+    assert sorted(open(str(out / str(i))).read() for i in range(40)) == \
+        sorted("done %d\n" % i for i in range(40))
+    wait_until(lambda: re.search(r"^foreman\s+1 .*restarts 1", script.run("status").stdout, re.M),
+               30, what="the foreman to come back on its own")
+    assert read_pid(os.path.join(script.workdir, "pids", "foreman-1.child")) != foreman

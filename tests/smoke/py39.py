@@ -3,13 +3,15 @@ interpreter (EL9's system Python) by scripts/test.sh when one is installed."""
 
 import sys
 
-import awq.cli.condor_q  # noqa: F401
-import awq.cli.condor_rm  # noqa: F401
-import awq.cli.condor_status  # noqa: F401
-import awq.cli.condor_submit  # noqa: F401
-import awq.cli.alien_work_queue  # noqa: F401
-import awq.spool  # noqa: F401
-import awq.userlog  # noqa: F401
+import importlib
+import pkgutil
+
+import awq
+
+# Every product module imports on this interpreter (Work Queue's own module is only
+# imported when a master starts, so this needs no bindings for 3.9).
+for module in pkgutil.walk_packages(awq.__path__, "awq."):
+    importlib.import_module(module.name)
 from awq import classad, jobs, query, submit, tasks
 
 desc = submit.parse_description('executable = /bin/sh\narguments = "-c \'echo hi\'"\n'

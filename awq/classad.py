@@ -787,5 +787,7 @@ def _convert(flags: str, width: Optional[str], precision: Optional[str], conv: s
 
 def escape_control(text: str) -> str:
     """Control characters as escapes, so job data cannot forge a log line or a terminal."""
+    if text.isprintable():
+        return text  # the common case, decided in C
     return "".join(c if c.isprintable() or c == " " else "\\x%02x" % ord(c) if ord(c) < 256
                    else "\\u%04x" % ord(c) for c in text)

@@ -164,7 +164,9 @@ def render(docs: Dict[str, Dict]) -> str:
              "    benchmarks/build_upstream.sh <upstream checkout or git URL> /work/upstream-install",
              "    python -m benchmarks --with-upstream /work/upstream-install",
              "", "Run from the repository root with the interpreter that has Work Queue "
-             "(e.g. `.venv/bin/python -m benchmarks`).", ""]
+             "(e.g. `.venv/bin/python -m benchmarks`). `benchmarks/snapshot.py` is a separate "
+             "micro-benchmark of the snapshot write/read (results in "
+             "`benchmarks/results/snapshot.txt`).", ""]
     if not docs:
         return "\n".join(lines + ["No results yet."]) + "\n"
     newest = max(docs.values(), key=lambda d: d.get("date", ""))

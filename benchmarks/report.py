@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 from typing import Dict, List, Optional
 
 ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit"]
@@ -97,6 +98,7 @@ def _figure_rows(doc: Dict) -> List[str]:
     header += ["target"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     up_figs = {f["name"]: f for f in (upstream or {}).get("figures", [])}
+    by_shape = {_shape(name): name for name in up_figs}
     for fig in ours.get("figures", []):
         name = fig["name"]
         if fig.get("output_correct") is False:
@@ -104,7 +106,9 @@ def _figure_rows(doc: Dict) -> List[str]:
         cells = [name, median_text(fig), spread_text(fig), str(fig.get("n", "")),
                  ratio_text(fig)]
         if upstream is not None:
-            other = up_figs.pop(fig["name"], None)
+            # Same figure, or the same with other counts (upstream runs fewer jobs somewhere).
+            other = up_figs.pop(fig["name"], None) or up_figs.pop(
+                by_shape.get(_shape(fig["name"]), ""), None)
             if other is None:
                 cells += ["-", "-"]
             elif other.get("unsupported"):
@@ -120,6 +124,10 @@ def _figure_rows(doc: Dict) -> List[str]:
                  ratio_text(fig), ""]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return rows
+
+
+def _shape(name: str) -> str:
+    return re.sub(r"\d[\d,]*", "N", name)
 
 
 def _yardstick_line(run: Dict, who: str) -> str:
@@ -200,9 +208,12 @@ def render(docs: Dict[str, Dict]) -> str:
                 if text:
                     lines += ["- " + text]
         lines += [""] + _figure_rows(doc) + [""]
+        seen = set()
         for who, run in runs.items():
             for note in run.get("notes", []):
-                lines.append("- %s%s" % ("" if who == "awq" else "upstream: ", note))
+                if note not in seen:
+                    lines.append("- %s%s" % ("" if who == "awq" else "upstream: ", note))
+                    seen.add(note)
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 

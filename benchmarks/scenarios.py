@@ -151,33 +151,16 @@ def latency(target: Target, ctx: Context) -> Result:
     figures: List[Dict[str, object]] = []
     for label, foreman, busy in configs:
         root = ctx.workdir("latency")
-        with Cluster(target, root) as cluster:
-            cluster.start_master()
-            manager = cluster.start_foreman() if foreman else None
-            for _ in range(3 if busy else 1):
-                cluster.start_worker(1, manager)
-            job = write_executable(os.path.join(root, "job.sh"), LATENCY_JOB)
-            if busy:
-                sleeper = write_executable(os.path.join(root, "sleep.sh"), "#!/bin/sh\nsleep 600\n")
-                for text in target.descriptions(sleeper, os.path.join(root, "sleep.{i}"), 2):
-                    cluster.submit(text)
-                wait_until(lambda: read_stat(cluster.spool).get("RUNNING", 0) >= 2, timeout,
-                           "the 2 long jobs to run", interval=0.1)
-            starts, outputs = [], []
-            for index in range(-1, samples):  # -1: warm-up (workers connecting), not counted
-                out = os.path.join(root, "out.%d" % (index + 1))
-                stamp = os.path.join(root, "started.%d" % (index + 1))
-                env = "AWQ_BENCH_STAMP=%s;AWQ_BENCH_INDEX=%d" % (stamp, index + 1)
-                text = target.descriptions(job, out, 1, env=env)[0]
-                submitted = time.time()
-                cluster.submit(text)
-                done = _wait_for_line(out, "done %d" % (index + 1), timeout)
-                if index >= 0:
-                    outputs.append(done - submitted)
-                    with open(stamp) as handle:
-                        starts.append(float(handle.read()) - submitted)
-                time.sleep(0.2)
-        ctx.done_with(root)
+        try:
+            starts, outputs = _latency_config(target, ctx, root, foreman, busy, samples, timeout)
+        except BenchError as err:  # one configuration failing leaves the others' figures
+            for what in ("job started", "output on disk"):
+                figures.append(unsupported("%s: condor_submit -> %s" % (label, what),
+                                           "failed: %s" % err))
+            figures[-1]["log_tail"] = _log_tails(root)
+            continue
+        finally:
+            ctx.done_with(root)
         limit = 1.2 if foreman else 0.2
         target_text = "<= %.1f s (issue 8)" % limit
         figures.append(figure("%s: condor_submit -> job started" % label, starts, "s",
@@ -191,6 +174,48 @@ def latency(target: Target, ctx: Context) -> Result:
         notes.append("upstream looks at its spool once per 30 s loop")
     return {"yardstick": _ys_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("latency")}
+
+
+def _log_tails(root: str) -> Dict[str, str]:
+    tails = {}
+    for name in ("master", "foreman0", "worker0"):
+        try:
+            with open(os.path.join(root, name + ".log"), errors="replace") as handle:
+                tails[name] = handle.read()[-1500:]
+        except OSError:
+            pass
+    return tails
+
+
+def _latency_config(target: Target, ctx: Context, root: str, foreman: bool, busy: bool,
+                    samples: int, timeout: float) -> tuple:
+    with Cluster(target, root) as cluster:
+        cluster.start_master()
+        manager = cluster.start_foreman() if foreman else None
+        for _ in range(3 if busy else 1):
+            cluster.start_worker(1, manager)
+        job = write_executable(os.path.join(root, "job.sh"), LATENCY_JOB)
+        if busy:
+            sleeper = write_executable(os.path.join(root, "sleep.sh"), "#!/bin/sh\nsleep 600\n")
+            for text in target.descriptions(sleeper, os.path.join(root, "sleep.{i}"), 2):
+                cluster.submit(text)
+            wait_until(lambda: read_stat(cluster.spool).get("RUNNING", 0) >= 2, timeout,
+                       "the 2 long jobs to run", interval=0.1)
+        starts, outputs = [], []
+        for index in range(-1, samples):  # -1: warm-up (workers connecting), not counted
+            out = os.path.join(root, "out.%d" % (index + 1))
+            stamp = os.path.join(root, "started.%d" % (index + 1))
+            env = "AWQ_BENCH_STAMP=%s;AWQ_BENCH_INDEX=%d" % (stamp, index + 1)
+            text = target.descriptions(job, out, 1, env=env)[0]
+            submitted = time.time()
+            cluster.submit(text)
+            done = _wait_for_line(out, "done %d" % (index + 1), timeout)
+            if index >= 0:
+                outputs.append(done - submitted)
+                with open(stamp) as handle:
+                    starts.append(float(handle.read()) - submitted)
+            time.sleep(0.2)
+    return starts, outputs
 
 
 # ================================================================ burst

@@ -62,6 +62,26 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str,
         time.sleep(interval)
 
 
+def wait_for_count(count: Callable[[], int], total: int, what: str, stall: float = 120,
+                   timeout: float = 3600, interval: float = 0.2) -> None:
+    """Until count() >= total; fails when it has not grown for `stall` seconds."""
+    deadline = time.monotonic() + timeout
+    best, moved = -1, time.monotonic()
+    while True:
+        value = count()
+        if value >= total:
+            return
+        now = time.monotonic()
+        if value > best:
+            best, moved = value, now
+        if now - moved > stall:
+            raise BenchError("stalled: %d of %d %s, none more in %.0f s" % (best, total, what,
+                                                                           stall))
+        if now > deadline:
+            raise BenchError("timed out after %.0f s: %d of %d %s" % (timeout, best, total, what))
+        time.sleep(interval)
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc/PID/stat."""
     with open("/proc/%d/stat" % pid) as handle:

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from benchmarks.harness import (PYTHON, REPO, BenchError, Cluster, Processes, Target,
                                 count_files, cpu_seconds, figure, held, read_stat, rss_mb, run_bounded,
-                                summarize, time_command, unsupported, wait_until,
+                                summarize, time_command, unsupported, wait_for_count, wait_until,
                                 write_executable, yardstick)
 
 Result = Dict[str, object]
@@ -491,8 +491,7 @@ def throughput(target: Target, ctx: Context) -> Result:
             cpu0 = cpu_seconds(master.pid)
             start = time.monotonic()
             procs = _submit_many(cluster, descriptions, 4, "throughput")
-            wait_until(lambda: count_files(out) >= total, 3600, "%d outputs" % total,
-                       interval=0.2)
+            wait_for_count(lambda: count_files(out), total, "outputs")
             end = time.monotonic()
             cpu1 = cpu_seconds(master.pid)
             _wait_submitters(procs, 60)
@@ -541,8 +540,8 @@ def scale(target: Target, ctx: Context) -> Result:
         descriptions = target.descriptions(sleeper, out + "/o.{i}", pilots)
         start = time.monotonic()
         procs = _submit_many(cluster, descriptions, 4, "scale")
-        wait_until(lambda: read_stat(cluster.spool).get("RUNNING", 0) >= pilots, 900,
-                   "%d pilots running" % pilots, interval=0.1)
+        wait_for_count(lambda: read_stat(cluster.spool).get("RUNNING", 0), pilots,
+                       "pilots running", interval=0.1)
         all_running = time.monotonic() - start
         _wait_submitters(procs, 60)
         figures.append(figure("%d pilots: condor_submit -> all running" % pilots, [all_running],

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -71,8 +72,16 @@ def reproduce_command(options: argparse.Namespace, name: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    # Stopped by SIGINT or SIGTERM (even when started in the background, where SIGINT is
+    # ignored), the scenario's clusters still end every process they started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     results_dir = os.path.abspath(options.results_dir or DEFAULT_RESULTS)
     report_path = os.path.abspath(options.report or (
         os.path.join(results_dir, "BENCHMARKS.md") if options.results_dir else DEFAULT_REPORT))

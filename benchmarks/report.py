@@ -185,8 +185,7 @@ def render(docs: Dict[str, Dict]) -> str:
                   info.get("kernel")),
               "- Python %s (`%s`), %s" % (info.get("python"), info.get("python_executable"),
                                           info.get("work_queue") or "work_queue_worker"),
-              "- load average when the run started: %s (other jobs share the machine)"
-              % ", ".join(str(x) for x in info.get("loadavg_at_start", [])),
+              "- other engineers' jobs share the machine: see each scenario's load average",
               "- dates: %s" % ", ".join("%s %s" % (n, docs[n].get("date")) for n in ORDER
                                          if n in docs), ""]
     lines += ["## Issue 8 targets", ""] + targets_table(docs) + [""]
@@ -195,9 +194,11 @@ def render(docs: Dict[str, Dict]) -> str:
         if not doc:
             continue
         lines += ["## %s" % TITLES.get(name, name), "",
-                  "Reproduce: `%s` (%s, %s)" % (doc.get("command"), doc.get("date"),
-                                                "quick sizes" if doc.get("quick") else
-                                                "full sizes"), ""]
+                  "Reproduce: `%s` (%s, %s; load average at the start of that run: %s)" % (
+                      doc.get("command"), doc.get("date"),
+                      "quick sizes" if doc.get("quick") else "full sizes",
+                      ", ".join(str(x) for x in doc.get("machine", {}).get("loadavg_at_start", []))),
+                  ""]
         runs = doc.get("runs", {})
         for who, run in runs.items():
             if run.get("error"):

@@ -1,0 +1,1 @@
+"""alien-workqueue's measurement suite: `python -m benchmarks --help` (see BENCHMARKS.md)."""

@@ -1,0 +1,542 @@
+"""What every scenario shares: processes ended by their PID, the two targets, timing.
+
+Every process is started in its own session (start_new_session=True) and
+ended with killpg on that PID; nothing is ever looked up or killed by name.
+Every wait is bounded. Everything listens on 127.0.0.1 and lives in one
+temporary directory that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
+UPSTREAM_PORT = 9094  # upstream's master cannot listen anywhere else
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A scenario could not be measured; the message says why."""
+
+
+# ---------------------------------------------------------------- small helpers
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str,
+               interval: float = 0.02) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def wait_for_count(count: Callable[[], int], total: int, what: str, stall: float = 120,
+                   timeout: float = 3600, interval: float = 0.2) -> None:
+    """Until count() >= total; fails when it has not grown for `stall` seconds."""
+    deadline = time.monotonic() + timeout
+    best, moved = -1, time.monotonic()
+    while True:
+        value = count()
+        if value >= total:
+            return
+        now = time.monotonic()
+        if value > best:
+            best, moved = value, now
+        if now - moved > stall:
+            raise BenchError("stalled: %d of %d %s, none more in %.0f s" % (best, total, what,
+                                                                           stall))
+        if now > deadline:
+            raise BenchError("timed out after %.0f s: %d of %d %s" % (timeout, best, total, what))
+        time.sleep(interval)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def read_stat(spool: str) -> Dict[str, int]:
+    """upstream's stat/latest (both masters write it): WAITING, RUNNING, TIMESTAMP."""
+    values = {}
+    try:
+        with open(os.path.join(spool, "stat", "latest")) as handle:
+            for line in handle:
+                key, sep, value = line.strip().partition("=")
+                if sep and value.isdigit():
+                    values[key] = int(value)
+    except OSError:
+        pass
+    return values
+
+
+def held(spool: str) -> int:
+    stat = read_stat(spool)
+    return stat.get("WAITING", 0) + stat.get("RUNNING", 0)
+
+
+def write_executable(path: str, text: str) -> str:
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o755)
+    return path
+
+
+def count_files(directory: str) -> int:
+    try:
+        return len(os.listdir(directory))
+    except FileNotFoundError:
+        return 0
+
+
+# ---------------------------------------------------------------- statistics
+
+def summarize(samples: Sequence[float]) -> Dict[str, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return {"n": 0}
+    if len(ordered) >= 4:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1, q3 = ordered[0], ordered[-1]
+    return {"n": len(ordered), "median": statistics.median(ordered), "min": ordered[0],
+            "max": ordered[-1], "q1": q1, "q3": q3}
+
+
+def figure(name: str, samples: Sequence[float], unit: str, yardstick: Optional[float],
+           target: Optional[str] = None, limit: Optional[float] = None,
+           ratio_limit: Optional[float] = None, time_like: bool = True,
+           note: str = "") -> Dict[str, object]:
+    """One line of the report: median, spread, and the yardstick ratio (time / yardstick)."""
+    fig: Dict[str, object] = {"name": name, "unit": unit}
+    fig.update(summarize(samples))
+    fig["samples"] = [round(s, 6) for s in samples]
+    median = fig.get("median")
+    seconds = {"s": 1.0, "ms": 1e-3}.get(unit)
+    if time_like and yardstick and median is not None and seconds:
+        fig["ratio"] = median * seconds / yardstick
+    else:
+        fig["ratio"] = None
+    if target:
+        fig["target"] = target
+        met = None
+        if median is not None and limit is not None:
+            met = median <= limit
+        if median is not None and ratio_limit is not None and fig["ratio"] is not None:
+            met = fig["ratio"] <= ratio_limit
+        fig["met"] = met
+    if note:
+        fig["note"] = note
+    return fig
+
+
+def unsupported(name: str, why: str) -> Dict[str, object]:
+    return {"name": name, "unit": "", "n": 0, "unsupported": why, "ratio": None}
+
+
+def run_bounded(argv: Sequence[str], env: Dict[str, str], cwd: str, timeout: float = 600,
+                input: Optional[str] = None, capture: bool = False) -> subprocess.CompletedProcess:
+    """Run a command to its end, killed (its own process group, by PID) after `timeout`.
+
+    Not subprocess.run(timeout=...): with a timeout, Popen.wait polls with
+    sleeps of up to 50 ms, which would quantize every figure to 50 ms steps.
+    Here the wait is a blocking waitpid and a timer thread does the bounding.
+    """
+    pipe = subprocess.PIPE if capture else subprocess.DEVNULL
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None
+                            else subprocess.DEVNULL, stdout=pipe, stderr=pipe, env=env, cwd=cwd,
+                            text=True, start_new_session=True)
+    expired = []
+
+    def kill() -> None:
+        expired.append(True)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        out, err = proc.communicate(input)
+    finally:
+        timer.cancel()
+    if expired:
+        raise BenchError("%s did not finish within %.0f s" % (" ".join(argv)[:200], timeout))
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def time_command(argv: Sequence[str], env: Dict[str, str], cwd: str,
+                 timeout: float = 600) -> float:
+    start = time.perf_counter()
+    run_bounded(argv, env, cwd, timeout)
+    return time.perf_counter() - start
+
+
+def yardstick(env: Dict[str, str], cwd: str, runs: int) -> List[float]:
+    """`python3 -c pass` with the suite's own interpreter: the unit every figure is scaled by."""
+    time_command([PYTHON, "-c", "pass"], env, cwd)  # warm the page cache
+    return [time_command([PYTHON, "-c", "pass"], env, cwd) for _ in range(runs)]
+
+
+def machine() -> Dict[str, object]:
+    mem_kb = 0
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    wq = ""
+    try:
+        wq = subprocess.run([WQ_WORKER, "--version"], capture_output=True, text=True,
+                            timeout=10).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "memory_gb": round(mem_kb / 1048576, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "python_executable": PYTHON, "work_queue": wq,
+            "loadavg_at_start": [round(x, 2) for x in load],
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+# ---------------------------------------------------------------- processes
+
+class Processes:
+    """Processes a scenario started; all ended by PID (their own process group)."""
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self.started: List[subprocess.Popen] = []
+
+    def start(self, argv: Sequence[str], name: str, env: Optional[Dict[str, str]] = None,
+              cwd: Optional[str] = None) -> subprocess.Popen:
+        path = os.path.join(self.logdir, "%s.log" % name)
+        with open(path, "ab") as log:
+            proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, cwd=cwd or self.logdir,
+                                    start_new_session=True)
+        proc.log_path = path  # type: ignore[attr-defined]
+        proc.bench_name = name  # type: ignore[attr-defined]
+        self.started.append(proc)
+        return proc
+
+    @staticmethod
+    def log_of(proc: subprocess.Popen) -> str:
+        try:
+            with open(proc.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
+                return handle.read()
+        except OSError:
+            return ""
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 15) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(10)
+        try:  # whatever the leader left behind in its group (a worker's tasks)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop_all(self) -> None:
+        # Workers first (they hold tasks), then foremen, the master last: it saves its table.
+        for proc in reversed(self.started):
+            self.stop(proc)
+        self.started = []
+
+
+# ---------------------------------------------------------------- targets
+
+WRAPPER = open(os.path.join(REPO, "bin", "awq-command.in")).read() \
+    if os.path.exists(os.path.join(REPO, "bin", "awq-command.in")) else None
+TOOLS = ("condor_submit", "condor_q", "condor_rm", "condor_status")
+
+
+class Target:
+    """How to start a master and run the HTCondor-like commands of one implementation."""
+
+    name = ""
+    supports_queue_n = True          # `queue N` in one condor_submit
+    supports: Dict[str, bool] = {}   # tool -> present
+
+    def __init__(self, root: str):
+        self.root = root
+        self.bindir = os.path.join(root, "bin")
+        os.makedirs(self.bindir, exist_ok=True)
+        self.env = dict(os.environ, USER=getpass.getuser(), TMPDIR=root, LC_ALL="C")
+        self.env["PATH"] = self.bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+
+    def spool_env(self, spool: str) -> Dict[str, str]:
+        return dict(self.env, AWQ_WORKDIR=spool)
+
+    def has(self, tool: str) -> bool:
+        return os.access(os.path.join(self.bindir, tool), os.X_OK)
+
+    def start_master(self, procs: Processes, spool: str, name: str = "master") -> "Master":
+        raise NotImplementedError
+
+    def descriptions(self, executable: str, output: str, count: int, env: str = "",
+                     extra: str = "") -> List[str]:
+        """Submit descriptions for `count` jobs (output may hold {i}, the job's index)."""
+        raise NotImplementedError
+
+
+class Master:
+    def __init__(self, proc: subprocess.Popen, spool: str, port: int,
+                 password: Optional[str]):
+        self.proc = proc
+        self.spool = spool
+        self.port = port
+        self.password = password
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def worker_args(self) -> List[str]:
+        return ["--password", self.password] if self.password else []
+
+
+class Ours(Target):
+    name = "awq"
+
+    def __init__(self, root: str):
+        super().__init__(root)
+        self.env["PYTHONPATH"] = REPO + (":" + os.environ["PYTHONPATH"]
+                                         if os.environ.get("PYTHONPATH") else "")
+        modules = {"condor_submit": "awq.cli.condor_submit", "condor_q": "awq.cli.condor_q",
+                   "condor_rm": "awq.cli.condor_rm", "condor_status": "awq.cli.condor_status"}
+        for tool, module in modules.items():
+            # The same wrapper an install makes (bin/awq-command.in): a fixed interpreter.
+            text = WRAPPER or '#!/bin/bash\nexec "@AWQ_PYTHON@" -m @AWQ_MODULE@ "$@"\n'
+            text = (text.replace("@AWQ_COMMAND@", tool).replace("@AWQ_PYTHONPATH@", REPO)
+                    .replace("@AWQ_PYTHON@", PYTHON).replace("@AWQ_MODULE@", module))
+            write_executable(os.path.join(self.bindir, tool), text)
+
+    def start_master(self, procs: Processes, spool: str, name: str = "master") -> Master:
+        argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", spool, "--port", "0"]
+        proc = procs.start(argv, name, env=self.spool_env(spool), cwd=REPO)
+
+        def port() -> Optional[int]:
+            found = re.findall(r"listening for workers on port (\d+)", procs.log_of(proc))
+            if found:
+                return int(found[-1])
+            if proc.poll() is not None:
+                raise BenchError("the master exited early:\n" + procs.log_of(proc)[-2000:])
+            return None
+        number = int(wait_until(port, 60, "the master's port"))
+        wait_until(lambda: read_stat(spool).get("TIMESTAMP"), 30, "the master's heartbeat")
+        return Master(proc, spool, number, os.path.join(spool, "password"))
+
+    def descriptions(self, executable: str, output: str, count: int, env: str = "",
+                     extra: str = "") -> List[str]:
+        text = "executable = %s\noutput = %s\n" % (executable, output.replace("{i}", "$(Process)"))
+        if env:
+            text += "environment = %s\n" % env.replace("{i}", "$(Process)")
+        return [text + extra + ("queue %d\n" % count if count != 1 else "queue\n")]
+
+
+class Upstream(Target):
+    """The C++ master and bash shims from github.com/dberzano/alien-workqueue, installed in DIR."""
+
+    name = "upstream"
+    supports_queue_n = False
+
+    def __init__(self, root: str, prefix: str):
+        super().__init__(root)
+        self.prefix = os.path.abspath(prefix)
+        for tool in TOOLS:
+            path = os.path.join(self.prefix, "bin", tool)
+            if os.access(path, os.X_OK):
+                os.symlink(path, os.path.join(self.bindir, tool))
+
+    def start_master(self, procs: Processes, spool: str, name: str = "master") -> Master:
+        if not port_is_free(UPSTREAM_PORT):
+            raise BenchError("port %d is taken: upstream's master listens nowhere else"
+                             % UPSTREAM_PORT)
+        os.makedirs(spool, exist_ok=True)
+        argv = [os.path.join(self.prefix, "bin", "alien_work_queue"), "--work-dir", spool]
+        proc = procs.start(argv, name, env=self.spool_env(spool))
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                raise BenchError("upstream's master exited:\n" + procs.log_of(proc)[-2000:])
+            return "listening on port" in procs.log_of(proc)
+        wait_until(listening, 30, "upstream's master")
+        wait_until(lambda: read_stat(spool).get("TIMESTAMP"), 60, "upstream's heartbeat")
+        return Master(proc, spool, UPSTREAM_PORT, None)
+
+    def descriptions(self, executable: str, output: str, count: int, env: str = "",
+                     extra: str = "") -> List[str]:
+        # One job per description (it reads executable, output, environment only), and
+        # the spool file is named after the content's SHA-1: each must differ.
+        result = []
+        for index in range(count):
+            text = "executable = %s\noutput = %s\n" % (executable, output.replace("{i}", str(index)))
+            if env:
+                text += "environment = %s\n" % env.replace("{i}", str(index))
+            result.append(text + extra + "queue\n")
+        return result
+
+
+def make_target(kind: str, root: str, upstream_dir: Optional[str]) -> Target:
+    if kind == "awq":
+        return Ours(os.path.join(root, "awq-tools"))
+    assert upstream_dir
+    return Upstream(os.path.join(root, "upstream-tools"), upstream_dir)
+
+
+# ---------------------------------------------------------------- clusters
+
+class Cluster:
+    """A master and its foremen and workers on loopback, all in one directory."""
+
+    def __init__(self, target: Target, root: str):
+        self.target = target
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+        self.spool = os.path.join(root, "spool")
+        self.procs = Processes(root)
+        self.master: Optional[Master] = None
+        self.foreman_ports: List[int] = []
+        self.workers: List[subprocess.Popen] = []
+        self.env = target.spool_env(self.spool)
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start_master(self) -> Master:
+        self.master = self.target.start_master(self.procs, self.spool)
+        return self.master
+
+    def _dir(self, name: str) -> str:
+        path = os.path.join(self.root, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def start_foreman(self) -> int:
+        assert self.master
+        index = len(self.foreman_ports)
+        port = free_port()
+        name = "foreman%d" % index
+        self.procs.start([WQ_WORKER, "--foreman", "--foreman-port", str(port), "--timeout", "300",
+                          "--workdir", self._dir(name)] + self.master.worker_args()
+                         + ["127.0.0.1", str(self.master.port)], name)
+        self.foreman_ports.append(port)
+        return port
+
+    def start_worker(self, cores: int = 1, manager_port: Optional[int] = None) -> None:
+        assert self.master
+        name = "worker%d" % len(self.workers)
+        proc = self.procs.start([WQ_WORKER, "--cores", str(cores), "--timeout", "300",
+                                 "--workdir", self._dir(name)] + self.master.worker_args()
+                                + ["127.0.0.1", str(manager_port or self.master.port)], name)
+        self.workers.append(proc)
+
+    def submit(self, description: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = run_bounded(["condor_submit"], self.env, self.root, input=description,
+                             capture=True)
+        if check and result.returncode != 0:
+            raise BenchError("condor_submit failed: %s" % result.stderr.strip()[-500:])
+        return result
+
+    def tool(self, argv: Sequence[str], timeout: float = 600) -> subprocess.CompletedProcess:
+        return run_bounded(argv, self.env, self.root, timeout, capture=True)
+
+    def stop(self) -> None:
+        self.procs.stop_all()
+        reap_strays(self.root)
+
+
+def reap_strays(root: str) -> List[int]:
+    """Kill, by PID, any process still working inside our directory (a task a worker left).
+
+    Found by its current directory under `root`, which only what we started can be in.
+    """
+    killed = []
+    prefix = os.path.realpath(root) + os.sep
+    for _ in range(3):
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % entry)
+            except OSError:
+                continue
+            if (cwd + os.sep).startswith(prefix):
+                found.append(int(entry))
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.2)
+    return killed

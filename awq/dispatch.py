@@ -74,7 +74,7 @@ class Dispatcher:
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue; returns how many."""
         started = 0
-        for jid in list(table.with_status(JobStatus.IDLE)):
+        for jid in table.idle_jobs():
             if len(self.tasks) >= self.max_tasks:
                 break
             if jid in self.tasks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from awq import classad, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
@@ -26,6 +26,18 @@ class JobTable:
         self.jobs: Dict[JobId, Job] = {}
         self.max_cluster_id = 0
         self.dirty = False
+        # Idle jobs in submission order: dispatch looks at these on every pass, and a
+        # scan of the whole table there made the master's cost per job grow with the queue.
+        self._idle: Dict[JobId, None] = {}
+
+    def put(self, job: Job) -> None:
+        """Store a job as it is (every write to the table goes through here)."""
+        jid = jobs.job_id(job)
+        self.jobs[jid] = job
+        if job.get("JobStatus") == JobStatus.IDLE:
+            self._idle[jid] = None
+        else:
+            self._idle.pop(jid, None)
 
     # -- reading
 
@@ -39,8 +51,8 @@ class JobTable:
         job = self.jobs.get(jid)
         return job.get("JobStatus") if job is not None else None
 
-    def with_status(self, status: JobStatus) -> Iterator[JobId]:
-        return (jid for jid, job in self.jobs.items() if job.get("JobStatus") == status)
+    def idle_jobs(self) -> List[JobId]:
+        return list(self._idle)
 
     def counts(self) -> Tuple[int, int]:
         """(idle, running), as upstream's stat file has them."""
@@ -64,7 +76,7 @@ class JobTable:
                 continue
             if job.get("JobStatus") == JobStatus.RUNNING:
                 job, requeued = _requeued(job, now), requeued + 1
-            self.jobs[jid] = job
+            self.put(job)
             self.max_cluster_id = max(self.max_cluster_id, jid[0])
         self.dirty = True
         log.info("recovered %d jobs from the snapshot (%d requeued after running)",
@@ -76,7 +88,7 @@ class JobTable:
         jid = jobs.job_id(job)
         if jid in self.jobs:
             return False
-        self.jobs[jid] = job
+        self.put(job)
         self.max_cluster_id = max(self.max_cluster_id, jid[0])
         userlog.write_event(job, userlog.SUBMIT, "Job submitted from host: <127.0.0.1>")
         self.dirty = True
@@ -87,14 +99,14 @@ class JobTable:
         now = time.time()
         finished = [jid for jid, job in self.jobs.items()
                     if job.get("JobStatus") in FINAL_STATES and not _left_in_queue(job, now)]
-        retired = [self.jobs.pop(jid) for jid in finished]
+        retired = [self.jobs.pop(jid) for jid in finished]  # never idle: the index holds none
         if retired:
             self.dirty = True
         return retired
 
     def let_leave(self, jid: JobId) -> None:
         """A finished job kept by LeaveJobInQueue leaves at the next snapshot (condor_rm)."""
-        self.jobs[jid] = dict(self.jobs[jid], LeaveJobInQueue=False)
+        self.put(dict(self.jobs[jid], LeaveJobInQueue=False))
         self.dirty = True
 
     def snapshot(self) -> Dict[str, Any]:
@@ -109,7 +121,7 @@ class JobTable:
             else:
                 job[name] = value
         if job != self.jobs[jid]:
-            self.jobs[jid] = job
+            self.put(job)
             self.dirty = True
 
     # -- transitions
@@ -165,7 +177,7 @@ class JobTable:
         job["LastJobStatus"] = before
         job["JobStatus"] = int(status)  # a plain int: the snapshot holds data, not our classes
         job["EnteredCurrentStatus"] = int(time.time())
-        self.jobs[jid] = job
+        self.put(job)
         self.dirty = True
         # One line per state change: "job 12.0: idle -> held: <why>".
         log.log(logging.WARNING if status == JobStatus.HELD else logging.INFO,

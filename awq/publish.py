@@ -14,7 +14,7 @@ import time
 from typing import Dict
 
 from awq.dispatch import unfit_reason
-from awq.jobs import JobStatus, format_job_id
+from awq.jobs import format_job_id
 from awq.jobtable import JobTable
 from awq.spool import Spool
 from awq.tasks import TaskBackend
@@ -68,7 +68,7 @@ class Publisher:
         """Idle jobs no connected worker can take say so (condor_q -l), and the log warns once."""
         if not stats.get("workers_connected"):
             return
-        for jid in list(self.table.with_status(JobStatus.IDLE)):
+        for jid in self.table.idle_jobs():
             job = self.table.jobs[jid]
             if now - float(job.get("EnteredCurrentStatus") or now) < self.unfit_grace:
                 continue

@@ -444,11 +444,13 @@ class _Requests:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             try:
                 os.write(fd, data)
-                os.fsync(fd)
             finally:
                 os.close(fd)
             wrote = True
         if wrote:
+            # The file's name is the request, made durable by one fsync of the directory
+            # (one per file cost condor_rm -all 17 s on 5,000 jobs); after a crash at worst
+            # the reason text is lost, not the request.
             fsync_dir(directory)
 
     def request_removal(self, ids: Iterable[JobId], reason: str = "") -> None:

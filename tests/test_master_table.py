@@ -68,7 +68,7 @@ def ad(**extra) -> dict:
 def master_with(tmp_path, job: dict) -> Master:
     master = Master(Spool(str(tmp_path / "spool"), create=True), FakeBackend(), owner="u",
                     periodic_interval=0.001)
-    master.table.jobs[jobs.job_id(job)] = job
+    master.table.put(job)
     return master
 
 
@@ -113,7 +113,7 @@ def test_task_map_keeps_both_directions_in_step():
 
 def test_a_finished_task_never_sends_its_job_back_to_idle():
     backend, table = FakeBackend(), JobTable()
-    table.jobs[(1, 0)] = ad()
+    table.put(ad())
     dispatcher = Dispatcher(backend)
     assert dispatcher.submit_idle(table) == 1
     seen = []
@@ -128,7 +128,7 @@ def test_a_finished_task_never_sends_its_job_back_to_idle():
 
 def test_a_task_back_in_the_queue_requeues_its_job():
     backend, table = FakeBackend(), JobTable()
-    table.jobs[(1, 0)] = ad()
+    table.put(ad())
     dispatcher = Dispatcher(backend)
     dispatcher.submit_idle(table)
     backend.states[1] = TaskState.ON_WORKER
@@ -148,8 +148,8 @@ def test_a_job_whose_task_cannot_be_made_is_held_and_others_go_on():
                 raise ValueError("no such file")
             return super().submit(spec)
     table = JobTable()
-    table.jobs[(1, 0)] = ad()
-    table.jobs[(1, 1)] = ad(ProcId=1)
+    table.put(ad())
+    table.put(ad(ProcId=1))
     assert Dispatcher(Refusing()).submit_idle(table) == 1
     assert table.status((1, 0)) == JobStatus.HELD and "no such file" in table.jobs[(1, 0)]["HoldReason"]
     assert table.status((1, 1)) == JobStatus.IDLE
@@ -157,7 +157,7 @@ def test_a_job_whose_task_cannot_be_made_is_held_and_others_go_on():
 
 def test_a_job_whose_expression_blows_up_is_held_and_the_others_go_on(tmp_path, monkeypatch):
     master = master_with(tmp_path, ad(PeriodicHold=classad.Expr("Boom > 1")))
-    master.table.jobs[(1, 1)] = ad(ProcId=1, PeriodicRemove=True)
+    master.table.put(ad(ProcId=1, PeriodicRemove=True))
     real = periodic.periodic_action
 
     def exploding(job, now):
@@ -196,7 +196,7 @@ def test_hold_release_suspend_continue_requests(tmp_path):
 
 def test_leave_in_queue_keeps_a_finished_job_until_condor_rm(tmp_path):
     master = master_with(tmp_path, ad(JobStatus=4, LeaveJobInQueue=classad.Expr("JobStatus == 4")))
-    master.table.jobs[(1, 1)] = ad(ProcId=1, JobStatus=4)
+    master.table.put(ad(ProcId=1, JobStatus=4))
     assert [jobs.job_id(j) for j in master.table.retire_finished()] == [(1, 1)]
     assert (1, 0) in master.table
     requested(master, "rm")
@@ -252,3 +252,17 @@ def test_a_turn_that_raises_is_retried_and_the_master_goes_on(tmp_path, monkeypa
     monkeypatch.setattr("awq.master.time.sleep", lambda s: None)
     assert master.run() == 0
     assert len(calls) >= 2  # the failed turn, then the next one (and the last flush)
+
+
+def test_the_idle_index_follows_every_change():
+    table = JobTable()
+    for proc in range(4):
+        table.add(ad(ProcId=proc))
+    table.mark_running((1, 1))
+    table.hold((1, 2), "x")
+    table.requeue((1, 1), "worker gone")
+    table.remove((1, 3), "rm")
+    assert table.idle_jobs() == [(1, 0), (1, 1)]
+    assert table.idle_jobs() == [jid for jid, j in table.jobs.items() if j["JobStatus"] == 1]
+    table.release((1, 2), "ok")
+    assert sorted(table.idle_jobs()) == [(1, 0), (1, 1), (1, 2)]

@@ -492,7 +492,9 @@ def _compare(op: str, left: Any, right: Any) -> Any:
     elif _is_number(left) and _is_number(right):
         pass
     elif isinstance(left, bool) and _is_number(right) or _is_number(left) and isinstance(right, bool):
-        left, right = int(left), int(right)
+        # Only the boolean becomes a number: 1.5 == true is false, as in HTCondor.
+        left, right = (int(left) if isinstance(left, bool) else left,
+                       int(right) if isinstance(right, bool) else right)
     else:
         return ERROR
     return {"==": left == right, "!=": left != right, "<": left < right,

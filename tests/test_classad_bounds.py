@@ -75,3 +75,11 @@ def test_htcondor_parity_for_nan_and_strcmp(text):
         assert isinstance(ours, float) and ours != ours
     else:
         assert ours == theirs and type(ours) is type(theirs), (ours, theirs)
+
+
+@pytest.mark.parametrize("text", ["1.5 == true", "!((R == B))", "0.5 == false", "2.5 > true",
+                                  "1.0 == true", "true == 1"])
+def test_a_real_compared_with_a_boolean_keeps_its_fraction(text):
+    ad = {"R": 1.5, "B": True}
+    theirs = classad2.ExprTree(text).eval(classad2.ClassAd(ad))
+    assert classad.evaluate(text, ad) is theirs

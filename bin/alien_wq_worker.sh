@@ -1,10 +1,12 @@
 #!/bin/bash
-# alien_wq_worker.sh: run Work Queue foremen and workers for alien-workqueue.
-# Every process is tracked by a PID file under $WQ_WORKDIR/pids; nothing is found by name.
+# alien_wq_worker.sh: run Work Queue foremen, workers and a factory for alien-workqueue.
+# Every process is tracked by a PID file under $WQ_WORKDIR/pids; nothing is found by name,
+# and nothing is signalled unless it is ours and runs what this script started.
 set -u
+umask 077   # WQ_WORKDIR, logs, PID files: for our eyes only
 
 PROG=alien_wq_worker.sh
-SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+SELF=$(cd "$(dirname "$0")" && pwd)/${0##*/}
 
 : "${WQ_MASTER:=127.0.0.1:9094}"
 : "${WQ_FOREMEN:=127.0.0.1}"
@@ -17,8 +19,22 @@ SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 : "${WQ_IDLETIMEOUT:=100}"
 : "${WQ_DEBUG:=}"
 : "${WQ_PASSWORD:=}"
+: "${WQ_INSECURE:=0}"
 : "${WQ_RESTART_DELAY:=30}"
+: "${WQ_BACKOFF_RESET:=60}"
 : "${WQ_WORKER_BIN:=work_queue_worker}"
+: "${WQ_WORKER_CORES:=1}"
+: "${WQ_WORKER_MEMORY:=}"
+: "${WQ_WORKER_DISK:=}"
+: "${WQ_FACTORY_TYPE:=local}"
+: "${WQ_FACTORY_MIN:=1}"
+: "${WQ_FACTORY_MAX:=$WQ_NUM_WORKERS}"
+FACTORY_BIN=work_queue_factory
+
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+WQ_WORKDIR=$(absolute "$WQ_WORKDIR")
+WQ_DRAIN=$(absolute "$WQ_DRAIN")
+export WQ_WORKDIR WQ_DRAIN
 
 usage() {
     cat <<EOF
@@ -26,76 +42,186 @@ Usage: $PROG COMMAND
 
 Commands:
   start-foremen    start WQ_NUM_FOREMEN foremen connected to WQ_MASTER
-  start-workers    start WQ_NUM_WORKERS single-core workers connected to the foremen
+                   (with WQ_NUM_FOREMEN=0: does nothing and says so)
+  start-workers    start WQ_NUM_WORKERS workers connected to the foremen (to WQ_MASTER
+                   if WQ_NUM_FOREMEN=0), one task each (--single-shot), then restarted
+  start-factory    start work_queue_factory -T WQ_FACTORY_TYPE against WQ_MASTER: it keeps
+                   WQ_FACTORY_MIN..WQ_FACTORY_MAX workers following the master's demand;
+                   they connect to WQ_MASTER directly
   stop-foremen     stop the foremen started from this WQ_WORKDIR
   stop-workers     stop the workers started from this WQ_WORKDIR
-  stop             stop both
-  count-foremen    print how many foremen are running
-  count-workers    print how many workers are running
-  status           one line per tracked foreman and worker
+  stop-factory     stop the factory and every worker it started (its process group)
+  stop             stop workers, foremen and factory: TERM to all, up to 10 s, then KILL
+  restart-foremen  stop-foremen, then start-foremen
+  restart-workers  stop-workers, then start-workers
+  count-foremen    print how many foreman loops are running
+  count-workers    print how many worker loops are running
+  status           one line per tracked slot: loop, child, uptime, restarts, managers
   drain            create WQ_DRAIN: loops stop restarting and exit when their process ends
   help             this text
-  (foremen I, workers I: the restart loops, run by start-*)
+  (foremen I, workers I, factory I: the restart loops, run by start-*)
+
+Each slot is a loop that restarts its process after it ends: 1 s after the first
+exit, doubling up to WQ_RESTART_DELAY; a run longer than WQ_BACKOFF_RESET s resets it to 1 s.
 
 Variables (default):
-  WQ_MASTER ($WQ_MASTER)        master host:port the foremen connect to
-  WQ_FOREMEN ($WQ_FOREMEN)       host running the foremen, for workers
-  WQ_NUM_FOREMEN ($WQ_NUM_FOREMEN)          foremen; foreman I listens on WQ_MASTER_BASEPORT+I
-  WQ_NUM_WORKERS (CPUs)        workers, 1 core each, one job each (--single-shot)
-  WQ_MASTER_BASEPORT ($WQ_MASTER_BASEPORT)
-  WQ_WORKDIR (\$HOME/.alien_wq_tmp) scratch space, logs and PID files
+  WQ_MASTER (127.0.0.1:9094)   master host:port the foremen (or workers, factory) connect to
+  WQ_FOREMEN (127.0.0.1)       host running the foremen, for workers
+  WQ_NUM_FOREMEN (2)           foremen; foreman I listens on WQ_MASTER_BASEPORT+I;
+                               0: no foremen, workers connect straight to WQ_MASTER
+  WQ_NUM_WORKERS (CPUs)        workers, one task each (--single-shot)
+  WQ_MASTER_BASEPORT (9080)
+  WQ_WORKER_CORES (1)          --cores of each worker (and factory worker)
+  WQ_WORKER_MEMORY (unset)     --memory of each worker, MB (unset: what the machine has)
+  WQ_WORKER_DISK (unset)       --disk of each worker, MB (unset: what the disk has)
+  WQ_WORKER_BIN (work_queue_worker)  the worker program, also for foremen and factory workers
+  WQ_WORKDIR (\$HOME/.alien_wq_tmp) scratch space, logs, PID files; made 0700; refused if not
+                               yours or writable by group or others
   WQ_DRAIN (\$HOME/.alien_wq_drain)  drain switch; start-* refuses to start while it exists
   WQ_SINGLETASK (0)            1: pass --single-task if this work_queue_worker has it
-  WQ_IDLETIMEOUT (100)         seconds a worker waits for work before it exits
-  WQ_PASSWORD (none)           password file for --password (the master's --password)
-  WQ_RESTART_DELAY (30)        seconds between restarts of a foreman or worker
+  WQ_IDLETIMEOUT (100)         seconds a worker (also a factory's) waits for work before it exits
+  WQ_PASSWORD (unset)          password file for --password (the master's --password);
+                               must be yours and unreadable by group and others;
+                               unset: \${AWQ_WORKDIR:-/tmp/awq}/password, made by the master
+  WQ_INSECURE (0)              1: no password (any host reaching the manager gets the tasks)
+  WQ_RESTART_DELAY (30)        longest wait, in seconds, before a process is restarted
+  WQ_BACKOFF_RESET (60)        a run longer than this many seconds resets the wait to 1 s
+  WQ_FACTORY_TYPE (local)      batch system of start-factory (work_queue_factory -T)
+  WQ_FACTORY_MIN (1)           fewest workers the factory keeps
+  WQ_FACTORY_MAX (WQ_NUM_WORKERS) most workers the factory starts
   WQ_DEBUG (empty)             non-empty: Work Queue debug logs in WQ_WORKDIR/log
+  AWQ_WORKDIR (/tmp/awq)       the master's spool, where its password file is
 Workers get every foreman as a failover list, so a dead foreman strands nobody.
 EOF
 }
 
 die() { echo "$PROG: $*" >&2; exit 1; }
+warn() { echo "$PROG: warning: $*" >&2; }
+log() { printf '%(%F %T)T %s\n' -1 "$*"; }
+now() { printf -v NOW '%(%s)T' -1; }   # NOW := seconds since the epoch, without a fork
 
-pid_file() { echo "$WQ_WORKDIR/pids/$1-$2.pid"; }      # kind (foreman|worker), index
-child_file() { echo "$WQ_WORKDIR/pids/$1-$2.child"; }
-loop_name() { [ "$1" = foreman ] && echo foremen || echo workers; }
+# Per slot (kind foreman|worker|factory, index I): PIDS/KIND-I.pid (the loop), PIDS/KIND-I.child
+# (its current process), STATE/KIND-I ("RESTARTS STARTED_EPOCH" of that process).
+# The helpers below run for every slot, so they are builtins only: no forks.
+PIDS=$WQ_WORKDIR/pids
+STATE=$WQ_WORKDIR/state
+declare -A LOOP=([foreman]=foremen [worker]=workers [factory]=factory)
 
-# True if PID runs a command line containing TEXT (guards against PID reuse).
-pid_runs() {
-    local pid=$1 text=$2
-    [[ $pid =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
-    local cmdline
-    cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ "$cmdline " == *"$text"* ]]
+write_file() {  # path text: atomically (temp file + mv)
+    local tmp="$WQ_WORKDIR/state/.${1##*/}.$$"
+    printf '%s\n' "$2" > "$tmp" && mv -f "$tmp" "$1"
+}
+read_var() { printf -v "$1" ''; read -r "$1" 2>/dev/null < "$2"; }   # VAR := first line of FILE
+
+# ARGS := the command line of PID, if PID is a live process of ours.
+ARGS=()
+our_process() {
+    local pid=$1
+    ARGS=()
+    [[ $pid =~ ^[0-9]+$ ]] && [ -O "/proc/$pid" ] || return 1
+    mapfile -d '' -t ARGS 2>/dev/null < "/proc/$pid/cmdline" || return 1
+    [ ${#ARGS[@]} -gt 0 ]   # a zombie has none
 }
 
-loop_pid() { cat "$(pid_file "$1" "$2")" 2>/dev/null; }
-child_pid() { cat "$(child_file "$1" "$2")" 2>/dev/null; }
-loop_alive() { pid_runs "$(loop_pid "$1" "$2")" "$PROG $(loop_name "$1") $2 "; }
-child_alive() { pid_runs "$(child_pid "$1" "$2")" "work_queue_worker"; }
+# The loop of slot KIND I: ours, "... $SELF foremen I" on its command line, working in WQ_WORKDIR.
+is_loop() {  # pid kind index
+    our_process "$1" || return 1
+    local n=${#ARGS[@]}
+    [ "$n" -ge 3 ] && [ "${ARGS[n-3]}" = "$SELF" ] && [ "${ARGS[n-2]}" = "${LOOP[$2]}" ] &&
+        [ "${ARGS[n-1]}" = "$3" ] && [ "/proc/$1/cwd" -ef "$WQ_WORKDIR" ]
+}
+
+# The child of slot KIND I: ours, running the configured binary (directly or through its
+# #! interpreter), with this slot's own directory $WQ_WORKDIR/KIND-I among its arguments.
+is_child() {  # pid kind index
+    our_process "$1" || return 1
+    local bin=$WQ_WORKER_BIN arg dir="$WQ_WORKDIR/$2-$3"
+    [ "$2" = factory ] && bin=$FACTORY_BIN
+    bin=${bin##*/}
+    [ "${ARGS[0]##*/}" = "$bin" ] || { arg=${ARGS[1]:-}; [ "${arg##*/}" = "$bin" ]; } || return 1
+    for arg in "${ARGS[@]}"; do [ "$arg" = "$dir" ] && return 0; done
+    return 1
+}
+
+loop_alive() { local pid; read_var pid "$PIDS/$1-$2.pid"; is_loop "$pid" "$1" "$2"; }
+child_alive() { local pid; read_var pid "$PIDS/$1-$2.child"; is_child "$pid" "$1" "$2"; }
 
 indexes() {  # the indexes of kind $1 with a PID file
     local f
-    for f in "$WQ_WORKDIR/pids/$1"-*.pid; do
+    for f in "$PIDS/$1"-*.pid; do
         [ -e "$f" ] || continue
         f=${f##*/$1-}
         echo "${f%.pid}"
     done | sort -n
 }
 
+# A directory we keep PID files in must be ours and writable by nobody else.
+check_dir() {
+    local owner mode
+    read -r owner mode < <(stat -L -c '%u %a' -- "$1" 2>/dev/null) || die "cannot read $1"
+    [ "$owner" = "$EUID" ] || die "$1 is not owned by you (owner uid $owner): refusing it"
+    (( 8#$mode & 8#022 )) && die "$1 is writable by group or others (mode $mode): refusing it"
+    return 0
+}
+
+# True if WQ_WORKDIR has PID files to look at (and both directories pass check_dir).
+have_workdir() {
+    [ -d "$WQ_WORKDIR/pids" ] || return 1
+    check_dir "$WQ_WORKDIR"
+    check_dir "$WQ_WORKDIR/pids"
+}
+
+make_workdir() {
+    [ -d "$WQ_WORKDIR" ] || mkdir -p "$WQ_WORKDIR" || die "cannot create $WQ_WORKDIR"
+    check_dir "$WQ_WORKDIR"
+    [ -d "$WQ_WORKDIR/pids" ] || mkdir "$WQ_WORKDIR/pids" || die "cannot create $WQ_WORKDIR/pids"
+    check_dir "$WQ_WORKDIR/pids"
+    mkdir -p "$WQ_WORKDIR/log" "$WQ_WORKDIR/state" || die "cannot create $WQ_WORKDIR/log"
+}
+
+# WQ_PASSWORD := the password file foremen and workers present, checked; empty if insecure.
+resolve_password() {
+    if [ "$WQ_INSECURE" = 1 ]; then
+        [ -z "$WQ_PASSWORD" ] || die "WQ_INSECURE=1 and WQ_PASSWORD exclude each other: unset one"
+        warn "WQ_INSECURE=1: no password; any host that reaches the manager can attach workers and take its tasks"
+        return
+    fi
+    if [ -z "$WQ_PASSWORD" ]; then
+        WQ_PASSWORD=${AWQ_WORKDIR:-/tmp/awq}/password
+        [ -e "$WQ_PASSWORD" ] || die "no password file $WQ_PASSWORD: start the master first" \
+            "(it makes one), or set WQ_PASSWORD=FILE, or WQ_INSECURE=1 to run without a password"
+    fi
+    WQ_PASSWORD=$(absolute "$WQ_PASSWORD")
+    local owner mode
+    read -r owner mode < <(stat -L -c '%u %a' -- "$WQ_PASSWORD" 2>/dev/null) ||
+        die "cannot read the password file $WQ_PASSWORD"
+    [ "$owner" = "$EUID" ] || die "the password file $WQ_PASSWORD is not owned by you: refusing it"
+    (( 8#$mode & 8#077 )) &&
+        die "the password file $WQ_PASSWORD can be read by group or others (mode $mode): chmod 600 it"
+    export WQ_PASSWORD
+}
+
 manager_host() { echo "${WQ_MASTER%:*}"; }
 manager_port() { echo "${WQ_MASTER##*:}"; }
+check_master() {
+    [[ $(manager_port) =~ ^[0-9]+$ && "$WQ_MASTER" == *:* ]] ||
+        die "WQ_MASTER must be host:port, not '$WQ_MASTER'"
+}
+check_number() {  # name value [empty-ok]
+    [[ $2 =~ ^[0-9]+$ ]] || { [ -n "${3:-}" ] && [ -z "$2" ]; } || die "$1 must be a number, not '$2'"
+}
 
 foreman_port() { echo $((WQ_MASTER_BASEPORT + $1)); }
 
 # Every foreman, starting at worker I's own, so load spreads and failover works.
-foremen_list() {
-    local i=$1 n=$WQ_NUM_FOREMEN list="" k j
+foremen_list() {  # LIST := the managers of worker I
+    local i=$1 n=$WQ_NUM_FOREMEN k j
+    LIST=""
+    [ "$n" -eq 0 ] && { LIST=$WQ_MASTER; return; }
     for ((k = 0; k < n; k++)); do
         j=$(( (i - 1 + k) % n + 1 ))
-        list+="${list:+;}$WQ_FOREMEN:$(foreman_port "$j")"
+        LIST+="${LIST:+;}$WQ_FOREMEN:$((WQ_MASTER_BASEPORT + j))"
     done
-    echo "$list"
 }
 
 common_options() {  # kind index
@@ -105,95 +231,170 @@ common_options() {  # kind index
     [ ${#opts[@]} -eq 0 ] || printf '%s\n' "${opts[@]}"
 }
 
+resource_options() {
+    printf '%s\n' --cores "$WQ_WORKER_CORES"
+    [ -z "$WQ_WORKER_MEMORY" ] || printf '%s\n' --memory "$WQ_WORKER_MEMORY"
+    [ -z "$WQ_WORKER_DISK" ] || printf '%s\n' --disk "$WQ_WORKER_DISK"
+}
+
 has_single_task() { "$WQ_WORKER_BIN" --help 2>&1 | grep -q -- --single-task; }
 
 command_for() {  # kind index -> one argument a line
     local kind=$1 i=$2
-    local -a cmd
+    local -a cmd res
     mapfile -t cmd < <(common_options "$kind" "$i")
-    if [ "$kind" = foreman ]; then
+    mapfile -t res < <(resource_options)
+    case $kind in
+    foreman)
         printf '%s\n' "$WQ_WORKER_BIN" --foreman --foreman-port "$(foreman_port "$i")" \
             --workdir "$WQ_WORKDIR/foreman-$i" "${cmd[@]+"${cmd[@]}"}" \
-            "$(manager_host)" "$(manager_port)"
-    else
+            "$(manager_host)" "$(manager_port)" ;;
+    worker)
+        foremen_list "$i"
         [ "$WQ_SINGLETASK" = 1 ] && has_single_task && cmd+=(--single-task)
-        printf '%s\n' "$WQ_WORKER_BIN" --cores 1 --single-shot --idle-timeout "$WQ_IDLETIMEOUT" \
-            --workdir "$WQ_WORKDIR/worker-$i" "${cmd[@]+"${cmd[@]}"}" "$(foremen_list "$i")"
-    fi
+        printf '%s\n' "$WQ_WORKER_BIN" "${res[@]}" --single-shot --idle-timeout "$WQ_IDLETIMEOUT" \
+            --workdir "$WQ_WORKDIR/worker-$i" "${cmd[@]+"${cmd[@]}"}" "$LIST" ;;
+    factory)
+        [ -n "$WQ_PASSWORD" ] && cmd=(--password "$WQ_PASSWORD")
+        [ -n "$WQ_DEBUG" ] && cmd+=(-d all -o "$WQ_WORKDIR/log/factory-$i.debug")
+        [ "$WQ_WORKER_BIN" = work_queue_worker ] ||
+            cmd+=(--worker-binary "$(command -v "$WQ_WORKER_BIN")")
+        printf '%s\n' "$FACTORY_BIN" -T "$WQ_FACTORY_TYPE" --min-workers "$WQ_FACTORY_MIN" \
+            --max-workers "$WQ_FACTORY_MAX" "${res[@]}" --timeout "$WQ_IDLETIMEOUT" \
+            --scratch-dir "$WQ_WORKDIR/factory-$i" --parent-death "${cmd[@]+"${cmd[@]}"}" \
+            "$(manager_host)" "$(manager_port)" ;;
+    esac
 }
 
-# The restart loop of one foreman or worker (run detached by start-*).
+# The restart loop of one slot (run detached by start-*). Its child leads its own process
+# group, so whatever the child starts (a factory's workers) goes with it.
 run_loop() {
-    local kind=$1 i=$2 child="" sleeper=""
+    local kind=$1 i=$2 child="" sleeper="" status started restarts=0 delay=1
     local -a cmd
-    echo $$ > "$(pid_file "$kind" "$i")"
+    have_workdir || die "no $PIDS: use start-${LOOP[$kind]}"
+    cd "$WQ_WORKDIR" && mkdir -p state || die "cannot enter $WQ_WORKDIR"
+    write_file "$PIDS/$kind-$i.pid" $$   # the only writer of this file
     trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
-          if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; wait "$child"; fi
+          if [ -n "$child" ]; then
+              kill -TERM "$child" 2>/dev/null; kill -TERM -- -"$child" 2>/dev/null
+              wait "$child"; kill -KILL -- -"$child" 2>/dev/null
+          fi
           exit 0' TERM INT
+    [ "$WQ_RESTART_DELAY" -lt 1 ] && delay=$WQ_RESTART_DELAY
     while [ ! -e "$WQ_DRAIN" ]; do
         mkdir -p "$WQ_WORKDIR/$kind-$i"
         mapfile -t cmd < <(command_for "$kind" "$i")
-        echo "$(date '+%F %T') starting: ${cmd[*]}"
-        "${cmd[@]}" &
+        log "starting: ${cmd[*]}"
+        setsid "${cmd[@]}" &
         child=$!
-        echo "$child" > "$(child_file "$kind" "$i")"
+        now; started=$NOW
+        write_file "$PIDS/$kind-$i.child" "$child"
+        write_file "$STATE/$kind-$i" "$restarts $started"
         wait "$child"
-        echo "$(date '+%F %T') $kind $i exited with status $?"
+        status=$?
+        kill -KILL -- -"$child" 2>/dev/null   # whatever it left behind in its group
         child=""
+        log "$kind $i exited with status $status"
         [ -e "$WQ_DRAIN" ] && break
-        sleep "$WQ_RESTART_DELAY" &
+        now; [ $((NOW - started)) -gt "$WQ_BACKOFF_RESET" ] && delay=1
+        [ "$delay" -gt "$WQ_RESTART_DELAY" ] && delay=$WQ_RESTART_DELAY
+        log "restarting $kind $i in $delay s"
+        sleep "$delay" &
         sleeper=$!
         wait "$sleeper"
         sleeper=""
+        delay=$((delay * 2))
+        restarts=$((restarts + 1))
     done
-    echo "$(date '+%F %T') drain file $WQ_DRAIN present: $kind $i loop exits"
-    rm -f "$(pid_file "$kind" "$i")" "$(child_file "$kind" "$i")"
+    log "drain file $WQ_DRAIN present: $kind $i loop exits"
+    rm -f "$PIDS/$kind-$i.pid" "$PIDS/$kind-$i.child" "$STATE/$kind-$i"
 }
 
 start() {  # kind count
-    local kind=$1 count=$2 i started=0
+    local kind=$1 count=$2 i started=0 bin pid
+    local -a new=()
     [ -e "$WQ_DRAIN" ] && die "the drain file $WQ_DRAIN exists: remove it to start ${kind}s"
-    [[ $count =~ ^[0-9]+$ ]] || die "the number of ${kind}s must be a number, not '$count'"
-    if [ "$kind" = foreman ]; then
-        [[ $(manager_port) =~ ^[0-9]+$ && "$WQ_MASTER" == *:* ]] ||
-            die "WQ_MASTER must be host:port, not '$WQ_MASTER'"
+    check_number "the number of ${kind}s" "$count"
+    if [ "$kind" = foreman ] && [ "$count" -eq 0 ]; then
+        echo "WQ_NUM_FOREMEN=0: no foremen to start; workers connect straight to $WQ_MASTER"
+        return
+    fi
+    check_number WQ_NUM_FOREMEN "$WQ_NUM_FOREMEN"
+    check_number WQ_RESTART_DELAY "$WQ_RESTART_DELAY"
+    check_number WQ_BACKOFF_RESET "$WQ_BACKOFF_RESET"
+    check_number WQ_WORKER_CORES "$WQ_WORKER_CORES"
+    check_number WQ_WORKER_MEMORY "$WQ_WORKER_MEMORY" empty-ok
+    check_number WQ_WORKER_DISK "$WQ_WORKER_DISK" empty-ok
+    if [ "$kind" != worker ] || [ "$WQ_NUM_FOREMEN" -eq 0 ]; then check_master; fi
+    if [ "$kind" = factory ]; then
+        check_number WQ_FACTORY_MIN "$WQ_FACTORY_MIN"
+        check_number WQ_FACTORY_MAX "$WQ_FACTORY_MAX"
     fi
     if [ "$kind" = worker ] && [ "$WQ_SINGLETASK" = 1 ] && ! has_single_task; then
-        echo "$PROG: warning: this work_queue_worker has no --single-task option; WQ_SINGLETASK ignored" >&2
+        warn "this work_queue_worker has no --single-task option; WQ_SINGLETASK ignored"
     fi
-    command -v "$WQ_WORKER_BIN" >/dev/null || die "$WQ_WORKER_BIN not found: source etc/env.sh first"
-    mkdir -p "$WQ_WORKDIR/pids" "$WQ_WORKDIR/log" || die "cannot create $WQ_WORKDIR"
+    for bin in "$WQ_WORKER_BIN" $([ "$kind" = factory ] && echo "$FACTORY_BIN"); do
+        command -v "$bin" >/dev/null || die "$bin not found: source etc/env.sh first"
+    done
+    resolve_password
+    make_workdir
     for ((i = 1; i <= count; i++)); do
         if loop_alive "$kind" "$i"; then
-            echo "$kind $i already running (PID $(loop_pid "$kind" "$i"))"
+            read_var pid "$PIDS/$kind-$i.pid"
+            echo "$kind $i already running (PID $pid)"
             continue
         fi
-        setsid nohup "$SELF" "$(loop_name "$kind")" "$i" \
+        rm -f "$PIDS/$kind-$i.pid"   # stale; the loop writes its own
+        setsid nohup "$SELF" "${LOOP[$kind]}" "$i" \
             >> "$WQ_WORKDIR/log/$kind-$i.log" 2>&1 < /dev/null &
-        echo $! > "$(pid_file "$kind" "$i")"
+        new+=("$i")
         started=$((started + 1))
+    done
+    local deadline=$((SECONDS + 10))   # until every new loop has written its PID file
+    for i in "${new[@]+"${new[@]}"}"; do
+        while [ ! -s "$PIDS/$kind-$i.pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
     done
     echo "started $started ${kind}(s); logs in $WQ_WORKDIR/log"
 }
 
-stop() {  # kind
-    local kind=$1 i pid child deadline
-    for i in $(indexes "$kind"); do
-        pid=$(loop_pid "$kind" "$i")
-        child=$(child_pid "$kind" "$i")
-        loop_alive "$kind" "$i" && kill -TERM "$pid" 2>/dev/null
-        deadline=$((SECONDS + 10))
-        while { loop_alive "$kind" "$i" || child_alive "$kind" "$i"; } && [ $SECONDS -lt $deadline ]; do
-            sleep 0.1
+# TERM every loop of the given kinds at once, wait for all (10 s at most), KILL what is left.
+stop() {  # kind...
+    local kind i slot pid deadline busy
+    local -a slots=() files=()
+    have_workdir || return 0
+    for kind; do
+        for i in $(indexes "$kind"); do
+            slots+=("$kind $i")
+            files+=("$PIDS/$kind-$i.pid" "$PIDS/$kind-$i.child" "$STATE/$kind-$i")
+            read_var pid "$PIDS/$kind-$i.pid"
+            is_loop "$pid" "$kind" "$i" && kill -TERM "$pid" 2>/dev/null
         done
-        loop_alive "$kind" "$i" && kill -KILL "$pid" 2>/dev/null
-        child_alive "$kind" "$i" && kill -KILL "$child" 2>/dev/null
-        rm -f "$(pid_file "$kind" "$i")" "$(child_file "$kind" "$i")"
     done
+    deadline=$((SECONDS + 10))
+    while [ $SECONDS -lt $deadline ]; do
+        busy=""
+        for slot in "${slots[@]+"${slots[@]}"}"; do
+            # shellcheck disable=SC2086
+            if loop_alive $slot || child_alive $slot; then busy=1; break; fi
+        done
+        [ -n "$busy" ] || break
+        sleep 0.1
+    done
+    if [ -n "$busy" ]; then
+        for slot in "${slots[@]}"; do
+            read -r kind i <<< "$slot"
+            read_var pid "$PIDS/$kind-$i.pid"
+            is_loop "$pid" "$kind" "$i" && kill -KILL "$pid" 2>/dev/null
+            read_var pid "$PIDS/$kind-$i.child"
+            is_child "$pid" "$kind" "$i" && kill -KILL -- -"$pid" "$pid" 2>/dev/null
+        done
+    fi
+    [ ${#files[@]} -eq 0 ] || rm -f "${files[@]}"
 }
 
 count() {
     local n=0 i
+    have_workdir || { echo 0; return; }
     for i in $(indexes "$1"); do
         loop_alive "$1" "$i" && n=$((n + 1))
     done
@@ -201,18 +402,26 @@ count() {
 }
 
 status() {
-    local kind i state target
-    for kind in foreman worker; do
+    local kind i state target loop child up restarts started
+    have_workdir || return 0
+    now
+    for kind in foreman worker factory; do
         for i in $(indexes "$kind"); do
             state=dead
             loop_alive "$kind" "$i" && state=running
-            if [ "$kind" = foreman ]; then
-                target="listens on $(foreman_port "$i"), manager $WQ_MASTER"
-            else
-                target="managers $(foremen_list "$i")"
-            fi
-            printf '%-7s %3s  loop %-7s worker %-7s %-7s %s\n' "$kind" "$i" \
-                "$(loop_pid "$kind" "$i")" "$(child_pid "$kind" "$i" || true)" "$state" "$target"
+            case $kind in
+                foreman) target="listens on $((WQ_MASTER_BASEPORT + i)), manager $WQ_MASTER" ;;
+                worker) foremen_list "$i"; target="managers $LIST" ;;
+                factory) target="-T $WQ_FACTORY_TYPE, manager $WQ_MASTER" ;;
+            esac
+            read_var loop "$PIDS/$kind-$i.pid"
+            read_var child "$PIDS/$kind-$i.child"
+            restarts=0 started=""
+            read -r restarts started 2>/dev/null < "$STATE/$kind-$i"
+            up=-
+            if child_alive "$kind" "$i"; then up=$((NOW - ${started:-NOW}))s; else child="${child:+$child(gone)}"; fi
+            printf '%-7s %3s  loop %-7s %-7s  child %-13s up %-6s restarts %-3s %s\n' "$kind" "$i" \
+                "$loop" "$state" "${child:--}" "$up" "${restarts:-0}" "$target"
         done
     done
 }
@@ -220,16 +429,22 @@ status() {
 case "${1:-}" in
     start-foremen) start foreman "$WQ_NUM_FOREMEN" ;;
     start-workers) start worker "$WQ_NUM_WORKERS" ;;
+    start-factory) start factory 1 ;;
     stop-foremen) stop foreman ;;
     stop-workers) stop worker ;;
-    stop) stop worker; stop foreman ;;
+    stop-factory) stop factory ;;
+    stop) stop worker foreman factory ;;
+    restart-foremen) stop foreman; start foreman "$WQ_NUM_FOREMEN" ;;
+    restart-workers) stop worker; start worker "$WQ_NUM_WORKERS" ;;
     count-foremen) count foreman ;;
     count-workers) count worker ;;
     status) status ;;
     drain) mkdir -p "$(dirname "$WQ_DRAIN")" && touch "$WQ_DRAIN" &&
            echo "drain file $WQ_DRAIN created: foremen and workers exit after their current run" ;;
-    foremen) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: $PROG foremen INDEX"; run_loop foreman "$2" ;;
-    workers) [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: $PROG workers INDEX"; run_loop worker "$2" ;;
+    foremen|workers|factory)
+        [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: $PROG $1 INDEX"
+        case $1 in foremen) run_loop foreman "$2" ;; workers) run_loop worker "$2" ;;
+                   factory) run_loop factory "$2" ;; esac ;;
     help | -h | --help) usage ;;
     "") usage >&2; exit 1 ;;
     *) echo "$PROG: unknown command '$1'" >&2; usage >&2; exit 1 ;;

@@ -1,0 +1,239 @@
+"""Issue 7: the released HTCondor clients, unchanged, against a live master and real workers.
+
+Each test imports the client (Parsl's CondorProvider, cobald-tardis' HTCondorAdapter,
+law's HTCondorJobManager, dask-jobqueue's HTCondorCluster) and drives its own code:
+the client builds its own command lines and parses our answers with its own
+parser. Our commands are first on PATH through small wrappers, so what the
+client runs is `condor_submit` etc. exactly as it would on an HTCondor site.
+A client that is not installed is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import PYTHON, REPO, wait_until
+
+TOOLS = ("condor_submit", "condor_q", "condor_rm", "condor_status", "condor_history",
+         "condor_hold", "condor_release", "condor_suspend", "condor_continue", "condor_version")
+
+
+@pytest.fixture
+def condor_path(tmp_path, workdir, monkeypatch):
+    """A bin directory with our condor_* first on PATH, bound to this test's spool."""
+    bindir = tmp_path / "condor-bin"
+    bindir.mkdir()
+    for name in TOOLS:
+        wrapper = bindir / name
+        wrapper.write_text('#!/bin/sh\nPYTHONPATH="%s" AWQ_WORKDIR="%s" exec "%s" -m awq.cli.%s "$@"\n'
+                           % (REPO, workdir, PYTHON, name))
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin")))
+    monkeypatch.delenv("AWQ_WORKDIR", raising=False)
+    return str(bindir)
+
+
+def queue_ids(workdir: str) -> set:
+    """The job ids condor_q lists, for the assertions that a cancelled job is gone."""
+    out = subprocess.run([PYTHON, "-m", "awq.cli.condor_q", "-af:j", "JobStatus"],
+                         capture_output=True, text=True, check=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=REPO, AWQ_WORKDIR=workdir))
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+# --------------------------------------------------------------------------- Parsl
+
+
+def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker):
+    from parsl.jobs.states import JobState
+    from parsl.providers import CondorProvider
+
+    master = start_master()
+    start_worker(master.port, cores=2)
+    scripts = tmp_path / "parsl-scripts"
+    scripts.mkdir()
+    provider = CondorProvider(init_blocks=0, max_blocks=2, cmd_timeout=60)
+    provider.script_dir = str(scripts)
+
+    short = provider.submit("echo parsl block ran on $JOBNAME", 1, job_name="short")
+    long = provider.submit("sleep 300", 1, job_name="long")
+    assert short.endswith(".0") and long.endswith(".0"), (short, long)
+
+    def state(job_id):
+        return provider.status([job_id])[0].state
+    wait_until(lambda: state(long) == JobState.RUNNING, 60, 0.2, what="the long block running")
+    wait_until(lambda: state(short) == JobState.COMPLETED, 60, 0.2,
+               what="the short block completed (kept by leave_in_queue)")
+    outputs = [p for p in scripts.iterdir() if p.name.endswith(".stdout")
+               and "short" in p.name]
+    assert len(outputs) == 1
+    assert outputs[0].read_text().startswith("parsl block ran on parsl.short.")
+
+    assert provider.cancel([long]) == [True]
+    assert state(long) == JobState.CANCELLED
+    wait_until(lambda: long not in queue_ids(master.workdir), 30, 0.2,
+               what="the cancelled block gone from condor_q")
+    assert provider.cancel([short]) == [True]
+    wait_until(lambda: queue_ids(master.workdir) == set(), 30, 0.2, what="an empty queue")
+
+
+# --------------------------------------------------------------------------- TARDIS
+
+
+def tardis_adapter(tmp_path, jdl_body: str):
+    from tardis.adapters.sites.htcondor import HTCondorAdapter
+    from tardis.configuration.configuration import Configuration
+
+    jdl = tmp_path / "drone.jdl"
+    jdl.write_text(jdl_body)
+    Configuration().update_config({
+        "Sites": [{"name": "AwqSite", "adapter": "HTCondor", "quota": 2}],
+        "AwqSite": {
+            "MachineTypes": ["pilot"],
+            "MachineTypeConfiguration": {"pilot": {"jdl": str(jdl)}},
+            "MachineMetaData": {"pilot": {"Cores": 1, "Memory": 1, "Disk": 1}},
+            "bulk_size": 10,
+            "bulk_delay": 0.05,
+        },
+    })
+    return HTCondorAdapter(machine_type="pilot", site_name="AwqSite")
+
+
+def test_tardis_htcondor_adapter(tmp_path, condor_path, start_master, start_worker):
+    from tardis.interfaces.siteadapter import ResourceStatus
+    from tardis.utilities.attributedict import AttributeDict
+
+    master = start_master()
+    start_worker(master.port, cores=2)
+    drone = tmp_path / "drone.sh"
+    drone.write_text("#!/bin/sh\necho \"drone $TardisDroneUuid $*\"\n"
+                     "[ \"$TardisDroneUuid\" = long-drone ] && exec sleep 300\nexit 0\n")
+    drone.chmod(0o755)
+    adapter = tardis_adapter(tmp_path, (
+        "executable = %s\narguments = ${Arguments}\n"
+        "output = %s/$(Cluster).$(Process).out\nerror = %s/$(Cluster).$(Process).err\n"
+        "log = %s/drones.log\nenvironment = ${Environment}\n"
+        "request_cpus = ${Cores}\nrequest_memory = ${Memory}\nrequest_disk = ${Disk}\n")
+        % (drone, tmp_path, tmp_path, tmp_path))
+    mapping = AttributeDict(Cores=1, Memory=1024, Disk=1024 * 1024)
+
+    async def scenario():
+        def attrs(uuid):
+            return AttributeDict(drone_uuid=uuid, obs_machine_meta_data_translation_mapping=mapping)
+        long, short = await asyncio.gather(adapter.deploy_resource(attrs("long-drone")),
+                                           adapter.deploy_resource(attrs("short-drone")))
+        assert long.resource_status == ResourceStatus.Booting
+
+        async def status(resource):
+            return (await adapter.resource_status(resource)).resource_status
+
+        async def until(resource, wanted, what):
+            deadline = time.monotonic() + 60
+            while await status(resource) != wanted:
+                assert time.monotonic() < deadline, "timed out waiting for " + what
+                await asyncio.sleep(0.2)
+
+        await until(long, ResourceStatus.Running, "the long drone running")
+        await until(short, ResourceStatus.Deleted, "the short drone done and gone")
+        out = tmp_path / ("%s.out" % short.remote_resource_uuid)
+        assert out.read_text() == "drone short-drone --cores=1 --memory=1024 --disk=1048576 " \
+            "--uuid=short-drone\n"
+        await adapter.stop_resource(long)
+        await until(long, ResourceStatus.Stopped, "the long drone suspended")
+        await adapter.terminate_resource(long)
+        await until(long, ResourceStatus.Deleted, "the long drone gone")
+        return long.remote_resource_uuid
+
+    long_id = asyncio.run(asyncio.wait_for(scenario(), 150))
+    assert long_id not in queue_ids(master.workdir)
+
+
+# --------------------------------------------------------------------------- law
+
+
+def test_law_htcondor_job_manager(tmp_path, condor_path, start_master, start_worker):
+    import law
+    law.contrib.load("htcondor")
+    from law.contrib.htcondor import HTCondorJobFileFactory, HTCondorJobManager
+
+    master = start_master()
+    start_worker(master.port, cores=2)
+    job = tmp_path / "law_job.sh"
+    job.write_text("#!/bin/sh\necho \"law job $1\"\n[ \"$1\" = long ] && exec sleep 300\n"
+                   "exit 0\n")
+    job.chmod(0o755)
+    manager = HTCondorJobManager()
+    assert manager.htcondor_version and manager.htcondor_ge_v833
+
+    def job_file(name):
+        factory = HTCondorJobFileFactory(dir=str(tmp_path / ("law-" + name)), mkdtemp=False,
+                                         cleanup=False)
+        return factory.create(executable=str(job), arguments=[name], postfix="_" + name)
+
+    short_file = job_file("short")
+    long_file = job_file("long")
+    short_id = manager.submit(short_file["job"])
+    long_id = manager.submit(long_file["job"])
+
+    wait_until(lambda: manager.query(long_id)["status"] == manager.RUNNING, 60, 0.2,
+               what="the long law job running")
+    # The short one finishes and leaves the queue: law finds it with condor_history.
+    wait_until(lambda: manager.query(short_id)["status"] == manager.FINISHED, 60, 0.2,
+               what="the short law job finished (through condor_history)")
+    done = manager.query(short_id)
+    assert done["code"] == 0 and done["error"] is None, done
+    out = os.path.join(os.path.dirname(short_file["job"]), "stdout_short.txt")
+    assert open(out).read() == "law job short\n"
+
+    manager.cancel(long_id)
+    wait_until(lambda: long_id not in queue_ids(master.workdir), 30, 0.2,
+               what="the cancelled law job gone from condor_q")
+    gone = manager.query(long_id)
+    assert gone["status"] == manager.FAILED, gone
+
+
+# --------------------------------------------------------------------------- dask-jobqueue
+
+
+def test_dask_jobqueue_htcondor_cluster(tmp_path, condor_path, start_master, start_worker):
+    from dask.distributed import Client
+    from dask_jobqueue import HTCondorCluster
+
+    master = start_master()
+    start_worker(master.port, cores=2)
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+
+    async def scenario():
+        async with HTCondorCluster(
+                cores=1, memory="512MB", disk="256MB", processes=1, python=sys.executable,
+                log_directory=str(logs), asynchronous=True,
+                scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+                worker_extra_args=["--host", "127.0.0.1", "--no-nanny"],
+                submit_command_extra=["-verbose"]) as cluster:
+            script = cluster.job_script()
+            assert "MY.JobId = \"$(ClusterId).$(ProcId)\"" in script
+            cluster.scale(1)
+            async with Client(cluster, asynchronous=True) as client:
+                await asyncio.wait_for(client.wait_for_workers(1), 90)
+                answer = await client.submit(lambda x: x * 7, 6)
+                assert answer == 42
+                job_ids = [job.job_id for job in cluster.workers.values()]
+                assert len(job_ids) == 1 and job_ids[0].endswith(".0")
+        return job_ids[0]
+
+    job_id = asyncio.run(asyncio.wait_for(scenario(), 150))
+    # close() ran condor_rm on the worker's job: it leaves the queue.
+    wait_until(lambda: job_id not in queue_ids(master.workdir), 30, 0.2,
+               what="the dask worker's job gone after close")
+    out = logs / ("worker-%s.out" % job_id)
+    err = logs / ("worker-%s.err" % job_id)
+    assert out.exists() and err.exists()
+    assert "Starting Worker" in out.read_text() + err.read_text()

@@ -74,7 +74,10 @@ def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker
     outputs = [p for p in scripts.iterdir() if p.name.endswith(".stdout")
                and "short" in p.name]
     assert len(outputs) == 1
-    assert outputs[0].read_text().startswith("parsl block ran on parsl.short.")
+    # SingleNodeLauncher's own lines around the command's; JOBNAME came through `environment`.
+    lines = outputs[0].read_text().splitlines()
+    assert lines[-1] == "All workers done" and \
+        lines[-2] == "parsl block ran on " + outputs[0].name[:-len(".stdout")], lines
 
     assert provider.cancel([long]) == [True]
     assert state(long) == JobState.CANCELLED
@@ -118,7 +121,8 @@ def test_tardis_htcondor_adapter(tmp_path, condor_path, start_master, start_work
     drone.chmod(0o755)
     adapter = tardis_adapter(tmp_path, (
         "executable = %s\narguments = ${Arguments}\n"
-        "output = %s/$(Cluster).$(Process).out\nerror = %s/$(Cluster).$(Process).err\n"
+        # The JDL is a string.Template for TARDIS: $$ is a literal $.
+        "output = %s/$$(Cluster).$$(Process).out\nerror = %s/$$(Cluster).$$(Process).err\n"
         "log = %s/drones.log\nenvironment = ${Environment}\n"
         "request_cpus = ${Cores}\nrequest_memory = ${Memory}\nrequest_disk = ${Disk}\n")
         % (drone, tmp_path, tmp_path, tmp_path))
@@ -127,9 +131,11 @@ def test_tardis_htcondor_adapter(tmp_path, condor_path, start_master, start_work
     async def scenario():
         def attrs(uuid):
             return AttributeDict(drone_uuid=uuid, obs_machine_meta_data_translation_mapping=mapping)
+        # One bulk call: a single `condor_submit -verbose -maxjobs 2` with two queue statements.
         long, short = await asyncio.gather(adapter.deploy_resource(attrs("long-drone")),
                                            adapter.deploy_resource(attrs("short-drone")))
-        assert long.resource_status == ResourceStatus.Booting
+        assert long.remote_resource_uuid.split(".")[1] == "0"
+        assert short.remote_resource_uuid == long.remote_resource_uuid[:-1] + "1"
 
         async def status(resource):
             return (await adapter.resource_status(resource)).resource_status

@@ -114,6 +114,22 @@ def test_queue_n_and_item_lists_number_processes():
     assert [jobs.argv_of(j) for j in job_list] == [["0", "a"], ["1", "a"], ["2", "b"], ["3", "b"]]
 
 
+def test_a_multi_line_item_list_and_loop_variables_that_are_submit_commands():
+    # law's grouped submission; the same shape as HTCondor's manual (`queue input,arguments from`).
+    job_list = build("executable = /bin/true\noutput = out$(law_job_postfix).txt\n"
+                     "arguments = ignored\nqueue law_job_postfix, arguments from (\n"
+                     "    _1, _1 ''\n  # a comment\n\n    _2, -a, b  c\n)\n"
+                     "arguments = after\nqueue\n")
+    assert [jobs.argv_of(j) for j in job_list] == [["_1", "''"], ["-a,", "b", "c"], ["after"]]
+    assert [j["Out"].rsplit("/", 1)[1] for j in job_list] == ["out_1.txt", "out_2.txt", "out.txt"]
+    assert "law_job_postfix" not in job_list[0]
+
+
+def test_an_item_list_without_its_closing_parenthesis_is_an_error():
+    with pytest.raises(SubmitError, match="no closing parenthesis"):
+        build("executable = /bin/true\nqueue a from (\n  x\n  y\n")
+
+
 def test_settings_after_a_queue_apply_to_later_queues():
     job_list = build("executable = /bin/true\narguments = first\nqueue\narguments = second\nqueue 2\n")
     assert [jobs.argv_of(j) for j in job_list] == [["first"], ["second"], ["second"]]

@@ -172,37 +172,43 @@ def test_law_htcondor_job_manager(tmp_path, condor_path, start_master, start_wor
     master = start_master()
     start_worker(master.port, cores=2)
     job = tmp_path / "law_job.sh"
-    job.write_text("#!/bin/sh\necho \"law job $1\"\n[ \"$1\" = long ] && exec sleep 300\n"
-                   "exit 0\n")
+    # law's grouped submission passes the job's postfix (and a log name) as arguments.
+    job.write_text("#!/bin/sh\necho \"law job $1 of $LAW_HTCONDOR_JOB_CLUSTER."
+                   "$LAW_HTCONDOR_JOB_PROCESS\"\n"
+                   "case \"$1\" in *long) exec sleep 300;; esac\nexit 0\n")
     job.chmod(0o755)
     manager = HTCondorJobManager()
-    assert manager.htcondor_version and manager.htcondor_ge_v833
+    assert manager.htcondor_version and manager.htcondor_ge_v833  # from our condor_version
+    assert manager.job_grouping_submit  # law's default: one file, `queue ... from (` items
 
-    def job_file(name):
-        factory = HTCondorJobFileFactory(dir=str(tmp_path / ("law-" + name)), mkdtemp=False,
-                                         cleanup=False)
-        return factory.create(executable=str(job), arguments=[name], postfix="_" + name)
+    factory = HTCondorJobFileFactory(dir=str(tmp_path / "law"), mkdtemp=False, cleanup=False)
+    job_file, config = factory.create(grouped_submission=True, executable=str(job),
+                                      arguments=["first", "second"], postfix=["_short", "_long"])
+    short_id, long_id = manager.submit(job_file, job_files=[job_file])
+    assert long_id == short_id[:-1] + "1"
 
-    short_file = job_file("short")
-    long_file = job_file("long")
-    short_id = manager.submit(short_file["job"])
-    long_id = manager.submit(long_file["job"])
-
-    wait_until(lambda: manager.query(long_id)["status"] == manager.RUNNING, 60, 0.2,
+    def status(job_id):
+        return manager.query(job_id)["status"]
+    wait_until(lambda: status(long_id) == manager.RUNNING, 60, 0.2,
                what="the long law job running")
-    # The short one finishes and leaves the queue: law finds it with condor_history.
-    wait_until(lambda: manager.query(short_id)["status"] == manager.FINISHED, 60, 0.2,
+    # The short one finishes and leaves the queue: law finds it through condor_history.
+    wait_until(lambda: status(short_id) == manager.FINISHED, 60, 0.2,
                what="the short law job finished (through condor_history)")
     done = manager.query(short_id)
     assert done["code"] == 0 and done["error"] is None, done
-    out = os.path.join(os.path.dirname(short_file["job"]), "stdout_short.txt")
-    assert open(out).read() == "law job short\n"
+    both = manager.query([short_id, long_id])
+    assert (both[short_id]["status"], both[long_id]["status"]) == \
+        (manager.FINISHED, manager.RUNNING)
+    out = tmp_path / "law" / "stdout_short.txt"
+    assert out.read_text() == "law job _short of %s\n" % short_id
 
     manager.cancel(long_id)
     wait_until(lambda: long_id not in queue_ids(master.workdir), 30, 0.2,
                what="the cancelled law job gone from condor_q")
-    gone = manager.query(long_id)
-    assert gone["status"] == manager.FAILED, gone
+    removed = manager.query(long_id)
+    # Status 3 in condor_history: law calls it failed, with our RemoveReason as the error.
+    assert removed["status"] == manager.FAILED and removed["error"].startswith("via condor_rm"), \
+        removed
 
 
 # --------------------------------------------------------------------------- dask-jobqueue

@@ -214,6 +214,13 @@ def test_law_htcondor_job_manager(tmp_path, condor_path, start_master, start_wor
 # --------------------------------------------------------------------------- dask-jobqueue
 
 
+def history(workdir: str, job_id: str, *attrs: str) -> list:
+    out = subprocess.run([PYTHON, "-m", "awq.cli.condor_history", job_id, "-af"] + list(attrs),
+                         capture_output=True, text=True, check=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=REPO, AWQ_WORKDIR=workdir))
+    return out.stdout.split()
+
+
 def test_dask_jobqueue_htcondor_cluster(tmp_path, condor_path, start_master, start_worker):
     from dask.distributed import Client
     from dask_jobqueue import HTCondorCluster
@@ -228,24 +235,39 @@ def test_dask_jobqueue_htcondor_cluster(tmp_path, condor_path, start_master, sta
                 cores=1, memory="512MB", disk="256MB", processes=1, python=sys.executable,
                 log_directory=str(logs), asynchronous=True,
                 scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
-                worker_extra_args=["--host", "127.0.0.1", "--no-nanny"],
-                submit_command_extra=["-verbose"]) as cluster:
-            script = cluster.job_script()
-            assert "MY.JobId = \"$(ClusterId).$(ProcId)\"" in script
-            cluster.scale(1)
+                worker_extra_args=["--host", "127.0.0.1", "--no-nanny"]) as cluster:
+            assert "MY.JobId = \"$(ClusterId).$(ProcId)\"" in cluster.job_script()
             async with Client(cluster, asynchronous=True) as client:
+                # First worker: its job runs, computes, and ends when the worker is retired.
+                await cluster.scale(1)
                 await asyncio.wait_for(client.wait_for_workers(1), 90)
-                answer = await client.submit(lambda x: x * 7, 6)
-                assert answer == 42
-                job_ids = [job.job_id for job in cluster.workers.values()]
-                assert len(job_ids) == 1 and job_ids[0].endswith(".0")
-        return job_ids[0]
+                assert await client.submit(lambda x: x * 7, 6) == 42
+                # It runs in a Work Queue sandbox (a worker holding no data can be retired).
+                where = list((await client.run(os.getcwd)).values())
+                assert len(where) == 1 and where[0].startswith(str(tmp_path / "worker1")), where
+                first = next(iter(cluster.workers.values())).job_id
+                deadline = time.monotonic() + 60
+                # dask keeps a worker that still holds a result; it is released soon after.
+                while not await client.retire_workers(close_workers=True):
+                    assert time.monotonic() < deadline, "dask never retired the first worker"
+                    await asyncio.sleep(0.2)
+                while history(master.workdir, first, "JobStatus", "ExitCode") != ["4", "0"]:
+                    assert time.monotonic() < deadline, "the retired worker's job never completed"
+                    await asyncio.sleep(0.2)
+                # Second worker: running when the cluster closes, so close() runs condor_rm.
+                await cluster.scale(2)
+                await asyncio.wait_for(client.wait_for_workers(1), 90)
+                second = [job.job_id for job in cluster.workers.values() if job.job_id != first]
+                assert len(second) == 1 and second[0] in queue_ids(master.workdir)
+        return first, second[0]
 
-    job_id = asyncio.run(asyncio.wait_for(scenario(), 150))
-    # close() ran condor_rm on the worker's job: it leaves the queue.
-    wait_until(lambda: job_id not in queue_ids(master.workdir), 30, 0.2,
+    first, second = asyncio.run(asyncio.wait_for(scenario(), 150))
+    assert first.endswith(".0") and second.endswith(".0") and first != second
+    # close() ran condor_rm on the running worker's job: it leaves the queue, removed.
+    wait_until(lambda: second not in queue_ids(master.workdir), 30, 0.2,
                what="the dask worker's job gone after close")
-    out = logs / ("worker-%s.out" % job_id)
-    err = logs / ("worker-%s.err" % job_id)
-    assert out.exists() and err.exists()
-    assert "Starting Worker" in out.read_text() + err.read_text()
+    assert history(master.workdir, second, "JobStatus") == ["3"]
+    # The completed worker's log files, named through $F(MY.JobId).
+    err = (logs / ("worker-%s.err" % first)).read_text()
+    assert "Starting Worker" in err and "Stopping worker" in err, err
+    assert (logs / ("worker-%s.out" % first)).exists()

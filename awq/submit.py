@@ -380,7 +380,7 @@ def _set_attribute(job: Job, lower: str, key: str, value: str, iwd: str) -> None
     elif name == "TransferInput":
         job[name] = ",".join(_absolute(p.strip(), iwd) + ("/" if p.strip().endswith("/") else "")
                              for p in value.split(",") if p.strip())
-    elif name == "TransferExecutable":
+    elif name in ("TransferExecutable", "StreamOut", "StreamErr"):
         job[name] = _boolean(value, key)
     elif name in ("RequestMemory", "RequestDisk"):
         job[name] = _size(value, key, "MB" if name == "RequestMemory" else "KB")

@@ -110,6 +110,7 @@ def tardis_adapter(tmp_path, jdl_body: str):
 
 
 def test_tardis_htcondor_adapter(tmp_path, condor_path, start_master, start_worker):
+    from tardis.exceptions.tardisexceptions import TardisResourceStatusUpdateFailed
     from tardis.interfaces.siteadapter import ResourceStatus
     from tardis.utilities.attributedict import AttributeDict
 
@@ -151,6 +152,10 @@ def test_tardis_htcondor_adapter(tmp_path, condor_path, start_master, start_work
         out = tmp_path / ("%s.out" % short.remote_resource_uuid)
         assert out.read_text() == "drone short-drone --cores=1 --memory=1024 --disk=1048576 " \
             "--uuid=short-drone\n"
+        # A drone that already left: TARDIS's graceful path, from our "Job C.P not found".
+        for gone_call in (adapter.stop_resource, adapter.terminate_resource):
+            with pytest.raises(TardisResourceStatusUpdateFailed):
+                await gone_call(short)
         await adapter.stop_resource(long)
         await until(long, ResourceStatus.Stopped, "the long drone suspended")
         await adapter.terminate_resource(long)

@@ -130,6 +130,12 @@ def test_an_item_list_without_its_closing_parenthesis_is_an_error():
         build("executable = /bin/true\nqueue a from (\n  x\n  y\n")
 
 
+def test_stream_output_and_error_are_booleans():
+    # dask-jobqueue writes `Stream_Output = True`; HTCondor's StreamOut is a boolean.
+    job = one("executable = /bin/true\nStream_Output = True\nstream_error = false\nqueue\n")
+    assert (job["StreamOut"], job["StreamErr"]) == (True, False)
+
+
 def test_settings_after_a_queue_apply_to_later_queues():
     job_list = build("executable = /bin/true\narguments = first\nqueue\narguments = second\nqueue 2\n")
     assert [jobs.argv_of(j) for j in job_list] == [["first"], ["second"], ["second"]]

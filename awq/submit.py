@@ -445,8 +445,12 @@ def _absolute(path: str, base: str) -> str:
 # ---------------------------------------------------------------- arguments
 
 def _split_quoted(text: str, what: str) -> List[str]:
+    # HTCondor undoes the doubled "" of the double-quoted value first, then splits the words:
+    # so "" is a literal " inside '...' too (Parsl's environment writes NAME='it""s').
+    if '"' in text.replace('""', ""):
+        raise SubmitError('a double quote inside %s must be doubled ("")' % what)
     try:
-        return jobs.split_words(text, what, doubled_double_quotes=True)
+        return jobs.split_words(text.replace('""', '"'), what)
     except jobs.WordSyntaxError as err:
         raise SubmitError(str(err))
 

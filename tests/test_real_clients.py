@@ -59,10 +59,14 @@ def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker
     start_worker(master.port, cores=2)
     scripts = tmp_path / "parsl-scripts"
     scripts.mkdir()
-    provider = CondorProvider(init_blocks=0, max_blocks=2, cmd_timeout=60)
+    # Parsl's own options: environment (a quote in a value), worker_init, cores and memory.
+    provider = CondorProvider(init_blocks=0, max_blocks=2, cmd_timeout=60, cores_per_slot=1,
+                              mem_per_slot=0.25, environment={"PARSL_SITE": "awq's"},
+                              worker_init="export PARSL_INIT=done")
     provider.script_dir = str(scripts)
 
-    short = provider.submit("echo parsl block ran on $JOBNAME", 1, job_name="short")
+    short = provider.submit("echo parsl block ran on $JOBNAME at $PARSL_SITE: $PARSL_INIT "
+                            "$PARSL_CORES $PARSL_MEMORY_GB", 1, job_name="short")
     long = provider.submit("sleep 300", 1, job_name="long")
     assert short.endswith(".0") and long.endswith(".0"), (short, long)
 
@@ -77,7 +81,8 @@ def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker
     # SingleNodeLauncher's own lines around the command's; JOBNAME came through `environment`.
     lines = outputs[0].read_text().splitlines()
     assert lines[-1] == "All workers done" and \
-        lines[-2] == "parsl block ran on " + outputs[0].name[:-len(".stdout")], lines
+        lines[-2] == "parsl block ran on %s at awq\"s: done 1 0.25" \
+        % outputs[0].name[:-len(".stdout")], lines  # Parsl turns ' into " on purpose
 
     assert provider.cancel([long]) == [True]
     assert state(long) == JobState.CANCELLED

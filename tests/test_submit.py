@@ -98,6 +98,11 @@ def test_arguments(line, argv):
     ("environment = A=1;B=two words;;C=", {"A": "1", "B": "two words", "C": ""}),
     ("env = \"A='x y' B=2 C='it''s'\"", {"A": "x y", "B": "2", "C": "it's"}),
     ("environment = \"URL=a=b\"", {"URL": "a=b"}),
+    # HTCondor's manual example, and Parsl's quoting of a value with a quote in it:
+    ("environment = \"one=1 two=\"\"2\"\" three='spacey ''quoted'' value'\"",
+     {"one": "1", "two": '"2"', "three": "spacey 'quoted' value"}),
+    ("environment = \"PARSL_SITE='it\"\"s awq' JOBNAME='parsl.x.1'\"",
+     {"PARSL_SITE": 'it"s awq', "JOBNAME": "parsl.x.1"}),
 ])
 def test_environment(line, env):
     assert jobs.environment_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == env
@@ -128,6 +133,13 @@ def test_a_multi_line_item_list_and_loop_variables_that_are_submit_commands():
 def test_an_item_list_without_its_closing_parenthesis_is_an_error():
     with pytest.raises(SubmitError, match="no closing parenthesis"):
         build("executable = /bin/true\nqueue a from (\n  x\n  y\n")
+
+
+def test_a_lone_double_quote_inside_a_new_syntax_value_is_an_error():
+    with pytest.raises(SubmitError, match="must be doubled"):
+        one("executable = /bin/true\nenvironment = \"A='x\"y'\"\nqueue\n")
+    assert jobs.argv_of(one("executable = /bin/true\narguments = \"'a \"\"b\"\"' c\"\nqueue\n")) \
+        == ['a "b"', "c"]
 
 
 def test_stream_output_and_error_are_booleans():

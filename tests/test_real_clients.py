@@ -40,12 +40,12 @@ def condor_path(tmp_path, workdir, monkeypatch):
     return str(bindir)
 
 
-def queue_ids(workdir: str) -> set:
-    """The job ids condor_q lists, for the assertions that a cancelled job is gone."""
+def queue_status(workdir: str) -> dict:
+    """{job id: JobStatus} of what condor_q lists: the test's own look, beside the client's."""
     out = subprocess.run([PYTHON, "-m", "awq.cli.condor_q", "-af:j", "JobStatus"],
                          capture_output=True, text=True, check=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=REPO, AWQ_WORKDIR=workdir))
-    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+    return dict(line.split() for line in out.stdout.splitlines() if line.strip())
 
 
 # --------------------------------------------------------------------------- Parsl
@@ -86,10 +86,10 @@ def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker
 
     assert provider.cancel([long]) == [True]
     assert state(long) == JobState.CANCELLED
-    wait_until(lambda: long not in queue_ids(master.workdir), 30, 0.2,
+    wait_until(lambda: long not in queue_status(master.workdir), 30, 0.2,
                what="the cancelled block gone from condor_q")
     assert provider.cancel([short]) == [True]
-    wait_until(lambda: queue_ids(master.workdir) == set(), 30, 0.2, what="an empty queue")
+    wait_until(lambda: queue_status(master.workdir) == {}, 30, 0.2, what="an empty queue")
 
 
 # --------------------------------------------------------------------------- TARDIS
@@ -168,7 +168,7 @@ def test_tardis_htcondor_adapter(tmp_path, condor_path, start_master, start_work
         return long.remote_resource_uuid
 
     long_id = asyncio.run(asyncio.wait_for(scenario(), 150))
-    assert long_id not in queue_ids(master.workdir)
+    assert long_id not in queue_status(master.workdir)
 
 
 # --------------------------------------------------------------------------- law
@@ -213,7 +213,7 @@ def test_law_htcondor_job_manager(tmp_path, condor_path, start_master, start_wor
     assert out.read_text() == "law job _short of %s\n" % short_id
 
     manager.cancel(long_id)
-    wait_until(lambda: long_id not in queue_ids(master.workdir), 30, 0.2,
+    wait_until(lambda: long_id not in queue_status(master.workdir), 30, 0.2,
                what="the cancelled law job gone from condor_q")
     removed = manager.query(long_id)
     # Status 3 in condor_history: law calls it failed, with our RemoveReason as the error.
@@ -268,13 +268,13 @@ def test_dask_jobqueue_htcondor_cluster(tmp_path, condor_path, start_master, sta
                 await cluster.scale(2)
                 await asyncio.wait_for(client.wait_for_workers(1), 90)
                 second = [job.job_id for job in cluster.workers.values() if job.job_id != first]
-                assert len(second) == 1 and second[0] in queue_ids(master.workdir)
+                assert len(second) == 1 and queue_status(master.workdir)[second[0]] == "2"
         return first, second[0]
 
     first, second = asyncio.run(asyncio.wait_for(scenario(), 150))
     assert first.endswith(".0") and second.endswith(".0") and first != second
     # close() ran condor_rm on the running worker's job: it leaves the queue, removed.
-    wait_until(lambda: second not in queue_ids(master.workdir), 30, 0.2,
+    wait_until(lambda: second not in queue_status(master.workdir), 30, 0.2,
                what="the dask worker's job gone after close")
     assert history(master.workdir, second, "JobStatus") == ["3"]
     # The completed worker's log files, named through $F(MY.JobId).

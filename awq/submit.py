@@ -136,11 +136,35 @@ def _logical_lines(text: str) -> Iterable[Tuple[int, str]]:
 
 
 def _statements(lines: Iterable[Tuple[int, str]]) -> Iterable[Statement]:
+    lines = iter(lines)
     for number, line in lines:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if _OPEN_ITEM_LIST.match(stripped):
+            stripped = _item_list_lines(number, stripped, lines)
         yield _statement(number, stripped)
+
+
+# `queue a, b from (` with its items on the following lines, up to a line `)` (law does this).
+_OPEN_ITEM_LIST = re.compile(r"(?i)^queue\b[^(]*\b(in|from)\s*\([^)]*$")
+
+
+def _item_list_lines(number: int, first: str, lines: Iterable[Tuple[int, str]]) -> str:
+    collected = [first]
+    size = len(first)
+    for _, line in lines:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        collected.append(stripped)
+        size += len(stripped) + 1
+        if size > MAX_LINE:
+            raise SubmitError("line %d: the queue item list is longer than %d characters"
+                              % (number, MAX_LINE))
+        if stripped.endswith(")"):
+            return "\n".join(collected)
+    raise SubmitError("line %d: the queue item list has no closing parenthesis" % number)
 
 
 def _statement(number: int, line: str) -> Statement:
@@ -268,16 +292,27 @@ def build_jobs(desc: SubmitDescription, *, cluster_id: int, cwd: str,
         for item in (queue.items if queue.items is not None else [""]):
             for step in range(queue.count):
                 builtins = _builtins(cluster_id, len(result), step, item, queue.variables)
-                macros = _Macros(settings, builtins, environ)
-                result.append(_job(settings, macros, cluster_id, len(result), cwd, environ,
+                # A loop variable named like a submit command is that command for this job:
+                # `queue input, arguments from (...)` (HTCondor's manual; law submits this way).
+                job_settings = dict(settings)
+                for name in queue.variables if queue.items is not None else []:
+                    if name.lower() in _COMMANDS:
+                        job_settings[name.lower()] = (name, builtins[name.lower()])
+                macros = _Macros(job_settings, builtins, environ)
+                result.append(_job(job_settings, macros, cluster_id, len(result), cwd, environ,
                                    owner, uid, now))
     return result
+
+
+_COMMANDS = set(ATTRIBUTE_NAMES) | EXPRESSION_COMMANDS | INTEGER_COMMANDS | SPECIAL_COMMANDS
 
 
 def _builtins(cluster: int, proc: int, step: int, item: str, variables: List[str]) -> Dict[str, str]:
     values = {"cluster": str(cluster), "clusterid": str(cluster), "process": str(proc),
               "procid": str(proc), "step": str(step), "row": "0", "node": "#pArAlLeLnOdE#"}
-    parts = [p.strip() for p in item.split(",")] if len(variables) > 1 else [item]
+    # Fields are separated by commas and/or white space; the last variable takes the rest.
+    parts = re.split(r"[\s,]+", item.strip(), maxsplit=len(variables) - 1) \
+        if len(variables) > 1 else [item]
     for index, name in enumerate(variables or ["Item"]):
         values[name.lower()] = parts[index] if index < len(parts) else ""
     values.setdefault("item", item)
@@ -345,7 +380,7 @@ def _set_attribute(job: Job, lower: str, key: str, value: str, iwd: str) -> None
     elif name == "TransferInput":
         job[name] = ",".join(_absolute(p.strip(), iwd) + ("/" if p.strip().endswith("/") else "")
                              for p in value.split(",") if p.strip())
-    elif name == "TransferExecutable":
+    elif name in ("TransferExecutable", "StreamOut", "StreamErr"):
         job[name] = _boolean(value, key)
     elif name in ("RequestMemory", "RequestDisk"):
         job[name] = _size(value, key, "MB" if name == "RequestMemory" else "KB")
@@ -410,8 +445,12 @@ def _absolute(path: str, base: str) -> str:
 # ---------------------------------------------------------------- arguments
 
 def _split_quoted(text: str, what: str) -> List[str]:
+    # HTCondor undoes the doubled "" of the double-quoted value first, then splits the words:
+    # so "" is a literal " inside '...' too (Parsl's environment writes NAME='it""s').
+    if '"' in text.replace('""', ""):
+        raise SubmitError('a double quote inside %s must be doubled ("")' % what)
     try:
-        return jobs.split_words(text, what, doubled_double_quotes=True)
+        return jobs.split_words(text.replace('""', '"'), what)
     except jobs.WordSyntaxError as err:
         raise SubmitError(str(err))
 

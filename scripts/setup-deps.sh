@@ -35,5 +35,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
     echo "$want" > "$stamp"
 fi
-.venv/bin/python -c 'import work_queue, pytest, hypothesis, classad2' \
+.venv/bin/python -c 'import work_queue, pytest, hypothesis, classad2, parsl, tardis, law, dask_jobqueue' \
     || { echo "setup-deps: the test environment is incomplete" >&2; exit 1; }

@@ -98,6 +98,11 @@ def test_arguments(line, argv):
     ("environment = A=1;B=two words;;C=", {"A": "1", "B": "two words", "C": ""}),
     ("env = \"A='x y' B=2 C='it''s'\"", {"A": "x y", "B": "2", "C": "it's"}),
     ("environment = \"URL=a=b\"", {"URL": "a=b"}),
+    # HTCondor's manual example, and Parsl's quoting of a value with a quote in it:
+    ("environment = \"one=1 two=\"\"2\"\" three='spacey ''quoted'' value'\"",
+     {"one": "1", "two": '"2"', "three": "spacey 'quoted' value"}),
+    ("environment = \"PARSL_SITE='it\"\"s awq' JOBNAME='parsl.x.1'\"",
+     {"PARSL_SITE": 'it"s awq', "JOBNAME": "parsl.x.1"}),
 ])
 def test_environment(line, env):
     assert jobs.environment_of(one("executable = /bin/true\n%s\nqueue\n" % line)) == env
@@ -112,6 +117,35 @@ def test_getenv_copies_the_submitters_environment_and_submitted_values_win():
 def test_queue_n_and_item_lists_number_processes():
     job_list = build("executable = /bin/true\narguments = $(Process) $(Item)\nqueue 2 in (a, b)\n")
     assert [jobs.argv_of(j) for j in job_list] == [["0", "a"], ["1", "a"], ["2", "b"], ["3", "b"]]
+
+
+def test_a_multi_line_item_list_and_loop_variables_that_are_submit_commands():
+    # law's grouped submission; the same shape as HTCondor's manual (`queue input,arguments from`).
+    job_list = build("executable = /bin/true\noutput = out$(law_job_postfix).txt\n"
+                     "arguments = ignored\nqueue law_job_postfix, arguments from (\n"
+                     "    _1, _1 ''\n  # a comment\n\n    _2, -a, b  c\n)\n"
+                     "arguments = after\nqueue\n")
+    assert [jobs.argv_of(j) for j in job_list] == [["_1", "''"], ["-a,", "b", "c"], ["after"]]
+    assert [j["Out"].rsplit("/", 1)[1] for j in job_list] == ["out_1.txt", "out_2.txt", "out.txt"]
+    assert "law_job_postfix" not in job_list[0]
+
+
+def test_an_item_list_without_its_closing_parenthesis_is_an_error():
+    with pytest.raises(SubmitError, match="no closing parenthesis"):
+        build("executable = /bin/true\nqueue a from (\n  x\n  y\n")
+
+
+def test_a_lone_double_quote_inside_a_new_syntax_value_is_an_error():
+    with pytest.raises(SubmitError, match="must be doubled"):
+        one("executable = /bin/true\nenvironment = \"A='x\"y'\"\nqueue\n")
+    assert jobs.argv_of(one("executable = /bin/true\narguments = \"'a \"\"b\"\"' c\"\nqueue\n")) \
+        == ['a "b"', "c"]
+
+
+def test_stream_output_and_error_are_booleans():
+    # dask-jobqueue writes `Stream_Output = True`; HTCondor's StreamOut is a boolean.
+    job = one("executable = /bin/true\nStream_Output = True\nstream_error = false\nqueue\n")
+    assert (job["StreamOut"], job["StreamErr"]) == (True, False)
 
 
 def test_settings_after_a_queue_apply_to_later_queues():

@@ -633,8 +633,16 @@ def _string_list_member(item: Any, text: Any, delimiters: Any = ", ") -> Any:
     return item in [p for p in parts if p]
 
 
+# A group that repeats something repeated, e.g. (a+)+ or (a|aa)*: Python's re can take
+# exponential time on it, and no budget interrupts re. A job's regexp() with one is ERROR.
+_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*?}]|\|)(?:[^()\\]|\\.)*\)\s*[+*{]")
+MAX_REGEXP_TARGET = 64 * 1024
+
+
 def _regexp(pattern: Any, target: Any, options: Any = "") -> Any:
     if not all(isinstance(v, str) for v in (pattern, target, options)):
+        return ERROR
+    if _NESTED_REPEAT.search(pattern) or len(target) > MAX_REGEXP_TARGET:
         return ERROR
     flags = re.I if "i" in options.lower() else 0
     return re.search(pattern, target, flags) is not None

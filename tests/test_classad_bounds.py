@@ -83,3 +83,14 @@ def test_a_real_compared_with_a_boolean_keeps_its_fraction(text):
     ad = {"R": 1.5, "B": True}
     theirs = classad2.ExprTree(text).eval(classad2.ClassAd(ad))
     assert classad.evaluate(text, ad) is theirs
+
+
+def test_a_catastrophic_regexp_is_an_error_not_a_hung_master():
+    started = time.process_time()
+    assert classad.evaluate('regexp("(a+)+$", "%s!")' % ("a" * 60), {}) is ERROR
+    assert classad.evaluate('regexp("(a|aa)*b", "aaaa")', {}) is ERROR
+    assert time.process_time() - started < 1  # 60 characters would take years
+    # What sites write still works.
+    assert classad.evaluate(r'regexp("^ce[0-9]+\\.cern\\.ch$", "ce12.cern.ch")', {}) is True
+    assert classad.evaluate('regexp("(ab)+", "xabab")', {}) is True
+    assert classad.evaluate('regexp("A(b|c)d", "acd", "i")', {}) is True

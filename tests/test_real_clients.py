@@ -32,8 +32,8 @@ def condor_path(tmp_path, workdir, monkeypatch):
     bindir.mkdir()
     for name in TOOLS:
         wrapper = bindir / name
-        wrapper.write_text('#!/bin/sh\nPYTHONPATH="%s" AWQ_WORKDIR="%s" exec "%s" -m awq.cli.%s "$@"\n'
-                           % (REPO, workdir, PYTHON, name))
+        wrapper.write_text('#!/bin/sh\nPYTHONPATH="%s" AWQ_WORKDIR="%s" exec "%s" -m awq.cli.%s'
+                           ' "$@"\n' % (REPO, workdir, PYTHON, name))
         wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin")))
     monkeypatch.delenv("AWQ_WORKDIR", raising=False)

@@ -8,6 +8,8 @@ umask 077   # WQ_WORKDIR, logs, PID files: for our eyes only
 PROG=alien_wq_worker.sh
 SELF=$(cd "$(dirname "$0")" && pwd)/${0##*/}
 
+# cron and systemd may start us without HOME: bash's ~ then asks the password database.
+: "${HOME:=$(cd ~ 2>/dev/null && pwd || echo /)}"
 : "${WQ_MASTER:=127.0.0.1:9094}"
 : "${WQ_FOREMEN:=127.0.0.1}"
 : "${WQ_NUM_FOREMEN:=2}"

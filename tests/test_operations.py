@@ -370,3 +370,12 @@ def test_every_command_reports_the_same_version():
                                 capture_output=True, text=True, env=product_env(), timeout=60)
         assert result.returncode == 0 and expected in result.stdout, (tool, result)
         assert result.stdout.startswith("$CondorVersion: ") or tool == "alien_work_queue"
+
+
+def test_a_log_file_inside_a_spool_made_on_this_start(procs, workdir):
+    log = os.path.join(workdir, "master.log")
+    master = procs.start([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", workdir,
+                          "--port", "0", "--log-file", log], "master", env=product_env(workdir))
+    wait_until(lambda: os.path.exists(log) and "listening for workers" in open(log).read(), 30,
+               what="the master to log into the spool it made")
+    assert master.poll() is None

@@ -157,9 +157,10 @@ def main(argv: List[str]) -> int:
     options = parse_args(argv)
     if options.status:
         return print_status(Spool(options.work_dir), options.json)
+    # The spool first: a --log-file inside a spool made on this start must find its directory.
+    spool = Spool(options.work_dir, create=True)
     setup_logging(options.log_file, options.debug, options.log_max_mb)
     from awq.workqueue import Backend  # late: --help works without Work Queue
-    spool = Spool(options.work_dir, create=True)
     lock = spool.lock_master()
     password = workers_password(spool, options)
     debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None

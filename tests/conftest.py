@@ -91,6 +91,13 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def write_script(path, body: str) -> str:
+    """An executable /bin/sh script at path (a pathlib.Path) with body; its path as text."""
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
 def product_env(workdir: Optional[str] = None, **extra: str) -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -9,18 +9,11 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import wait_until
+from conftest import wait_until, write_script
 
 TARDIS_SUBMIT = re.compile(r"^\*\* Proc (\d+\.\d+):$", re.M)
 LAW_SUBMIT = re.compile(r"^(\d+) job\(s\) submitted to cluster (\d+)\.$", re.M)
 LAW_BLOCK = re.compile(r"(\w+) \= \"?([^\"\n]*)\"?\n")
-
-
-def script(tmp_path, name: str, body: str) -> str:
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return str(path)
 
 
 def law_blocks(text: str) -> list:
@@ -31,7 +24,7 @@ def law_blocks(text: str) -> list:
 def test_tardis_submit_status_suspend_and_remove(tmp_path, start_master, start_worker, tool):
     master = start_master()
     start_worker(master.port)
-    pilot = script(tmp_path, "drone.sh", "sleep 300\n")
+    pilot = write_script(tmp_path / "drone.sh", "sleep 300\n")
     submitted = tool("condor_submit", "-verbose", "-maxjobs", "1",
                      stdin="executable = %s\nqueue 1\n" % pilot)
     assert submitted.returncode == 0, submitted.stderr
@@ -58,7 +51,7 @@ def test_tardis_submit_status_suspend_and_remove(tmp_path, start_master, start_w
 def test_law_submit_query_and_history(tmp_path, start_master, start_worker, tool):
     master = start_master()
     start_worker(master.port)
-    job = script(tmp_path, "law_job.sh", "echo law ran\nexit 3\n")
+    job = write_script(tmp_path / "law_job.sh", "echo law ran\nexit 3\n")
     (tmp_path / "job.jdl").write_text("executable = %s\noutput = out.txt\nerror = err.txt\n"
                                       "log = log.txt\nqueue\n" % job)
     version = tool("condor_version")
@@ -112,7 +105,7 @@ def test_a_job_status_never_goes_backwards(tmp_path, start_master, start_worker,
     from awq.spool import Spool
     master = start_master()
     start_worker(master.port)
-    job = script(tmp_path, "six.sh", "sleep 3\n")
+    job = write_script(tmp_path / "six.sh", "sleep 3\n")
     cluster = LAW_SUBMIT.search(tool("condor_submit", stdin="executable = %s\nqueue\n"
                                      % job).stdout).group(2)
     seen = []

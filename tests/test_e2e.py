@@ -12,15 +12,9 @@ import urllib.request
 import pytest
 
 from awq.spool import Spool
-from conftest import free_port, product_env, wait_until
+from conftest import free_port, product_env, wait_until, write_script
 
 IDLE_OR_RUNNING = "JobStatus==1 || JobStatus==2"
-
-
-def write_script(path, body: str) -> str:
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return str(path)
 
 
 def submit_ok(tool, description: str, *args: str, cwd=None) -> int:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 
-from conftest import wait_until
+from conftest import wait_until, write_script
 
 
 def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(
         tmp_path, start_master, start_worker, tool):
     master = start_master("--unfit-grace", "1")
     start_worker(master.port, cores=1)
-    pilot = tmp_path / "pilot.sh"
-    pilot.write_text("#!/bin/sh\necho four cores\n")
-    pilot.chmod(0o755)
+    pilot = write_script(tmp_path / "pilot.sh", "echo four cores\n")
     out = tmp_path / "pilot.out"
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nrequest_cpus = 4\nqueue\n"
                 % (pilot, out)).returncode == 0

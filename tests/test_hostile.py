@@ -13,7 +13,7 @@ import time
 import pytest
 
 from awq.spool import Spool
-from conftest import PYTHON, REPO, product_env, wait_until
+from conftest import PYTHON, REPO, product_env, wait_until, write_script
 
 NOBODY = 65534
 
@@ -230,9 +230,7 @@ def test_unauthenticated_worker_gets_no_task(tmp_path, start_master, start_worke
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password\n")
     master = start_master("--password", str(password))
-    job = tmp_path / "pilot.sh"
-    job.write_text("#!/bin/sh\necho pilot ran\n")
-    job.chmod(0o755)
+    job = write_script(tmp_path / "pilot.sh", "echo pilot ran\n")
     out = tmp_path / "pilot.out"
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
                 % (job, out)).returncode == 0
@@ -258,9 +256,7 @@ def test_master_makes_a_private_password_and_a_plain_worker_gets_nothing(tmp_pat
     assert os.stat(password).st_mode & 0o777 == 0o600
     assert "workers authenticate with the password in %s" % password in master.log()
     assert "not encrypted" in master.log()
-    job = tmp_path / "pilot.sh"
-    job.write_text("#!/bin/sh\necho pilot ran\n")
-    job.chmod(0o755)
+    job = write_script(tmp_path / "pilot.sh", "echo pilot ran\n")
     proxy = tmp_path / "proxy"
     proxy.write_text("fake proxy\n")
     proxy.chmod(0o600)
@@ -302,9 +298,7 @@ def test_insecure_master_warns_and_serves_any_worker(tmp_path, start_master, sta
     master = start_master("--insecure")
     assert "--insecure: no password" in master.log()
     assert not os.path.exists(os.path.join(master.workdir, "password"))
-    job = tmp_path / "pilot.sh"
-    job.write_text("#!/bin/sh\necho pilot ran\n")
-    job.chmod(0o755)
+    job = write_script(tmp_path / "pilot.sh", "echo pilot ran\n")
     out = tmp_path / "pilot.out"
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
                 % (job, out)).returncode == 0

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from conftest import free_port, wait_until
+from conftest import free_port, wait_until, write_script
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
 
@@ -42,9 +42,7 @@ def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
                      "verifyPeer = yes\nCAfile = %s\n" % (plain_port, tls_port, pem))
     wait_until(lambda: "Configuration successful" in procs.log_of(client), 30,
                what="the worker-side tunnel to start")
-    pilot = tmp_path / "pilot.sh"
-    pilot.write_text('#!/bin/sh\necho "proxy: $(cat "$X509_USER_PROXY")"\n')
-    pilot.chmod(0o755)
+    pilot = write_script(tmp_path / "pilot.sh", 'echo "proxy: $(cat "$X509_USER_PROXY")"\n')
     proxy = tmp_path / "proxy"
     proxy.write_text("secret-proxy-bytes\n")
     proxy.chmod(0o600)

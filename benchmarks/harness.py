@@ -333,7 +333,9 @@ class Target:
     def has(self, tool: str) -> bool:
         return os.access(os.path.join(self.bindir, tool), os.X_OK)
 
-    def start_master(self, procs: Processes, spool: str, name: str = "master") -> "Master":
+    def start_master(self, procs: Processes, spool: str, name: str = "master",
+                     port: Optional[int] = None) -> "Master":
+        """port: where workers connect; None lets the target pick (ours: a free one)."""
         raise NotImplementedError
 
     def descriptions(self, executable: str, output: str, count: int, env: str = "",
@@ -374,8 +376,11 @@ class Ours(Target):
                     .replace("@AWQ_PYTHON@", PYTHON).replace("@AWQ_MODULE@", module))
             write_executable(os.path.join(self.bindir, tool), text)
 
-    def start_master(self, procs: Processes, spool: str, name: str = "master") -> Master:
-        argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", spool, "--port", "0"]
+    def start_master(self, procs: Processes, spool: str, name: str = "master",
+                     port: Optional[int] = None) -> Master:
+        # A restart passes the port the first master got: workers reconnect to it by themselves.
+        argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", spool, "--port",
+                str(port or 0)]
         proc = procs.start(argv, name, env=self.spool_env(spool), cwd=REPO)
 
         def port() -> Optional[int]:
@@ -411,7 +416,10 @@ class Upstream(Target):
             if os.access(path, os.X_OK):
                 os.symlink(path, os.path.join(self.bindir, tool))
 
-    def start_master(self, procs: Processes, spool: str, name: str = "master") -> Master:
+    def start_master(self, procs: Processes, spool: str, name: str = "master",
+                     port: Optional[int] = None) -> Master:
+        if port not in (None, UPSTREAM_PORT):
+            raise BenchError("upstream's master listens on port %d only" % UPSTREAM_PORT)
         if not port_is_free(UPSTREAM_PORT):
             raise BenchError("port %d is taken: upstream's master listens nowhere else"
                              % UPSTREAM_PORT)
@@ -469,9 +477,26 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start_master(self) -> Master:
-        self.master = self.target.start_master(self.procs, self.spool)
+    def start_master(self, port: Optional[int] = None, name: str = "master") -> Master:
+        self.master = self.target.start_master(self.procs, self.spool, name, port)
         return self.master
+
+    def kill_master(self) -> None:
+        """kill -9 of the master's PID, as a crash or the OOM killer would do it.
+
+        Then, still by that PID (its group cannot be reused while the killed leader is
+        unreaped), whatever the master forked (its spool watcher), and the master is reaped
+        and forgotten: nothing later signals a PID that may belong to someone else by then.
+        """
+        assert self.master
+        proc = self.master.proc
+        os.kill(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(30)
+        self.procs.started.remove(proc)
 
     def _dir(self, name: str) -> str:
         path = os.path.join(self.root, name)
@@ -510,6 +535,48 @@ class Cluster:
     def stop(self) -> None:
         self.procs.stop_all()
         reap_strays(self.root)
+
+
+def live_pilots(marker: str, value: str, cmdline: bytes) -> Dict[str, List[int]]:
+    """Live processes whose command line is `cmdline` and whose environment has marker=value,
+    by the value of their AWQ_BENCH_JOB: job id -> PIDs (each pilot is one process).
+
+    Read from /proc (our own processes' environments), so it sees what really runs, whatever
+    the master believes.
+    """
+    found: Dict[str, List[int]] = {}
+    want = ("%s=%s" % (marker, value)).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if handle.read() != cmdline:
+                    continue
+            with open("/proc/%s/environ" % entry, "rb") as handle:
+                env = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if want not in env:
+            continue
+        for var in env:
+            if var.startswith(b"AWQ_BENCH_JOB="):
+                found.setdefault(var[len(b"AWQ_BENCH_JOB="):].decode(), []).append(int(entry))
+    return found
+
+
+def system_tasks() -> int:
+    """Processes and threads on the whole machine (/proc/loadavg), which pid_max bounds."""
+    with open("/proc/loadavg") as handle:
+        return int(handle.read().split()[3].split("/")[1])
+
+
+def mem_available_mb() -> float:
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
 
 
 def reap_strays(root: str) -> List[int]:

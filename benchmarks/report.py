@@ -14,7 +14,7 @@ TITLES = {
     "burst": "Burst: 10,000 jobs from 4 concurrent submitters",
     "condor_q": "condor_q and condor_status at 10,000 and 100,000 jobs, every client form",
     "throughput": "Throughput: 10,000 x /bin/true through 4 foremen and 8 workers",
-    "scale": "Scale: 5,000 running pilots on 20 workers x 250 cores",
+    "scale": "Scale: kill -9 of the master under 5,000 running pilots, and 10,000 pilots",
     "submit": "condor_submit: one job, and `queue 10000`",
 }
 
@@ -32,18 +32,29 @@ def number(value: Optional[float]) -> str:
     return "%.3f" % value
 
 
+COUNT_UNITS = ("jobs", "pilots")  # whole numbers: "0 jobs", not "0.000 jobs"
+
+
+def _value(fig: Dict, key: str) -> str:
+    value = fig.get(key)
+    if fig.get("unit") in COUNT_UNITS and isinstance(value, (int, float)) \
+            and float(value).is_integer():
+        return "%d" % value
+    return number(value)
+
+
 def median_text(fig: Dict) -> str:
     if fig.get("unsupported"):
         return "n/a"
-    return "%s %s" % (number(fig.get("median")), fig.get("unit", ""))
+    return "%s %s" % (_value(fig, "median"), fig.get("unit", ""))
 
 
 def spread_text(fig: Dict) -> str:
     if fig.get("unsupported") or not fig.get("n"):
         return "-"
-    text = "%s-%s" % (number(fig.get("min")), number(fig.get("max")))
+    text = "%s-%s" % (_value(fig, "min"), _value(fig, "max"))
     if fig.get("n", 0) >= 4:
-        text += " (IQR %s-%s)" % (number(fig.get("q1")), number(fig.get("q3")))
+        text += " (IQR %s-%s)" % (_value(fig, "q1"), _value(fig, "q3"))
     return text
 
 

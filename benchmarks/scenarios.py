@@ -748,14 +748,19 @@ def _fit(wanted: tuple, budget: Dict[str, float]) -> tuple:
     with open("/proc/sys/kernel/pid_max") as handle:
         pid_max = int(handle.read())
     in_use = system_tasks()
+    measured = "tasks_per_pilot" in budget
     per_task = max(1.0, budget.get("tasks_per_pilot", 1.0))
     per_mb = budget.get("mb_per_pilot", 0.0)
     room = int((pid_max - in_use - PID_RESERVE) / per_task)
     if per_mb > 0:
         room = min(room, int((mem_available_mb() - MEM_RESERVE_MB) / per_mb))
-    why = ("pid_max %d, %d processes and threads in use before, %.2f per running pilot "
-           "(measured at the restart step), %.2f MB per pilot, %d kept for the rest of the "
-           "machine: room for %d pilots" % (pid_max, in_use, per_task, per_mb, PID_RESERVE, room))
+    if measured:
+        cost = ("%.2f per running pilot and %.2f MB each (measured at the restart step)"
+                % (per_task, per_mb))
+    else:
+        cost = "1 per running pilot assumed (no restart step measured it)"
+    why = ("pid_max %d, %d processes and threads in use before, %s, %d kept for the rest of "
+           "the machine: room for %d pilots" % (pid_max, in_use, cost, PID_RESERVE, room))
     if room >= n_workers * cores:
         return n_workers, cores, why
     return max(1, room // cores), cores, why

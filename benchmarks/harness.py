@@ -325,6 +325,9 @@ class Target:
         self.bindir = os.path.join(root, "bin")
         os.makedirs(self.bindir, exist_ok=True)
         self.env = dict(os.environ, USER=getpass.getuser(), TMPDIR=root, LC_ALL="C")
+        # As installed: byte-compiled modules (CMake runs compileall), not sources compiled
+        # again by every command because the environment forbids writing __pycache__.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env["PATH"] = self.bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")
 
     def spool_env(self, spool: str) -> Dict[str, str]:
@@ -369,6 +372,8 @@ class Ours(Target):
                                          if os.environ.get("PYTHONPATH") else "")
         modules = {"condor_submit": "awq.cli.condor_submit", "condor_q": "awq.cli.condor_q",
                    "condor_rm": "awq.cli.condor_rm", "condor_status": "awq.cli.condor_status"}
+        subprocess.run([PYTHON, "-m", "compileall", "-q", os.path.join(REPO, "awq")],
+                       check=True, stdout=subprocess.DEVNULL)
         for tool, module in modules.items():
             # The same wrapper an install makes (bin/awq-command.in): a fixed interpreter.
             text = WRAPPER or '#!/bin/bash\nexec "@AWQ_PYTHON@" -m @AWQ_MODULE@ "$@"\n'

@@ -276,10 +276,11 @@ def burst(target: Target, ctx: Context) -> Result:
     rates = [total / t for t in totals]
     figures = [
         figure("%d jobs from %d concurrent submitters: start -> master holds all" % (total, submitters),
-               totals, "s", y, target="<= 5 s (issue 8)" if total == 10000 else None,
-               limit=5.0),
+               totals, "s", y),
         figure("submitters' own time (start -> last condor_submit exits)", submit_times, "s", y),
-        figure("master lag after the last submitter exits", lags, "s", y),
+        # Issue 8's burst target: "all 10,000 in Work Queue <= 5 s after the last submit returns".
+        figure("all in Work Queue after the last condor_submit returns", lags, "s", y,
+               target="<= 5 s (issue 8)" if total == 10000 else None, limit=5.0),
         figure("ingest rate (jobs / end-to-end time)", rates, "jobs/s", y, time_like=False),
         figure("master CPU per job ingested (= s per 1,000 jobs)", cpu_ms, "ms", y),
     ]

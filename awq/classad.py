@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import functools
 import math
-import re
+import operator
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 MAX_DEPTH = 64            # attribute references followed before giving up
 MAX_PARSE_DEPTH = 500     # the parser's frames for one expression: Python's own limit is 1000
@@ -56,6 +59,13 @@ class Expr:
         parse(text)
         self.text = text.strip()
 
+    @classmethod
+    def trusted(cls, text: str) -> "Expr":
+        """An expression this program wrote itself (a snapshot): not parsed again."""
+        expr = cls.__new__(cls)
+        expr.text = text
+        return expr
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expr) and other.text == self.text
 
@@ -71,45 +81,118 @@ class Expr:
 
 # ---------------------------------------------------------------- tokens
 
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<real>(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)
-  | (?P<int>0[xX][0-9a-fA-F]+|\d+)
-  | (?P<str>"(?:[^"\\]|\\.)*")
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
-  | (?P<op>=\?=|=!=|>>>|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%<>!~?:(){},&|^\[\]])
-""", re.X | re.S)
+# The scanner is written out rather than one regular expression: importing and
+# compiling re costs a condor_q call more than evaluating its constraint.
+_OPERATORS = ("=?=", "=!=", ">>>", "<<", ">>", "<=", ">=", "==", "!=", "&&", "||")
+_SINGLE_OPERATORS = frozenset("-+*/%<>!~?:(){},&|^[]")
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_CHARS = _NAME_START | frozenset("0123456789")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "/": "/",
             "b": "\b", "f": "\f"}
 
 
 def _unescape(body: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), body, flags=re.S)
+    """A string literal's body: a backslash and the character after it become one."""
+    if "\\" not in body:
+        return body
+    out, pos = [], 0
+    while True:
+        slash = body.find("\\", pos)
+        if slash < 0 or slash + 1 >= len(body):
+            out.append(body[pos:])
+            return "".join(out)
+        out.append(body[pos:slash])
+        char = body[slash + 1]
+        out.append(_ESCAPES.get(char, char))
+        pos = slash + 2
+
+
+def _digits_end(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isdecimal():
+        pos += 1
+    return pos
+
+
+def _exponent_end(text: str, pos: int) -> int:
+    """End of an exponent (e, sign, digits) starting at pos; pos itself if there is none."""
+    if pos < len(text) and text[pos] in "eE":
+        digits = pos + 2 if text[pos + 1:pos + 2] in ("+", "-") else pos + 1
+        end = _digits_end(text, digits)
+        if end > digits:
+            return end
+    return pos
+
+
+def _number_token(text: str, pos: int) -> Optional[Tuple[int, Tuple[str, Any]]]:
+    """A real or integer literal at pos: (end, token), or None."""
+    digits = _digits_end(text, pos)
+    if text[digits:digits + 1] == "." and (digits > pos or _digits_end(text, pos + 1) > pos + 1):
+        end = _exponent_end(text, _digits_end(text, digits + 1))
+        return end, ("lit", float(text[pos:end]))
+    if digits == pos:
+        return None
+    end = _exponent_end(text, digits)
+    if end > digits:
+        return end, ("lit", float(text[pos:end]))
+    if text[pos] == "0" and digits == pos + 1 and text[digits:digits + 1] in ("x", "X") \
+            and text[digits + 1:digits + 2] in _HEX_DIGITS:
+        end = digits + 1
+        while end < len(text) and text[end] in _HEX_DIGITS:
+            end += 1
+        return end, ("lit", int(text[pos:end], 16))
+    return digits, ("lit", int(text[pos:digits]))
+
+
+def _string_end(text: str, pos: int) -> int:
+    """End of the string literal opening at pos, or -1 if it is not closed."""
+    index = pos + 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+        elif char == '"':
+            return index + 1
+        else:
+            index += 1
+    return -1
 
 
 def _tokenize(text: str) -> List[Tuple[str, Any]]:
-    tokens = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if not match:
-            raise ClassAdError("unexpected character %r at position %d" % (text[pos], pos))
-        pos = match.end()
-        kind = match.lastgroup
-        value = match.group()
-        if kind == "ws":
+    tokens: List[Tuple[str, Any]] = []
+    pos, size = 0, len(text)
+    while pos < size:
+        char = text[pos]
+        if char.isspace():
+            pos += 1
             continue
-        if kind == "int":
-            tokens.append(("lit", int(value, 0) if value.lower().startswith("0x") else int(value)))
-        elif kind == "real":
-            tokens.append(("lit", float(value)))
-        elif kind == "str":
-            tokens.append(("lit", _unescape(value[1:-1])))
-        elif kind == "name":
-            tokens.append(_keyword(value))
-        else:
-            tokens.append(("op", value))
+        if char.isdecimal() or char == ".":
+            number = _number_token(text, pos)
+            if number is not None:
+                pos, token = number
+                tokens.append(token)
+                continue
+        elif char == '"':
+            end = _string_end(text, pos)
+            if end > 0:
+                tokens.append(("lit", _unescape(text[pos + 1:end - 1])))
+                pos = end
+                continue
+        elif char in _NAME_START:
+            end = pos + 1
+            while end < size and (text[end] in _NAME_CHARS or text[end] == "."
+                                  and text[end + 1:end + 2] in _NAME_START):
+                end += 1
+            tokens.append(_keyword(text[pos:end]))
+            pos = end
+            continue
+        operator = next((op for op in _OPERATORS if text.startswith(op, pos)), None) \
+            or (char if char in _SINGLE_OPERATORS else None)
+        if operator is None:
+            raise ClassAdError("unexpected character %r at position %d" % (char, pos))
+        tokens.append(("op", operator))
+        pos += len(operator)
     tokens.append(("end", None))
     return tokens
 
@@ -360,7 +443,7 @@ def _eval(node: tuple, ctx: _Context) -> Any:
     if kind == "bin":
         return _binary(node[1], node[2], node[3], ctx)
     if kind == "un":
-        return _unary(node[1], _eval(node[2], ctx))
+        return unary_value(node[1], _eval(node[2], ctx))
     if kind == "cond":
         test = _eval(node[1], ctx)
         if isinstance(test, bool):
@@ -419,7 +502,7 @@ def _referenced(key: str, value: Expr, ctx: _Context) -> Any:
     return result
 
 
-def _unary(op: str, value: Any) -> Any:
+def unary_value(op: str, value: Any) -> Any:
     if value is ERROR:
         return ERROR
     if value is UNDEFINED:
@@ -440,8 +523,12 @@ def _unary(op: str, value: Any) -> Any:
 def _binary(op: str, left_node: tuple, right_node: tuple, ctx: _Context) -> Any:
     left = _eval(left_node, ctx)
     if op in ("&&", "||"):
-        return _logical(op, left, right_node, ctx)
-    right = _eval(right_node, ctx)
+        return logical(op, left, lambda: _eval(right_node, ctx))
+    return binary_values(op, left, _eval(right_node, ctx))
+
+
+def binary_values(op: str, left: Any, right: Any) -> Any:
+    """Every binary operator but && and ||, on values already computed."""
     if op in ("=?=", "=!="):
         same = _identical(left, right)
         return same if op == "=?=" else not same
@@ -449,12 +536,13 @@ def _binary(op: str, left_node: tuple, right_node: tuple, ctx: _Context) -> Any:
         return ERROR
     if left is UNDEFINED or right is UNDEFINED:
         return UNDEFINED
-    if op in ("==", "!=", "<", "<=", ">", ">="):
+    if op in _COMPARISONS:
         return _compare(op, left, right)
     return _arithmetic(op, left, right)
 
 
-def _logical(op: str, left: Any, right_node: tuple, ctx: _Context) -> Any:
+def logical(op: str, left: Any, right: Callable[[], Any]) -> Any:
+    """&& and ||: right is computed only when left does not decide."""
     short = op == "||"  # the value of left that decides the result alone
     if left is ERROR:
         return ERROR
@@ -465,14 +553,14 @@ def _logical(op: str, left: Any, right_node: tuple, ctx: _Context) -> Any:
             left = left != 0
         if left is short:
             return short
-    right = _eval(right_node, ctx)
-    if _is_number(right):
-        right = right != 0
-    if right is ERROR or (right is not UNDEFINED and not isinstance(right, bool)):
+    value = right()
+    if _is_number(value):
+        value = value != 0
+    if value is ERROR or (value is not UNDEFINED and not isinstance(value, bool)):
         return ERROR
     if left is UNDEFINED:
-        return short if right is short else UNDEFINED
-    return right
+        return short if value is short else UNDEFINED
+    return value
 
 
 def _identical(left: Any, right: Any) -> bool:
@@ -481,6 +569,11 @@ def _identical(left: Any, right: Any) -> bool:
     if type(left) is not type(right):
         return False
     return left == right
+
+
+_COMPARISONS: Dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge}
 
 
 def _compare(op: str, left: Any, right: Any) -> Any:
@@ -497,8 +590,7 @@ def _compare(op: str, left: Any, right: Any) -> Any:
                        int(right) if isinstance(right, bool) else right)
     else:
         return ERROR
-    return {"==": left == right, "!=": left != right, "<": left < right,
-            "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    return _COMPARISONS[op](left, right)
 
 
 def _arithmetic(op: str, left: Any, right: Any) -> Any:
@@ -569,7 +661,7 @@ def _call(name: str, arg_nodes: tuple, ctx: _Context) -> Any:
         return UNDEFINED
     try:
         return function(ctx, *args) if name == "time" else function(*args)
-    except (TypeError, ValueError, OverflowError, IndexError, re.error):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return ERROR
 
 
@@ -579,7 +671,7 @@ def _number(value: Any) -> float:
     if _is_number(value):
         return value
     if isinstance(value, str):
-        return float(value) if re.search(r"[.eE]", value) else int(value, 10)
+        return float(value) if any(c in value for c in ".eE") else int(value, 10)
     raise TypeError("not a number")
 
 
@@ -629,23 +721,28 @@ def _string_list_member(item: Any, text: Any, delimiters: Any = ", ") -> Any:
         return UNDEFINED
     if not all(isinstance(v, str) for v in (item, text, delimiters)):
         return ERROR
+    import re
     parts = re.split("[%s]+" % re.escape(delimiters), text)
     return item in [p for p in parts if p]
 
 
 # A group that repeats something repeated, e.g. (a+)+ or (a|aa)*: Python's re can take
 # exponential time on it, and no budget interrupts re. A job's regexp() with one is ERROR.
-_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*?}]|\|)(?:[^()\\]|\\.)*\)\s*[+*{]")
+_NESTED_REPEAT = r"\((?:[^()\\]|\\.)*(?:[+*?}]|\|)(?:[^()\\]|\\.)*\)\s*[+*{]"
 MAX_REGEXP_TARGET = 64 * 1024
 
 
 def _regexp(pattern: Any, target: Any, options: Any = "") -> Any:
+    import re  # here: a query tool without regexp() starts faster
     if not all(isinstance(v, str) for v in (pattern, target, options)):
         return ERROR
-    if _NESTED_REPEAT.search(pattern) or len(target) > MAX_REGEXP_TARGET:
+    if re.search(_NESTED_REPEAT, pattern) or len(target) > MAX_REGEXP_TARGET:
         return ERROR
     flags = re.I if "i" in options.lower() else 0
-    return re.search(pattern, target, flags) is not None
+    try:
+        return re.search(pattern, target, flags) is not None
+    except re.error:
+        return ERROR
 
 
 def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
@@ -736,41 +833,97 @@ def format_autoformat(value: Any) -> str:
     return unparse(value)
 
 
-_CONVERSION = re.compile(r"%([-+ #0]*)(\d+|\*)?(?:\.(\d+))?([a-zA-Z%])")
+_C_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "r": "\r"}
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def interpret_escapes(fmt: str) -> str:
     """condor_q reads C escapes typed literally, as in `-format "%s \\n" Cmd`."""
-    return re.sub(r"\\([nt\\\"'r])",
-                  lambda m: {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "r": "\r"}
-                  [m.group(1)], fmt)
+    out, pos = [], 0
+    while True:
+        slash = fmt.find("\\", pos)
+        if slash < 0:
+            out.append(fmt[pos:])
+            return "".join(out)
+        char = fmt[slash + 1:slash + 2]
+        if char and char in _C_ESCAPES:
+            out.append(fmt[pos:slash] + _C_ESCAPES[char])
+            pos = slash + 2
+        else:
+            out.append(fmt[pos:slash + 1])
+            pos = slash + 1
+
+
+def _conversions(fmt: str) -> Iterator[Tuple[int, int, str, Optional[str], Optional[str], str]]:
+    """Each printf conversion %[flags][width][.precision]type in fmt:
+    (start, end, flags, width, precision, type); a % that starts none is text."""
+    pos = fmt.find("%")
+    while pos >= 0:
+        end = pos + 1
+        while end < len(fmt) and fmt[end] in "-+ #0":
+            end += 1
+        flags = fmt[pos + 1:end]
+        width = None
+        if fmt[end:end + 1] == "*":
+            width, end = "*", end + 1
+        else:
+            digits = end
+            while end < len(fmt) and fmt[end].isdecimal():
+                end += 1
+            width = fmt[digits:end] or None
+        precision = None
+        if fmt[end:end + 1] == "." and fmt[end + 1:end + 2].isdecimal():
+            digits = end + 1
+            end = digits
+            while end < len(fmt) and fmt[end].isdecimal():
+                end += 1
+            precision = fmt[digits:end]
+        kind = fmt[end:end + 1]
+        if kind and (kind in _ASCII_LETTERS or kind == "%"):
+            yield pos, end + 1, flags, width, precision, kind
+            pos = fmt.find("%", end + 1)
+        else:
+            pos = fmt.find("%", pos + 1)
 
 
 def format_printf(fmt: str, value: Any) -> str:
     """One `-format FMT ATTR` item; nothing at all when the value is undefined."""
-    if value is UNDEFINED or value is None:
-        return ""
+    return printf_formatter(fmt)(value)
+
+
+@functools.lru_cache(maxsize=64)
+def printf_formatter(fmt: str) -> Callable[[Any], str]:
+    """FMT read once: a function from a value to its text (condor_q prints a column of them)."""
     fmt = interpret_escapes(fmt)
-    out = []
+    pieces: List[Any] = []   # literal text, and the first conversion as a tuple
     pos = 0
-    used = False
-    for match in _CONVERSION.finditer(fmt):
-        out.append(fmt[pos:match.start()])
-        pos = match.end()
-        flags, width, precision, conv = match.groups()
+    for start, end, flags, width, precision, conv in _conversions(fmt):
+        pieces.append(fmt[pos:start])
+        pos = end
         if conv == "%":
-            out.append("%")
-            continue
-        if used:
-            out.append(match.group())
-            continue
-        used = True
-        piece = _convert(flags or "", width if width != "*" else None, precision, conv, value)
-        if piece is None:
+            pieces.append("%")
+        elif any(isinstance(p, tuple) for p in pieces):
+            pieces.append(fmt[start:end])
+        else:
+            pieces.append((flags, width if width != "*" else None, precision, conv))
+    pieces.append(fmt[pos:])
+    conversions = [i for i, p in enumerate(pieces) if isinstance(p, tuple)]
+    if not conversions:
+        text = "".join(pieces)
+        return lambda value: "" if value is UNDEFINED or value is None else text
+    at = conversions[0]
+    before, after = "".join(pieces[:at]), "".join(pieces[at + 1:])
+    flags, width, precision, conv = pieces[at]
+    plain = not flags and width is None and precision is None
+
+    def apply(value: Any) -> str:
+        if value is UNDEFINED or value is None:
             return ""
-        out.append(piece)
-    out.append(fmt[pos:])
-    return "".join(out)
+        if plain and (conv == "s" and type(value) is str or conv == "d" and type(value) is int):
+            return before + str(value) + after   # the common case, without a format spec
+        piece = _convert(flags, width, precision, conv, value)
+        return "" if piece is None else before + piece + after
+    return apply
 
 
 def _convert(flags: str, width: Optional[str], precision: Optional[str], conv: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import List, NamedTuple, Set, Tuple
+from typing import Dict, List, NamedTuple, Set, Tuple
 
 from awq import jobs, submit
 from awq.jobs import Job, JobId
@@ -32,7 +32,7 @@ class SpoolIntake:
         self.spool = spool
         self.owner = owner
         self.taken_records: Set[str] = set()
-        self.done_requests: Set[Tuple[str, str]] = set()
+        self.done_requests: Set[Tuple[str, str, JobId]] = set()   # (action, file, job)
 
     def take_records(self, table: JobTable) -> int:
         """Put the jobs of new records in the table; returns how many came in."""
@@ -55,17 +55,20 @@ class SpoolIntake:
     def requests(self) -> List[Request]:
         """What condor_rm, condor_hold, ... asked since the last commit."""
         wanted = []
+        reasons: Dict[Tuple[str, str], str] = {}   # a batch file holds one reason for all
         for action, name, jid in self.spool.pending_requests():
-            if (action, name) not in self.done_requests:
-                self.done_requests.add((action, name))
-                wanted.append(Request(action, jid, self.spool.request_reason(action, name)))
+            if (action, name, jid) not in self.done_requests:
+                self.done_requests.add((action, name, jid))
+                if (action, name) not in reasons:
+                    reasons[(action, name)] = self.spool.request_reason(action, name)
+                wanted.append(Request(action, jid, reasons[(action, name)]))
         return wanted
 
     def commit(self) -> None:
         """The snapshot now holds everything taken: the spool files can go."""
         self.spool.remove_records(self.taken_records)
         self.taken_records = set()
-        self.spool.remove_requests(self.done_requests)
+        self.spool.remove_requests({(action, name) for action, name, _ in self.done_requests})
         self.done_requests = set()
 
     def _read(self, name: str) -> List[Job]:

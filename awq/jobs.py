@@ -7,14 +7,21 @@ which jobs a command-line target names, the stored forms of ``Arguments`` and
 ``Environment``, and the validation every record passes before it is queued.
 """
 
+from __future__ import annotations
+
 import enum
 import os
 import pwd
-from collections import Counter
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from collections import Counter, namedtuple
 
-Job = Dict[str, Any]
-JobId = Tuple[int, int]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+    Job = Dict[str, Any]
+    JobId = Tuple[int, int]
+else:
+    Job, JobId = dict, tuple   # for modules importing the names; annotations stay text
 
 
 class JobStatus(enum.IntEnum):
@@ -38,16 +45,24 @@ class JobStatus(enum.IntEnum):
 FINAL_STATES = (JobStatus.REMOVED, JobStatus.COMPLETED)
 
 
+_LETTERS = {int(status): status.letter for status in JobStatus}
+
+
 def status_letter(status: Any) -> str:
     try:
-        return JobStatus(status).letter
-    except ValueError:
+        return _LETTERS.get(status, "?")
+    except TypeError:   # an unhashable value
         return "?"
 
 
 def count_by_status(job_list: Iterable[Mapping[str, Any]]) -> "Counter[int]":
     """How many jobs are in each JobStatus."""
-    return Counter(job.get("JobStatus") for job in job_list)
+    return count_values(job.get("JobStatus") for job in job_list)
+
+
+def count_values(statuses: Iterable[Any]) -> "Counter[int]":
+    """How many of each JobStatus value (a column of them)."""
+    return Counter(statuses)
 
 
 def job_id(job: Mapping[str, Any]) -> JobId:
@@ -78,10 +93,10 @@ def current_owner() -> str:
 #
 # HTCondor's tools name jobs as `cluster`, `cluster.proc` or `owner`.
 
-class Target(NamedTuple):
-    cluster: Optional[int] = None
-    proc: Optional[int] = None
-    owner: Optional[str] = None
+class Target(namedtuple("Target", "cluster proc owner", defaults=(None, None, None))):
+    """cluster, cluster.proc or owner: which jobs a command-line target names."""
+
+    __slots__ = ()
 
     def matches(self, job: Mapping[str, Any]) -> bool:
         if self.owner is not None:

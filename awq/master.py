@@ -33,7 +33,9 @@ from awq.tasks import TaskBackend
 
 log = logging.getLogger("awq.master")
 
-FLUSH_INTERVAL = 0.25        # s between snapshot writes while jobs change
+FLUSH_INTERVAL = 0.25        # s between snapshot writes while jobs change, at least
+FLUSH_COST_SHARE = 0.1       # and long enough that writing them takes at most this share
+MAX_FLUSH_INTERVAL = 10.0    # of the time (a 100,000-job table takes ~0.2-0.5 s to write)
 STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
 SERVICE_INTERVAL = 1.0       # s between wait(0) calls while Work Queue is empty
 MAX_FAILED_TURNS = 30        # turns in a row that raise before the master gives up
@@ -55,6 +57,7 @@ class Master:
         self.periodic_interval = periodic_interval
         self.last_periodic = 0.0
         self.last_flush = 0.0
+        self.flush_interval = FLUSH_INTERVAL
         self.last_state_poll = 0.0
         self.stop_requested = False
         self.wake_enabled = False
@@ -85,9 +88,13 @@ class Master:
 
     def flush(self, force: bool = False) -> None:
         now = time.time()
-        if self.table.dirty and (force or now - self.last_flush >= FLUSH_INTERVAL):
+        if self.table.dirty and (force or now - self.last_flush >= self.flush_interval):
+            started = time.monotonic()
             self.spool.write_snapshot(dict(self.table.snapshot(), master_pid=os.getpid(),
                                            written=now))
+            cost = time.monotonic() - started
+            self.flush_interval = min(MAX_FLUSH_INTERVAL,
+                                      max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
             self.last_flush = now
             self.table.dirty = False
             self.intake.commit()  # only now are the taken jobs durable without their records
@@ -160,7 +167,7 @@ class Master:
         """How long wait() may block before a deferred snapshot write is due."""
         if not self.table.dirty:
             return watcher.LIFETIME
-        return max(0.0, FLUSH_INTERVAL - (time.time() - self.last_flush))
+        return max(0.0, self.flush_interval - (time.time() - self.last_flush))
 
     def _sleep_until_spool_changes(self, baseline: watcher.Mtimes) -> None:
         deadline = time.monotonic() + HEARTBEAT_INTERVAL
@@ -178,7 +185,7 @@ class Master:
 
     def _flush_due(self) -> bool:
         """A change waits for its snapshot (e.g. a finished job still shown by condor_q)."""
-        return self.table.dirty and time.time() - self.last_flush >= FLUSH_INTERVAL
+        return self.table.dirty and time.time() - self.last_flush >= self.flush_interval
 
 
 if __name__ == "__main__":

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from awq import classad, jobs
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+    JobList = Union[JobSet, Sequence[Job]]
+
+from awq import adcompile, classad, jobs
 from awq.cli.common import UsageError, take_value, take_values
 from awq.jobs import Job, JobStatus, Target
+from awq.jobset import JobSet
 
 Q_USAGE = """Usage: condor_q [options] [owner | cluster | cluster.proc ...]
 
@@ -66,26 +70,29 @@ Options:
   -help                 this text
 """
 
-@dataclasses.dataclass
+# Plain classes, not dataclasses: importing dataclasses costs condor_q more than its work.
+
 class Output:
     """How ads are printed, shared by condor_q, condor_history and condor_status."""
 
-    formats: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
-    af_attrs: List[str] = dataclasses.field(default_factory=list)
-    af_modifiers: str = ""
-    long: bool = False
-    json: bool = False
+    def __init__(self) -> None:
+        self.formats: List[Tuple[str, str]] = []
+        self.af_attrs: List[str] = []
+        self.af_modifiers = ""
+        self.long = False
+        self.json = False
 
     def custom(self) -> bool:
         return bool(self.formats or self.af_attrs or self.long or self.json)
 
 
-@dataclasses.dataclass
 class Selection:
     """Which jobs a command means: ids, owners, constraints (all of them must hold)."""
 
-    targets: List[Target] = dataclasses.field(default_factory=list)
-    constraints: List[str] = dataclasses.field(default_factory=list)
+    def __init__(self, targets: Optional[List[Target]] = None,
+                 constraints: Optional[List[str]] = None) -> None:
+        self.targets: List[Target] = list(targets or [])
+        self.constraints: List[str] = list(constraints or [])
 
     def matches(self, job: Mapping[str, Any], now: float) -> bool:
         if self.targets and not any(t.matches(job) for t in self.targets):
@@ -97,25 +104,25 @@ class Selection:
         return [t.owner for t in self.targets if t.owner is not None]
 
 
-@dataclasses.dataclass
 class QOptions:
-    output: Output = dataclasses.field(default_factory=Output)
-    selection: Selection = dataclasses.field(default_factory=Selection)
-    totals: bool = False
-    batch: bool = False
-    name: Optional[str] = None
-    help: bool = False
-    limit: Optional[int] = None
-    forwards: bool = False      # condor_history: oldest first
+    def __init__(self) -> None:
+        self.output = Output()
+        self.selection = Selection()
+        self.totals = False
+        self.batch = False
+        self.name: Optional[str] = None
+        self.help = False
+        self.limit: Optional[int] = None
+        self.forwards = False      # condor_history: oldest first
 
 
-@dataclasses.dataclass
 class StatusOptions:
-    output: Output = dataclasses.field(default_factory=Output)
-    constraints: List[str] = dataclasses.field(default_factory=list)
-    schedd: bool = False
-    name: Optional[str] = None
-    help: bool = False
+    def __init__(self) -> None:
+        self.output = Output()
+        self.constraints: List[str] = []
+        self.schedd = False
+        self.name: Optional[str] = None
+        self.help = False
 
 
 # ---------------------------------------------------------------- parsing
@@ -243,8 +250,33 @@ def parse_status_args(argv: Sequence[str]) -> StatusOptions:
 
 # ---------------------------------------------------------------- selecting
 
-def select_jobs(selection: Selection, job_list: Sequence[Job], now: float) -> List[Job]:
-    return [job for job in job_list if selection.matches(job, now)]
+def as_job_set(job_list: JobList) -> JobSet:
+    return job_list if isinstance(job_list, JobSet) else JobSet.from_ads(job_list)
+
+
+def select_jobs(selection: Selection, job_list: JobList, now: float) -> List[Job]:
+    job_set = as_job_set(job_list)
+    return job_set.ads(select_indices(selection, job_set, now))
+
+
+def select_indices(selection: Selection, job_set: JobSet, now: float) -> List[int]:
+    indices: Sequence[int] = range(len(job_set))
+    if selection.targets:
+        indices = _targeted(selection.targets, job_set, indices)
+    return adcompile.select(job_set, selection.constraints, now, indices)
+
+
+def _targeted(targets: Sequence[Target], job_set: JobSet, indices: Sequence[int]) -> List[int]:
+    """Target.matches, over columns."""
+    nothing = [None] * len(job_set)
+    owner = job_set.column("Owner") or nothing
+    cluster = job_set.column("ClusterId") or nothing
+    proc = job_set.column("ProcId") or nothing
+    owners = {t.owner for t in targets if t.owner is not None}
+    clusters = {t.cluster for t in targets if t.owner is None and t.proc is None}
+    pairs = {(t.cluster, t.proc) for t in targets if t.owner is None and t.proc is not None}
+    return [i for i in indices
+            if owner[i] in owners or cluster[i] in clusters or (cluster[i], proc[i]) in pairs]
 
 
 def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> bool:
@@ -253,19 +285,32 @@ def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> b
 
 # ---------------------------------------------------------------- printing ads
 
-def render_ads(output: Output, ads: Sequence[Mapping[str, Any]], now: float) -> str:
+def render_ads(output: Output, job_list: JobList, now: float,
+               indices: Optional[Sequence[int]] = None) -> str:
+    job_set = as_job_set(job_list)
+    if indices is None:
+        indices = range(len(job_set))
     if output.json:
-        return json.dumps([_json_ad(ad) for ad in ads], indent=2) + "\n"
+        import json  # only here: a query tool starts faster without it
+        return json.dumps([_json_ad(ad) for ad in job_set.ads(indices)], indent=2) + "\n"
     if output.long:
         return "".join("".join("%s = %s\n" % (k, classad.unparse(ad[k]))
-                               for k in sorted(ad, key=str.lower)) + "\n" for ad in ads)
+                               for k in sorted(ad, key=str.lower)) + "\n"
+                       for ad in job_set.ads(indices))
     if output.formats:
-        return "".join("".join(classad.format_printf(fmt, classad.evaluate(attr, ad, now))
-                               for fmt, attr in output.formats) for ad in ads)
-    return _autoformat(output, ads, now)
+        columns = [_values(attr, job_set, now, indices) for _, attr in output.formats]
+        formatters = [classad.printf_formatter(fmt) for fmt, _ in output.formats]
+        pieces = [list(map(f, column)) for f, column in zip(formatters, columns)]
+        return "".join(map("".join, zip(*pieces)))
+    return _autoformat(output, job_set, now, indices)
 
 
-def _autoformat(output: Output, ads: Sequence[Mapping[str, Any]], now: float) -> str:
+def _values(attr: str, job_set: JobSet, now: float, indices: Sequence[int]) -> List[Any]:
+    """attr (an expression) evaluated for each job in indices."""
+    return adcompile.evaluate_all(attr, job_set, now, indices)
+
+
+def _autoformat(output: Output, job_set: JobSet, now: float, indices: Sequence[int]) -> str:
     """-af with HTCondor's modifiers: , t n (value separators), g (blank line between ads),
     l (name = value), h (header), r/V (ClassAd syntax), j (job id first)."""
     mods = output.af_modifiers
@@ -273,25 +318,30 @@ def _autoformat(output: Output, ads: Sequence[Mapping[str, Any]], now: float) ->
         separator = "\n"
     else:
         separator = "\t" if "t" in mods else (", " if "," in mods else " ")
-    raw = "r" in mods or "V" in mods
+    text_of = classad.unparse if "r" in mods or "V" in mods else classad.format_autoformat
+    columns = []
+    if "j" in mods:
+        ids = job_set.ids()
+        columns.append([_id_text(*ids[i]) for i in indices])
+    for attr in output.af_attrs:
+        texts = map(text_of, _values(attr, job_set, now, indices))
+        columns.append(["%s = %s" % (attr, t) for t in texts] if "l" in mods else list(texts))
     blocks = [separator.join((["ID"] if "j" in mods else []) + output.af_attrs)] \
         if "h" in mods else []
-    for ad in ads:
-        cells = [_job_id_text(ad)] if "j" in mods else []
-        for attr in output.af_attrs:
-            value = classad.evaluate(attr, ad, now)
-            text = classad.unparse(value) if raw else classad.format_autoformat(value)
-            cells.append("%s = %s" % (attr, text) if "l" in mods else text)
-        blocks.append(separator.join(cells))
+    blocks.extend(map(separator.join, zip(*columns)) if columns else [""] * len(indices))
     between = "\n\n" if "g" in mods else "\n"
     return "".join(block + between for block in blocks)
 
 
-def _job_id_text(ad: Mapping[str, Any]) -> str:
+def _id_text(cluster: Any, proc: Any) -> str:
     try:
-        return jobs.format_job_id(jobs.job_id(ad))
-    except (KeyError, TypeError, ValueError):
-        return "%s.%s" % (ad.get("ClusterId"), ad.get("ProcId"))
+        return jobs.format_job_id((int(cluster), int(proc)))
+    except (TypeError, ValueError):
+        return "%s.%s" % (cluster, proc)
+
+
+def _job_id_text(ad: Mapping[str, Any]) -> str:
+    return _id_text(ad.get("ClusterId"), ad.get("ProcId"))
 
 
 def _json_ad(ad: Mapping[str, Any]) -> Dict[str, Any]:
@@ -307,36 +357,83 @@ def _json_ad(ad: Mapping[str, Any]) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------- condor_q
 
-def render_q(opts: QOptions, job_list: Sequence[Job], *, now: float, schedd_name: str) -> str:
-    selected = select_jobs(opts.selection, job_list, now)
+def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str) -> str:
+    job_set = as_job_set(job_list)
+    selected = select_indices(opts.selection, job_set, now)
     if opts.limit is not None:
         selected = selected[:opts.limit]
     if opts.output.custom():
-        return render_ads(opts.output, selected, now)
-    totals = _totals_lines(selected, job_list, opts.selection.owners)
+        return render_ads(opts.output, job_set, now, selected)
+    if opts.selection.constraints and not opts.totals:
+        # Upstream's contract, which AliEn counts with `wc -l`: one line per job, nothing else.
+        return _job_table(job_set, selected, now, header=False)
+    totals = _totals_lines(job_set, selected, opts.selection.owners)
     if opts.totals:
         return totals
-    if opts.selection.constraints:
-        # Upstream's contract, which AliEn counts with `wc -l`: one line per job, nothing else.
-        return _job_table(selected, now, header=False)
     header = "\n\n-- Schedd: %s : <127.0.0.1> @ %s\n" % (
         schedd_name, time.strftime("%m/%d/%y %H:%M:%S", time.localtime(now)))
-    table = _batch_table(selected, now) if opts.batch else _job_table(selected, now)
+    table = _batch_table(job_set.ads(selected), now) if opts.batch \
+        else _job_table(job_set, selected, now)
     return header + table + "\n" + totals
 
 
-def _job_table(selected: Sequence[Job], now: float, header: bool = True) -> str:
-    lines = [" ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD"] if header else []
-    for job in selected:
-        command = str(job.get("Cmd", "")).rsplit("/", 1)[-1]
-        arguments = job.get("Arguments") or ""
-        # Job data must not drive the terminal: control characters are escaped.
-        lines.append("%-12s %-14s %11s %12s %-2s %-3s %-5.1f %s" % (
-            _job_id_text(job), classad.escape_control(str(job.get("Owner", ""))[:14]),
-            _date(job.get("QDate"), now), _run_time(job, now),
-            jobs.status_letter(job.get("JobStatus")), job.get("JobPrio", 0), 0.0,
-            classad.escape_control((command + " " + str(arguments)).strip()[:60])))
-    return "".join(line + "\n" for line in lines)
+def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True) -> str:
+    """One line per job (condor_q may print 100,000 of them): built column by column, each
+    distinct value of a column formatted once."""
+    def column(name: str) -> List[Any]:
+        values = job_set.column(name)
+        return [None] * len(selected) if values is None else [values[i] for i in selected]
+
+    statuses = column("JobStatus")
+    starts = [start if status == JobStatus.RUNNING else None
+              for status, start in zip(statuses, column("JobCurrentStartDate"))]
+    clusters, procs = column("ClusterId"), column("ProcId")
+    if set(map(type, clusters)) | set(map(type, procs)) == {int}:
+        ids = list(map("%-12s ".__mod__, map("%d.%d".__mod__, zip(clusters, procs))))
+    else:
+        ids = ["%-12s " % _id_text(cluster, proc) for cluster, proc in zip(clusters, procs)]
+    cells = [
+        ids,
+        _each_value(column("Owner"), lambda owner: "%-14s " % _printable(_text(owner)[:14])),
+        _each_value(column("QDate"), lambda stamp: "%11s " % _date(stamp, now)),
+        _each_value(starts, lambda start: "%12s " % _run_time(JobStatus.RUNNING, start, now)),
+        _each_value(statuses, lambda status: "%-2s " % jobs.status_letter(status)),
+        _each_value(column("JobPrio"), lambda prio: "%-3s 0.0   " % (0 if prio is None else prio)),
+        _commands(_each_value(column("Cmd"), lambda cmd: _text(cmd).rsplit("/", 1)[-1]),
+                  column("Arguments")),
+    ]
+    lines = [" ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"] if header else []
+    lines.extend(map("".join, zip(*cells)))
+    return "".join(lines)
+
+
+def _each_value(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
+    """[text_of(v) for v in values], computing each distinct value's text once."""
+    kinds = set(map(type, values))
+    if bool in kinds and len(kinds) > 1:   # True == 1: they must not share a text
+        return list(map(text_of, values))
+    try:
+        texts = {value: text_of(value) for value in set(values)}
+    except TypeError:                       # an unhashable value (a list)
+        return list(map(text_of, values))
+    return list(map(texts.__getitem__, values))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _commands(names: List[str], arguments: List[Any]) -> List[str]:
+    commands = [(name + " " + (args if type(args) is str else str(args or ""))).strip()[:60]
+                + "\n" for name, args in zip(names, arguments)]
+    if "".join(commands).replace("\n", "").isprintable():
+        return commands
+    return [_printable(command[:-1]) + "\n" for command in commands]
+
+
+def _printable(text: str) -> str:
+    """Job data must not drive the terminal: control characters are escaped."""
+    return text if text.isprintable() else classad.escape_control(text)
 
 
 def _batch_table(selected: Sequence[Job], now: float) -> str:
@@ -364,10 +461,9 @@ def _date(stamp: Any, now: float) -> str:
     return time.strftime("%m/%d %H:%M", time.localtime(stamp))
 
 
-def _run_time(job: Job, now: float) -> str:
+def _run_time(status: Any, start: Any, now: float) -> str:
     seconds = 0
-    start = job.get("JobCurrentStartDate")
-    if job.get("JobStatus") == JobStatus.RUNNING and isinstance(start, int):
+    if status == JobStatus.RUNNING and isinstance(start, int):
         seconds = max(0, int(now) - start)
     return _duration(seconds)
 
@@ -378,36 +474,43 @@ def _duration(seconds: int) -> str:
     return "%d+%02d:%02d:%02d" % (days, rest // 3600, rest % 3600 // 60, rest % 60)
 
 
-def _counts(job_list: Sequence[Job]) -> str:
-    by_status = jobs.count_by_status(job_list)
+def _statuses(job_set: JobSet, indices: Optional[Sequence[int]] = None) -> List[Any]:
+    column = job_set.column("JobStatus") or [None] * len(job_set)
+    return column if indices is None else [column[i] for i in indices]
+
+
+def _counts(statuses: Sequence[Any]) -> str:
+    by_status = jobs.count_values(statuses)
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % ((len(job_list),) + tuple(by_status[s] for s in (
+            % ((len(statuses),) + tuple(by_status[s] for s in (
                 JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
                 JobStatus.HELD, JobStatus.SUSPENDED))))
 
 
-def _totals_lines(selected: Sequence[Job], everything: Sequence[Job], owners: Sequence[str]) -> str:
-    lines = ["Total for query: " + _counts(selected)]
+def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str]) -> str:
+    everything = _statuses(job_set)
+    lines = ["Total for query: " + _counts(_statuses(job_set, selected))]
     for owner in owners:
-        lines.append("Total for %s: %s" % (owner, _counts([j for j in everything
-                                                           if j.get("Owner") == owner])))
+        mine = _targeted([Target(owner=owner)], job_set, range(len(job_set)))
+        lines.append("Total for %s: %s" % (owner, _counts(_statuses(job_set, mine))))
     lines.append("Total for all users: " + _counts(everything))
     return "".join(line + "\n" for line in lines)
 
 
 # ---------------------------------------------------------------- condor_status
 
-def schedd_ad(job_list: Sequence[Job], schedd_name: str) -> Dict[str, Any]:
-    by_status = jobs.count_by_status(job_list)
+def schedd_ad(job_list: JobList, schedd_name: str) -> Dict[str, Any]:
+    job_set = as_job_set(job_list)
+    by_status = jobs.count_values(_statuses(job_set))
     return {"MyType": "Scheduler", "Name": schedd_name, "Machine": schedd_name,
             "TotalRunningJobs": by_status[JobStatus.RUNNING],
             "TotalIdleJobs": by_status[JobStatus.IDLE], "TotalHeldJobs": by_status[JobStatus.HELD],
-            "TotalRemovedJobs": by_status[JobStatus.REMOVED], "TotalJobAds": len(job_list),
+            "TotalRemovedJobs": by_status[JobStatus.REMOVED], "TotalJobAds": len(job_set),
             "TotalSchedulerJobsRunning": 0, "TotalLocalJobsRunning": 0, "TotalFlockedJobs": 0,
             "TotalSuspendedJobs": by_status[JobStatus.SUSPENDED]}
 
 
-def render_status(opts: StatusOptions, job_list: Sequence[Job], *, now: float,
+def render_status(opts: StatusOptions, job_list: JobList, *, now: float,
                   schedd_name: str) -> str:
     if not opts.schedd:
         return ""  # no machine ads: Work Queue workers are not HTCondor slots

@@ -7,8 +7,10 @@ Layout (upstream's names kept)::
       queue/job-<sha1>       raw descriptions left by upstream's condor_submit
       queue/bad/             records the master refused, kept for the admin
       rm/C.P                 removal requests from condor_rm (the file holds the reason)
+      rm/batch.PID.RANDOM    one request for more than 64 jobs: the reason, then a C.P a line
       hold/, release/, suspend/, continue/   the same for condor_hold, condor_release, ...
-      state.pickle           the master's job table (atomic replace)
+      state.pickle           the master's job table, a pickle by column (awq.snapshot),
+                             atomic replace
       stat/latest            upstream's WAITING/RUNNING/TIMESTAMP heartbeat
       stat/master.json       the master's PID, port, start time and Work Queue's counters
       next_cluster           cluster id counter, changed under submit.lock
@@ -20,25 +22,27 @@ Layout (upstream's names kept)::
 Every file that matters is written with temp + fsync + rename + fsync of
 the directory, so a ``kill -9`` at any instant leaves either the old or the
 new version. Nothing owned by another user, or writable by group/world, is
-ever trusted, and the snapshot is unpickled only after that check and
-through an unpickler that knows only plain data and ``awq.classad`` values.
+ever trusted, and the snapshot is decoded only after that check.
+
+condor_q imports this module on every call: json, needed only for records
+and history, is imported by the functions that use it.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import io
-import json
 import os
-import pickle
-import re
-import secrets
 import stat
 import time
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from collections import namedtuple
 
-from awq import classad, jobs
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from awq import classad, jobs, snapshot
+from awq.jobset import JobSet
 from awq.jobs import Job, JobId
 
 DEFAULT_WORKDIR = "/tmp/awq"
@@ -48,10 +52,12 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
 MAX_HISTORY_BYTES = 128 * 1024 * 1024   # then history rotates to history.1
 LOCK_TIMEOUT = 60.0
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2   # see awq.snapshot
 # Requests condor_rm, condor_hold, ... leave for the master: one directory each.
 REQUEST_ACTIONS = ("rm", "hold", "release", "suspend", "continue")
 MAX_REASON_BYTES = 1024
+BATCH_ABOVE = 64           # a request for more jobs is one file listing them
+BATCH_PREFIX = "batch."
 
 
 class SpoolError(Exception):
@@ -245,16 +251,19 @@ def _decode_value(value: Any) -> Any:
 
 
 def _encode_job_line(job: Job) -> bytes:
+    import json
     return json.dumps({k: _encode_value(v) for k, v in job.items()},
                       separators=(",", ":")).encode() + b"\n"
 
 
 def encode_jobs(job_list: List[Job]) -> bytes:
+    import json
     payload = [{k: _encode_value(v) for k, v in job.items()} for job in job_list]
     return json.dumps({"version": 1, "jobs": payload}, separators=(",", ":")).encode()
 
 
 def decode_jobs(data: bytes) -> List[Job]:
+    import json
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
@@ -272,61 +281,50 @@ def decode_jobs(data: bytes) -> List[Job]:
     return result
 
 
-class _SnapshotUnpickler(pickle.Unpickler):
-    """Knows plain data and awq.classad values only: no arbitrary classes."""
-
-    ALLOWED = {
-        ("awq.classad", "Expr"),
-        ("awq.classad", "UNDEFINED"),
-        ("awq.classad", "ERROR"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("awq.jobs", "JobStatus"),  # an IntEnum that slipped into a job is still just an int
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError("%s.%s is not allowed in a snapshot" % (module, name))
-        return super().find_class(module, name)
-
-
 # format N -> format N+1, applied in turn on load; the next write saves the new format.
+# (Format 1 -> 2 changed only the encoding: awq.snapshot reads both.)
 SNAPSHOT_UPGRADES: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
 
 
 def dumps_snapshot(state: Dict[str, Any]) -> bytes:
-    return pickle.dumps(state, protocol=4)
+    return snapshot.encode(state)
 
 
-def loads_snapshot(data: bytes) -> Dict[str, Any]:
+def open_snapshot(data: bytes) -> snapshot.Columns:
+    """The snapshot's columns, after the version checks every reader shares."""
     try:
-        state = _SnapshotUnpickler(io.BytesIO(data)).load()
-    except Exception as err:
-        raise SpoolError("the job table snapshot is unreadable: %s" % err)
-    version = state.get("version") if isinstance(state, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise SpoolError("the job table snapshot has an unknown format")
+        columns = snapshot.open_columns(data)
+    except snapshot.SnapshotError as err:
+        raise SpoolError(str(err))
+    version = columns.version
     if version > SNAPSHOT_VERSION:
         raise SpoolError("the job table snapshot was written by a newer alien-workqueue (format "
                          "%d; this one reads up to %d): run the newer version, or move the "
                          "snapshot aside; it was left untouched" % (version, SNAPSHOT_VERSION))
+    return columns
+
+
+def loads_snapshot(data: bytes) -> Dict[str, Any]:
+    columns = open_snapshot(data)
+    try:
+        state = columns.state()
+    except snapshot.SnapshotError as err:
+        raise SpoolError(str(err))
+    version = columns.version
     while version < SNAPSHOT_VERSION:
         state = SNAPSHOT_UPGRADES[version](state)
         version = state["version"]
-    if not isinstance(state.get("jobs"), dict):
-        raise SpoolError("the job table snapshot has an unknown format")
     return state
 
 
 # ---------------------------------------------------------------- the spool
 
-class QueueView(NamedTuple):
-    """What condor_q and condor_status see: the queue as of now."""
+class QueueView(namedtuple("QueueView", "jobs heartbeat master_pid master_alive")):
+    """What condor_q and condor_status see: the queue as of now. jobs is a JobSet
+    (read_queue_set) or a list of jobs (read_queue); heartbeat is stat/latest's
+    TIMESTAMP or None; master_alive says whether master.lock is held."""
 
-    jobs: List[Job]
-    heartbeat: Optional[float]
-    master_pid: Optional[int]
-    master_alive: bool
+    __slots__ = ()
 
 
 class _Records:
@@ -375,11 +373,11 @@ class _Records:
             cluster = _cluster_of_record(name)
             if cluster is not None:
                 highest = max(highest, cluster)
-        state = self.load_snapshot_if_present()
-        if state:
-            highest = max(highest, int(state.get("max_cluster_id", 0)))
-            for cluster, _ in state["jobs"]:
-                highest = max(highest, cluster)
+        columns = self.snapshot_columns_if_present()
+        if columns is not None:
+            highest = max(highest, int(columns.header.get("max_cluster_id", 0)))
+            highest = max([highest] + [c for c in columns.raw_column("ClusterId") or []
+                                       if isinstance(c, int)])
         return highest
 
     def record_path(self, cluster_id: int) -> str:
@@ -438,7 +436,13 @@ class _Requests:
         if not os.path.isdir(directory):
             self._create()  # a spool made before this request kind existed
         data = reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]
-        wrote = False
+        ids = list(ids)
+        if len(ids) > BATCH_ABOVE:
+            # condor_rm -all on 10,000 jobs: one file, not 10,000 of them.
+            name = "%s%d.%s" % (BATCH_PREFIX, os.getpid(), os.urandom(4).hex())
+            lines = [data.replace(b"\n", b" ")] + [jobs.format_job_id(jid).encode() for jid in ids]
+            atomic_write(os.path.join(directory, name), b"\n".join(lines) + b"\n")
+            return
         for jid in ids:
             path = os.path.join(directory, jobs.format_job_id(jid))
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -446,8 +450,7 @@ class _Requests:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-            wrote = True
-        if wrote:
+        if ids:
             # The file's name is the request, made durable by one fsync of the directory
             # (one per file cost condor_rm -all 17 s on 5,000 jobs); after a crash at worst
             # the reason text is lost, not the request.
@@ -457,19 +460,36 @@ class _Requests:
         self.request("rm", ids, reason)
 
     def pending_requests(self) -> List[Tuple[str, str, JobId]]:
-        """(action, file name, job id) of every request waiting for the master."""
+        """(action, file name, job id) of every request waiting for the master (a batch
+        file names many jobs)."""
         result = []
         for action in REQUEST_ACTIONS:
             for name in _listdir(os.path.join(self.root, action)):
+                if name.startswith(BATCH_PREFIX):
+                    result.extend((action, name, jid) for jid in self._batch_ids(action, name))
+                    continue
                 jid = jobs.parse_job_id(name)
                 if jid is not None:
                     result.append((action, name, jid))
         return result
 
+    def _batch_lines(self, action: str, name: str) -> List[str]:
+        try:
+            data = read_trusted(os.path.join(self.request_dir(action), name), MAX_RECORD_BYTES)
+        except (FileNotFoundError, SpoolError):
+            return []   # carried out meanwhile, or not ours: ignored
+        return data.decode("utf-8", "replace").split("\n")
+
+    def _batch_ids(self, action: str, name: str) -> List[JobId]:
+        ids = (jobs.parse_job_id(line) for line in self._batch_lines(action, name)[1:])
+        return [jid for jid in ids if jid is not None]
+
     def pending_removals(self) -> List[Tuple[str, JobId]]:
         return [(name, jid) for action, name, jid in self.pending_requests() if action == "rm"]
 
     def request_reason(self, action: str, name: str) -> str:
+        if name.startswith(BATCH_PREFIX):
+            return (self._batch_lines(action, name) or [""])[0].strip()
         try:
             data = read_trusted(os.path.join(self.request_dir(action), name), MAX_REASON_BYTES)
         except (FileNotFoundError, SpoolError):
@@ -496,11 +516,18 @@ class _Published:
         atomic_write(self.snapshot_path, dumps_snapshot(state))
 
     def load_snapshot_if_present(self) -> Optional[Dict[str, Any]]:
+        data = self._snapshot_bytes()
+        return None if data is None else loads_snapshot(data)
+
+    def snapshot_columns_if_present(self) -> Optional[snapshot.Columns]:
+        data = self._snapshot_bytes()
+        return None if data is None else open_snapshot(data)
+
+    def _snapshot_bytes(self) -> Optional[bytes]:
         try:
-            data = read_trusted(self.snapshot_path, MAX_SNAPSHOT_BYTES)
+            return read_trusted(self.snapshot_path, MAX_SNAPSHOT_BYTES)
         except FileNotFoundError:
             return None
-        return loads_snapshot(data)
 
     # -- stats and heartbeat
 
@@ -511,10 +538,12 @@ class _Published:
 
     def write_master_status(self, status: Dict[str, Any]) -> None:
         """What the master knows beyond the job table (Work Queue's counters), for --status."""
+        import json
         os.makedirs(self.stat_dir, mode=0o700, exist_ok=True)
         atomic_write(self.master_status_path, json.dumps(status, sort_keys=True).encode())
 
     def read_master_status(self) -> Dict[str, Any]:
+        import json
         try:
             data = read_trusted(self.master_status_path, 1 << 20)
             status = json.loads(data.decode("utf-8"))
@@ -564,6 +593,7 @@ class _Published:
 
     def read_history(self) -> List[Job]:
         """Finished jobs, the last line for a job id winning (a crash may repeat one)."""
+        import json
         latest: Dict[JobId, Job] = {}
         for path in (self.history_path + ".1", self.history_path):
             try:
@@ -592,6 +622,8 @@ class _MasterSide:
         atomic_write puts the writer's PID in every temp name, so a live
         condor_submit's half-written file is never touched.
         """
+        import re  # here: only the master sweeps, and condor_q starts faster without re
+        temp_name = re.compile(_TEMP_NAME)
         removed = []
         for directory in (self.root, self.queue_dir, self.stat_dir):
             try:
@@ -599,7 +631,7 @@ class _MasterSide:
             except FileNotFoundError:
                 continue
             for name in names:
-                match = _TEMP_NAME.match(name)
+                match = temp_name.match(name)
                 if match and not _pid_exists(int(match.group(1))):
                     _unlink_quietly(os.path.join(directory, name))
                     removed.append(os.path.join(directory, name))
@@ -613,7 +645,7 @@ class _MasterSide:
             check_secret_file(self.password_path)
             return self.password_path, False
         except FileNotFoundError:
-            atomic_write(self.password_path, secrets.token_hex(32).encode() + b"\n", mode=0o600)
+            atomic_write(self.password_path, os.urandom(32).hex().encode() + b"\n", mode=0o600)
             return self.password_path, True
 
     # -- master lock
@@ -721,23 +753,35 @@ class Spool(_Records, _Requests, _Published, _MasterSide):
     # -- the view condor_q reads
 
     def read_queue(self) -> QueueView:
-        """The master's table, plus records it has not taken yet, as condor_q shows them.
+        """read_queue_set's jobs as dicts (condor_rm and friends, the master's --status)."""
+        view = self.read_queue_set()
+        return view._replace(jobs=view.jobs.ads())
+
+    def read_queue_set(self) -> QueueView:
+        """The master's table, plus records it has not taken yet, as condor_q shows them,
+        in job id order, as a JobSet (columns are read only when asked for).
 
         An untaken record passes the master's own validation first, so condor_q
         never lists a job the master will refuse; a job with a removal request
         shows as removed (X), as in HTCondor until it leaves the queue.
         """
-        state = self.load_snapshot_if_present()
-        table: Dict[JobId, Job] = dict(state["jobs"]) if state else {}
-        for name in self.pending_records():
-            for job in self._untaken_jobs(name):
-                table.setdefault(jobs.job_id(job), job)
-        for _, jid in self.pending_removals():
-            if jid in table and table[jid].get("JobStatus") not in jobs.FINAL_STATES:
-                table[jid] = dict(table[jid], JobStatus=int(jobs.JobStatus.REMOVED))
+        columns = self.snapshot_columns_if_present()
+        job_set = JobSet(columns)
+        untaken = [job for name in self.pending_records() for job in self._untaken_jobs(name)]
+        if untaken:
+            known = set(job_set.ids())
+            untaken = [job for job in untaken if jobs.job_id(job) not in known]
+            job_set = _in_id_order(JobSet(columns, sorted(untaken, key=jobs.job_id)))
+        removals = self.pending_removals()
+        if removals:
+            where = {jid: index for index, jid in enumerate(job_set.ids())}
+            status = job_set.column("JobStatus") or []
+            for _, jid in removals:
+                index = where.get(jid)
+                if index is not None and status[index] not in jobs.FINAL_STATES:
+                    job_set.set_value(index, "JobStatus", int(jobs.JobStatus.REMOVED))
         heartbeat = self.read_stat().get("TIMESTAMP")
-        return QueueView(sorted(table.values(), key=jobs.job_id),
-                         float(heartbeat) if heartbeat is not None else None,
+        return QueueView(job_set, float(heartbeat) if heartbeat is not None else None,
                          self.master_pid(), self.master_alive())
 
     def _untaken_jobs(self, name: str) -> List[Job]:
@@ -752,7 +796,15 @@ class Spool(_Records, _Requests, _Published, _MasterSide):
 
 # ---------------------------------------------------------------- helpers
 
-_TEMP_NAME = re.compile(r"^\..+\.tmp\.(\d+)\.[0-9a-f]+$")
+_TEMP_NAME = r"^\..+\.tmp\.(\d+)\.[0-9a-f]+$"   # what atomic_write leaves if it dies
+
+
+def _in_id_order(job_set: JobSet) -> JobSet:
+    ids = job_set.ids()
+    if all(a < b for a, b in zip(ids, ids[1:])):
+        return job_set
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return JobSet.from_ads(job_set.ads(order))
 
 
 def _pid_exists(pid: int) -> bool:

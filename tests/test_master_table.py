@@ -6,6 +6,8 @@ dicts; the end-to-end tests run the same code against real workers.
 
 from __future__ import annotations
 
+import os
+
 from typing import Dict, List, Optional
 
 from awq import classad, jobs, periodic
@@ -266,3 +268,18 @@ def test_the_idle_index_follows_every_change():
     assert table.idle_jobs() == [jid for jid, j in table.jobs.items() if j["JobStatus"] == 1]
     table.release((1, 2), "ok")
     assert sorted(table.idle_jobs()) == [(1, 0), (1, 1), (1, 2)]
+
+
+def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
+    master = master_with(tmp_path, ad())
+    for cluster in range(2, 201):
+        master.table.put(ad(ClusterId=cluster))
+    master.spool.request("hold", [(c, 0) for c in range(1, 201)], "disk full\nat the site")
+    assert os.listdir(master.spool.request_dir("hold"))[0].startswith("batch.")
+    assert len(os.listdir(master.spool.request_dir("hold"))) == 1
+    master.apply_requests()
+    held = [job for job in master.table.jobs.values() if job["JobStatus"] == 5]
+    assert len(held) == 200 and {job["HoldReason"] for job in held} == {"disk full at the site"}
+    master.apply_requests()  # seen once: nothing is applied twice
+    master.intake.commit()
+    assert os.listdir(master.spool.request_dir("hold")) == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import pickle
 import re
 import shlex
 import shutil
@@ -21,12 +20,14 @@ from typing import Dict, List
 
 import pytest
 
-from awq import classad
+from awq import classad, snapshot
 from awq.spool import Spool, loads_snapshot
 from conftest import (PYTHON, REPO, cmake_install, free_port, free_port_block, pid_alive,
                       product_env, wait_until)
 
-FIXTURE = os.path.join(REPO, "tests", "fixtures", "snapshot-format-1.pickle")
+# One per snapshot format: every version must load what each earlier one wrote.
+FIXTURES = [os.path.join(REPO, "tests", "fixtures", name)
+            for name in ("snapshot-format-1.pickle", "snapshot-format-2.pickle")]
 UNITS = ("alien-work-queue", "alien-wq-foremen", "alien-wq-workers")
 UNIT_DIR = os.path.join("share", "alien-workqueue", "systemd")
 
@@ -303,12 +304,13 @@ def test_work_queue_graph_log_plots_the_masters_performance_log(tmp_path, start_
 
 # -- upgrades
 
+@pytest.mark.parametrize("fixture", FIXTURES, ids=os.path.basename)
 def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, start_master,
-                                                                      tool, workdir):
+                                                                      tool, workdir, fixture):
     """tests/fixtures/make_snapshot_fixture.py wrote the fixture with a real master: 1.0 running,
     2.0 and 2.1 idle, 3.0 held, all with expressions. Every job must come back as it was, the
     running one requeued."""
-    data = open(FIXTURE, "rb").read()
+    data = open(fixture, "rb").read()
     before = loads_snapshot(data)["jobs"]  # through SNAPSHOT_UPGRADES once the format moves on
     assert {jid: job["JobStatus"] for jid, job in before.items()} == {
         (1, 0): 2, (2, 0): 1, (2, 1): 1, (3, 0): 5}
@@ -345,7 +347,7 @@ def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, 
 
 def test_a_snapshot_from_the_future_is_refused_and_left_alone(tmp_path, workdir):
     spool = Spool(workdir, create=True)
-    future = pickle.dumps({"version": 99, "jobs": {}}, protocol=4)
+    future = snapshot.encode({"version": 99, "jobs": {}})
     with open(spool.snapshot_path, "wb") as handle:
         handle.write(future)
     os.chmod(spool.snapshot_path, 0o600)

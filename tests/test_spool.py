@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from awq import classad, jobs
+from awq import classad, jobs, snapshot
 from awq.spool import Spool, SpoolError, atomic_write, loads_snapshot
 
 NOBODY = 65534
@@ -194,7 +194,7 @@ def test_stat_file_has_upstreams_format(spool):
 
 def test_a_snapshot_from_a_newer_version_is_refused_and_left_untouched(spool):
     spool.write_snapshot({"jobs": {}})
-    data = pickle.dumps({"version": 99, "jobs": {}, "new_thing": 1}, protocol=4)
+    data = snapshot.encode({"version": 99, "jobs": {}, "new_thing": 1})
     atomic_write(spool.snapshot_path, data)
     with pytest.raises(SpoolError, match="newer alien-workqueue .format 99"):
         spool.load_snapshot_if_present()
@@ -203,12 +203,25 @@ def test_a_snapshot_from_a_newer_version_is_refused_and_left_untouched(spool):
 
 def test_an_older_snapshot_is_converted_on_load(spool, monkeypatch):
     from awq import spool as spool_module
-    monkeypatch.setattr(spool_module, "SNAPSHOT_VERSION", 2)
-    monkeypatch.setitem(spool_module.SNAPSHOT_UPGRADES, 1,
-                        lambda state: dict(state, version=2, upgraded=True))
-    atomic_write(spool.snapshot_path, pickle.dumps({"version": 1, "jobs": {}}, protocol=4))
+    monkeypatch.setattr(spool_module, "SNAPSHOT_VERSION", 3)
+    monkeypatch.setitem(spool_module.SNAPSHOT_UPGRADES, 2,
+                        lambda state: dict(state, version=3, upgraded=True))
+    atomic_write(spool.snapshot_path, snapshot.encode({"version": 2, "jobs": {}}))
     state = spool.load_snapshot_if_present()
-    assert state["version"] == 2 and state["upgraded"] is True
+    assert state["version"] == 3 and state["upgraded"] is True
+
+
+def test_a_format_1_snapshot_a_pickle_is_still_read(spool):
+    old = {(1, 0): job(1, PeriodicRemove=classad.Expr("JobStatus == 5"), Tags=["a", 2]),
+           (2, 0): job(2, JobStatus=2, Odd=classad.UNDEFINED)}
+    atomic_write(spool.snapshot_path, pickle.dumps({"version": 1, "jobs": old,
+                                                    "max_cluster_id": 7}, protocol=4))
+    state = spool.load_snapshot_if_present()
+    assert state["jobs"] == old and state["max_cluster_id"] == 7
+    assert [jobs.job_id(j) for j in spool.read_queue().jobs] == [(1, 0), (2, 0)]
+    spool.write_snapshot(state)
+    assert pickle.loads(open(spool.snapshot_path, "rb").read())["version"] == snapshot.FORMAT
+    assert spool.load_snapshot_if_present()["jobs"] == old
 
 
 def test_history_rotates_and_still_reads_both_files(spool, monkeypatch):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import platform
-import socket
 import sys
 import time
-from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
 
 from awq import __version__
-from awq.jobs import Job
+from awq.jobset import JobSet
 from awq.spool import Spool, SpoolError, default_workdir
 
 
@@ -32,7 +33,7 @@ def version_text() -> str:
     return ("$CondorVersion: %s %s BuildID: alien-workqueue-%s $\n"
             "$CondorPlatform: %s-Linux_alien-workqueue $\n"
             % (FOLLOWS_HTCONDOR, FOLLOWS_HTCONDOR_DATE, __version__,
-               platform.machine().upper() or "X86_64"))
+               os.uname().machine.upper() or "X86_64"))
 
 
 class UsageError(CommandError):
@@ -108,10 +109,10 @@ def take_values(args: List[str], flag: str, count: int) -> List[str]:
 STALE_AFTER = 200
 
 
-def load_live_queue(what: str) -> Tuple[List[Job], float]:
+def load_live_queue(what: str) -> Tuple[JobSet, float]:
     """The jobs in the queue, after the health checks every query shares."""
     try:
-        view = Spool(default_workdir()).read_queue()
+        view = Spool(default_workdir()).read_queue_set()
     except SpoolError as err:
         fail(str(err))
     now = time.time()
@@ -129,11 +130,10 @@ def load_live_queue(what: str) -> Tuple[List[Job], float]:
 
 def schedd_names() -> List[str]:
     """Names this schedd answers to: $AWQ_SCHEDD_NAME, the host name, its FQDN."""
-    names = []
-    configured = os.environ.get("AWQ_SCHEDD_NAME")
-    if configured:
-        names.append(configured)
-    host = socket.gethostname()
+    import socket  # here: getfqdn may ask DNS, and only -name needs it
+
+    names = [schedd_name()]
+    host = os.uname().nodename
     names.append(host)
     names.append(host.split(".")[0])
     try:
@@ -145,7 +145,7 @@ def schedd_names() -> List[str]:
 
 
 def schedd_name() -> str:
-    return schedd_names()[0]
+    return os.environ.get("AWQ_SCHEDD_NAME") or os.uname().nodename
 
 
 def check_schedd_name(name: Optional[str]) -> None:

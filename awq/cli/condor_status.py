@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import List
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import List
 
 from awq import query
 from awq.cli.common import run_main, run_query

@@ -1,0 +1,157 @@
+"""ClassAd expressions evaluated over a whole JobSet at once, column by column.
+
+condor_q evaluates one constraint over every job in the queue: walking the
+tree once per job costs more than everything else it does. Here each node
+of the tree yields a list of values, one per job, computed from the set's
+columns with a fast path for the common case (integers compared with
+integers, booleans joined by && and ||) and classad's own operators
+(binary_values, logical, unary_value) for everything else, so the answers
+are the same. Evaluating both sides of && and || for every job is safe:
+evaluation has no side effects, and the operator still picks the result
+as if the right side had not been computed.
+
+What columns cannot say (an attribute holding an expression, or a list,
+whose value depends on the rest of the ad) is marked NEEDS_AD, and those
+jobs alone are evaluated by classad.evaluate on their whole ad.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from awq import classad
+from awq.classad import ERROR, UNDEFINED
+from awq.jobset import JobSet
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Sequence
+
+
+class _NeedsAd:
+    def __repr__(self) -> str:
+        return "NEEDS_AD"
+
+
+NEEDS_AD = _NeedsAd()
+_PLAIN = frozenset((str, int, float, bool))
+_NUMBERS = frozenset((int, float))
+_FAST = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+         ">": operator.gt, ">=": operator.ge, "+": operator.add, "-": operator.sub,
+         "*": operator.mul}
+
+
+def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) -> List[Any]:
+    """The value of expression text in the ad of each job in indices."""
+    tree = classad.parse(text)
+    try:
+        values = _values(tree, jobs, int(now), indices)
+    except RecursionError:
+        values = [NEEDS_AD] * len(indices)
+    for position, value in enumerate(values):
+        if value is NEEDS_AD:
+            values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
+    return values
+
+
+def select(jobs: JobSet, constraints: Sequence[str], now: float,
+           indices: Sequence[int]) -> List[int]:
+    """The indices whose job makes every constraint true."""
+    for text in constraints:
+        values = evaluate_all(text, jobs, now, indices)
+        indices = [i for i, value in zip(indices, values)
+                   if value is True or type(value) in _NUMBERS and value != 0]
+    return list(indices)
+
+
+def _values(node: tuple, jobs: JobSet, now: int, indices: Sequence[int]) -> List[Any]:
+    kind = node[0]
+    if kind == "lit":
+        return [node[1]] * len(indices)
+    if kind == "attr":
+        return _attribute(node[1], jobs, now, indices)
+    if kind == "bin":
+        left = _values(node[2], jobs, now, indices)
+        right = _values(node[3], jobs, now, indices)
+        if node[1] in ("&&", "||"):
+            return _logical(node[1], left, right)
+        return _binary(node[1], left, right)
+    if kind == "un":
+        op = node[1]
+        return [value if value is NEEDS_AD else classad.unary_value(op, value)
+                for value in _values(node[2], jobs, now, indices)]
+    if kind == "cond":
+        return _conditional(*(_values(part, jobs, now, indices) for part in node[1:4]))
+    # A function call or a list: this subtree alone, job by job, on each whole ad.
+    return [classad.evaluate(node, jobs.ad(i), now) for i in indices]
+
+
+def _attribute(name: str, jobs: JobSet, now: int, indices: Sequence[int]) -> List[Any]:
+    scope, _, rest = name.rpartition(".")
+    if scope:
+        if scope.lower() not in ("my", "self"):
+            return [UNDEFINED] * len(indices)   # no TARGET ad in a query, as in classad
+        name = rest
+    missing = now if name.lower() == "currenttime" else UNDEFINED
+    column = jobs.column(name)
+    if column is None:
+        return [missing] * len(indices)
+    if isinstance(indices, range) and len(indices) == len(column):
+        values = list(column)
+    else:
+        values = [column[i] for i in indices]
+    if None in values or not jobs.plain(name):
+        values = [value if type(value) in _PLAIN else
+                  missing if value is None else NEEDS_AD for value in values]
+    return values
+
+
+def _binary(op: str, left: List[Any], right: List[Any]) -> List[Any]:
+    fast = _FAST.get(op)
+    if fast is None:
+        return [_slow_binary(op, a, b) for a, b in zip(left, right)]
+    if _only(int, left) and _only(int, right):
+        return list(map(fast, left, right))      # the common case, at C speed
+    return [fast(a, b) if type(a) is int and type(b) is int else _slow_binary(op, a, b)
+            for a, b in zip(left, right)]
+
+
+def _only(kind: type, values: List[Any]) -> bool:
+    return set(map(type, values)) == {kind}
+
+
+def _slow_binary(op: str, left: Any, right: Any) -> Any:
+    if left is NEEDS_AD or right is NEEDS_AD:
+        return NEEDS_AD
+    return classad.binary_values(op, left, right)
+
+
+def _logical(op: str, left: List[Any], right: List[Any]) -> List[Any]:
+    if _only(bool, left) and _only(bool, right):
+        return list(map(operator.or_ if op == "||" else operator.and_, left, right))
+    decides = op == "||"   # the value of the left side that decides alone
+    return [a if a is decides else
+            b if a is (not decides) and type(b) is bool else _slow_logical(op, a, b)
+            for a, b in zip(left, right)]
+
+
+def _slow_logical(op: str, left: Any, right: Any) -> Any:
+    if left is NEEDS_AD:
+        return NEEDS_AD
+    if right is NEEDS_AD:
+        # Only a left side that decides alone makes the right side's value irrelevant.
+        decided = classad.logical(op, left, lambda: ERROR)
+        return decided if decided is (op == "||") else NEEDS_AD
+    return classad.logical(op, left, lambda: right)
+
+
+def _conditional(test: List[Any], then: List[Any], otherwise: List[Any]) -> List[Any]:
+    result = []
+    for value, yes, no in zip(test, then, otherwise):
+        if value is NEEDS_AD:
+            result.append(NEEDS_AD)
+        elif type(value) is bool or type(value) in _NUMBERS:
+            result.append(yes if value else no)
+        else:
+            result.append(UNDEFINED if value is UNDEFINED else ERROR)
+    return result

@@ -1,0 +1,110 @@
+"""Jobs read by column: what condor_q works on, without a dict per job unless asked.
+
+A JobSet is the snapshot's columns (see awq.snapshot) followed by jobs given
+as dicts (records the master has not taken yet, or any list of ads). A
+column is a list with one value per job, None where the job lacks the
+attribute; names are found case-insensitively, as ClassAd attributes are.
+"""
+
+from __future__ import annotations
+
+from awq.snapshot import Columns, decode_value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+
+_PLAIN = frozenset((str, int, float, bool))
+
+
+class JobSet:
+    def __init__(self, columns: Optional[Columns] = None, extra: Sequence[Dict[str, Any]] = ()):
+        self._columns = columns
+        self._extra = list(extra)
+        self._base = columns.count if columns is not None else 0
+        names = columns.names if columns is not None else []
+        for job in self._extra:
+            names.extend(name for name in job if name not in names)
+        self.names: List[str] = list(dict.fromkeys(names))
+        self._by_lower: Dict[str, str] = {}
+        for name in self.names:
+            self._by_lower.setdefault(name.lower(), name)
+        self._cache: Dict[str, List[Any]] = {}
+
+    @classmethod
+    def from_ads(cls, ads: Iterable[Dict[str, Any]]) -> "JobSet":
+        return cls(None, list(ads))
+
+    def __len__(self) -> int:
+        return self._base + len(self._extra)
+
+    def resolve(self, name: str) -> Optional[str]:
+        """The stored spelling of an attribute name, or None if no job has it."""
+        if name in self._cache or name in self.names:
+            return name
+        return self._by_lower.get(name.lower())
+
+    def column(self, name: str) -> Optional[List[Any]]:
+        """One value per job (None: the job lacks it); None if no job has the attribute."""
+        stored = self.resolve(name)
+        if stored is None:
+            return None
+        column = self._cache.get(stored)
+        if column is None:
+            column = self._load(stored)
+            self._cache[stored] = column
+        return column
+
+    def _load(self, name: str) -> List[Any]:
+        column: List[Any] = []
+        if self._columns is not None:
+            raw = self._columns.raw_column(name)
+            if raw is None:
+                column = [None] * self._base
+            elif self._columns.plain(name):
+                column = list(raw) if self._extra else raw
+            else:
+                column = [decode_value(value) for value in raw]
+        column.extend(job.get(name) for job in self._extra)
+        return column
+
+    def plain(self, name: str) -> bool:
+        """True if the attribute's values are all str, int, float, bool (or missing)."""
+        stored = self.resolve(name)
+        if stored is None:
+            return True
+        if self._columns is not None and stored in self._columns.names \
+                and not self._columns.plain(stored):
+            return False
+        return all(type(job.get(stored)) in _PLAIN or job.get(stored) is None
+                   for job in self._extra)
+
+    def set_value(self, index: int, name: str, value: Any) -> None:
+        column = self.column(name)
+        if column is None:
+            column = self._cache[name] = [None] * len(self)
+            self.names.append(name)
+            self._by_lower.setdefault(name.lower(), name)
+        column[index] = value
+
+    def ad(self, index: int) -> Dict[str, Any]:
+        """Job number `index` as a dict (every column is read)."""
+        result = {}
+        for name in self.names:
+            value = self.column(name)[index]
+            if value is not None:
+                result[name] = value
+        return result
+
+    def ads(self, indices: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
+        if indices is None:
+            indices = range(len(self))
+        columns = [(name, self.column(name)) for name in self.names]
+        return [{name: column[i] for name, column in columns if column[i] is not None}
+                for i in indices]
+
+    def ids(self) -> List[Any]:
+        """(ClusterId, ProcId) of every job, in order."""
+        return list(zip(self.column("ClusterId") or [None] * len(self),
+                        self.column("ProcId") or [None] * len(self)))

@@ -9,7 +9,6 @@ which jobs a command-line target names, the stored forms of ``Arguments`` and
 
 from __future__ import annotations
 
-import enum
 import os
 import pwd
 from collections import Counter, namedtuple
@@ -24,8 +23,10 @@ else:
     Job, JobId = dict, tuple   # for modules importing the names; annotations stay text
 
 
-class JobStatus(enum.IntEnum):
-    """HTCondor's JobStatus values. Jobs store the plain int (see ``set_status``)."""
+class JobStatus:
+    """HTCondor's JobStatus values, plain ints as jobs store them. Not an IntEnum: importing
+    enum costs a query tool as much as the rest of its start. JobStatus(2) is 2, so a
+    format-1 snapshot holding an IntEnum member still loads as an int."""
 
     IDLE = 1
     RUNNING = 2
@@ -35,17 +36,20 @@ class JobStatus(enum.IntEnum):
     TRANSFERRING_OUTPUT = 6
     SUSPENDED = 7
 
-    @property
-    def letter(self) -> str:
-        """The ST column of condor_q."""
-        return "IRXCH>S"[self - 1]
+    def __new__(cls, value: Any) -> int:  # type: ignore[misc]
+        if value not in ALL_STATES:
+            raise ValueError("%r is not a JobStatus" % (value,))
+        return int(value)
+
+
+ALL_STATES = tuple(range(JobStatus.IDLE, JobStatus.SUSPENDED + 1))
+_NAMES = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
+          6: "transferring_output", 7: "suspended"}
+_LETTERS = dict(zip(ALL_STATES, "IRXCH>S"))   # condor_q's ST column
 
 
 # States a job leaves the queue from (it then lives only in history).
 FINAL_STATES = (JobStatus.REMOVED, JobStatus.COMPLETED)
-
-
-_LETTERS = {int(status): status.letter for status in JobStatus}
 
 
 def status_letter(status: Any) -> str:
@@ -53,6 +57,14 @@ def status_letter(status: Any) -> str:
         return _LETTERS.get(status, "?")
     except TypeError:   # an unhashable value
         return "?"
+
+
+def status_name(status: Any) -> str:
+    """idle, running, ... for the log; the value itself if it is no JobStatus."""
+    try:
+        return _NAMES.get(status) or str(status)
+    except TypeError:
+        return str(status)
 
 
 def count_by_status(job_list: Iterable[Mapping[str, Any]]) -> "Counter[int]":

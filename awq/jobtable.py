@@ -181,15 +181,8 @@ class JobTable:
         self.dirty = True
         # One line per state change: "job 12.0: idle -> held: <why>".
         log.log(logging.WARNING if status == JobStatus.HELD else logging.INFO,
-                "job %s: %s -> %s: %s", jobs.format_job_id(jid), _status_name(before),
-                JobStatus(status).name.lower(), why)
-
-
-def _status_name(status: Any) -> str:
-    try:
-        return JobStatus(status).name.lower()
-    except ValueError:
-        return str(status)
+                "job %s: %s -> %s: %s", jobs.format_job_id(jid), jobs.status_name(before),
+                jobs.status_name(status), why)
 
 
 def _left_host(job: Job) -> Dict[str, Any]:

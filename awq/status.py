@@ -23,7 +23,7 @@ def health_report(*, queue: Sequence[Job], history: Sequence[Job], master_alive:
     stats = master_status.get("workqueue") or {}
     report: Dict[str, Any] = {
         "master": _master_part(master_alive, master_pid, heartbeat, master_status, now),
-        "jobs": {s.name.lower(): by_status.get(int(s), 0) for s in JobStatus},
+        "jobs": {jobs.status_name(s): by_status.get(s, 0) for s in jobs.ALL_STATES},
         "oldest_idle_seconds": int(now - min(_entered(j, now) for j in idle)) if idle else 0,
         "completed_last_hour": sum(1 for j in history if j.get("JobStatus") == JobStatus.COMPLETED
                                    and _number(j.get("CompletionDate")) >= now - HOUR),

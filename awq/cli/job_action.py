@@ -30,7 +30,7 @@ class Action(NamedTuple):
 ACTIONS = {
     "rm": Action("condor_rm", "rm", "marked for removal", "remove",
                  "remove jobs: idle jobs never run, running pilots are stopped",
-                 tuple(JobStatus)),
+                 jobs.ALL_STATES),
     "hold": Action("condor_hold", "hold", "held", "hold",
                    "hold jobs: a running pilot is stopped, the job waits for condor_release",
                    (JobStatus.IDLE, JobStatus.RUNNING, JobStatus.SUSPENDED)),

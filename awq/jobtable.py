@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from awq import classad, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
@@ -53,6 +53,10 @@ class JobTable:
 
     def idle_jobs(self) -> List[JobId]:
         return list(self._idle)
+
+    def iter_idle(self) -> Iterator[JobId]:
+        """Idle jobs, oldest first, without a copy: no state change while iterating."""
+        return iter(self._idle)
 
     def counts(self) -> Tuple[int, int]:
         """(idle, running), as upstream's stat file has them."""

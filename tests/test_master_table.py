@@ -266,3 +266,20 @@ def test_the_idle_index_follows_every_change():
     assert table.idle_jobs() == [jid for jid, j in table.jobs.items() if j["JobStatus"] == 1]
     table.release((1, 2), "ok")
     assert sorted(table.idle_jobs()) == [(1, 0), (1, 1), (1, 2)]
+
+
+def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
+    from awq.dispatch import MIN_WAITING
+    backend, table = FakeBackend(), JobTable()
+    for proc in range(MIN_WAITING * 3):
+        table.put(ad(ProcId=proc))
+    dispatcher = Dispatcher(backend)
+    assert dispatcher.submit_idle(table) == MIN_WAITING  # the rest wait in our table
+    assert dispatcher.submit_idle(table) == 0
+    for task_id in (1, 2, 3):
+        backend.states[task_id] = TaskState.ON_WORKER
+    assert dispatcher.submit_idle(table) == 3  # started jobs make room, oldest first
+    assert [table.status((1, p)) for p in range(4)] == [JobStatus.RUNNING] * 3 + [JobStatus.IDLE]
+    assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
+    dispatcher.cancel((1, 5))  # a cancelled task leaves room too
+    assert dispatcher.submit_idle(table) == 1

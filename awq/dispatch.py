@@ -8,7 +8,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
-from awq.tasks import TaskBackend, TaskResult, TaskState, task_spec
+from awq.tasks import TaskBackend, TaskResult, TaskState, requested_resources, task_spec
 
 log = logging.getLogger("awq.master")
 
@@ -57,12 +57,12 @@ class TaskMap:
 def unfit_reason(job: Job, largest: Dict[str, int]) -> Optional[str]:
     """Why no connected worker can ever take this job, or None if one can (or we cannot tell)."""
     try:
-        spec = task_spec(job)
+        cores, memory_mb, disk_mb = requested_resources(job)
     except Exception:
         return None  # submit_idle holds such a job with its own reason
-    wants = (("cores", spec.cores, largest.get("max_cores", 0), ""),
-             ("memory", spec.memory_mb, largest.get("max_memory", 0), " MB"),
-             ("disk", spec.disk_mb, largest.get("max_disk", 0), " MB"))
+    wants = (("cores", cores, largest.get("max_cores", 0), ""),
+             ("memory", memory_mb, largest.get("max_memory", 0), " MB"),
+             ("disk", disk_mb, largest.get("max_disk", 0), " MB"))
     for what, asked, has, unit in wants:
         if has > 0 and asked > has:
             return "no connected worker has %d%s of %s (the largest has %d%s)" % (

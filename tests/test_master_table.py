@@ -283,3 +283,18 @@ def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
     assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
     dispatcher.cancel((1, 5))  # a cancelled task leaves room too
     assert dispatcher.submit_idle(table) == 1
+
+
+def test_the_running_and_finished_indexes_follow_every_change():
+    table = JobTable()
+    for proc in range(4):
+        table.add(ad(ProcId=proc))
+    table.mark_running((1, 0))
+    table.mark_running((1, 1))
+    table.complete((1, 1), 0)
+    table.remove((1, 2), "rm")
+    assert table.counts() == (1, 1)
+    assert [jobs.job_id(j) for j in table.retire_finished()] == [(1, 1), (1, 2)]
+    assert table.retire_finished() == [] and table.counts() == (1, 1)
+    table.requeue((1, 0), "worker gone")
+    assert table.counts() == (2, 0)

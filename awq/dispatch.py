@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Dict, Iterator, Optional, Tuple
 
 from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
-from awq.tasks import TaskBackend, TaskResult, TaskState, task_spec
+from awq.tasks import TaskBackend, TaskResult, TaskState, requested_resources, task_spec
 
 log = logging.getLogger("awq.master")
 
 MAX_TASKS = 10000
+# Tasks handed to Work Queue that no worker has taken yet: at most this many more than
+# the connected workers have free cores. Work Queue (CCTools 8) walks its whole ready
+# list, and several times its whole task table, on every pass of wait(): 10,000 tasks
+# queued at once cost the master ~18 ms of CPU per job. The rest wait in our table.
+MIN_WAITING = 32
+CAPACITY_INTERVAL = 1.0     # s between looks at the workers' free cores (work_queue_stats)
 
 
 class TaskMap:
@@ -50,12 +57,12 @@ class TaskMap:
 def unfit_reason(job: Job, largest: Dict[str, int]) -> Optional[str]:
     """Why no connected worker can ever take this job, or None if one can (or we cannot tell)."""
     try:
-        spec = task_spec(job)
+        cores, memory_mb, disk_mb = requested_resources(job)
     except Exception:
         return None  # submit_idle holds such a job with its own reason
-    wants = (("cores", spec.cores, largest.get("max_cores", 0), ""),
-             ("memory", spec.memory_mb, largest.get("max_memory", 0), " MB"),
-             ("disk", spec.disk_mb, largest.get("max_disk", 0), " MB"))
+    wants = (("cores", cores, largest.get("max_cores", 0), ""),
+             ("memory", memory_mb, largest.get("max_memory", 0), " MB"),
+             ("disk", disk_mb, largest.get("max_disk", 0), " MB"))
     for what, asked, has, unit in wants:
         if has > 0 and asked > has:
             return "no connected worker has %d%s of %s (the largest has %d%s)" % (
@@ -70,27 +77,66 @@ class Dispatcher:
         self.job_wrapper = job_wrapper
         self.max_tasks = max_tasks
         self.tasks = TaskMap()
+        # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
+        self.waiting: Dict[int, JobId] = {}
+        self.free_cores = 0
+        self.capacity_checked = 0.0
 
     def submit_idle(self, table: JobTable) -> int:
-        """Hand idle jobs that have no task to Work Queue; returns how many."""
+        """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
+        self.note_started(table)
+        room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
+        if room <= 0:
+            return 0
         started = 0
-        for jid in table.idle_jobs():
-            if len(self.tasks) >= self.max_tasks:
+        refused = []
+        # Lazily, oldest first: the jobs that already have a task come first, so a pass
+        # costs what it submits, not the length of the queue.
+        for jid in table.iter_idle():
+            if started >= room:
                 break
             if jid in self.tasks:
                 continue
             try:
                 task_id = self.backend.submit(task_spec(table.jobs[jid], self.job_wrapper))
             except Exception as err:  # one bad job must not stop the others
-                table.hold(jid, "cannot create the Work Queue task: %s" % err)
+                refused.append((jid, err))
                 continue
             self.tasks.add(jid, task_id)
+            self.waiting[task_id] = jid
             started += 1
+        for jid, err in refused:  # not while iterating: a held job leaves the idle index
+            table.hold(jid, "cannot create the Work Queue task: %s" % err)
         return started
+
+    def waiting_limit(self) -> int:
+        """How many tasks may wait in Work Queue: a few, plus what free cores can start now."""
+        now = time.monotonic()
+        if now - self.capacity_checked >= CAPACITY_INTERVAL:
+            self.capacity_checked = now
+            try:
+                stats = self.backend.stats()
+                self.free_cores = max(0, int(stats.get("total_cores", 0))
+                                      - int(stats.get("committed_cores", 0)))
+            except Exception as err:  # the limit is a tuning, never a reason to stop
+                log.debug("cannot read Work Queue's stats: %s", err)
+                self.free_cores = 0
+        return MIN_WAITING + self.free_cores
+
+    def note_started(self, table: JobTable) -> None:
+        """Jobs whose waiting task reached a worker are running (only the waiting ones: cheap)."""
+        for task_id, jid in list(self.waiting.items()):
+            state = self.backend.task_state(task_id)
+            if state == TaskState.WAITING:
+                continue
+            del self.waiting[task_id]
+            if state == TaskState.ON_WORKER and table.status(jid) == JobStatus.IDLE:
+                table.mark_running(jid, self.backend.task_host(task_id))
 
     def cancel(self, jid: JobId) -> None:
         task_id = self.tasks.pop_job(jid)
         if task_id is not None:
+            self.waiting.pop(task_id, None)
             self.backend.cancel(task_id)
 
     def poll_states(self, table: JobTable) -> None:
@@ -104,15 +150,18 @@ class Dispatcher:
             status = table.status(jid)
             state = self.backend.task_state(task_id)
             if state == TaskState.ON_WORKER and status == JobStatus.IDLE:
+                self.waiting.pop(task_id, None)
                 table.mark_running(jid, self.backend.task_host(task_id))
             elif state == TaskState.WAITING and status == JobStatus.RUNNING:
                 # Work Queue gave up on the worker: it disconnected, or stopped answering
                 # its keepalives (e.g. blocked); name it so the admin can look there.
                 table.requeue(jid, "its worker %s went away or stopped answering"
                               % table.jobs[jid].get("RemoteHost", "(unknown)"))
+                self.waiting[task_id] = jid
 
     def handle(self, result: TaskResult, table: JobTable) -> None:
         jid = self.tasks.pop_task(result.task_id)
+        self.waiting.pop(result.task_id, None)
         if jid is None:
             return  # a task we cancelled
         if table.status(jid) == JobStatus.IDLE:

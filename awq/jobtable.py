@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from awq import classad, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
@@ -29,15 +29,28 @@ class JobTable:
         # Idle jobs in submission order: dispatch looks at these on every pass, and a
         # scan of the whole table there made the master's cost per job grow with the queue.
         self._idle: Dict[JobId, None] = {}
+        # Likewise for the counts published several times a second, and the finished jobs
+        # each snapshot retires: kept here, never found by a scan.
+        self._running: Set[JobId] = set()
+        self._finished: Set[JobId] = set()
 
     def put(self, job: Job) -> None:
         """Store a job as it is (every write to the table goes through here)."""
         jid = jobs.job_id(job)
         self.jobs[jid] = job
-        if job.get("JobStatus") == JobStatus.IDLE:
+        status = job.get("JobStatus")
+        if status == JobStatus.IDLE:
             self._idle[jid] = None
         else:
             self._idle.pop(jid, None)
+        if status == JobStatus.RUNNING:
+            self._running.add(jid)
+        else:
+            self._running.discard(jid)
+        if status in FINAL_STATES:
+            self._finished.add(jid)
+        else:
+            self._finished.discard(jid)
 
     # -- reading
 
@@ -54,10 +67,13 @@ class JobTable:
     def idle_jobs(self) -> List[JobId]:
         return list(self._idle)
 
+    def iter_idle(self) -> Iterator[JobId]:
+        """Idle jobs, oldest first, without a copy: no state change while iterating."""
+        return iter(self._idle)
+
     def counts(self) -> Tuple[int, int]:
         """(idle, running), as upstream's stat file has them."""
-        by_status = jobs.count_by_status(self.jobs.values())
-        return by_status[JobStatus.IDLE], by_status[JobStatus.RUNNING]
+        return len(self._idle), len(self._running)
 
     def active(self) -> bool:
         return any(job.get("JobStatus") in (JobStatus.IDLE, JobStatus.RUNNING)
@@ -97,9 +113,10 @@ class JobTable:
     def retire_finished(self) -> List[Job]:
         """Take completed and removed jobs out, unless leave_in_queue keeps them; they go to history."""
         now = time.time()
-        finished = [jid for jid, job in self.jobs.items()
-                    if job.get("JobStatus") in FINAL_STATES and not _left_in_queue(job, now)]
-        retired = [self.jobs.pop(jid) for jid in finished]  # never idle: the index holds none
+        finished = [jid for jid in self._finished if not _left_in_queue(self.jobs[jid], now)]
+        finished.sort()  # history in job order, as a scan of the table gave it
+        retired = [self.jobs.pop(jid) for jid in finished]  # never idle nor running
+        self._finished.difference_update(finished)
         if retired:
             self.dirty = True
         return retired

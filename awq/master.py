@@ -130,16 +130,17 @@ class Master:
                     raise
                 time.sleep(min(failures, 10))
         self.flush(force=True)
-        self.watcher.stop_child()
+        self.watcher.stop_all()
         return 0
 
     def turn(self) -> bool:
         """One pass over everything; False when a drain has emptied the queue."""
         baseline = self.watcher.baseline()
         draining = self.draining()
-        if not draining:
-            self.intake.take_records(self.table)
-        self.apply_requests()
+        if self.watcher.needs_look(baseline, draining):
+            if not draining:
+                self.intake.take_records(self.table)
+            self.apply_requests()
         self.apply_periodic_expressions()
         self.dispatcher.submit_idle(self.table)
         self.flush()

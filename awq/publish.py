@@ -1,7 +1,8 @@
 """What the master tells the world besides its table: heartbeat, counters, summaries.
 
-stat/latest (upstream's WAITING/RUNNING/TIMESTAMP) and stat/master.json (for
-`alien_work_queue --status`) are rewritten at least every HEARTBEAT_INTERVAL;
+stat/latest (upstream's WAITING/RUNNING/TIMESTAMP) is rewritten when its counts
+change and at least every HEARTBEAT_INTERVAL; stat/master.json (for
+`alien_work_queue --status`) at most every STATUS_INTERVAL;
 a summary line goes to the log once a minute; idle jobs no connected worker
 can take are told so.
 """
@@ -11,17 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Dict
+from typing import Any, Dict, Optional, Tuple
 
 from awq.dispatch import unfit_reason
 from awq.jobs import format_job_id
 from awq.jobtable import JobTable
 from awq.spool import Spool
-from awq.tasks import TaskBackend
+from awq.tasks import REQUEST_ATTRIBUTES, TaskBackend
 
 log = logging.getLogger("awq.master")
 
 HEARTBEAT_INTERVAL = 5.0     # s between stat/latest rewrites when idle
+STATUS_INTERVAL = 1.0        # s between looks at Work Queue's counters (stat/master.json)
 SUMMARY_INTERVAL = 60.0      # s between summary lines in the log
 UNFIT_GRACE = 60.0           # s an idle job waits before we say no worker is big enough
 
@@ -36,6 +38,8 @@ class Publisher:
         self.started = time.time()
         self.workers_seen = 0.0
         self.last_heartbeat = 0.0
+        self.last_counts: Optional[Tuple[int, int]] = None
+        self.last_status = 0.0
         self.last_summary = time.time()
         self.last_unfit_check = 0.0
         self.unfit_grace = unfit_grace
@@ -44,9 +48,19 @@ class Publisher:
         return now - self.last_heartbeat >= HEARTBEAT_INTERVAL
 
     def publish(self, now: float) -> None:
+        """Called after every snapshot: stat/latest follows the counts, the rest is paced.
+
+        work_queue_stats walks every task Work Queue holds, so its counters are read
+        at most once per STATUS_INTERVAL, not after every snapshot.
+        """
         idle, running = self.table.counts()
-        self.spool.write_stat(idle, running, now)
-        self.last_heartbeat = now
+        if self.due(now) or (idle, running) != self.last_counts:
+            self.spool.write_stat(idle, running, now)
+            self.last_heartbeat = now
+            self.last_counts = (idle, running)
+        if now - self.last_status < STATUS_INTERVAL:
+            return
+        self.last_status = now
         stats = self.backend.stats()
         if stats.get("workers_connected"):
             self.workers_seen = now
@@ -68,11 +82,20 @@ class Publisher:
         """Idle jobs no connected worker can take say so (condor_q -l), and the log warns once."""
         if not stats.get("workers_connected"):
             return
+        # Most jobs of a queue ask for the same plain numbers: judge each such request once.
+        verdicts: Dict[Tuple[Any, ...], Optional[str]] = {}
         for jid in self.table.idle_jobs():
             job = self.table.jobs[jid]
             if now - float(job.get("EnteredCurrentStatus") or now) < self.unfit_grace:
                 continue
-            reason = unfit_reason(job, stats)
+            key = tuple(job.get(name) for name in REQUEST_ATTRIBUTES)
+            if all(isinstance(value, (int, float, type(None))) for value in key):
+                if key not in verdicts:
+                    verdicts[key] = unfit_reason(job, stats)
+                reason = verdicts[key]
+            else:  # an expression may read other attributes of the job
+                reason = unfit_reason(job, stats)
             if reason and reason != job.get("LastRejectedMatchReason"):
                 log.warning("job %s stays idle: %s", format_job_id(jid), reason)
-            self.table.annotate(jid, LastRejectedMatchReason=reason)
+            if reason != job.get("LastRejectedMatchReason"):
+                self.table.annotate(jid, LastRejectedMatchReason=reason)

@@ -171,13 +171,21 @@ def _redirections(job: Job, spec: TaskSpec) -> str:
     return text + " 2>&1"
 
 
-def _apply_requests(job: Job, spec: TaskSpec, now: Optional[float]) -> None:
+REQUEST_ATTRIBUTES = ("RequestCpus", "RequestMemory", "RequestDisk")
+
+
+def requested_resources(job: Job, now: Optional[float] = None) -> Tuple[int, int, int]:
+    """(cores, memory MB, disk MB) the job's task asks Work Queue for."""
     cores = _positive_number(job, "RequestCpus", now)
-    spec.cores = max(1, int(cores)) if cores is not None else 1
     memory = _positive_number(job, "RequestMemory", now)          # MB
-    spec.memory_mb = int(memory) if memory is not None else NOMINAL_MB
     disk = _positive_number(job, "RequestDisk", now)              # KB in HTCondor
-    spec.disk_mb = max(1, int(disk) // 1024) if disk is not None else NOMINAL_MB
+    return (max(1, int(cores)) if cores is not None else 1,
+            int(memory) if memory is not None else NOMINAL_MB,
+            max(1, int(disk) // 1024) if disk is not None else NOMINAL_MB)
+
+
+def _apply_requests(job: Job, spec: TaskSpec, now: Optional[float]) -> None:
+    spec.cores, spec.memory_mb, spec.disk_mb = requested_resources(job, now)
 
 
 def _positive_number(job: Mapping, name: str, now: Optional[float]) -> Optional[float]:

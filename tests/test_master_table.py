@@ -283,3 +283,81 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     master.apply_requests()  # seen once: nothing is applied twice
     master.intake.commit()
     assert os.listdir(master.spool.request_dir("hold")) == []
+
+
+def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
+    from awq.dispatch import MIN_WAITING
+    backend, table = FakeBackend(), JobTable()
+    for proc in range(MIN_WAITING * 3):
+        table.put(ad(ProcId=proc))
+    dispatcher = Dispatcher(backend)
+    assert dispatcher.submit_idle(table) == MIN_WAITING  # the rest wait in our table
+    assert dispatcher.submit_idle(table) == 0
+    for task_id in (1, 2, 3):
+        backend.states[task_id] = TaskState.ON_WORKER
+    assert dispatcher.submit_idle(table) == 3  # started jobs make room, oldest first
+    assert [table.status((1, p)) for p in range(4)] == [JobStatus.RUNNING] * 3 + [JobStatus.IDLE]
+    assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
+    dispatcher.cancel((1, 5))  # a cancelled task leaves room too
+    assert dispatcher.submit_idle(table) == 1
+
+
+def test_the_running_and_finished_indexes_follow_every_change():
+    table = JobTable()
+    for proc in range(4):
+        table.add(ad(ProcId=proc))
+    table.mark_running((1, 0))
+    table.mark_running((1, 1))
+    table.complete((1, 1), 0)
+    table.remove((1, 2), "rm")
+    assert table.counts() == (1, 1)
+    assert [jobs.job_id(j) for j in table.retire_finished()] == [(1, 1), (1, 2)]
+    assert table.retire_finished() == [] and table.counts() == (1, 1)
+    table.requeue((1, 0), "worker gone")
+    assert table.counts() == (2, 0)
+
+
+def test_the_spool_is_listed_again_only_when_it_may_hold_news(tmp_path, monkeypatch):
+    import os
+    import time as _time
+    from awq import watcher as watcher_module
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    spool_watcher = watcher_module.SpoolWatcher([str(queue)], str(tmp_path / "drain"))
+    assert spool_watcher.needs_look(spool_watcher.baseline(), False)  # first look
+    # Just changed: the same timestamp tick could hide the next change, so look again.
+    assert spool_watcher.needs_look(spool_watcher.baseline(), False)
+    old = _time.time_ns() - 10 ** 9
+    os.utime(str(queue), ns=(old, old))
+    assert spool_watcher.needs_look(spool_watcher.baseline(), False)  # mtime changed
+    assert not spool_watcher.needs_look(spool_watcher.baseline(), False)  # settled, unchanged
+    assert spool_watcher.needs_look(spool_watcher.baseline(), True)  # the drain switch moved
+    assert not spool_watcher.needs_look(spool_watcher.baseline(), True)
+    (queue / "1.job").write_text("x")
+    assert spool_watcher.needs_look(spool_watcher.baseline(), True)
+    os.utime(str(queue), ns=(old, old))
+    spool_watcher.needs_look(spool_watcher.baseline(), True)
+    real = _time.monotonic
+    monkeypatch.setattr(watcher_module.time, "monotonic",
+                        lambda: real() + watcher_module.RELOOK_INTERVAL)
+    assert spool_watcher.needs_look(spool_watcher.baseline(), True)  # at least once a second
+
+
+def test_snapshot_deadlines_get_cheap_timers_and_one_watcher_lives_on(tmp_path):
+    from awq import watcher as watcher_module
+    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path)], str(tmp_path / "drain"))
+    try:
+        spool_watcher.ensure_child(spool_watcher.baseline(), 0.2)
+        first = spool_watcher.pid
+        assert first and len(spool_watcher.timers) == 1
+        spool_watcher.ensure_child(spool_watcher.baseline(), 0.2)  # that timer is soon enough
+        spool_watcher.ensure_child(spool_watcher.baseline(), watcher_module.LIFETIME)
+        assert spool_watcher.pid == first and len(spool_watcher.timers) == 1
+        timer = next(iter(spool_watcher.timers))
+        import os
+        assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
+        spool_watcher.child_exited([timer])
+        assert not spool_watcher.timers
+    finally:
+        spool_watcher.stop_all()
+    assert spool_watcher.pid is None

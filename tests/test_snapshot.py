@@ -69,6 +69,6 @@ def test_damaged_bytes_are_a_clear_error(data, message):
 
 
 def test_a_snapshot_naming_any_other_class_is_refused():
-    evil = pickle.dumps({"version": 2, "count": 0, "columns": [], "data": {}, "x": OSError("x")})
-    with pytest.raises(snapshot.SnapshotError, match="builtins.OSError is not allowed"):
+    evil = pickle.dumps({"version": 2, "count": 0, "columns": [], "data": {}, "x": complex(1, 2)})
+    with pytest.raises(snapshot.SnapshotError, match="builtins.complex is not allowed"):
         snapshot.open_columns(evil)

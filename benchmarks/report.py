@@ -200,6 +200,7 @@ def render(docs: Dict[str, Dict]) -> str:
               "- dates: %s" % ", ".join("%s %s" % (n, docs[n].get("date")) for n in ORDER
                                          if n in docs), ""]
     lines += ["## Issue 8 targets", ""] + targets_table(docs) + [""]
+    lines += _analysis()
     for name in ORDER:
         doc = docs.get(name)
         if not doc:
@@ -228,6 +229,18 @@ def render(docs: Dict[str, Dict]) -> str:
                     seen.add(note)
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+ANALYSIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+
+
+def _analysis() -> List[str]:
+    """The hand-written part: what the profiles say about each target (benchmarks/ANALYSIS.md)."""
+    try:
+        with open(ANALYSIS) as handle:
+            return handle.read().rstrip("\n").split("\n") + [""]
+    except FileNotFoundError:
+        return []
 
 
 def write(results_dir: str, report_path: str) -> None:

@@ -626,7 +626,9 @@ def _restart(target: Target, ctx: Context, y: float) -> tuple:
         pilots = Pilots(root)
         ramp, _ = _ramp(cluster, pilots, total, "restart")
         figures.append(figure("%s on %d workers x %d cores: condor_submit -> all running "
-                              "(before the kill)" % (label, n_workers, cores), [ramp], "s", y))
+                              "(before the kill)" % (label, n_workers, cores), [ramp], "s", y,
+                              target="<= 10 s (issue 8)" if total == 5000 else None,
+                              limit=10.0))
         wait_for_count(lambda: len(pilots.live()), total, "live pilot processes", interval=0.5)
         budget = {"tasks_per_pilot": (system_tasks() - tasks0) / total,
                   "mb_per_pilot": max(0.0, mem0 - mem_available_mb()) / total}
@@ -814,17 +816,22 @@ def _big(target: Target, ctx: Context, y: float, ys: List[float],
             rss.append(rss_mb(master.pid))
             tasks.append(system_tasks())
             last_cpu, last_t = cpu, now
+        full = not ctx.quick
         figures.append(figure("master CPU while %s run (1 s samples)" % label, shares,
-                              "% of a core", None, time_like=False))
+                              "% of a core", None, time_like=False,
+                              target="< 0.1 core (issue 8)" if full else None, limit=10.0))
         figures.append(figure("master RSS while %s run" % label, rss, "MB", None,
-                              time_like=False))
+                              time_like=False,
+                              target="<= 300 MB (issue 8)" if full else None, limit=300.0))
         notes.append("while %s ran: %d processes and threads on the machine (%d before the "
                      "workers started)" % (label, max(tasks), tasks0))
         idle = read_stat(cluster.spool).get("WAITING", 0)
         running = read_stat(cluster.spool).get("RUNNING", 0)
         forms = [CLIENT_FORMS[0], CLIENT_FORMS[6]]
         q_figs, q_ys = time_forms(target, cluster.spool, idle, running, ctx.repeats(7, 3), root,
-                                  forms=forms, label="while %s run: " % label)
+                                  forms=forms, label="while %s run: " % label,
+                                  ratio_limit=3.0 if full else None,
+                                  target_text="<= 3x python3 -c pass (issue 8)" if full else "")
         for fig in q_figs:
             fig.pop("output_correct", None)  # the master rewrites stat/latest meanwhile
         figures += q_figs

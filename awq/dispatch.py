@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
-from awq.tasks import TaskBackend, TaskResult, TaskState, requested_resources, task_spec
+from awq.shared_inputs import SharedInputs
+from awq.tasks import (TaskBackend, TaskResult, TaskSpec, TaskState, requested_resources,
+                       task_spec)
 
 log = logging.getLogger("awq.master")
 
@@ -19,6 +21,7 @@ MAX_TASKS = 10000
 # queued at once cost the master ~18 ms of CPU per job. The rest wait in our table.
 MIN_WAITING = 32
 CAPACITY_INTERVAL = 1.0     # s between looks at the workers' free cores (work_queue_stats)
+SWEEP_INTERVAL = 60.0       # s between looks for shared input copies no task uses
 
 
 class TaskMap:
@@ -72,11 +75,14 @@ def unfit_reason(job: Job, largest: Dict[str, int]) -> Optional[str]:
 
 class Dispatcher:
     def __init__(self, backend: TaskBackend, job_wrapper: Optional[str] = None,
-                 max_tasks: int = MAX_TASKS):
+                 max_tasks: int = MAX_TASKS, shared: Optional[SharedInputs] = None):
         self.backend = backend
         self.job_wrapper = job_wrapper
         self.max_tasks = max_tasks
         self.tasks = TaskMap()
+        self.shared = shared
+        self.copies_of: Dict[int, List[str]] = {}   # task id -> the shared copies it uses
+        self.swept = time.monotonic()
         # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
         self.waiting: Dict[int, JobId] = {}
         self.free_cores = 0
@@ -98,7 +104,7 @@ class Dispatcher:
             if jid in self.tasks:
                 continue
             try:
-                task_id = self.backend.submit(task_spec(table.jobs[jid], self.job_wrapper))
+                task_id = self._submit(table.jobs[jid])
             except Exception as err:  # one bad job must not stop the others
                 refused.append((jid, err))
                 continue
@@ -108,6 +114,50 @@ class Dispatcher:
         for jid, err in refused:  # not while iterating: a held job leaves the idle index
             table.hold(jid, "cannot create the Work Queue task: %s" % err)
         return started
+
+    def _submit(self, job: Job) -> int:
+        spec = task_spec(job, self.job_wrapper)
+        copies = self._use_shared_copies(spec)
+        try:
+            task_id = self.backend.submit(spec)
+        except BaseException:
+            self._release(copies)
+            raise
+        if copies:
+            self.copies_of[task_id] = copies
+        return task_id
+
+    def _use_shared_copies(self, spec: TaskSpec) -> List[str]:
+        """Send the spec's shareable inputs as content-named copies, cached on the workers."""
+        if self.shared is None or not spec.shareable:
+            return []
+        copies, kept = [], []
+        for local, remote in spec.inputs:
+            copy = self.shared.acquire(local) if remote in spec.shareable else None
+            if copy is None:
+                kept.append((local, remote))
+            else:
+                spec.cached_inputs.append((copy, remote))
+                copies.append(copy)
+        spec.inputs = kept
+        return copies
+
+    def _release(self, copies: Iterable[str]) -> None:
+        if self.shared is not None:
+            for copy in copies:
+                self.shared.release(copy)
+
+    def forget_unused_copies(self) -> None:
+        """Remove shared copies no task used for a while, here and from the workers' caches."""
+        now = time.monotonic()
+        if self.shared is None or now - self.swept < SWEEP_INTERVAL:
+            return
+        self.swept = now
+        for copy in self.shared.sweep(now):
+            try:
+                self.backend.forget_cached(copy)
+            except Exception as err:  # the workers' disks, never a reason to stop
+                log.debug("cannot drop %s from the workers' caches: %s", copy, err)
 
     def waiting_limit(self) -> int:
         """How many tasks may wait in Work Queue: a few, plus what free cores can start now."""
@@ -138,6 +188,7 @@ class Dispatcher:
         if task_id is not None:
             self.waiting.pop(task_id, None)
             self.backend.cancel(task_id)
+            self._release(self.copies_of.pop(task_id, ()))
 
     def poll_states(self, table: JobTable) -> None:
         """Jobs whose task reached a worker are running; a task back in the queue lost its worker.
@@ -162,6 +213,7 @@ class Dispatcher:
     def handle(self, result: TaskResult, table: JobTable) -> None:
         jid = self.tasks.pop_task(result.task_id)
         self.waiting.pop(result.task_id, None)
+        self._release(self.copies_of.pop(result.task_id, ()))
         if jid is None:
             return  # a task we cancelled
         if table.status(jid) == JobStatus.IDLE:

@@ -28,6 +28,7 @@ from awq.control import JobControl
 from awq.intake import SpoolIntake
 from awq.jobtable import JobTable
 from awq.publish import HEARTBEAT_INTERVAL, UNFIT_GRACE, Publisher
+from awq.shared_inputs import SharedInputs
 from awq.spool import REQUEST_ACTIONS, Spool
 from awq.tasks import TaskBackend
 
@@ -50,7 +51,8 @@ class Master:
         self.backend = backend
         self.table = JobTable()
         self.intake = SpoolIntake(spool, owner)
-        self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks)
+        self.shared_inputs = SharedInputs(spool.shared_dir)
+        self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks, self.shared_inputs)
         self.watcher = watcher.SpoolWatcher(
             (spool.queue_dir,) + tuple(spool.request_dir(a) for a in REQUEST_ACTIONS),
             spool.drain_path)
@@ -114,6 +116,7 @@ class Master:
                  self.backend.port, self.spool.root, "on" if self.wake_enabled else "off")
         for path in self.spool.sweep_temp_files():
             log.info("removed %s, left half-written by a process that died", path)
+        self.shared_inputs.reset()
         self.recover()
         failures = 0
         while not self.stop_requested:
@@ -143,6 +146,7 @@ class Master:
             self.apply_requests()
         self.apply_periodic_expressions()
         self.dispatcher.submit_idle(self.table)
+        self.dispatcher.forget_unused_copies()
         self.flush()
         if draining and not self.table.active():
             log.info("drain file %s present and no job left: exiting", self.spool.drain_path)

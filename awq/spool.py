@@ -707,6 +707,7 @@ class Spool(_Records, _Requests, _Published, _MasterSide):
         self.history_path = os.path.join(self.history_dir, "history")
         self.drain_path = os.path.join(self.root, "drain")
         self.password_path = os.path.join(self.root, "password")
+        self.shared_dir = os.path.join(self.root, "shared")  # the master's (awq/shared_inputs.py)
         if create:
             self._create()
         self._check_layout()

@@ -35,6 +35,9 @@ class TaskSpec:
     command: str
     tag: str
     inputs: List[Tuple[str, str]] = dataclasses.field(default_factory=list)   # (local, sandbox name)
+    # Inputs that are the same file for many jobs (sandbox names): worth caching on workers.
+    shareable: List[str] = dataclasses.field(default_factory=list)
+    cached_inputs: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
     outputs: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (local, sandbox name)
     environment: Dict[str, str] = dataclasses.field(default_factory=dict)
     cores: int = 1
@@ -71,6 +74,8 @@ class TaskBackend(Protocol):
 
     def stats(self) -> Dict[str, int]: ...
 
+    def forget_cached(self, local: str) -> None: ...
+
     def enable_wake_on_child_exit(self) -> bool: ...
 
     def reap_children(self) -> List[int]: ...
@@ -101,12 +106,14 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
     else:
         name = sandbox_name(str(job["Cmd"]))
         spec.inputs.append((str(job["Cmd"]), name))
+        spec.shareable.append(name)
         # HTCondor makes the transferred executable executable; so do we.
         prelude.append("chmod u+x ./%s" % shlex.quote(name))
         program = "./" + shlex.quote(name)
     argv = [program] + [shlex.quote(a) for a in jobs.argv_of(job)]
     if wrapper:
         spec.inputs.append((wrapper, WRAPPER_NAME))
+        spec.shareable.append(WRAPPER_NAME)
         prelude.append("chmod u+x ./%s" % WRAPPER_NAME)
         argv.insert(0, "./" + WRAPPER_NAME)
     spec.environment = dict(jobs.environment_of(job))

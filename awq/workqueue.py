@@ -109,6 +109,8 @@ class Backend:
         task.specify_tag(spec.tag)
         for local, remote in spec.inputs:
             task.specify_input_file(local, remote, cache=False)
+        for local, remote in spec.cached_inputs:
+            task.specify_input_file(local, remote, cache=True)
         for local, remote in spec.outputs:
             task.specify_output_file(local, remote, cache=False)
         for name, value in spec.environment.items():
@@ -149,6 +151,10 @@ class Backend:
 
     def empty(self) -> bool:
         return bool(self.queue.empty())
+
+    def forget_cached(self, local: str) -> None:
+        """Tell the workers that cached local (a cached input) to delete it."""
+        self.queue.invalidate_cache_file(local)
 
     def stats(self) -> Dict[str, int]:
         """Work Queue's own counters that an admin asks about (work_queue_stats)."""

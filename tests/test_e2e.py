@@ -277,3 +277,20 @@ def test_periodic_hold_and_remove_are_applied_like_htcondor(tmp_path, start_mast
     history = {j["ClusterId"]: j for j in Spool(workdir).read_history()}
     assert history[removed]["JobStatus"] == 3
     assert "PeriodicRemove" in history[removed]["RemoveReason"]
+
+
+def test_a_pilot_script_rewritten_in_place_runs_in_its_new_version(tmp_path, start_master,
+                                                                   start_worker, tool, workdir):
+    # Work Queue caches the executable on the worker (sent once); a copy named by its
+    # content keeps a script rewritten at the same path from running stale.
+    master = start_master()
+    start_worker(master.port)
+    job = write_script(tmp_path / "agent.startup", "echo version-1\n")
+    for version in (1, 2):
+        if version == 2:
+            write_script(tmp_path / "agent.startup", "echo version-2\n")
+        submit_ok(tool, "executable = %s\noutput = %s/out.%d\nqueue\n" % (job, tmp_path, version))
+        text = read_when_complete(tmp_path / ("out.%d" % version), "version-")
+        assert text.strip() == "version-%d" % version
+    shared = os.path.join(workdir, "shared")
+    assert len(os.listdir(shared)) == 2 and os.stat(shared).st_mode & 0o077 == 0

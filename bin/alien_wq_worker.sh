@@ -359,9 +359,24 @@ start() {  # kind count
     echo "started $started ${kind}(s); logs in $WQ_WORKDIR/log"
 }
 
+all_gone() {  # seconds "kind index"...: wait until no loop or child of these slots is alive
+    local deadline=$((SECONDS + $1)) slot
+    shift
+    while :; do
+        for slot; do
+            # shellcheck disable=SC2086
+            if loop_alive $slot || child_alive $slot; then break; fi
+            slot=""
+        done
+        [ -z "${slot:-}" ] && return 0
+        [ $SECONDS -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
 # TERM every loop of the given kinds at once, wait for all (10 s at most), KILL what is left.
 stop() {  # kind...
-    local kind i slot pid deadline busy
+    local kind i slot pid
     local -a slots=() files=()
     have_workdir || return 0
     for kind; do
@@ -372,17 +387,7 @@ stop() {  # kind...
             is_loop "$pid" "$kind" "$i" && kill -TERM "$pid" 2>/dev/null
         done
     done
-    deadline=$((SECONDS + 10))
-    while [ $SECONDS -lt $deadline ]; do
-        busy=""
-        for slot in "${slots[@]+"${slots[@]}"}"; do
-            # shellcheck disable=SC2086
-            if loop_alive $slot || child_alive $slot; then busy=1; break; fi
-        done
-        [ -n "$busy" ] || break
-        sleep 0.1
-    done
-    if [ -n "$busy" ]; then
+    if ! all_gone 10 "${slots[@]+"${slots[@]}"}"; then
         for slot in "${slots[@]}"; do
             read -r kind i <<< "$slot"
             read_var pid "$PIDS/$kind-$i.pid"
@@ -390,6 +395,8 @@ stop() {  # kind...
             read_var pid "$PIDS/$kind-$i.child"
             is_child "$pid" "$kind" "$i" && kill -KILL -- -"$pid" "$pid" 2>/dev/null
         done
+        # SIGKILL lands asynchronously (later on a loaded box): return once it has.
+        all_gone 5 "${slots[@]}" || warn "some processes survived SIGKILL (see status)"
     fi
     [ ${#files[@]} -eq 0 ] || rm -f "${files[@]}"
 }

@@ -108,13 +108,13 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
         spec.inputs.append((str(job["Cmd"]), name))
         spec.shareable.append(name)
         # HTCondor makes the transferred executable executable; so do we.
-        prelude.append("chmod u+x ./%s" % shlex.quote(name))
+        prelude.append(_make_executable("./" + shlex.quote(name)))
         program = "./" + shlex.quote(name)
     argv = [program] + [shlex.quote(a) for a in jobs.argv_of(job)]
     if wrapper:
         spec.inputs.append((wrapper, WRAPPER_NAME))
         spec.shareable.append(WRAPPER_NAME)
-        prelude.append("chmod u+x ./%s" % WRAPPER_NAME)
+        prelude.append(_make_executable("./" + WRAPPER_NAME))
         argv.insert(0, "./" + WRAPPER_NAME)
     spec.environment = dict(jobs.environment_of(job))
     proxy = job.get("X509UserProxy")
@@ -124,8 +124,8 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
     _transfer_inputs(job, spec)
     redirections = _redirections(job, spec)
     # exec: the pilot's exit status and signals reach the worker as its own.
-    spec.command = in_own_process_group("; ".join(prelude + ["exec " + " ".join(argv)
-                                                             + redirections]))
+    spec.command = "; ".join([_LEAD_OWN_GROUP] + prelude
+                             + ["exec $%s " % _SETSID + " ".join(argv) + redirections])
     _apply_requests(job, spec, now)
     return spec
 
@@ -134,16 +134,17 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
 # worker sets the task's group from the parent after fork, and loses that race to the
 # child's exec under load (a third of the tasks here): the task stays in the worker's
 # group, the kill reaches nothing and the worker blocks until the pilot ends by itself.
-# So a shell that does not lead its own group re-executes itself under setsid, which does
+# So a shell that does not lead its own group execs the pilot through setsid, which does
 # not fork then (same PID, new group). `kill -0 -$$` asks "does group $$ exist?" with a
 # builtin: the common case costs no extra process and no read of /proc.
-_OWN_GROUP = ('kill -0 -$$ 2>/dev/null || ! command -v setsid >/dev/null || '
-              'exec setsid /bin/sh -c %s; %s')
+_SETSID = "_awq_setsid"
+_LEAD_OWN_GROUP = ("%s=; kill -0 -$$ 2>/dev/null || ! command -v setsid >/dev/null || %s=setsid"
+                   % (_SETSID, _SETSID))
 
 
-def in_own_process_group(body: str) -> str:
-    """The shell command that runs body as the leader of its own process group."""
-    return _OWN_GROUP % (shlex.quote(body), body)
+def _make_executable(path: str) -> str:
+    """A test builtin first: a chmod is a process, and most executables need none."""
+    return "[ -x %s ] || chmod u+x %s" % (path, path)
 
 
 def _transfer_inputs(job: Job, spec: TaskSpec) -> None:

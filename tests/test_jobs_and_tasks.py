@@ -82,7 +82,7 @@ def test_requests_are_evaluated_over_the_job():
 def test_executable_not_transferred_runs_in_place():
     spec = task_spec(ad(Cmd="/bin/sh", TransferExecutable=False, Arguments="-c 'echo hi'"))
     assert spec.inputs == []
-    assert spec.command.endswith("; exec /bin/sh -c 'echo hi' > awq.stdout 2> awq.stderr")
+    assert spec.command.endswith("exec $_awq_setsid /bin/sh -c 'echo hi' > awq.stdout 2> awq.stderr")
 
 
 def test_proxy_is_shipped_and_exported():

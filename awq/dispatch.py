@@ -21,6 +21,9 @@ MAX_TASKS = 10000
 # queued at once cost the master ~18 ms of CPU per job. The rest wait in our table.
 MIN_WAITING = 32
 CAPACITY_INTERVAL = 1.0     # s between looks at the workers' free cores (work_queue_stats)
+# s between looks at which waiting tasks reached a worker: a look asks Work Queue about
+# every waiting task, and a turn comes with every finished task (hundreds a second).
+NOTE_STARTED_INTERVAL = 0.02
 SWEEP_INTERVAL = 60.0       # s between looks for shared input copies no task uses
 
 
@@ -83,6 +86,7 @@ class Dispatcher:
         self.shared = shared
         self.copies_of: Dict[int, List[str]] = {}   # task id -> the shared copies it uses
         self.swept = time.monotonic()
+        self.started_noted = 0.0
         # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
         self.waiting: Dict[int, JobId] = {}
         self.free_cores = 0
@@ -90,7 +94,10 @@ class Dispatcher:
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
-        self.note_started(table)
+        now = time.monotonic()
+        if now - self.started_noted >= NOTE_STARTED_INTERVAL:
+            self.started_noted = now
+            self.note_started(table)
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         if room <= 0:
             return 0

@@ -135,6 +135,8 @@ class Master:
                     raise
                 time.sleep(min(failures, 10))
         self.flush(force=True)
+        if self.table.dirty:  # finished jobs just went to history: leave a snapshot without them
+            self.flush(force=True)
         self.watcher.stop_all()
         return 0
 

@@ -285,8 +285,10 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     assert os.listdir(master.spool.request_dir("hold")) == []
 
 
-def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
+def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon(monkeypatch):
+    from awq import dispatch
     from awq.dispatch import MIN_WAITING
+    monkeypatch.setattr(dispatch, "NOTE_STARTED_INTERVAL", 0.0)  # look at every call
     backend, table = FakeBackend(), JobTable()
     for proc in range(MIN_WAITING * 3):
         table.put(ad(ProcId=proc))
@@ -300,6 +302,21 @@ def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
     assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
     dispatcher.cancel((1, 5))  # a cancelled task leaves room too
     assert dispatcher.submit_idle(table) == 1
+
+
+def test_started_tasks_are_looked_for_at_most_every_interval():
+    import time
+    backend, table = FakeBackend(), JobTable()
+    table.put(ad())
+    dispatcher = Dispatcher(backend)
+    dispatcher.submit_idle(table)
+    backend.states[1] = TaskState.ON_WORKER
+    dispatcher.started_noted = time.monotonic() + 60   # as if it had just looked
+    dispatcher.submit_idle(table)
+    assert table.status((1, 0)) == JobStatus.IDLE
+    dispatcher.started_noted = 0.0                       # the interval is over
+    dispatcher.submit_idle(table)
+    assert table.status((1, 0)) == JobStatus.RUNNING
 
 
 def test_the_running_and_finished_indexes_follow_every_change():

@@ -22,10 +22,11 @@ import stat
 import time
 from typing import Dict, List, Optional, Tuple
 
+from awq.spool import atomic_write
+
 GRACE = 600.0               # s a copy no task uses is kept for the next one
 MAX_SIZE = 64 * 1024 * 1024  # larger files are sent as before, uncached
 MAX_REMEMBERED = 10000      # (path, stat) -> copy entries kept before starting over
-_CHUNK = 1024 * 1024
 
 StatKey = Tuple[str, int, int, int, int, int]
 
@@ -119,29 +120,11 @@ class SharedInputs:
             return None
         copy = os.path.join(self.directory, hashlib.sha256(data).hexdigest())
         if copy not in self._last_used:
-            self._write(copy, data)
+            # No fsync: a copy is needed only while this process lives, and the next
+            # master wipes the directory anyway.
+            atomic_write(copy, data, mode=0o700, durable=False)
         if _stat_key(path, after) == key:  # not rewritten while we read it
             if len(self._copy_of) >= MAX_REMEMBERED:
                 self._copy_of.clear()
             self._copy_of[key] = copy
         return copy
-
-    def _write(self, copy: str, data: bytes) -> None:
-        # Rename makes the copy appear whole. No fsync: the copy is needed only while this
-        # process lives, and the next master wipes the directory anyway.
-        tmp = "%s.tmp.%s" % (copy, os.urandom(4).hex())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-            os.rename(tmp, copy)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise

@@ -130,8 +130,12 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace path with data so that a crash leaves the old or the new file."""
+def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Replace path with data so that a crash leaves the old or the new file.
+
+    durable=False skips the fsyncs: the file appears whole, but only for as long as the
+    machine stays up (for files a restart throws away anyway).
+    """
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, ".%s.tmp.%d.%s" % (name, os.getpid(), os.urandom(4).hex()))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -141,14 +145,16 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    fsync_dir(directory or ".")
+    if durable:
+        fsync_dir(directory or ".")
 
 
 def _unlink_quietly(path: str) -> None:

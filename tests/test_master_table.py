@@ -59,6 +59,18 @@ class FakeBackend:
     def reap_children(self) -> List[int]:
         return []
 
+    def forget_cached(self, local: str) -> None:
+        pass
+
+
+def one_job_submitted():
+    """(backend, table, dispatcher) with job 1.0 handed to Work Queue as task 1."""
+    backend, table = FakeBackend(), JobTable()
+    table.put(ad())
+    dispatcher = Dispatcher(backend)
+    assert dispatcher.submit_idle(table) == 1
+    return backend, table, dispatcher
+
 
 def ad(**extra) -> dict:
     base = {"ClusterId": 1, "ProcId": 0, "JobStatus": 1, "QDate": 1, "Cmd": "/bin/true",
@@ -114,10 +126,7 @@ def test_task_map_keeps_both_directions_in_step():
 
 
 def test_a_finished_task_never_sends_its_job_back_to_idle():
-    backend, table = FakeBackend(), JobTable()
-    table.put(ad())
-    dispatcher = Dispatcher(backend)
-    assert dispatcher.submit_idle(table) == 1
+    backend, table, dispatcher = one_job_submitted()
     seen = []
     for state in (TaskState.WAITING, TaskState.ON_WORKER, TaskState.FINISHED):
         backend.states[1] = state
@@ -129,10 +138,7 @@ def test_a_finished_task_never_sends_its_job_back_to_idle():
 
 
 def test_a_task_back_in_the_queue_requeues_its_job():
-    backend, table = FakeBackend(), JobTable()
-    table.put(ad())
-    dispatcher = Dispatcher(backend)
-    dispatcher.submit_idle(table)
+    backend, table, dispatcher = one_job_submitted()
     backend.states[1] = TaskState.ON_WORKER
     dispatcher.poll_states(table)
     backend.states[1] = TaskState.WAITING  # the worker went away
@@ -306,10 +312,7 @@ def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon(monkeypatch):
 
 def test_started_tasks_are_looked_for_at_most_every_interval():
     import time
-    backend, table = FakeBackend(), JobTable()
-    table.put(ad())
-    dispatcher = Dispatcher(backend)
-    dispatcher.submit_idle(table)
+    backend, table, dispatcher = one_job_submitted()
     backend.states[1] = TaskState.ON_WORKER
     dispatcher.started_noted = time.monotonic() + 60   # as if it had just looked
     dispatcher.submit_idle(table)

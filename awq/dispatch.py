@@ -20,7 +20,12 @@ MAX_TASKS = 10000
 # list, and several times its whole task table, on every pass of wait(): 10,000 tasks
 # queued at once cost the master ~18 ms of CPU per job. The rest wait in our table.
 MIN_WAITING = 32
-CAPACITY_INTERVAL = 1.0     # s between looks at the workers' free cores (work_queue_stats)
+# And at most this many for free cores at once, even when thousands are free: the walks
+# are per task sent, so 5,000 tasks handed over at once cost O(5,000^2) list steps. The
+# master hands over the next batch as soon as Work Queue has sent these (refill_wanted).
+MAX_HANDOVER = 256
+REFILL_INTERVAL = 0.05      # s: how soon to look again while free cores wait for tasks
+CAPACITY_INTERVAL = 0.1     # s between looks at the workers' free cores (a few us each)
 # s between looks at which waiting tasks reached a worker: a look asks Work Queue about
 # every waiting task, and a turn comes with every finished task (hundreds a second).
 NOTE_STARTED_INTERVAL = 0.02
@@ -91,6 +96,7 @@ class Dispatcher:
         self.waiting: Dict[int, JobId] = {}
         self.free_cores = 0
         self.capacity_checked = 0.0
+        self.held_back = False   # idle jobs were left in our table that free cores could start
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
@@ -99,17 +105,22 @@ class Dispatcher:
             self.started_noted = now
             self.note_started(table)
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
+        self.held_back = False
         if room <= 0:
+            # Idle jobs beyond the waiting tasks' own have no task yet.
+            self.held_back = self._cores_outnumber_waiting() and \
+                table.counts()[0] > len(self.waiting)
             return 0
         started = 0
         refused = []
         # Lazily, oldest first: the jobs that already have a task come first, so a pass
         # costs what it submits, not the length of the queue.
         for jid in table.iter_idle():
-            if started >= room:
-                break
             if jid in self.tasks:
                 continue
+            if started >= room:
+                self.held_back = self._cores_outnumber_waiting()
+                break
             try:
                 task_id = self._submit(table.jobs[jid])
             except Exception as err:  # one bad job must not stop the others
@@ -178,7 +189,14 @@ class Dispatcher:
             except Exception as err:  # the limit is a tuning, never a reason to stop
                 log.debug("cannot read Work Queue's stats: %s", err)
                 self.free_cores = 0
-        return MIN_WAITING + self.free_cores
+        return MIN_WAITING + min(self.free_cores, MAX_HANDOVER)
+
+    def _cores_outnumber_waiting(self) -> bool:
+        return self.free_cores > len(self.waiting) and len(self.tasks) < self.max_tasks
+
+    def refill_wanted(self) -> bool:
+        """Whether free cores wait for jobs still in our table: hand over more soon."""
+        return self.held_back
 
     def note_started(self, table: JobTable) -> None:
         """Jobs whose waiting task reached a worker are running (only the waiting ones: cheap)."""

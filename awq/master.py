@@ -23,7 +23,7 @@ import time
 from typing import Optional
 
 from awq import periodic, watcher
-from awq.dispatch import MAX_TASKS, Dispatcher
+from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
 from awq.control import JobControl
 from awq.intake import SpoolIntake
 from awq.jobtable import JobTable
@@ -173,10 +173,13 @@ class Master:
             self.last_state_poll = time.time()
 
     def _time_to_next_duty(self) -> float:
-        """How long wait() may block before a deferred snapshot write is due."""
-        if not self.table.dirty:
-            return watcher.LIFETIME
-        return max(0.0, self.flush_interval - (time.time() - self.last_flush))
+        """How long wait() may block: until a deferred snapshot write, or more tasks, are due."""
+        due = watcher.LIFETIME
+        if self.table.dirty:
+            due = max(0.0, self.flush_interval - (time.time() - self.last_flush))
+        if self.dispatcher.refill_wanted():
+            due = min(due, REFILL_INTERVAL)
+        return due
 
     def _sleep_until_spool_changes(self, baseline: watcher.Mtimes) -> None:
         deadline = time.monotonic() + HEARTBEAT_INTERVAL

@@ -18,9 +18,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -261,12 +262,17 @@ class Processes:
         self.started: List[subprocess.Popen] = []
 
     def start(self, argv: Sequence[str], name: str, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None) -> subprocess.Popen:
+              cwd: Optional[str] = None, own_session: bool = True) -> subprocess.Popen:
+        """own_session=False: a process group of its own in our session, as
+        alien_wq_worker.sh starts the workers and foremen of a box (one session for all:
+        Linux's autogroup scheduler shares the CPU between sessions, not processes)."""
         path = os.path.join(self.logdir, "%s.log" % name)
+        placement: Dict[str, Any] = ({"start_new_session": True} if own_session
+                                     else {"preexec_fn": os.setpgrp})
         with open(path, "ab") as log:
             proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env, cwd=cwd or self.logdir,
-                                    start_new_session=True)
+                                    **placement)
         proc.log_path = path  # type: ignore[attr-defined]
         proc.bench_name = name  # type: ignore[attr-defined]
         self.started.append(proc)
@@ -475,6 +481,7 @@ class Cluster:
         self.foreman_ports: List[int] = []
         self.workers: List[subprocess.Popen] = []
         self.env = target.spool_env(self.spool)
+        self.worker_root = worker_scratch(root)
 
     def __enter__(self) -> "Cluster":
         return self
@@ -504,7 +511,7 @@ class Cluster:
         self.procs.started.remove(proc)
 
     def _dir(self, name: str) -> str:
-        path = os.path.join(self.root, name)
+        path = os.path.join(self.worker_root, name)
         os.makedirs(path, exist_ok=True)
         return path
 
@@ -515,7 +522,7 @@ class Cluster:
         name = "foreman%d" % index
         self.procs.start([WQ_WORKER, "--foreman", "--foreman-port", str(port), "--timeout", "300",
                           "--workdir", self._dir(name)] + self.master.worker_args()
-                         + ["127.0.0.1", str(self.master.port)], name)
+                         + ["127.0.0.1", str(self.master.port)], name, own_session=False)
         self.foreman_ports.append(port)
         return port
 
@@ -524,7 +531,8 @@ class Cluster:
         name = "worker%d" % len(self.workers)
         proc = self.procs.start([WQ_WORKER, "--cores", str(cores), "--timeout", "300",
                                  "--workdir", self._dir(name)] + self.master.worker_args()
-                                + ["127.0.0.1", str(manager_port or self.master.port)], name)
+                                + ["127.0.0.1", str(manager_port or self.master.port)], name,
+                                own_session=False)
         self.workers.append(proc)
 
     def submit(self, description: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -540,6 +548,26 @@ class Cluster:
     def stop(self) -> None:
         self.procs.stop_all()
         reap_strays(self.root)
+        if self.worker_root != self.root:
+            reap_strays(self.worker_root)
+            shutil.rmtree(self.worker_root, ignore_errors=True)
+
+
+WORKER_SCRATCH = "/dev/shm"
+
+
+def worker_scratch(root: str) -> str:
+    """Where the foremen and workers of a cluster keep their sandboxes.
+
+    They stand in for other machines, so their disk should not be the master's: a worker
+    creates and deletes a directory per task, and on an ext4 without a journal (this
+    machine's) every file created in the next 60-300 s skips the inodes just freed, each
+    skip a buffer lookup (measured: 30 us per file created fresh, 377 us after 10,000
+    deletions), which the master would pay for each job's output file. tmpfs when present.
+    """
+    if os.path.isdir(WORKER_SCRATCH) and os.access(WORKER_SCRATCH, os.W_OK | os.X_OK):
+        return tempfile.mkdtemp(prefix="awq-bench-workers-", dir=WORKER_SCRATCH)
+    return root
 
 
 def live_pilots(marker: str, value: str, cmdline: bytes) -> Dict[str, List[int]]:

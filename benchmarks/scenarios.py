@@ -42,13 +42,13 @@ class Context:
         return quick if self.quick else full
 
     def workdir(self, name: str) -> str:
+        """A new directory, deleted with the whole run at its end, not before: deleting
+        thousands of files slows every file created after it for minutes on some disks
+        (see harness.worker_scratch), which would charge one scenario for another."""
         self._count += 1
         path = os.path.join(self.tmp, "%02d-%s" % (self._count, name))
         os.makedirs(path)
         return path
-
-    def done_with(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _ys(target: Target, ctx: Context, runs: int = 7) -> List[float]:
@@ -160,8 +160,6 @@ def latency(target: Target, ctx: Context) -> Result:
                                            "failed: %s" % err))
             figures[-1]["log_tail"] = _log_tails(root)
             continue
-        finally:
-            ctx.done_with(root)
         limit = 1.2 if foreman else 0.2
         target_text = "<= %.1f s (issue 8)" % limit
         figures.append(figure("%s: condor_submit -> job started" % label, starts, "s",
@@ -270,7 +268,6 @@ def burst(target: Target, ctx: Context) -> Result:
             submit_times.append(max(exits.values()) - start)
             lags.append(max(0.0, end - max(exits.values())))
             cpu_ms.append((cpu1 - cpu0) * 1000.0 / total)
-        ctx.done_with(root)
     ys += _ys(target, ctx)
     y = statistics.median(ys)
     rates = [total / t for t in totals]
@@ -461,7 +458,6 @@ def condor_q(target: Target, ctx: Context) -> Result:
         finally:
             if lock is not None:
                 lock.release()
-        ctx.done_with(root)
     return {"yardstick": _ys_summary(all_ys), "figures": figures, "notes": notes,
             "command": _cmd("condor_q")}
 
@@ -501,7 +497,6 @@ def throughput(target: Target, ctx: Context) -> Result:
             end = time.monotonic()
             cpu1 = cpu_seconds(master.pid)
             _wait_submitters(procs, 60)
-        ctx.done_with(root)
         wall.append(end - start)
         rates.append(total / (end - start))
         cpu_ms.append((cpu1 - cpu0) * 1000.0 / total)
@@ -690,7 +685,6 @@ def _restart(target: Target, ctx: Context, y: float) -> tuple:
         starts = pilots.starts_by_job()
         log_text = Processes.log_of(master.proc)
         found = re.findall(r"recovered (\d+) jobs from the snapshot \((\d+) requeued", log_text)
-    ctx.done_with(root)
 
     lost = sorted(set(before) - set(after))
     not_running = sorted(j for j in before if after.get(j, (0,))[0] != 2)
@@ -856,7 +850,6 @@ def _big(target: Target, ctx: Context, y: float, ys: List[float],
         else:
             figures.append(unsupported("condor_rm -all -> drained", "%s has no condor_rm"
                                        % target.name))
-    ctx.done_with(root)
     notes.append("one run: the spread of the CPU and RSS figures is over 1 s samples in a "
                  "%.0f s window" % window)
     return figures, notes
@@ -924,7 +917,6 @@ def submit(target: Target, ctx: Context) -> Result:
     if upstream:
         figures.append(unsupported("condor_submit of `queue 10000`",
                                    "upstream queues one job per call (see burst: 10,000 calls)"))
-    ctx.done_with(root)
     notes = ["a fresh spool for every call and no master running (its intake would compete "
              "for the CPUs); the description is AliEn's (executable, arguments, output, error, "
              "log, environment, periodic_remove)"]

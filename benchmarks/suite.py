@@ -114,8 +114,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 doc["runs"][kind] = run
                 for fig in run.get("figures", []):
                     print("   " + report.one_line(fig), flush=True)
-                if not options.keep:
-                    shutil.rmtree(target_root, ignore_errors=True)
             path = os.path.join(results_dir, "%s.json" % name)
             with open(path + ".tmp", "w") as handle:
                 json.dump(doc, handle, indent=1, sort_keys=True)

@@ -28,6 +28,7 @@ class FakeBackend:
         self.states: Dict[int, TaskState] = {}
         self.cancelled: List[int] = []
         self.results: List[TaskResult] = []
+        self.total_cores = 0
 
     def submit(self, spec: TaskSpec) -> int:
         task_id = len(self.states) + 1
@@ -54,7 +55,8 @@ class FakeBackend:
         return False
 
     def stats(self) -> Dict[str, int]:
-        return {"workers_connected": 1}
+        return {"workers_connected": 1, "total_cores": self.total_cores,
+                "committed_cores": sum(s == TaskState.ON_WORKER for s in self.states.values())}
 
     def reap_children(self) -> List[int]:
         return []
@@ -308,6 +310,44 @@ def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon(monkeypatch):
     assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
     dispatcher.cancel((1, 5))  # a cancelled task leaves room too
     assert dispatcher.submit_idle(table) == 1
+
+
+def test_thousands_of_free_cores_get_their_tasks_in_batches(monkeypatch):
+    from awq import dispatch
+    from awq.dispatch import MAX_HANDOVER, MIN_WAITING
+    monkeypatch.setattr(dispatch, "NOTE_STARTED_INTERVAL", 0.0)
+    monkeypatch.setattr(dispatch, "CAPACITY_INTERVAL", 0.0)
+    backend, table = FakeBackend(), JobTable()
+    backend.total_cores = 5000
+    for proc in range(3000):
+        table.put(ad(ProcId=proc))
+    dispatcher = Dispatcher(backend)
+    batch = MIN_WAITING + MAX_HANDOVER
+    assert dispatcher.submit_idle(table) == batch   # not 3,000 at once: Work Queue walks them
+    assert dispatcher.refill_wanted()               # and the master comes back soon for more
+    assert dispatcher.submit_idle(table) == 0 and dispatcher.refill_wanted()
+    for task_id in backend.states:                  # Work Queue sent the batch to workers
+        backend.states[task_id] = TaskState.ON_WORKER
+    assert dispatcher.submit_idle(table) == batch
+    for task_id in backend.states:
+        backend.states[task_id] = TaskState.ON_WORKER
+    backend.total_cores = 2 * batch                 # every core busy now
+    assert dispatcher.submit_idle(table) == MIN_WAITING
+    assert not dispatcher.refill_wanted()           # nothing could start: no hurry
+
+
+def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path, monkeypatch):
+    from awq import dispatch
+    from awq.dispatch import REFILL_INTERVAL
+    monkeypatch.setattr(dispatch, "CAPACITY_INTERVAL", 0.0)
+    master = master_with(tmp_path, ad())
+    master.backend.total_cores = 1000
+    for proc in range(1, 600):
+        master.table.put(ad(ProcId=proc))
+    master.table.dirty = False
+    assert master._time_to_next_duty() > 1.0
+    master.dispatcher.submit_idle(master.table)
+    assert master._time_to_next_duty() <= REFILL_INTERVAL
 
 
 def test_started_tasks_are_looked_for_at_most_every_interval():

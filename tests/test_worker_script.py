@@ -87,6 +87,22 @@ def test_three_foremen_five_workers_count_status_task_and_stop(script_factory):
     assert script.run("count-workers").stdout.strip() == "0"
 
 
+def test_the_loops_of_one_start_share_one_session_and_each_child_leads_its_group(script_factory):
+    # Linux's autogroup scheduler shares the CPU between sessions: a session per worker
+    # would outweigh a master on the same box N to 1.
+    queue = work_queue.WorkQueue(port=0)
+    script = script_factory(queue.port, WQ_NUM_FOREMEN="0", WQ_NUM_WORKERS="3")
+    assert script.run("start-workers").returncode == 0
+    piddir = os.path.join(script.workdir, "pids")
+    loops = [int(open(os.path.join(piddir, "worker-%d.pid" % i)).read()) for i in (1, 2, 3)]
+    wait_until(lambda: all(os.path.exists(os.path.join(piddir, "worker-%d.child" % i))
+                           for i in (1, 2, 3)), 30, what="the workers to start")
+    children = [int(open(os.path.join(piddir, "worker-%d.child" % i)).read()) for i in (1, 2, 3)]
+    sessions = {os.getsid(pid) for pid in loops + children}
+    assert len(sessions) == 1 and sessions != {os.getsid(0)}   # one, and not the caller's
+    assert all(os.getpgid(child) == child for child in children)
+
+
 def test_drain_makes_the_loops_exit(script_factory, tmp_path):
     queue = work_queue.WorkQueue(port=0)
     script = script_factory(queue.port, WQ_NUM_WORKERS="2", WQ_IDLETIMEOUT="2")

@@ -381,3 +381,17 @@ def test_a_log_file_inside_a_spool_made_on_this_start(procs, workdir):
     wait_until(lambda: os.path.exists(log) and "listening for workers" in open(log).read(), 30,
                what="the master to log into the spool it made")
     assert master.poll() is None
+
+
+def test_the_log_line_format_is_the_standard_one_made_cheaper():
+    import logging
+    from awq.cli.alien_work_queue import OneLineFormatter
+    ours = OneLineFormatter("%(asctime)s %(levelname)s: %(message)s")
+    standard = logging.Formatter("%(asctime)s %(levelname)s: %(message)s")
+    for created in (1796303021.986, 1796303021.999, 1796303022.0, 1796303022.5, 1796303100.25):
+        record = logging.LogRecord("awq.master", logging.INFO, __file__, 1, "job %s: %s", ("1.0", "ok"),
+                                   None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
+    record = logging.LogRecord("awq.master", logging.INFO, __file__, 1, "a\nforged line", None, None)
+    assert ours.format(record).count("\n") == 0

@@ -120,11 +120,26 @@ def _problem(options: argparse.Namespace) -> Optional[str]:
 
 
 class OneLineFormatter(logging.Formatter):
-    """Job data in a message cannot forge a log line: control characters are escaped."""
+    """Job data in a message cannot forge a log line: control characters are escaped.
+
+    The master logs two lines per job; the date part is made once a second.
+    """
+
+    _second = -1
+    _date = ""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = classad.escape_control(record.message)
         return super().formatMessage(record)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._date = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return self.default_msec_format % (self._date, record.msecs)
 
 
 def setup_logging(log_file: Optional[str], debug: bool, max_mb: int = 100) -> None:
@@ -134,8 +149,14 @@ def setup_logging(log_file: Optional[str], debug: bool, max_mb: int = 100) -> No
                                                        backupCount=5)
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter("%(asctime)s alien_work_queue[%(process)d] "
-                                          "%(levelname)s: %(message)s"))
+    # What the format does not print is not gathered (the logging HOWTO's "Optimization"):
+    # the caller's frame, thread and process names, at two lines per job.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler.setFormatter(OneLineFormatter("%%(asctime)s alien_work_queue[%d] "
+                                          "%%(levelname)s: %%(message)s" % os.getpid()))
     root = logging.getLogger("awq")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -53,9 +53,18 @@ class SpoolWatcher:
         self.looked: Optional[Tuple[Mtimes, bool]] = None
         self.looked_at = 0.0
         self.looked_settled = False
+        self.child_baseline: Optional[Mtimes] = None
 
     def baseline(self) -> Mtimes:
         return mtimes(self.paths)
+
+    def vouched_baseline(self, baseline: Mtimes) -> Optional[Mtimes]:
+        """baseline again, if the watcher child still lives and watches it: the spool has
+        not changed since (but for its last POLL_INTERVAL/2, after which it exits and wakes
+        wait()). Ask right after its exit was looked for (child_exited)."""
+        if self.pid is not None and self.child_baseline == baseline:
+            return baseline
+        return None
 
     def needs_look(self, baseline: Mtimes, drain: bool) -> bool:
         """Whether the spool may hold news since the last look; if so, it counts as looked at now.
@@ -85,6 +94,7 @@ class SpoolWatcher:
             self.stop_child()
             self.pid = _spawn(self, baseline, LIFETIME)
             self.deadline = now + LIFETIME
+            self.child_baseline = baseline
         if lifetime < LIFETIME and not self._timer_by(now + lifetime + 0.05):
             self._start_timer(now, lifetime)
 

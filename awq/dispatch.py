@@ -31,7 +31,8 @@ REFILL_INTERVAL = 0.05      # s: how soon to look again while free cores wait fo
 CAPACITY_INTERVAL = 0.1     # s between looks at the workers' free cores (a few us each)
 # s between looks at which waiting tasks reached a worker: a look asks Work Queue about
 # every waiting task, and a turn comes with every finished task (hundreds a second).
-NOTE_STARTED_INTERVAL = 0.02
+# As often as the refills (a look makes their room); condor_q sees it at the next snapshot.
+NOTE_STARTED_INTERVAL = REFILL_INTERVAL
 SWEEP_INTERVAL = 60.0       # s between looks for shared input copies no task uses
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from awq import periodic, watcher
 from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
@@ -67,7 +67,7 @@ class Master:
         self.wake_enabled = False
         # The spool's mtimes at the last turn, while the watcher child vouches for them:
         # a turn comes with every finished task, and six stat calls were 3 % of a job's CPU.
-        self.spool_unchanged: Optional[watcher.Mtimes] = None
+        self.spool_unchanged: Optional[Tuple[watcher.Mtimes, bool]] = None
         self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace)
         self.control = JobControl(self.table, self.dispatcher)
 
@@ -145,9 +145,11 @@ class Master:
 
     def turn(self) -> bool:
         """One pass over everything; False when a drain has emptied the queue."""
-        baseline = self.spool_unchanged or self.watcher.baseline()
+        if self.spool_unchanged:
+            baseline, draining = self.spool_unchanged
+        else:
+            baseline, draining = self.watcher.baseline(), self.draining()
         self.spool_unchanged = None
-        draining = self.draining()
         if self.watcher.needs_look(baseline, draining):
             if not draining:
                 self.intake.take_records(self.table)

@@ -54,16 +54,17 @@ class SpoolWatcher:
         self.looked_at = 0.0
         self.looked_settled = False
         self.child_baseline: Optional[Mtimes] = None
+        self.child_drain = False
 
     def baseline(self) -> Mtimes:
         return mtimes(self.paths)
 
-    def vouched_baseline(self, baseline: Mtimes) -> Optional[Mtimes]:
-        """baseline again, if the watcher child still lives and watches it: the spool has
-        not changed since (but for its last POLL_INTERVAL/2, after which it exits and wakes
-        wait()). Ask right after its exit was looked for (child_exited)."""
+    def vouched_baseline(self, baseline: Mtimes) -> Optional[Tuple[Mtimes, bool]]:
+        """(baseline, drain switch) again, if the watcher child still lives and watches
+        them: neither has changed since (but for its last POLL_INTERVAL/2, after which it
+        exits and wakes wait()). Ask right after its exit was looked for (child_exited)."""
         if self.pid is not None and self.child_baseline == baseline:
-            return baseline
+            return baseline, self.child_drain
         return None
 
     def needs_look(self, baseline: Mtimes, drain: bool) -> bool:
@@ -92,7 +93,8 @@ class SpoolWatcher:
         now = time.monotonic()
         if self.pid is None or self.deadline <= now:
             self.stop_child()
-            self.pid = _spawn(self, baseline, LIFETIME)
+            self.child_drain = os.path.exists(self.drain_path)
+            self.pid = _spawn(self, baseline, self.child_drain, LIFETIME)
             self.deadline = now + LIFETIME
             self.child_baseline = baseline
         if lifetime < LIFETIME and not self._timer_by(now + lifetime + 0.05):
@@ -150,7 +152,7 @@ def _spawn_sleeper(delay: float) -> int:
         os._exit(0)
 
 
-def _spawn(watcher: SpoolWatcher, baseline: Mtimes, lifetime: float) -> int:
+def _spawn(watcher: SpoolWatcher, baseline: Mtimes, drain: bool, lifetime: float) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid:
@@ -159,7 +161,6 @@ def _spawn(watcher: SpoolWatcher, baseline: Mtimes, lifetime: float) -> int:
         # The master's handlers are not ours: a TERM to the process group must just end us.
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
-        drain = os.path.exists(watcher.drain_path)
         deadline = time.monotonic() + lifetime
         while time.monotonic() < deadline and os.getppid() == parent:
             if watcher.changed_since(baseline, drain):

@@ -431,12 +431,30 @@ def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_p
         baseline = spool_watcher.baseline()
         assert spool_watcher.vouched_baseline(baseline) is None     # no child: look
         spool_watcher.ensure_child(baseline, watcher_module.LIFETIME)
-        assert spool_watcher.vouched_baseline(baseline) == baseline  # it watches this one
+        assert spool_watcher.vouched_baseline(baseline) == (baseline, False)  # it watches these
         assert spool_watcher.vouched_baseline(baseline + (1,)) is None
         child = spool_watcher.pid
         (tmp_path / "record").write_text("new job")                 # the child sees it and exits
         assert os.waitpid(child, 0)[0] == child
         spool_watcher.child_exited([child])
         assert spool_watcher.vouched_baseline(baseline) is None     # look again
+    finally:
+        spool_watcher.stop_all()
+
+
+def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
+    import os
+    from awq import watcher as watcher_module
+    (tmp_path / "queue").mkdir()   # the drain file is elsewhere: only it changes
+    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path / "queue")], str(tmp_path / "drain"))
+    try:
+        baseline = spool_watcher.baseline()
+        spool_watcher.ensure_child(baseline, watcher_module.LIFETIME)
+        assert spool_watcher.vouched_baseline(baseline) == (baseline, False)
+        child = spool_watcher.pid
+        (tmp_path / "drain").write_text("")
+        assert os.waitpid(child, 0)[0] == child
+        spool_watcher.child_exited([child])
+        assert spool_watcher.vouched_baseline(baseline) is None
     finally:
         spool_watcher.stop_all()

@@ -109,22 +109,22 @@ class Dispatcher:
             self.started_noted = now
             self.note_started(table)
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
-        self.held_back = False
-        if room <= 0:
-            # Idle jobs beyond the waiting tasks' own have no task yet.
-            self.held_back = self._cores_outnumber_waiting() and \
-                table.counts()[0] > len(self.waiting)
-            return 0
+        started = self._hand_over(table, room) if room > 0 else 0
+        # Idle jobs beyond the waiting tasks' own have no task yet.
+        self.held_back = self._cores_outnumber_waiting() and table.counts()[0] > len(self.waiting)
+        return started
+
+    def _hand_over(self, table: JobTable, room: int) -> int:
+        """Up to room idle jobs without a task become tasks; returns how many."""
         started = 0
         refused = []
         # Lazily, oldest first: the jobs that already have a task come first, so a pass
         # costs what it submits, not the length of the queue.
         for jid in table.iter_idle():
+            if started >= room:
+                break
             if jid in self.tasks:
                 continue
-            if started >= room:
-                self.held_back = self._cores_outnumber_waiting()
-                break
             try:
                 task_id = self._submit(table.jobs[jid])
             except Exception as err:  # one bad job must not stop the others

@@ -7,6 +7,7 @@ Work Queue, and so the master only decides *when*, never *how*.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import enum
 import re
 import shlex
@@ -90,6 +91,7 @@ class TaskState(enum.Enum):
     UNKNOWN = "unknown"      # cancelled, or never submitted
 
 
+@functools.lru_cache(maxsize=1024)   # a pilot script's path recurs with every job
 def sandbox_name(path: str) -> str:
     """The executable's name inside the sandbox: its own name, made shell-safe."""
     base = re.sub(r"[^A-Za-z0-9._+-]", "_", path.rstrip("/").rsplit("/", 1)[-1])
@@ -197,7 +199,9 @@ def _apply_requests(job: Job, spec: TaskSpec, now: Optional[float]) -> None:
 
 
 def _positive_number(job: Mapping, name: str, now: Optional[float]) -> Optional[float]:
-    value = classad.evaluate_attr(job, name, now)
+    value = job.get(name)
+    if type(value) not in (int, float):   # an expression, another case of the name, absent
+        value = classad.evaluate_attr(job, name, now)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return None
     return float(value)

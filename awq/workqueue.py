@@ -12,6 +12,7 @@ import importlib
 import inspect
 import logging
 import os
+import signal
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -188,6 +189,10 @@ class EarlyWake:
 
     def __init__(self) -> None:
         self._lib: Optional[ctypes.CDLL] = None
+        # Looking for exited children costs a wait4 and a ctypes call, and the master
+        # asks after every finished task; a SIGCHLD handler says when there can be one.
+        self._child_signalled = True
+        self._on_signal_only = False
 
     def enable(self, queue_pointer: int) -> bool:
         if os.environ.get("AWQ_DISABLE_EARLY_WAKE"):
@@ -206,16 +211,29 @@ class EarlyWake:
             self._free = ctypes.CDLL(None).free
             self._free.argtypes = [ctypes.c_void_p]
             self._lib = lib
+            self._reap_on_signal()
             return True
         except (AttributeError, TypeError, ValueError, OSError) as err:
             log.info("early wake-up unavailable (%s): polling once a second", err)
             return False
 
+    def _reap_on_signal(self) -> None:
+        def child_signalled(_signum: int, _frame: object) -> None:
+            self._child_signalled = True
+
+        try:
+            # A Python-level handler also makes SIGCHLD interrupt Work Queue's poll().
+            signal.signal(signal.SIGCHLD, child_signalled)
+            self._on_signal_only = True
+        except ValueError:  # not the main thread: look after every wait() instead
+            self._on_signal_only = False
+
     def reap_children(self) -> List[int]:
         """Collect the children the process module reaped for us (else it loops)."""
         pids: List[int] = []
-        if self._lib is None:
+        if self._lib is None or (self._on_signal_only and not self._child_signalled):
             return pids
+        self._child_signalled = False   # before the look: a later exit signals again
         while True:
             pointer = self._process_wait(0)
             if not pointer:

@@ -395,3 +395,8 @@ def test_the_log_line_format_is_the_standard_one_made_cheaper():
         assert ours.format(record) == standard.format(record)
     record = logging.LogRecord("awq.master", logging.INFO, __file__, 1, "a\nforged line", None, None)
     assert ours.format(record).count("\n") == 0
+    for fmt in ("%(asctime)s alien_work_queue[12] %(levelname)s: %(message)s",
+                "%(levelname)s %(asctime)s: %(message)s"):      # the direct path, and the general one
+        record = logging.LogRecord("awq.master", logging.WARNING, __file__, 1, "job %s: %s",
+                                   ("1.0", "held"), None)
+        assert OneLineFormatter(fmt).format(record) == logging.Formatter(fmt).format(record)

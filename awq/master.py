@@ -161,7 +161,8 @@ class Master:
         if draining and not self.table.active():
             log.info("drain file %s present and no job left: exiting", self.spool.drain_path)
             return False
-        if self.backend.empty():
+        # A task of ours not yet returned by wait() is in Work Queue: no need to ask it.
+        if not self.dispatcher.tasks and self.backend.empty():
             self._sleep_until_spool_changes(baseline)
         else:
             self._wait_for_work_queue(baseline)

@@ -380,6 +380,8 @@ def lookup(ad: Mapping[str, Any], name: str) -> Any:
     if name in ad:
         return ad[name]
     lower = name.lower()
+    if lower not in map(str.lower, ad):   # the common miss, decided in C
+        return UNDEFINED
     for key, value in ad.items():
         if key.lower() == lower:
             return value

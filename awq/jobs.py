@@ -307,8 +307,10 @@ def _check_attribute(name: Any, value: Any) -> None:
         if "\0" in value:
             raise InvalidJob("attribute %s holds a NUL character" % name)
         return
+    if value is None or type(value) in (bool, int, float):   # before the import: most values
+        return
     from awq import classad  # late: classad imports nothing from here, but keep jobs light
-    if value is None or isinstance(value, (bool, int, float, classad.Expr)):
+    if isinstance(value, (bool, int, float, classad.Expr)):
         return
     raise InvalidJob("attribute %s has an unsupported type %s" % (name, type(value).__name__))
 

@@ -11,7 +11,7 @@ import functools
 import enum
 import re
 import shlex
-from typing import Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Protocol, Set, Tuple
 
 from awq import classad, jobs
 from awq.jobs import Job
@@ -186,9 +186,12 @@ REQUEST_ATTRIBUTES = ("RequestCpus", "RequestMemory", "RequestDisk")
 
 def requested_resources(job: Job, now: Optional[float] = None) -> Tuple[int, int, int]:
     """(cores, memory MB, disk MB) the job's task asks Work Queue for."""
-    cores = _positive_number(job, "RequestCpus", now)
-    memory = _positive_number(job, "RequestMemory", now)          # MB
-    disk = _positive_number(job, "RequestDisk", now)              # KB in HTCondor
+    # Most jobs name only RequestCpus: the others are found missing once, in any case.
+    named = None if all(name in job for name in REQUEST_ATTRIBUTES) \
+        else {name.lower() for name in job}
+    cores = _positive_number(job, "RequestCpus", now, named)
+    memory = _positive_number(job, "RequestMemory", now, named)          # MB
+    disk = _positive_number(job, "RequestDisk", now, named)              # KB in HTCondor
     return (max(1, int(cores)) if cores is not None else 1,
             int(memory) if memory is not None else NOMINAL_MB,
             max(1, int(disk) // 1024) if disk is not None else NOMINAL_MB)
@@ -198,9 +201,13 @@ def _apply_requests(job: Job, spec: TaskSpec, now: Optional[float]) -> None:
     spec.cores, spec.memory_mb, spec.disk_mb = requested_resources(job, now)
 
 
-def _positive_number(job: Mapping, name: str, now: Optional[float]) -> Optional[float]:
+def _positive_number(job: Mapping, name: str, now: Optional[float],
+                     named: Optional[Set[str]]) -> Optional[float]:
+    """named: the job's attribute names in lower case (None: they include name)."""
     value = job.get(name)
-    if type(value) not in (int, float):   # an expression, another case of the name, absent
+    if value is None and named is not None and name.lower() not in named:
+        return None
+    if type(value) not in (int, float):   # an expression, or the name in another case
         value = classad.evaluate_attr(job, name, now)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return None

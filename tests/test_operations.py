@@ -322,7 +322,9 @@ def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, 
     os.chmod(spool.snapshot_path, 0o600)
     started = time.time()
     master = start_master()
-    assert "recovered 4 jobs from the snapshot (1 requeued after running)" in master.log()
+    # Logged after "listening for workers", which start_master waits for: not at once.
+    wait_until(lambda: "recovered 4 jobs from the snapshot (1 requeued after running)"
+               in master.log(), 30, what="the master to say what it recovered")
     wait_until(lambda: spool.load_snapshot_if_present()["written"] >= started, 30,
                what="the master's own snapshot")
     after = spool.load_snapshot_if_present()["jobs"]

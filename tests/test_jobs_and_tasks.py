@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
 from awq import classad, jobs
+from conftest import product_env
+
 from awq.tasks import STDERR_NAME, STDOUT_NAME, WRAPPER_NAME, sandbox_name, task_spec
 
 
@@ -135,3 +138,33 @@ def test_a_signal_that_ends_the_pilot_reaches_the_worker_as_a_signal(tmp_path):
     spec = task_spec({"ClusterId": 1, "ProcId": 0, "Cmd": "/bin/sh", "TransferExecutable": False,
                       "Arguments": "-c 'kill -TERM $$'", "Out": "/o"})
     assert run_task_command(tmp_path, spec.command, new_session=False).returncode == -15
+
+
+WAKE_PROBE = r"""
+import os, time
+from awq.workqueue import Backend
+backend = Backend(0, password_file=None)
+assert backend.enable_wake_on_child_exit()
+backend.reap_children()                      # the first look is unconditional
+looks = []
+wait_native = backend._wake._process_wait
+backend._wake._process_wait = lambda timeout: looks.append(timeout) or wait_native(timeout)
+assert [backend.reap_children() for _ in range(3)] == [[], [], []]
+assert looks == [], looks                    # no SIGCHLD since: no wait4, no ctypes call
+pid = os.posix_spawn("/bin/true", ["true"], dict(os.environ))
+reaped, deadline = [], time.monotonic() + 10
+while pid not in reaped and time.monotonic() < deadline:
+    time.sleep(0.01)
+    reaped += backend.reap_children()
+assert reaped == [pid], (pid, reaped)
+print("looks", len(looks))
+"""
+
+
+def test_exited_children_are_looked_for_only_after_a_sigchld():
+    """Work Queue's process module must be emptied of exited children (else wait() returns at
+    once forever), but looking costs a wait4 and a ctypes call a turn: a SIGCHLD gates it."""
+    probe = subprocess.run([sys.executable, "-c", WAKE_PROBE], env=product_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.startswith("looks "), probe.stdout

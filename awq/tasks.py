@@ -7,8 +7,8 @@ Work Queue, and so the master only decides *when*, never *how*.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import enum
+import functools
 import re
 import shlex
 from typing import Dict, List, Mapping, NamedTuple, Optional, Protocol, Set, Tuple

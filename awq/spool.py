@@ -242,12 +242,6 @@ class FileLock:
 
 # ---------------------------------------------------------------- encodings
 
-def _encode_value(value: Any) -> Any:
-    if isinstance(value, classad.Expr):
-        return {"$expr": value.text}
-    return value
-
-
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) != {"$expr"} or not isinstance(value["$expr"], str):
@@ -263,23 +257,27 @@ def _expression_as_object(value: Any) -> Any:
     raise TypeError("%s is not a job attribute value" % type(value).__name__)
 
 
-_line_encoder: Any = None   # made on first use: json stays out of condor_q's imports
+_job_encoder: Any = None   # made on first use: json stays out of condor_q's imports
+
+
+def _encode_jobs_json(value: Any) -> bytes:
+    """Jobs (or a document of them) as compact JSON; expressions as {"$expr": text}.
+
+    The hook, not a copy of each job with its expressions encoded: json's C encoder
+    then walks every job once."""
+    global _job_encoder
+    if _job_encoder is None:
+        import json
+        _job_encoder = json.JSONEncoder(separators=(",", ":"), default=_expression_as_object)
+    return _job_encoder.encode(value).encode()
 
 
 def _encode_job_line(job: Job) -> bytes:
-    global _line_encoder
-    if _line_encoder is None:
-        import json
-        _line_encoder = json.JSONEncoder(separators=(",", ":"), default=_expression_as_object)
-    # The hook, not a copy of the job with its expressions encoded: json's C encoder
-    # then walks the job once.
-    return _line_encoder.encode(job).encode() + b"\n"
+    return _encode_jobs_json(job) + b"\n"
 
 
 def encode_jobs(job_list: List[Job]) -> bytes:
-    import json
-    payload = [{k: _encode_value(v) for k, v in job.items()} for job in job_list]
-    return json.dumps({"version": 1, "jobs": payload}, separators=(",", ":")).encode()
+    return _encode_jobs_json({"version": 1, "jobs": job_list})
 
 
 def decode_jobs(data: bytes) -> List[Job]:

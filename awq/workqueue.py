@@ -222,7 +222,8 @@ class EarlyWake:
             self._child_signalled = True
 
         try:
-            # A Python-level handler also makes SIGCHLD interrupt Work Queue's poll().
+            # A Python-level handler also makes SIGCHLD interrupt Work Queue's poll(), so
+            # a watcher's exit ends wait() at once instead of at its timeout.
             signal.signal(signal.SIGCHLD, child_signalled)
             self._on_signal_only = True
         except ValueError:  # not the main thread: look after every wait() instead

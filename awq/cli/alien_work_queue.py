@@ -185,9 +185,7 @@ def install_signal_handlers(master: Master) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    # A Python-level handler makes SIGCHLD interrupt Work Queue's poll(), so
-    # a watcher's exit ends wait() at once instead of at its timeout.
-    signal.signal(signal.SIGCHLD, lambda *_: None)
+    # SIGCHLD is the early wake-up's (awq.workqueue.EarlyWake): only it has children.
 
 
 def main(argv: List[str]) -> int:

@@ -13,9 +13,9 @@ if TYPE_CHECKING:  # importing typing costs a query tool more than its work
     JobList = Union[JobSet, Sequence[Job]]
 
 from awq import adcompile, classad, jobs
-from awq.cli.common import UsageError, take_value, take_values
 from awq.jobs import Job, JobStatus, Target
 from awq.jobset import JobSet
+from awq.options import UsageError, take_value, take_values
 
 Q_USAGE = """Usage: condor_q [options] [owner | cluster | cluster.proc ...]
 

@@ -12,15 +12,8 @@ if TYPE_CHECKING:  # importing typing costs a query tool more than its work
 
 from awq import __version__
 from awq.jobset import JobSet
+from awq.options import CommandError
 from awq.spool import Spool, SpoolError, default_workdir
-
-
-class CommandError(Exception):
-    """A failure to report to the user as one line, with an exit status."""
-
-    def __init__(self, message: str, status: int = 1):
-        super().__init__(message)
-        self.status = status
 
 
 # The HTCondor release whose tools' options and output this project follows.
@@ -34,10 +27,6 @@ def version_text() -> str:
             "$CondorPlatform: %s-Linux_alien-workqueue $\n"
             % (FOLLOWS_HTCONDOR, FOLLOWS_HTCONDOR_DATE, __version__,
                os.uname().machine.upper() or "X86_64"))
-
-
-class UsageError(CommandError):
-    """Bad options or arguments."""
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
@@ -88,20 +77,6 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except Exception:
         pass
-
-
-def take_value(args: List[str], flag: str) -> str:
-    """The value after an option such as `-name NAME`; an error when it is missing."""
-    return take_values(args, flag, 1)[0]
-
-
-def take_values(args: List[str], flag: str, count: int) -> List[str]:
-    if len(args) < count:
-        raise UsageError("option %s needs %s" % (flag, "a value" if count == 1 else
-                                                 "%d values" % count))
-    values = args[:count]
-    del args[:count]
-    return values
 
 
 # Upstream's contract, relied on by AliEn's health check: a master silent for

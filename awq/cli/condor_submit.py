@@ -10,7 +10,8 @@ import time
 from typing import List, Optional
 
 from awq import classad, jobs, query, submit
-from awq.cli.common import check_schedd_name, fail, run_main, take_value
+from awq.cli.common import check_schedd_name, fail, run_main
+from awq.options import take_value
 from awq.spool import Spool, SpoolError, default_workdir
 
 USAGE = """Usage: condor_submit [options] [submit-file]

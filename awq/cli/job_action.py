@@ -13,8 +13,9 @@ import time
 from typing import List, NamedTuple, Optional
 
 from awq import jobs, query
-from awq.cli.common import check_schedd_name, fail, run_main, take_value
+from awq.cli.common import check_schedd_name, fail, run_main
 from awq.jobs import Job, JobId, JobStatus, Target
+from awq.options import take_value
 from awq.spool import Spool, SpoolError, default_workdir
 
 

@@ -210,6 +210,7 @@ class Master:
 
 
 if __name__ == "__main__":
-    # `python -m awq.master` is how installs before the split started the master.
-    from awq.cli.alien_work_queue import cli
-    cli()
+    # Installs before the command line moved to awq/cli/ started the master this way:
+    # say where it went rather than exit quietly (docs/operating.md, Upgrades).
+    raise SystemExit("ERROR: the master is started by alien_work_queue "
+                     "(python3 -m awq.cli.alien_work_queue), not python3 -m awq.master")

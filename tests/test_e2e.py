@@ -230,19 +230,27 @@ def test_condor_q_fails_when_no_master_ever_ran(tool):
 
 def test_second_master_on_the_same_spool_is_refused(start_master, workdir):
     first = start_master()
-    second = subprocess.run([__import__("sys").executable, "-m", "awq.master", "--work-dir",
-                             workdir, "--port", "0"], capture_output=True, text=True,
-                            env=product_env(workdir), timeout=60)
+    second = subprocess.run([__import__("sys").executable, "-m", "awq.cli.alien_work_queue",
+                             "--work-dir", workdir, "--port", "0"], capture_output=True,
+                            text=True, env=product_env(workdir), timeout=60)
     assert second.returncode != 0
     assert "PID %d" % first.proc.pid in second.stderr
     assert "Traceback" not in second.stderr
 
 
 def test_master_rejects_unknown_arguments(workdir):
-    result = subprocess.run([__import__("sys").executable, "-m", "awq.master", "--bogus"],
-                            capture_output=True, text=True, env=product_env(workdir), timeout=60)
+    result = subprocess.run([__import__("sys").executable, "-m", "awq.cli.alien_work_queue",
+                             "--bogus"], capture_output=True, text=True,
+                            env=product_env(workdir), timeout=60)
     assert result.returncode != 0
     assert "--bogus" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_old_module_entry_says_where_the_master_went(workdir):
+    result = subprocess.run([__import__("sys").executable, "-m", "awq.master"],
+                            capture_output=True, text=True, env=product_env(workdir), timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("ERROR: ") and "awq.cli.alien_work_queue" in result.stderr
 
 
 @pytest.mark.parametrize("wrapper", [False, True])

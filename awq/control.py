@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from awq import periodic
 from awq.dispatch import Dispatcher
-from awq.intake import Request
-from awq.jobs import FINAL_STATES, JobId, JobStatus
+from awq.jobs import FINAL_STATES, JobId, JobStatus, Request
 from awq.jobtable import HOLD_CODE_PERIODIC, HOLD_CODE_USER, JobTable
 
 

@@ -11,20 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Dict, List, NamedTuple, Set, Tuple
+from typing import Dict, List, Set, Tuple
 
 from awq import jobs, submit
-from awq.jobs import Job, JobId
+from awq.jobs import Job, JobId, Request
 from awq.jobtable import JobTable
 from awq.spool import Spool, SpoolError
 
 log = logging.getLogger("awq.master")
-
-
-class Request(NamedTuple):
-    action: str     # one of spool.REQUEST_ACTIONS
-    job_id: JobId
-    reason: str     # what the user gave (-reason), may be empty
 
 
 class SpoolIntake:

@@ -130,6 +130,14 @@ def parse_target(text: str) -> Target:
     raise ValueError("not a job id or user name: %r" % text[:80])
 
 
+class Request(namedtuple("Request", "action job_id reason")):
+    """What condor_rm, condor_hold, condor_release, condor_suspend or condor_continue asks
+    of one job: action is the tool's request directory (rm, hold, ...; spool.REQUEST_ACTIONS),
+    reason what the user gave with -reason (may be empty)."""
+
+    __slots__ = ()
+
+
 # ---------------------------------------------------------------- stored words
 #
 # Arguments and Environment are stored in HTCondor's new ("V2") syntax without

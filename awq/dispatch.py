@@ -9,8 +9,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
 from awq.shared_inputs import SharedInputs
-from awq.tasks import (TaskBackend, TaskResult, TaskSpec, TaskState, requested_resources,
-                       task_spec)
+from awq.tasks import TaskBackend, TaskResult, TaskSpec, TaskState, task_spec
 
 log = logging.getLogger("awq.master")
 
@@ -67,22 +66,6 @@ class TaskMap:
         if jid is not None:
             self._task_of.pop(jid, None)
         return jid
-
-
-def unfit_reason(job: Job, largest: Dict[str, int]) -> Optional[str]:
-    """Why no connected worker can ever take this job, or None if one can (or we cannot tell)."""
-    try:
-        cores, memory_mb, disk_mb = requested_resources(job)
-    except Exception:
-        return None  # submit_idle holds such a job with its own reason
-    wants = (("cores", cores, largest.get("max_cores", 0), ""),
-             ("memory", memory_mb, largest.get("max_memory", 0), " MB"),
-             ("disk", disk_mb, largest.get("max_disk", 0), " MB"))
-    for what, asked, has, unit in wants:
-        if has > 0 and asked > has:
-            return "no connected worker has %d%s of %s (the largest has %d%s)" % (
-                asked, unit, what, has, unit)
-    return None
 
 
 class Dispatcher:

@@ -14,11 +14,10 @@ import os
 import time
 from typing import Any, Dict, Optional, Tuple
 
-from awq.dispatch import unfit_reason
 from awq.jobs import format_job_id
 from awq.jobtable import JobTable
 from awq.spool import Spool
-from awq.tasks import REQUEST_ATTRIBUTES, TaskBackend
+from awq.tasks import REQUEST_ATTRIBUTES, TaskBackend, unfit_reason
 
 log = logging.getLogger("awq.master")
 

@@ -197,6 +197,26 @@ def requested_resources(job: Job, now: Optional[float] = None) -> Tuple[int, int
             max(1, int(disk) // 1024) if disk is not None else NOMINAL_MB)
 
 
+def unfit_reason(job: Job, largest: Mapping[str, int]) -> Optional[str]:
+    """Why no connected worker can ever take this job, or None if one can (or we cannot tell).
+
+    largest: Work Queue's counters for its largest connected worker (max_cores,
+    max_memory and max_disk, in MB), as the backend's stats() gives them.
+    """
+    try:
+        cores, memory_mb, disk_mb = requested_resources(job)
+    except Exception:
+        return None  # the dispatcher holds such a job with its own reason
+    wants = (("cores", cores, largest.get("max_cores", 0), ""),
+             ("memory", memory_mb, largest.get("max_memory", 0), " MB"),
+             ("disk", disk_mb, largest.get("max_disk", 0), " MB"))
+    for what, asked, has, unit in wants:
+        if has > 0 and asked > has:
+            return "no connected worker has %d%s of %s (the largest has %d%s)" % (
+                asked, unit, what, has, unit)
+    return None
+
+
 def _apply_requests(job: Job, spec: TaskSpec, now: Optional[float]) -> None:
     spec.cores, spec.memory_mb, spec.disk_mb = requested_resources(job, now)
 

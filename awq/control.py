@@ -19,7 +19,7 @@ class JobControl:
         status = self.table.status(request.job_id)
         if status is not None:
             self._apply(request, status)
-        self.table.dirty = True  # the request file goes once the snapshot is written
+        self.table.mark_changed()  # the request file goes once the snapshot is written
 
     def _apply(self, request: Request, status: int) -> None:
         jid, reason = request.job_id, request.reason
@@ -49,7 +49,7 @@ class JobControl:
         self.table.hold(jid, reason, code)
 
     def apply_periodic_expressions(self, now: float) -> None:
-        for jid, job in list(self.table.jobs.items()):
+        for jid, job in self.table.items():
             try:
                 action = periodic.periodic_action(job, now)
             except Exception as err:  # one job's data must never stop the loop

@@ -94,7 +94,7 @@ class Dispatcher:
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
         # Idle jobs beyond the waiting tasks' own have no task yet.
-        self.held_back = self._cores_outnumber_waiting() and table.counts()[0] > len(self.waiting)
+        self.held_back = self._cores_outnumber_waiting() and table.counts().idle > len(self.waiting)
         return started
 
     def _hand_over(self, table: JobTable, room: int) -> int:
@@ -109,7 +109,7 @@ class Dispatcher:
             if jid in self.tasks:
                 continue
             try:
-                task_id = self._submit(table.jobs[jid])
+                task_id = self._submit(table.job(jid))
             except Exception as err:  # one bad job must not stop the others
                 refused.append((jid, err))
                 continue
@@ -219,7 +219,7 @@ class Dispatcher:
                 # Work Queue gave up on the worker: it disconnected, or stopped answering
                 # its keepalives (e.g. blocked); name it so the admin can look there.
                 table.requeue(jid, "its worker %s went away or stopped answering"
-                              % table.jobs[jid].get("RemoteHost", "(unknown)"))
+                              % table.job(jid).get("RemoteHost", "(unknown)"))
                 self.waiting[task_id] = jid
 
     def handle(self, result: TaskResult, table: JobTable) -> None:

@@ -43,7 +43,8 @@ class SpoolIntake:
                 continue
             added += sum(1 for job in new_jobs if table.add(job))
             self.taken_records.add(name)
-            table.dirty = True
+            # Even when every job was taken before a crash: the record goes with the next snapshot.
+            table.mark_changed()
         return added
 
     def requests(self) -> List[Request]:

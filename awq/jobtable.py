@@ -2,14 +2,15 @@
 
 Every transition sets JobStatus, LastJobStatus and EnteredCurrentStatus the
 same way, writes the HTCondor user-log event and the master-log line that go
-with it, and marks the table dirty so the next snapshot carries it.
+with it, and marks the table changed so the next snapshot carries it. Callers
+read jobs through the table's methods and change them only through it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 from awq import classad, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
@@ -20,192 +21,263 @@ HOLD_CODE_WORK_QUEUE = 12    # HTCondor: "failed to transfer files"
 HOLD_CODE_USER = 1           # HTCondor: condor_hold
 HOLD_CODE_PERIODIC = 3       # HTCondor: "the PeriodicHold expression became true"
 
+# A user-log event: its code (userlog.SUBMIT, ...) and its text.
+Event = Tuple[str, str]
+
+
+class Counts(NamedTuple):
+    """Jobs by the states upstream's stat file counts (WAITING, RUNNING)."""
+
+    idle: int
+    running: int
+
+
+class StatusIndex:
+    """Job ids by status, for what the master asks on every turn.
+
+    Dispatch walks the idle jobs on every pass, the counts are published several
+    times a second and each snapshot retires the finished jobs: answered by a scan
+    of the table, each would make the master's cost per job grow with the queue.
+    """
+
+    def __init__(self) -> None:
+        self.idle: Dict[JobId, None] = {}   # a dict for its order: oldest first
+        self.running: Set[JobId] = set()
+        self.finished: Set[JobId] = set()
+
+    def note(self, jid: JobId, status: Optional[int]) -> None:
+        """Where jid belongs now; an idle job that stays idle keeps its place."""
+        if status == JobStatus.IDLE:
+            self.idle[jid] = None
+        else:
+            self.idle.pop(jid, None)
+        if status == JobStatus.RUNNING:
+            self.running.add(jid)
+        else:
+            self.running.discard(jid)
+        if status in FINAL_STATES:
+            self.finished.add(jid)
+        else:
+            self.finished.discard(jid)
+
+    def forget_finished(self, finished: Iterable[JobId]) -> None:
+        self.finished.difference_update(finished)
+
 
 class JobTable:
+    """Every job the master holds, by id: read by method, changed only by its transitions."""
+
     def __init__(self) -> None:
-        self.jobs: Dict[JobId, Job] = {}
+        self._jobs: Dict[JobId, Job] = {}
+        self._by_status = StatusIndex()
+        self._changed = False
         self.max_cluster_id = 0
-        self.dirty = False
-        # Idle jobs in submission order: dispatch looks at these on every pass, and a
-        # scan of the whole table there made the master's cost per job grow with the queue.
-        self._idle: Dict[JobId, None] = {}
-        # Likewise for the counts published several times a second, and the finished jobs
-        # each snapshot retires: kept here, never found by a scan.
-        self._running: Set[JobId] = set()
-        self._finished: Set[JobId] = set()
 
     def put(self, job: Job) -> None:
         """Store a job as it is (every write to the table goes through here)."""
         jid = jobs.job_id(job)
-        self.jobs[jid] = job
-        status = job.get("JobStatus")
-        if status == JobStatus.IDLE:
-            self._idle[jid] = None
-        else:
-            self._idle.pop(jid, None)
-        if status == JobStatus.RUNNING:
-            self._running.add(jid)
-        else:
-            self._running.discard(jid)
-        if status in FINAL_STATES:
-            self._finished.add(jid)
-        else:
-            self._finished.discard(jid)
+        self._jobs[jid] = job
+        self._by_status.note(jid, job.get("JobStatus"))
+        self._changed = True
 
-    # -- reading
+    @property
+    def changed(self) -> bool:
+        """Whether the table changed since the last snapshot was written."""
+        return self._changed
+
+    def mark_changed(self) -> None:
+        """A snapshot is due although no job changed (e.g. a spool file waits to be deleted)."""
+        self._changed = True
+
+    def mark_saved(self) -> None:
+        """A snapshot holding every change so far is durable."""
+        self._changed = False
 
     def __contains__(self, jid: JobId) -> bool:
-        return jid in self.jobs
+        return jid in self._jobs
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return len(self._jobs)
+
+    def job(self, jid: JobId) -> Job:
+        """The job as stored, to read: it changes only through the table's methods."""
+        return self._jobs[jid]
+
+    def items(self) -> List[Tuple[JobId, Job]]:
+        """Every (id, job), as a list: the table may change while the caller walks it."""
+        return list(self._jobs.items())
 
     def status(self, jid: JobId) -> Optional[int]:
-        job = self.jobs.get(jid)
+        job = self._jobs.get(jid)
         return job.get("JobStatus") if job is not None else None
 
     def idle_jobs(self) -> List[JobId]:
-        return list(self._idle)
+        return list(self._by_status.idle)
 
     def iter_idle(self) -> Iterator[JobId]:
         """Idle jobs, oldest first, without a copy: no state change while iterating."""
-        return iter(self._idle)
+        return iter(self._by_status.idle)
 
-    def counts(self) -> Tuple[int, int]:
-        """(idle, running), as upstream's stat file has them."""
-        return len(self._idle), len(self._running)
+    def counts(self) -> Counts:
+        """Idle and running jobs, as upstream's stat file has them."""
+        return Counts(len(self._by_status.idle), len(self._by_status.running))
 
     def active(self) -> bool:
-        return any(job.get("JobStatus") in (JobStatus.IDLE, JobStatus.RUNNING)
-                   for job in self.jobs.values())
+        """Whether any job is idle or running (a drain waits for none)."""
+        return bool(self._by_status.idle or self._by_status.running)
 
-    # -- filling
+    def snapshot(self) -> Dict[str, Any]:
+        return {"jobs": self._jobs, "max_cluster_id": self.max_cluster_id}
 
-    def restore(self, state: Dict[str, Any]) -> List[Job]:
+    def restore(self, state: Mapping[str, Any]) -> List[Job]:
         """Load a snapshot; running jobs are requeued. Returns the finished jobs it held."""
-        now = int(time.time())
-        self.max_cluster_id = int(state.get("max_cluster_id", 0))
-        finished, requeued = [], 0
-        for jid, job in state["jobs"].items():
-            if job.get("JobStatus") in FINAL_STATES and not _left_in_queue(job, now):
-                finished.append(job)
-                continue
-            if job.get("JobStatus") == JobStatus.RUNNING:
-                job, requeued = _requeued(job, now), requeued + 1
+        kept, finished = _sort_restored(state["jobs"].values(), int(time.time()))
+        for job in kept:
             self.put(job)
-            self.max_cluster_id = max(self.max_cluster_id, jid[0])
-        self.dirty = True
-        log.info("recovered %d jobs from the snapshot (%d requeued after running)",
-                 len(self.jobs), requeued)
+        self.max_cluster_id = max([int(state.get("max_cluster_id", 0))]
+                                  + [jobs.job_id(job)[0] for job in kept])
+        self._changed = True  # the next snapshot leaves out the finished jobs
         return finished
 
     def add(self, job: Job) -> bool:
         """Take a new job from the spool; False if it is already here (taken before a crash)."""
         jid = jobs.job_id(job)
-        if jid in self.jobs:
+        if jid in self._jobs:
             return False
         self.put(job)
         self.max_cluster_id = max(self.max_cluster_id, jid[0])
         userlog.write_event(job, userlog.SUBMIT, "Job submitted from host: <127.0.0.1>")
-        self.dirty = True
         return True
 
     def retire_finished(self) -> List[Job]:
-        """Take completed and removed jobs out, unless leave_in_queue keeps them; they go to history."""
+        """Take out the completed and removed jobs LeaveJobInQueue does not keep, for history."""
         now = time.time()
-        finished = [jid for jid in self._finished if not _left_in_queue(self.jobs[jid], now)]
-        finished.sort()  # history in job order, as a scan of the table gave it
-        retired = [self.jobs.pop(jid) for jid in finished]  # never idle nor running
-        self._finished.difference_update(finished)
+        # Sorted: history in job order, as a scan of the table would give it.
+        leaving = sorted(jid for jid in self._by_status.finished
+                         if not _left_in_queue(self._jobs[jid], now))
+        self._by_status.forget_finished(leaving)  # never idle nor running
+        retired = [self._jobs.pop(jid) for jid in leaving]
         if retired:
-            self.dirty = True
+            self._changed = True
         return retired
 
     def let_leave(self, jid: JobId) -> None:
         """A finished job kept by LeaveJobInQueue leaves at the next snapshot (condor_rm)."""
-        self.put(dict(self.jobs[jid], LeaveJobInQueue=False))
-        self.dirty = True
-
-    def snapshot(self) -> Dict[str, Any]:
-        return {"jobs": self.jobs, "max_cluster_id": self.max_cluster_id}
+        self.put(dict(self._jobs[jid], LeaveJobInQueue=False))
 
     def annotate(self, jid: JobId, **attributes: Any) -> None:
         """Set attributes that are not a state change (None deletes)."""
-        job = dict(self.jobs[jid])
-        for name, value in attributes.items():
-            if value is None:
-                job.pop(name, None)
-            else:
-                job[name] = value
-        if job != self.jobs[jid]:
+        job = _updated(self._jobs[jid], attributes)
+        if job != self._jobs[jid]:
             self.put(job)
-            self.dirty = True
-
-    # -- transitions
 
     def mark_running(self, jid: JobId, host: Optional[str] = None) -> None:
-        now = int(time.time())
-        job = self.jobs[jid]
         self._set_status(jid, JobStatus.RUNNING, "on " + (host or "a worker"),
-                         NumJobStarts=int(job.get("NumJobStarts", 0)) + 1,
-                         JobCurrentStartDate=now, JobStartDate=job.get("JobStartDate", now),
-                         RemoteHost=host)
-        userlog.write_event(self.jobs[jid], userlog.EXECUTE,
-                            "Job executing on host: <%s>" % (host or "unknown"))
+                         **_start(self._jobs[jid], host, int(time.time())))
 
     def requeue(self, jid: JobId, reason: str) -> None:
         """A running job lost its worker: idle again, to be started anew."""
-        self._set_status(jid, JobStatus.IDLE, reason, **_left_host(self.jobs[jid]))
+        self._set_status(jid, JobStatus.IDLE, reason, **_left_host(self._jobs[jid]))
 
     def complete(self, jid: JobId, exit_code: int) -> None:
         self._set_status(jid, JobStatus.COMPLETED, "exit code %d" % exit_code,
                          ExitCode=exit_code, ExitBySignal=False, CompletionDate=int(time.time()),
-                         **_left_host(self.jobs[jid]))
-        userlog.write_event(self.jobs[jid], userlog.TERMINATED, userlog.terminated_body(exit_code))
+                         **_left_host(self._jobs[jid]))
 
     def hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE) -> None:
-        self._set_status(jid, JobStatus.HELD, reason, HoldReason=reason, HoldReasonCode=code,
-                         **_left_host(self.jobs[jid]))
-        userlog.write_event(self.jobs[jid], userlog.HELD, "Job was held.\n\t%s" % reason)
+        self._set_status(jid, JobStatus.HELD, reason,
+                         HoldReason=reason, HoldReasonCode=code, **_left_host(self._jobs[jid]))
 
     def release(self, jid: JobId, reason: str) -> None:
         self._set_status(jid, JobStatus.IDLE, reason, HoldReason=None, HoldReasonCode=None)
 
     def suspend(self, jid: JobId) -> None:
         self._set_status(jid, JobStatus.SUSPENDED, "a running pilot was stopped; it starts "
-                         "again on condor_continue", **_left_host(self.jobs[jid]))
+                         "again on condor_continue", **_left_host(self._jobs[jid]))
 
     def resume(self, jid: JobId) -> None:
         self._set_status(jid, JobStatus.IDLE, "condor_continue")
 
     def remove(self, jid: JobId, reason: str) -> None:
         self._set_status(jid, JobStatus.REMOVED, reason, RemoveReason=reason,
-                         **_left_host(self.jobs[jid]))
-        userlog.write_event(self.jobs[jid], userlog.ABORTED, "Job was aborted.\n\t%s" % reason)
+                         **_left_host(self._jobs[jid]))
 
-    def _set_status(self, jid: JobId, status: JobStatus, why: str, **attributes: Any) -> None:
-        job = dict(self.jobs[jid])
+    def _set_status(self, jid: JobId, status: int, why: str, **attributes: Any) -> None:
+        job = _updated(self._jobs[jid], attributes)
         before = job.get("JobStatus")
-        for name, value in attributes.items():
-            if value is None:
-                job.pop(name, None)  # e.g. HoldReason once a job is released
-            else:
-                job[name] = value
-        job["LastJobStatus"] = before
-        job["JobStatus"] = int(status)  # a plain int: the snapshot holds data, not our classes
-        job["EnteredCurrentStatus"] = int(time.time())
+        # A plain int: the snapshot holds data, not our classes.
+        job.update(LastJobStatus=before, JobStatus=int(status),
+                   EnteredCurrentStatus=int(time.time()))
         self.put(job)
-        self.dirty = True
-        # One line per state change: "job 12.0: idle -> held: <why>".
-        log.log(logging.WARNING if status == JobStatus.HELD else logging.INFO,
-                "job %s: %s -> %s: %s", jobs.format_job_id(jid), jobs.status_name(before),
-                jobs.status_name(status), why)
+        event = _user_log_event(job)
+        if event is not None:
+            userlog.write_event(job, *event)
+        _log_change(jid, before, status, why)
+
+
+def _updated(job: Job, attributes: Mapping[str, Any]) -> Job:
+    """A copy of job with attributes set; None deletes one (e.g. HoldReason once released)."""
+    job = dict(job)
+    for name, value in attributes.items():
+        if value is None:
+            job.pop(name, None)
+        else:
+            job[name] = value
+    return job
+
+
+def _log_change(jid: JobId, before: Optional[int], status: int, why: str) -> None:
+    """One line per state change: "job 12.0: idle -> held: <why>"."""
+    log.log(logging.WARNING if status == JobStatus.HELD else logging.INFO,
+            "job %s: %s -> %s: %s", jobs.format_job_id(jid), jobs.status_name(before),
+            jobs.status_name(status), why)
+
+
+def _user_log_event(job: Job) -> Optional[Event]:
+    """The HTCondor user-log event a job's new state writes, if any."""
+    status = job.get("JobStatus")
+    if status == JobStatus.RUNNING:
+        host = job.get("RemoteHost") or "unknown"
+        return userlog.EXECUTE, "Job executing on host: <%s>" % host
+    if status == JobStatus.COMPLETED:
+        return userlog.TERMINATED, userlog.terminated_body(job["ExitCode"])
+    if status == JobStatus.HELD:
+        return userlog.HELD, "Job was held.\n\t" + job["HoldReason"]
+    if status == JobStatus.REMOVED:
+        return userlog.ABORTED, "Job was aborted.\n\t" + job["RemoveReason"]
+    return None  # idle or suspended: HTCondor writes no event either
+
+
+def _start(job: Job, host: Optional[str], now: int) -> Dict[str, Any]:
+    """What a start on a worker sets; NumJobStarts counts every attempt (HTCondor)."""
+    return {"NumJobStarts": int(job.get("NumJobStarts", 0)) + 1, "JobCurrentStartDate": now,
+            "JobStartDate": job.get("JobStartDate", now), "RemoteHost": host}
 
 
 def _left_host(job: Job) -> Dict[str, Any]:
     """A job leaving its worker: RemoteHost goes, LastRemoteHost remembers it (HTCondor)."""
     host = job.get("RemoteHost")
     return {"RemoteHost": None, "LastRemoteHost": host} if host else {}
+
+
+def _sort_restored(saved: Iterable[Job], now: int) -> Tuple[List[Job], List[Job]]:
+    """A snapshot's jobs at start: (the jobs the table keeps, running ones made idle again;
+    the finished jobs, for history)."""
+    kept: List[Job] = []
+    finished: List[Job] = []
+    requeued = 0
+    for job in saved:
+        status = job.get("JobStatus")
+        if status in FINAL_STATES and not _left_in_queue(job, now):
+            finished.append(job)
+        elif status == JobStatus.RUNNING:
+            kept.append(_requeued(job, now))
+            requeued += 1
+        else:
+            kept.append(job)
+    log.info("recovered %d jobs from the snapshot (%d requeued after running)",
+             len(kept), requeued)
+    return kept, finished
 
 
 def _requeued(job: Job, now: int) -> Job:

@@ -95,7 +95,7 @@ class Master:
 
     def flush(self, force: bool = False) -> None:
         now = time.time()
-        if self.table.dirty and (force or now - self.last_flush >= self.flush_interval):
+        if self.table.changed and (force or now - self.last_flush >= self.flush_interval):
             started = time.process_time()   # CPU: waiting for fsync costs the master nothing
             self.spool.write_snapshot(dict(self.table.snapshot(), master_pid=os.getpid(),
                                            written=now))
@@ -103,7 +103,7 @@ class Master:
             self.flush_interval = min(MAX_FLUSH_INTERVAL,
                                       max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
             self.last_flush = now
-            self.table.dirty = False
+            self.table.mark_saved()
             self.intake.commit()  # only now are the taken jobs durable without their records
             self.spool.append_history(self.table.retire_finished())  # gone from the next snapshot
             self.publisher.publish(now)
@@ -138,7 +138,7 @@ class Master:
                     raise
                 time.sleep(min(failures, 10))
         self.flush(force=True)
-        if self.table.dirty:  # finished jobs just went to history: leave a snapshot without them
+        if self.table.changed:  # finished jobs just went to history: leave a snapshot without them
             self.flush(force=True)
         self.watcher.stop_all()
         return 0
@@ -184,7 +184,7 @@ class Master:
     def _time_to_next_duty(self) -> float:
         """How long wait() may block: until a deferred snapshot write, or more tasks, are due."""
         due = watcher.LIFETIME
-        if self.table.dirty:
+        if self.table.changed:
             due = max(0.0, self.flush_interval - (time.time() - self.last_flush))
         if self.dispatcher.refill_wanted():
             due = min(due, REFILL_INTERVAL)
@@ -206,7 +206,7 @@ class Master:
 
     def _flush_due(self) -> bool:
         """A change waits for its snapshot (e.g. a finished job still shown by condor_q)."""
-        return self.table.dirty and time.time() - self.last_flush >= self.flush_interval
+        return self.table.changed and time.time() - self.last_flush >= self.flush_interval
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class Publisher:
         # Most jobs of a queue ask for the same plain numbers: judge each such request once.
         verdicts: Dict[Tuple[Any, ...], Optional[str]] = {}
         for jid in self.table.idle_jobs():
-            job = self.table.jobs[jid]
+            job = self.table.job(jid)
             if now - float(job.get("EnteredCurrentStatus") or now) < self.unfit_grace:
                 continue
             key = tuple(job.get(name) for name in REQUEST_ATTRIBUTES)

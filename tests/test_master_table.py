@@ -92,7 +92,7 @@ def test_periodic_release_clears_the_hold(tmp_path):
     master = master_with(tmp_path, ad(JobStatus=5, HoldReason="x", HoldReasonCode=3,
                                       PeriodicRelease=classad.Expr("JobStatus == 5")))
     master.apply_periodic_expressions()
-    job = master.table.jobs[(1, 0)]
+    job = master.table.job((1, 0))
     assert job["JobStatus"] == 1 and "HoldReason" not in job and job["LastJobStatus"] == 5
     assert type(job["JobStatus"]) is int  # the snapshot's unpickler knows plain data only
 
@@ -100,15 +100,16 @@ def test_periodic_release_clears_the_hold(tmp_path):
 def test_false_or_undefined_expressions_change_nothing(tmp_path):
     master = master_with(tmp_path, ad(PeriodicHold=classad.Expr("Missing > 3"),
                                       PeriodicRemove=classad.Expr("CurrentTime - QDate < 0")))
+    master.table.mark_saved()
     master.apply_periodic_expressions()
-    assert master.table.jobs[(1, 0)]["JobStatus"] == 1 and not master.table.dirty
+    assert master.table.job((1, 0))["JobStatus"] == 1 and not master.table.changed
 
 
 def test_running_job_held_by_expression_loses_its_task(tmp_path):
     master = master_with(tmp_path, ad(JobStatus=2, PeriodicHold=True))
     master.dispatcher.tasks.add((1, 0), 42)
     master.apply_periodic_expressions()
-    job = master.table.jobs[(1, 0)]
+    job = master.table.job((1, 0))
     assert job["JobStatus"] == 5 and job["HoldReasonCode"] == 3
     assert master.backend.cancelled == [42] and (1, 0) not in master.dispatcher.tasks
 
@@ -136,7 +137,7 @@ def test_a_finished_task_never_sends_its_job_back_to_idle():
         seen.append(table.status((1, 0)))
     assert seen == [JobStatus.IDLE, JobStatus.RUNNING, JobStatus.RUNNING]
     dispatcher.handle(TaskResult(1, True, 0, ""), table)
-    assert table.status((1, 0)) == JobStatus.COMPLETED and table.jobs[(1, 0)]["NumJobStarts"] == 1
+    assert table.status((1, 0)) == JobStatus.COMPLETED and table.job((1, 0))["NumJobStarts"] == 1
 
 
 def test_a_task_back_in_the_queue_requeues_its_job():
@@ -147,7 +148,7 @@ def test_a_task_back_in_the_queue_requeues_its_job():
     dispatcher.poll_states(table)
     backend.states[1] = TaskState.ON_WORKER
     dispatcher.poll_states(table)
-    job = table.jobs[(1, 0)]
+    job = table.job((1, 0))
     assert job["JobStatus"] == JobStatus.RUNNING and job["NumJobStarts"] == 2
 
 
@@ -161,7 +162,7 @@ def test_a_job_whose_task_cannot_be_made_is_held_and_others_go_on():
     table.put(ad())
     table.put(ad(ProcId=1))
     assert Dispatcher(Refusing()).submit_idle(table) == 1
-    assert table.status((1, 0)) == JobStatus.HELD and "no such file" in table.jobs[(1, 0)]["HoldReason"]
+    assert table.status((1, 0)) == JobStatus.HELD and "no such file" in table.job((1, 0))["HoldReason"]
     assert table.status((1, 1)) == JobStatus.IDLE
 
 
@@ -176,15 +177,15 @@ def test_a_job_whose_expression_blows_up_is_held_and_the_others_go_on(tmp_path, 
         return real(job, now)
     monkeypatch.setattr(periodic, "periodic_action", exploding)
     master.apply_periodic_expressions()
-    held = master.table.jobs[(1, 0)]
+    held = master.table.job((1, 0))
     assert held["JobStatus"] == JobStatus.HELD and "RecursionError" in held["HoldReason"]
-    assert master.table.jobs[(1, 1)]["JobStatus"] == JobStatus.REMOVED
+    assert master.table.job((1, 1))["JobStatus"] == JobStatus.REMOVED
 
 
 def requested(master: Master, action: str, reason: str = "") -> dict:
     master.spool.request(action, [(1, 0)], reason)
     master.apply_requests()
-    job = master.table.jobs[(1, 0)]
+    job = master.table.job((1, 0))
     master.intake.commit()  # carried out: the next request of this kind is a new one
     return job
 
@@ -218,7 +219,7 @@ def test_a_running_job_that_is_removed_keeps_its_last_host(tmp_path):
     master.dispatcher.submit_idle(master.table)
     master.backend.states[1] = TaskState.ON_WORKER
     master.dispatcher.poll_states(master.table)
-    assert master.table.jobs[(1, 0)]["RemoteHost"] == "127.0.0.1:9"
+    assert master.table.job((1, 0))["RemoteHost"] == "127.0.0.1:9"
     job = requested(master, "rm", "not needed")
     assert job["JobStatus"] == 3 and job["RemoveReason"] == "not needed"
     assert job["LastRemoteHost"] == "127.0.0.1:9" and master.backend.cancelled == [1]
@@ -228,12 +229,12 @@ def test_an_idle_job_bigger_than_every_worker_says_so_after_a_grace(tmp_path):
     master = master_with(tmp_path, ad(RequestCpus=8, EnteredCurrentStatus=1000))
     largest = {"workers_connected": 2, "max_cores": 4, "max_memory": 2000, "max_disk": 9000}
     master.publisher.note_unfit_jobs(largest, now=1030)
-    assert "LastRejectedMatchReason" not in master.table.jobs[(1, 0)]  # within the grace
+    assert "LastRejectedMatchReason" not in master.table.job((1, 0))  # within the grace
     master.publisher.note_unfit_jobs(largest, now=1100)
-    assert master.table.jobs[(1, 0)]["LastRejectedMatchReason"] == \
+    assert master.table.job((1, 0))["LastRejectedMatchReason"] == \
         "no connected worker has 8 of cores (the largest has 4)"
     master.publisher.note_unfit_jobs(dict(largest, max_cores=8), now=1200)
-    assert "LastRejectedMatchReason" not in master.table.jobs[(1, 0)]
+    assert "LastRejectedMatchReason" not in master.table.job((1, 0))
 
 
 def test_restart_requeues_running_jobs_and_keeps_jobs_left_in_queue():
@@ -243,7 +244,7 @@ def test_restart_requeues_running_jobs_and_keeps_jobs_left_in_queue():
         (2, 0): ad(ClusterId=2, JobStatus=4, LeaveJobInQueue=True),
         (3, 0): ad(ClusterId=3, JobStatus=4)}})
     assert [jobs.job_id(j) for j in finished] == [(3, 0)]
-    requeued = table.jobs[(1, 0)]
+    requeued = table.job((1, 0))
     assert requeued["JobStatus"] == 1 and requeued["LastJobStatus"] == 2
     assert requeued["LastRemoteHost"] == "127.0.0.1:9" and "RemoteHost" not in requeued
     assert table.status((2, 0)) == 4 and table.max_cluster_id == 3
@@ -273,7 +274,7 @@ def test_the_idle_index_follows_every_change():
     table.requeue((1, 1), "worker gone")
     table.remove((1, 3), "rm")
     assert table.idle_jobs() == [(1, 0), (1, 1)]
-    assert table.idle_jobs() == [jid for jid, j in table.jobs.items() if j["JobStatus"] == 1]
+    assert table.idle_jobs() == [jid for jid, j in table.items() if j["JobStatus"] == 1]
     table.release((1, 2), "ok")
     assert sorted(table.idle_jobs()) == [(1, 0), (1, 1), (1, 2)]
 
@@ -286,7 +287,7 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     assert os.listdir(master.spool.request_dir("hold"))[0].startswith("batch.")
     assert len(os.listdir(master.spool.request_dir("hold"))) == 1
     master.apply_requests()
-    held = [job for job in master.table.jobs.values() if job["JobStatus"] == 5]
+    held = [job for _, job in master.table.items() if job["JobStatus"] == 5]
     assert len(held) == 200 and {job["HoldReason"] for job in held} == {"disk full at the site"}
     master.apply_requests()  # seen once: nothing is applied twice
     master.intake.commit()
@@ -344,7 +345,7 @@ def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path,
     master.backend.total_cores = 1000
     for proc in range(1, 600):
         master.table.put(ad(ProcId=proc))
-    master.table.dirty = False
+    master.table.mark_saved()
     assert master._time_to_next_duty() > 1.0
     master.dispatcher.submit_idle(master.table)
     assert master._time_to_next_duty() <= REFILL_INTERVAL
@@ -375,6 +376,40 @@ def test_the_running_and_finished_indexes_follow_every_change():
     assert table.retire_finished() == [] and table.counts() == (1, 1)
     table.requeue((1, 0), "worker gone")
     assert table.counts() == (2, 0)
+    assert (table.counts().idle, table.counts().running) == (2, 0)
+
+
+def test_a_table_is_active_while_a_job_is_idle_or_running():
+    table = JobTable()
+    assert not table.active()
+    table.add(ad())
+    assert table.active()
+    table.mark_running((1, 0))
+    assert table.active()
+    table.hold((1, 0), "x")
+    assert not table.active()   # a drain does not wait for held jobs
+    table.release((1, 0), "ok")
+    table.remove((1, 0), "rm")
+    assert not table.active()
+
+
+def test_every_change_is_marked_for_the_next_snapshot_and_only_changes():
+    table = JobTable()
+    table.add(ad())
+    assert table.changed
+    table.mark_saved()
+    table.annotate((1, 0), LastRejectedMatchReason=None)   # nothing to delete: no change
+    assert not table.changed
+    table.annotate((1, 0), LastRejectedMatchReason="too big")
+    assert table.changed and table.job((1, 0))["LastRejectedMatchReason"] == "too big"
+    table.mark_saved()
+    table.mark_running((1, 0), "127.0.0.1:9")
+    assert table.changed
+    table.mark_saved()
+    table.complete((1, 0), 0)
+    assert [jobs.job_id(j) for j in table.retire_finished()] == [(1, 0)] and table.changed
+    table.mark_saved()
+    assert table.retire_finished() == [] and not table.changed
 
 
 def test_the_spool_is_listed_again_only_when_it_may_hold_news(tmp_path, monkeypatch):
@@ -458,3 +493,25 @@ def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
         assert spool_watcher.vouched_baseline(baseline) is None
     finally:
         spool_watcher.stop_all()
+
+
+def test_each_transition_writes_its_user_log_event(tmp_path):
+    log_path = tmp_path / "job.log"
+    table = JobTable()
+    table.add(ad(UserLog=str(log_path)))
+    table.mark_running((1, 0), "127.0.0.1:9")
+    table.hold((1, 0), "disk full")
+    table.release((1, 0), "ok")          # HTCondor writes no event for a release
+    table.mark_running((1, 0))
+    table.complete((1, 0), 3)
+    table.add(ad(ProcId=1, UserLog=str(log_path)))
+    table.remove((1, 1), "not needed")
+    events = [line.split(" ")[0:2] for line in log_path.read_text().splitlines()
+              if line[:3].isdigit()]
+    assert events == [["000", "(001.000.000)"], ["001", "(001.000.000)"],
+                      ["012", "(001.000.000)"], ["001", "(001.000.000)"],
+                      ["005", "(001.000.000)"], ["000", "(001.001.000)"],
+                      ["009", "(001.001.000)"]]
+    text = log_path.read_text()
+    assert "<127.0.0.1:9>" in text and "<unknown>" in text and "disk full" in text
+    assert "(return value 3)" in text and "not needed" in text

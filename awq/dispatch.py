@@ -83,18 +83,19 @@ class Dispatcher:
         self.waiting: Dict[int, JobId] = {}
         self.free_cores = 0
         self.capacity_checked = 0.0
-        self.held_back = False   # idle jobs were left in our table that free cores could start
+        # Idle jobs without a task were left in our table while free cores could start them.
+        self._more_to_hand_over = False
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
         now = time.monotonic()
         if now - self.started_noted >= NOTE_STARTED_INTERVAL:
             self.started_noted = now
-            self.note_started(table)
+            self.check_waiting_tasks(table)
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
         # Idle jobs beyond the waiting tasks' own have no task yet.
-        self.held_back = self._cores_outnumber_waiting() and table.counts().idle > len(self.waiting)
+        self._more_to_hand_over = self._cores_outnumber_waiting() and table.counts().idle > len(self.waiting)
         return started
 
     def _hand_over(self, table: JobTable, room: int) -> int:
@@ -183,10 +184,14 @@ class Dispatcher:
 
     def refill_wanted(self) -> bool:
         """Whether free cores wait for jobs still in our table: hand over more soon."""
-        return self.held_back
+        return self._more_to_hand_over
 
-    def note_started(self, table: JobTable) -> None:
-        """Jobs whose waiting task reached a worker are running (only the waiting ones: cheap)."""
+    def check_waiting_tasks(self, table: JobTable) -> None:
+        """Jobs whose waiting task reached a worker are running.
+
+        Looks only at the tasks no worker had taken yet: cheap enough to run before
+        every hand-over, where check_every_task walks every task the master has out.
+        """
         for task_id, jid in list(self.waiting.items()):
             state = self.backend.task_state(task_id)
             if state == TaskState.WAITING:
@@ -202,8 +207,9 @@ class Dispatcher:
             self.backend.cancel(task_id)
             self._release(self.copies_of.pop(task_id, ()))
 
-    def poll_states(self, table: JobTable) -> None:
-        """Jobs whose task reached a worker are running; a task back in the queue lost its worker.
+    def check_every_task(self, table: JobTable) -> None:
+        """Every task: a job whose task reached a worker is running; a running job whose task
+        is back in Work Queue's queue lost its worker and is idle again.
 
         Only a task Work Queue put back to waiting sends its job back to idle:
         a finished task not yet returned by wait() keeps its job running, so a
@@ -222,14 +228,16 @@ class Dispatcher:
                               % table.job(jid).get("RemoteHost", "(unknown)"))
                 self.waiting[task_id] = jid
 
-    def handle(self, result: TaskResult, table: JobTable) -> None:
+    def record_result(self, result: TaskResult, table: JobTable) -> None:
+        """A finished task's job is completed, or held with Work Queue's reason; the task
+        and its shared copies are let go (a task we cancelled changes no job)."""
         jid = self.tasks.pop_task(result.task_id)
         self.waiting.pop(result.task_id, None)
         self._release(self.copies_of.pop(result.task_id, ()))
         if jid is None:
             return  # a task we cancelled
         if table.status(jid) == JobStatus.IDLE:
-            table.mark_running(jid, result.host)  # finished between two polls
+            table.mark_running(jid, result.host)  # finished before a look saw it running
         if result.succeeded:
             table.complete(jid, result.exit_code if result.exit_code is not None else 0)
         else:

@@ -176,9 +176,9 @@ class Master:
         if self.wake_enabled:
             self.spool_unchanged = self.watcher.vouched_baseline(baseline)
         if result is not None:
-            self.dispatcher.handle(result, self.table)
+            self.dispatcher.record_result(result, self.table)
         if time.time() - self.last_state_poll >= STATE_POLL_INTERVAL:
-            self.dispatcher.poll_states(self.table)
+            self.dispatcher.check_every_task(self.table)
             self.last_state_poll = time.time()
 
     def _time_to_next_duty(self) -> float:

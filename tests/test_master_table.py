@@ -133,21 +133,21 @@ def test_a_finished_task_never_sends_its_job_back_to_idle():
     seen = []
     for state in (TaskState.WAITING, TaskState.ON_WORKER, TaskState.FINISHED):
         backend.states[1] = state
-        dispatcher.poll_states(table)
+        dispatcher.check_every_task(table)
         seen.append(table.status((1, 0)))
     assert seen == [JobStatus.IDLE, JobStatus.RUNNING, JobStatus.RUNNING]
-    dispatcher.handle(TaskResult(1, True, 0, ""), table)
+    dispatcher.record_result(TaskResult(1, True, 0, ""), table)
     assert table.status((1, 0)) == JobStatus.COMPLETED and table.job((1, 0))["NumJobStarts"] == 1
 
 
 def test_a_task_back_in_the_queue_requeues_its_job():
     backend, table, dispatcher = one_job_submitted()
     backend.states[1] = TaskState.ON_WORKER
-    dispatcher.poll_states(table)
+    dispatcher.check_every_task(table)
     backend.states[1] = TaskState.WAITING  # the worker went away
-    dispatcher.poll_states(table)
+    dispatcher.check_every_task(table)
     backend.states[1] = TaskState.ON_WORKER
-    dispatcher.poll_states(table)
+    dispatcher.check_every_task(table)
     job = table.job((1, 0))
     assert job["JobStatus"] == JobStatus.RUNNING and job["NumJobStarts"] == 2
 
@@ -218,7 +218,7 @@ def test_a_running_job_that_is_removed_keeps_its_last_host(tmp_path):
     master = master_with(tmp_path, ad())
     master.dispatcher.submit_idle(master.table)
     master.backend.states[1] = TaskState.ON_WORKER
-    master.dispatcher.poll_states(master.table)
+    master.dispatcher.check_every_task(master.table)
     assert master.table.job((1, 0))["RemoteHost"] == "127.0.0.1:9"
     job = requested(master, "rm", "not needed")
     assert job["JobStatus"] == 3 and job["RemoveReason"] == "not needed"

@@ -104,7 +104,7 @@ def test_the_dispatcher_caches_the_executable_and_releases_it_with_the_task(tmp_
     copy = backend.specs[0].cached_inputs[0][0]
     assert [s.cached_inputs for s in backend.specs] == [[(copy, "pilot.sh")]] * 2
     assert all(exe not in dict(s.inputs) for s in backend.specs)
-    dispatcher.handle(TaskResult(1, True, 0, ""), table)
+    dispatcher.record_result(TaskResult(1, True, 0, ""), table)
     dispatcher.cancel((1, 1))
     assert shared.in_use(copy) == 0
     dispatcher.swept = -1e9

@@ -16,11 +16,11 @@ log = logging.getLogger("awq.master")
 MAX_TASKS = 10000
 # Tasks handed to Work Queue that no worker has taken yet: at most this many more than
 # the connected workers have free cores. Work Queue (CCTools 8) walks its whole ready
-# list, and several times its whole task table, on every pass of wait(): 10,000 tasks
-# queued at once cost the master ~18 ms of CPU per job. The rest wait in our table.
-# Few: while every core is busy, each pass of wait() matches every waiting task against
-# every worker (category minima, rmsummary_*): 32 cost 0.15 ms more per job than 4
-# through 4 foremen (same-day A/B, same throughput); the master refills after each result.
+# list, and several times its whole task table, on every pass of wait(), so its cost per
+# job grows with the tasks it holds; the rest wait in our table (benchmarks/ANALYSIS.md).
+# Few: while every core is busy, each pass of wait() also matches every waiting task
+# against every worker (category minima, rmsummary_*), and a few are enough to keep each
+# freed core busy, because the master refills after each result.
 MIN_WAITING = 4
 # And at most this many for free cores at once, even when thousands are free: the walks
 # are per task sent, so 5,000 tasks handed over at once cost O(5,000^2) list steps. The
@@ -95,7 +95,8 @@ class Dispatcher:
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
         # Idle jobs beyond the waiting tasks' own have no task yet.
-        self._more_to_hand_over = self._cores_outnumber_waiting() and table.counts().idle > len(self.waiting)
+        self._more_to_hand_over = (self._cores_outnumber_waiting()
+                                   and table.counts().idle > len(self.waiting))
         return started
 
     def _hand_over(self, table: JobTable, room: int) -> int:

@@ -297,7 +297,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_GOOD_NAMES: Set[str] = set()   # names already checked: 10,000 jobs share a few dozen
+_GOOD_NAMES: Set[str] = set()   # names already checked: a queue's jobs share a few dozen
 
 
 def _check_attribute(name: Any, value: Any) -> None:

@@ -152,7 +152,7 @@ class JobTable:
     def retire_finished(self) -> List[Job]:
         """Take out the completed and removed jobs LeaveJobInQueue does not keep, for history."""
         now = time.time()
-        # Sorted: history in job order, as a scan of the table would give it.
+        # Sorted: history lists jobs in id order, whatever order they finished in.
         leaving = sorted(jid for jid in self._by_status.finished
                          if not _left_in_queue(self._jobs[jid], now))
         self._by_status.forget_finished(leaving)  # never idle nor running

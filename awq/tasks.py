@@ -24,9 +24,11 @@ PROXY_NAME = "awq.x509up"
 _RESERVED = {STDOUT_NAME, STDERR_NAME, STDIN_NAME, WRAPPER_NAME, PROXY_NAME}
 # Work Queue gives a task that names only cores a share of memory and disk
 # that a foreman does not advertise, so it sends each foreman one task at a
-# time (measured: 4x slower through 2 foremen). A nominal request lets cores
+# time and the foreman's other workers wait. A nominal request lets cores
 # alone decide, as upstream's "1 core per pilot" meant.
 NOMINAL_MB = 1
+KB_PER_MB = 1024             # HTCondor's RequestDisk is in KB, Work Queue's disk in MB
+SANDBOX_NAMES_CACHED = 1024  # a queue runs a few pilot scripts: their names are made once
 
 
 @dataclasses.dataclass
@@ -91,7 +93,7 @@ class TaskState(enum.Enum):
     UNKNOWN = "unknown"      # cancelled, or never submitted
 
 
-@functools.lru_cache(maxsize=1024)   # a pilot script's path recurs with every job
+@functools.lru_cache(maxsize=SANDBOX_NAMES_CACHED)   # a pilot script's path recurs with every job
 def sandbox_name(path: str) -> str:
     """The executable's name inside the sandbox: its own name, made shell-safe."""
     base = re.sub(r"[^A-Za-z0-9._+-]", "_", path.rstrip("/").rsplit("/", 1)[-1])
@@ -133,9 +135,9 @@ def task_spec(job: Job, wrapper: Optional[str] = None, now: Optional[float] = No
 
 
 # Work Queue cancels a task by killing its process group, then waits for it. CCTools 8's
-# worker sets the task's group from the parent after fork, and loses that race to the
-# child's exec under load (a third of the tasks here): the task stays in the worker's
-# group, the kill reaches nothing and the worker blocks until the pilot ends by itself.
+# worker sets the task's group from the parent after fork, and often loses that race to
+# the child's exec under load: the task stays in the worker's group, the kill reaches
+# nothing and the worker blocks until the pilot ends by itself.
 # So a shell that does not lead its own group execs the pilot through setsid, which does
 # not fork then (same PID, new group). `kill -0 -$$` asks "does group $$ exist?" with a
 # builtin: the common case costs no extra process and no read of /proc.
@@ -194,7 +196,7 @@ def requested_resources(job: Job, now: Optional[float] = None) -> Tuple[int, int
     disk = _positive_number(job, "RequestDisk", now, named)              # KB in HTCondor
     return (max(1, int(cores)) if cores is not None else 1,
             int(memory) if memory is not None else NOMINAL_MB,
-            max(1, int(disk) // 1024) if disk is not None else NOMINAL_MB)
+            max(1, int(disk) // KB_PER_MB) if disk is not None else NOMINAL_MB)
 
 
 def unfit_reason(job: Job, largest: Mapping[str, int]) -> Optional[str]:

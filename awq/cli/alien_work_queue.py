@@ -22,6 +22,9 @@ from awq.spool import Spool
 log = logging.getLogger("awq.master")
 
 DEFAULT_PORT = 9094
+DEFAULT_CATALOG_PORT = 9097  # CCTools' catalog_server default
+LOG_MAX_MB = 100             # --log-file is rotated at this size...
+LOG_BACKUPS = 5              # ...keeping this many old files
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -46,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                              % spool_mod.DEFAULT_WORKDIR)
     parser.add_argument("--catalog-host", metavar="HOST",
                         help="advertise this master to the catalog server HOST (catalog mode)")
-    parser.add_argument("--catalog-port", metavar="PORT", type=int, default=9097,
-                        help="catalog server port (default: 9097)")
+    parser.add_argument("--catalog-port", metavar="PORT", type=int, default=DEFAULT_CATALOG_PORT,
+                        help="catalog server port (default: %d)" % DEFAULT_CATALOG_PORT)
     parser.add_argument("--project-name", metavar="NAME", default="alien_jobs",
                         help="project name advertised in catalog mode (default: alien_jobs)")
     parser.add_argument("--port", metavar="PORT", type=int, default=DEFAULT_PORT,
@@ -85,8 +88,9 @@ def _parser() -> argparse.ArgumentParser:
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-file", metavar="FILE", help="append the master's log to FILE "
                                                          "(default: standard error)")
-    parser.add_argument("--log-max-mb", metavar="MB", type=int, default=100,
-                        help="rotate --log-file at this size, keeping 5 old files (default: 100)")
+    parser.add_argument("--log-max-mb", metavar="MB", type=int, default=LOG_MAX_MB,
+                        help="rotate --log-file at this size, keeping %d old files (default: %d)"
+                             % (LOG_BACKUPS, LOG_MAX_MB))
     parser.add_argument("--debug", action="store_true",
                         help="verbose log, and Work Queue's own debug log in the spool")
     parser.add_argument("--wq-log", metavar="FILE",
@@ -131,8 +135,8 @@ class OneLineFormatter(logging.Formatter):
 
     def __init__(self, fmt: str) -> None:
         super().__init__(fmt)
-        # The master's own layout is put together directly: logging's general path
-        # (a dict of the record's fields, then the format) was a third of a line's cost.
+        # The master's own layout is put together directly: logging's general path builds
+        # a dict of the record's fields and then formats it, for each of two lines per job.
         middle = fmt[len(self._HEAD):-len(self._TAIL)]
         self._middle = middle if (fmt.startswith(self._HEAD) and fmt.endswith(self._TAIL)
                                   and "%" not in middle) else None
@@ -158,11 +162,11 @@ class OneLineFormatter(logging.Formatter):
         return self.default_msec_format % (self._date, record.msecs)
 
 
-def setup_logging(log_file: Optional[str], debug: bool, max_mb: int = 100) -> None:
+def setup_logging(log_file: Optional[str], debug: bool, max_mb: int = LOG_MAX_MB) -> None:
     handler: logging.Handler
     if log_file:
         handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_mb << 20,
-                                                       backupCount=5)
+                                                       backupCount=LOG_BACKUPS)
     else:
         handler = logging.StreamHandler(sys.stderr)
     # What the format does not print is not gathered (the logging HOWTO's "Optimization"):

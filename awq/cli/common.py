@@ -29,6 +29,10 @@ def version_text() -> str:
                os.uname().machine.upper() or "X86_64"))
 
 
+# What a shell reports for a command a Ctrl-C ended: 128 + SIGINT.
+EXIT_INTERRUPTED = 130
+
+
 def fail(message: str, status: int = 1) -> NoReturn:
     raise CommandError(message, status)
 
@@ -51,7 +55,7 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = N
         _print_error(str(err))
         status = err.status
     except KeyboardInterrupt:
-        status = 130
+        status = EXIT_INTERRUPTED
     except BrokenPipeError:
         # e.g. `condor_q | head -1`: not an error worth reporting.
         _silence_stdout()

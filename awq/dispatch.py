@@ -190,8 +190,8 @@ class Dispatcher:
     def check_waiting_tasks(self, table: JobTable) -> None:
         """Jobs whose waiting task reached a worker are running.
 
-        Looks only at the tasks no worker had taken yet: cheap enough to run before
-        every hand-over, where check_every_task walks every task the master has out.
+        Looks only at the tasks no worker had taken yet: cheap enough to run as often as
+        the hand-overs, where check_every_task walks every task the master has out.
         """
         for task_id, jid in list(self.waiting.items()):
             state = self.backend.task_state(task_id)

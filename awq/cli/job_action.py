@@ -15,6 +15,7 @@ from typing import List, NamedTuple, Optional
 from awq import jobs, query
 from awq.cli.common import check_schedd_name, fail, run_main, take_value
 from awq.jobs import Job, JobId, JobStatus, Target
+from awq.queue_view import read_queue_view
 from awq.spool import Spool, SpoolError, default_workdir
 
 
@@ -115,8 +116,8 @@ def run(action: Action, argv: List[str]) -> int:
     targets = [query.parse_target(t) for t in request.targets]
     try:
         spool = Spool(default_workdir())
-        live = spool.read_queue().jobs
-        gone = spool.read_history() if request.forcex else []
+        live = read_queue_view(spool).jobs.ads()
+        gone = spool.history.read() if request.forcex else []
     except SpoolError as err:
         fail(str(err))
     now = time.time()
@@ -139,7 +140,7 @@ def run(action: Action, argv: List[str]) -> int:
                       if selection.matches(j, now))
         messages.append("Jobs matching constraint (%s) have been %s"
                         % (request.constraint, action.done))
-    spool.request(action.request, sorted(set(wanted)), request.reason)
+    spool.requests.leave(action.request, sorted(set(wanted)), request.reason)
     sys.stdout.write("".join(line + "\n" for line in messages))
     sys.stderr.write("".join(line + "\n" for line in missing))
     return 1 if missing else 0

@@ -32,6 +32,27 @@ def test_cmake_installs_upstreams_files(prefix):
     assert os.path.isfile(os.path.join(prefix, "lib", "alien-workqueue", "python", "awq", "master.py"))
 
 
+def package_modules(root: str) -> set:
+    """Every .py file under root/awq, as a path relative to root (subpackages included)."""
+    found = set()
+    for directory, subdirs, names in os.walk(os.path.join(root, "awq")):
+        subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+        found.update(os.path.relpath(os.path.join(directory, name), root)
+                     for name in names if name.endswith(".py"))
+    return found
+
+
+def test_cmake_installs_every_module_byte_compiled(prefix):
+    installed = os.path.join(prefix, "lib", "alien-workqueue", "python")
+    modules = package_modules(REPO)
+    assert "awq/spool/records.py" in modules
+    assert package_modules(installed) == modules
+    for module in modules:
+        directory, name = os.path.split(os.path.join(installed, module))
+        cached = os.listdir(os.path.join(directory, "__pycache__"))
+        assert any(entry.startswith(name[:-3] + ".") for entry in cached), module
+
+
 def test_wrappers_use_a_fixed_interpreter(prefix):
     text = open(os.path.join(prefix, "bin", "condor_q")).read()
     assert "/usr/bin/env" not in text
@@ -72,6 +93,11 @@ def test_installed_commands_work_without_env_sh(prefix, tmp_path):
     master = subprocess.run([os.path.join(prefix, "bin", "alien_work_queue"), "--help"], env=env,
                             capture_output=True, text=True)
     assert master.returncode == 0 and "--catalog-host" in master.stdout
+    submitted = subprocess.run([os.path.join(prefix, "bin", "condor_submit")], env=env,
+                               input="executable = /bin/true\nqueue 2\n", capture_output=True,
+                               text=True, cwd=str(tmp_path))
+    assert submitted.returncode == 0, submitted.stderr
+    assert "2 job(s) submitted to cluster 1." in submitted.stdout
 
 
 def test_configure_fails_clearly_without_cctools(tmp_path):
@@ -106,6 +132,11 @@ def test_pip_install_into_a_venv(tmp_path):
     assert open(str(venv / "bin" / "condor_q")).readline().strip() == "#!%s" % (venv / "bin" / "python3")
     out = subprocess.run([str(venv / "bin" / "condor_rm"), "-help"], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage: condor_rm" in out.stdout
+    site = subprocess.run([str(venv / "bin" / "python3"), "-c",
+                           "import awq, os; print(os.path.dirname(os.path.dirname(awq.__file__)))"],
+                          capture_output=True, text=True, cwd=str(tmp_path), check=True).stdout.strip()
+    assert site.startswith(str(venv)), site
+    assert package_modules(site) == package_modules(REPO)
 
 
 def test_job_wrapper_keeps_only_a_minimal_environment():

@@ -9,11 +9,9 @@ HTCondor does until they leave the queue.
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import List
+    from typing import List, Optional
 
     from awq.spool import Spool
 
@@ -23,12 +21,19 @@ from awq.jobset import JobSet
 from awq.spool import SpoolError
 
 
-class QueueView(namedtuple("QueueView", "jobs heartbeat master_pid master_alive")):
-    """jobs is a JobSet in job id order (columns are read only when asked for; .ads() for
-    dicts); heartbeat is stat/latest's TIMESTAMP or None; master_alive says whether
-    master.lock is held."""
+class QueueView:
+    """What condor_q reads: jobs, a JobSet in job id order (columns are read only when
+    asked for; .ads() for dicts); heartbeat, stat/latest's TIMESTAMP or None;
+    master_pid, the PID in master.lock; master_alive, whether master.lock is held."""
 
-    __slots__ = ()
+    __slots__ = ("jobs", "heartbeat", "master_pid", "master_alive")
+
+    def __init__(self, job_set: JobSet, heartbeat: Optional[float], master_pid: Optional[int],
+                 master_alive: bool):
+        self.jobs = job_set
+        self.heartbeat = heartbeat
+        self.master_pid = master_pid
+        self.master_alive = master_alive
 
 
 def read_queue_view(spool: Spool) -> QueueView:

@@ -19,11 +19,12 @@ Layout (upstream's names kept)::
       drain                  upstream's drain switch
       password               the workers' password, made by the master (0600)
 
-A Spool knows these paths and is made of one part a concern, each in its own
-module: ``records`` (queue/ and the cluster counter), ``requests`` (rm/,
-hold/, ...), ``published`` (the snapshot and stat/), ``history`` and
-``master_files`` (master.lock, the password, crash leftovers); ``files`` holds
-the durable primitives they all write with, ``codec`` the encodings. What
+A Spool knows these paths and is made of one part a concern, each given only
+the paths it uses: ``records`` (queue/ and the cluster counter, records.py),
+``requests`` (rm/, hold/, ..., requests.py), ``published`` and ``history``
+(the snapshot, stat/ and history/, published.py) and ``master_files``
+(master.lock, the password, crash leftovers, master_files.py). files.py holds
+the durable primitives they all write with, codec.py the encodings. What
 condor_q shows, the snapshot merged with the records not taken yet, is
 awq.queue_view's.
 """
@@ -40,9 +41,8 @@ from awq.spool.codec import (SNAPSHOT_UPGRADES, SNAPSHOT_VERSION, decode_jobs, e
                              loads_snapshot)
 from awq.spool.files import (FileLock, LockTimeout, SpoolError, atomic_write, check_secret_file,
                              check_trusted, make_spool_directory)
-from awq.spool.history import History
 from awq.spool.master_files import MasterFiles
-from awq.spool.published import Published
+from awq.spool.published import History, Published
 from awq.spool.records import Records
 from awq.spool.requests import REQUEST_ACTIONS, Requests
 

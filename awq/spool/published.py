@@ -1,9 +1,15 @@
-"""What the master publishes for the query tools: its table (the snapshot) and stat/.
+"""What the master publishes for the query tools: its table, stat/, and the history.
 
 state.pickle is the master's job table, by column (awq.snapshot), replaced
 atomically; stat/latest is upstream's WAITING/RUNNING/TIMESTAMP heartbeat;
 stat/master.json is what the master knows beyond the table (Work Queue's
 counters) for --status.
+
+history/history holds the jobs that left the queue, one JSON object a line,
+for condor_history. Lines are appended (and fsync'ed) after the snapshot that
+no longer holds the jobs: a crash in between repeats a job, never loses one,
+and the reader keeps the last line for each job id. Past max_bytes the file
+becomes history.1 and the one before goes.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Any, Dict, Optional
+    from typing import Any, Dict, List, Optional
 
+    from awq.jobs import Job, JobId
     from awq.snapshot import Columns
 
+from awq import classad, jobs
 from awq.spool import codec
-from awq.spool.files import atomic_write, read_trusted
+from awq.spool.files import atomic_write, fsync_dir, read_trusted
 
 MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
 MAX_STAT_BYTES = 4096
 MAX_MASTER_STATUS_BYTES = 1 << 20
+MAX_HISTORY_BYTES = 128 * 1024 * 1024
 
 
 class Published:
@@ -91,3 +100,49 @@ class Published:
         except (ValueError, UnicodeDecodeError):
             return {}  # torn by hand: atomic writes never leave it so
         return status if isinstance(status, dict) else {}
+
+
+class History:
+    def __init__(self, history_dir: str, history_path: str):
+        self.history_dir = history_dir
+        self.history_path = history_path
+        self.max_bytes = MAX_HISTORY_BYTES
+
+    def append(self, finished: List[Job]) -> None:
+        if not finished:
+            return
+        os.makedirs(self.history_dir, mode=0o700, exist_ok=True)
+        self._rotate()
+        lines = b"".join(codec.encode_job_line(job) for job in finished)
+        fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+        try:
+            os.write(fd, lines)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _rotate(self) -> None:
+        try:
+            if os.lstat(self.history_path).st_size < self.max_bytes:
+                return
+        except FileNotFoundError:
+            return
+        os.rename(self.history_path, self.history_path + ".1")
+        fsync_dir(self.history_dir)
+
+    def read(self) -> List[Job]:
+        """Finished jobs, the last line for a job id winning (a crash may repeat one)."""
+        latest: Dict[JobId, Job] = {}
+        for path in (self.history_path + ".1", self.history_path):
+            try:
+                data = read_trusted(path, self.max_bytes * 2)
+            except FileNotFoundError:
+                continue
+            for line in data.splitlines():
+                try:
+                    job = codec.decode_job_line(line)
+                    latest[jobs.job_id(job)] = job
+                except (ValueError, KeyError, TypeError, classad.ClassAdError):
+                    continue  # a torn last line after a crash
+        return list(latest.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -121,10 +122,16 @@ def test_configure_fails_clearly_without_the_python_module(tmp_path):
 
 
 def test_pip_install_into_a_venv(tmp_path):
+    # From a copy: setuptools builds inside the source tree, and a build/ left there by an
+    # earlier run would install modules the package no longer has.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, str(source), symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
+        "_demo"))
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", REPO], capture_output=True,
-                            text=True)
+    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(source)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for name in ("condor_submit", "condor_q", "condor_rm", "condor_status", "alien_work_queue",
                  "alien_wq_worker.sh", "alien_job_wrapper.sh"):

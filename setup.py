@@ -8,7 +8,7 @@ ndcctools, or a venv made with --system-site-packages on Debian).
 
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 with open("awq/__init__.py") as handle:
     VERSION = re.search(r'__version__ = "([^"]+)"', handle.read()).group(1)
@@ -17,7 +17,8 @@ setup(
     name="alien-workqueue",
     version=VERSION,
     description="HTCondor-compatible front end (condor_submit, condor_q, ...) for CCTools Work Queue",
-    packages=["awq", "awq.cli"],
+    # Every package under awq/ (awq.cli, awq.spool, ...): a new one cannot be left out.
+    packages=find_packages(include=["awq", "awq.*"]),
     python_requires=">=3.9",
     entry_points={"console_scripts": [
         "condor_submit = awq.cli.condor_submit:cli",

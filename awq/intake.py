@@ -31,7 +31,7 @@ class SpoolIntake:
     def take_records(self, table: JobTable) -> int:
         """Put the jobs of new records in the table; returns how many came in."""
         added = 0
-        for name in self.spool.pending_records():
+        for name in self.spool.records.pending():
             if name in self.taken_records:
                 continue
             try:
@@ -51,23 +51,23 @@ class SpoolIntake:
         """What condor_rm, condor_hold, ... asked since the last commit."""
         wanted = []
         reasons: Dict[Tuple[str, str], str] = {}   # a batch file holds one reason for all
-        for action, name, jid in self.spool.pending_requests():
+        for action, name, jid in self.spool.requests.pending():
             if (action, name, jid) not in self.done_requests:
                 self.done_requests.add((action, name, jid))
                 if (action, name) not in reasons:
-                    reasons[(action, name)] = self.spool.request_reason(action, name)
+                    reasons[(action, name)] = self.spool.requests.reason(action, name)
                 wanted.append(Request(action, jid, reasons[(action, name)]))
         return wanted
 
     def commit(self) -> None:
         """The snapshot now holds everything taken: the spool files can go."""
-        self.spool.remove_records(self.taken_records)
+        self.spool.records.remove(self.taken_records)
         self.taken_records = set()
-        self.spool.remove_requests({(action, name) for action, name, _ in self.done_requests})
+        self.spool.requests.remove({(action, name) for action, name, _ in self.done_requests})
         self.done_requests = set()
 
     def _read(self, name: str) -> List[Job]:
-        cluster, content = self.spool.read_record(name)
+        cluster, content = self.spool.records.read(name)
         if cluster is None:
             return self._jobs_from_upstream(content)
         new_jobs = [jobs.validate_job(job, cluster) for job in content]
@@ -81,7 +81,7 @@ class SpoolIntake:
         build_args = dict(cwd=os.path.expanduser("~"), environ=dict(os.environ),
                           owner=self.owner, uid=os.getuid(), now=int(time.time()))
         submit.build_jobs(desc, cluster_id=1, **build_args)  # validate before taking an id
-        cluster = self.spool.allocate_cluster_id()
+        cluster = self.spool.records.allocate_cluster_id()
         return [jobs.validate_job(job, cluster)
                 for job in submit.build_jobs(desc, cluster_id=cluster, **build_args)]
 
@@ -91,7 +91,7 @@ class SpoolIntake:
         for stub in self._held_stubs(name, reason):
             table.add(stub)
         try:
-            where = self.spool.quarantine_record(name)
+            where = self.spool.records.quarantine(name)
             log.error("refused spool record %s: %s (moved to %s)", name, err, where)
         except OSError as move_err:
             log.error("refused spool record %s: %s (and cannot move it aside: %s)",
@@ -99,7 +99,7 @@ class SpoolIntake:
 
     def _held_stubs(self, name: str, reason: str) -> List[Job]:
         try:
-            cluster, content = self.spool.read_record(name)
+            cluster, content = self.spool.records.read(name)
         except (SpoolError, OSError):
             return []
         if cluster is None:

@@ -74,12 +74,12 @@ class Master:
     # -- the parts of a turn
 
     def recover(self) -> None:
-        state = self.spool.load_snapshot_if_present()
+        state = self.spool.published.load_snapshot()
         if not state:
             return
         finished = self.table.restore(state)
         # The snapshot may hold finished jobs whose history line was lost.
-        self.spool.append_history(finished)
+        self.spool.history.append(finished)
         if finished:
             log.info("moved %d finished jobs from the snapshot to history", len(finished))
 
@@ -97,15 +97,15 @@ class Master:
         now = time.time()
         if self.table.changed and (force or now - self.last_flush >= self.flush_interval):
             started = time.process_time()   # CPU: waiting for fsync costs the master nothing
-            self.spool.write_snapshot(dict(self.table.snapshot(), master_pid=os.getpid(),
-                                           written=now))
+            self.spool.published.write_snapshot(dict(self.table.snapshot(),
+                                                     master_pid=os.getpid(), written=now))
             cost = time.process_time() - started
             self.flush_interval = min(MAX_FLUSH_INTERVAL,
                                       max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
             self.last_flush = now
             self.table.mark_saved()
             self.intake.commit()  # only now are the taken jobs durable without their records
-            self.spool.append_history(self.table.retire_finished())  # gone from the next snapshot
+            self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
             self.publisher.publish(now)
         elif self.publisher.due(now):
             self.publisher.publish(now)
@@ -119,7 +119,7 @@ class Master:
         self.wake_enabled = self.backend.enable_wake_on_child_exit()
         log.info("listening for workers on port %d; spool %s; early wake-up %s",
                  self.backend.port, self.spool.root, "on" if self.wake_enabled else "off")
-        for path in self.spool.sweep_temp_files():
+        for path in self.spool.master_files.sweep_temp_files():
             log.info("removed %s, left half-written by a process that died", path)
         self.shared_inputs.reset()
         self.recover()

@@ -54,7 +54,7 @@ class Publisher:
         """
         idle, running = self.table.counts()
         if self.due(now) or (idle, running) != self.last_counts:
-            self.spool.write_stat(idle, running, now)
+            self.spool.published.write_stat(idle, running, now)
             self.last_heartbeat = now
             self.last_counts = (idle, running)
         if now - self.last_status < STATUS_INTERVAL:
@@ -63,7 +63,7 @@ class Publisher:
         stats = self.backend.stats()
         if stats.get("workers_connected"):
             self.workers_seen = now
-        self.spool.write_master_status({
+        self.spool.published.write_master_status({
             "pid": os.getpid(), "started": self.started, "written": now,
             "port": self.backend.port, "project": self.project_name,
             "workers_seen": self.workers_seen, "workqueue": stats})

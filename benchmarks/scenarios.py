@@ -375,10 +375,10 @@ def build_spool(spool_dir: str, count: int, upstream: bool) -> tuple:
                        JobCurrentStartDate=now, JobStartDate=now, RemoteHost="127.0.0.1:9123")
         table[(cluster, 0)] = job
     spool = Spool(spool_dir, create=True)
-    spool.write_snapshot({"jobs": table, "max_cluster_id": count, "master_pid": os.getpid(),
-                          "written": time.time()})
-    spool.write_stat(idle, running)
-    lock = spool.lock_master()
+    spool.published.write_snapshot({"jobs": table, "max_cluster_id": count,
+                                    "master_pid": os.getpid(), "written": time.time()})
+    spool.published.write_stat(idle, running)
+    lock = spool.master_files.lock()
     return idle, running, lock
 
 

@@ -21,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from awq import submit  # noqa: E402
+from awq.queue_view import read_queue_view  # noqa: E402
 from awq.spool import Spool  # noqa: E402
 
 DESCRIPTION = (
@@ -38,10 +39,10 @@ def main() -> None:
     writes, reads = [], []
     for _ in range(10):
         start = time.perf_counter()
-        spool.write_snapshot({"jobs": table})
+        spool.published.write_snapshot({"jobs": table})
         writes.append(time.perf_counter() - start)
         start = time.perf_counter()
-        assert len(spool.read_queue().jobs) == 10000
+        assert len(read_queue_view(spool).jobs) == 10000
         reads.append(time.perf_counter() - start)
     size = os.path.getsize(spool.snapshot_path) / 1e6
     lines = ["# 10,000-job table: atomic snapshot write and condor_q's read, 10 runs",

@@ -102,6 +102,7 @@ def test_parsl_leave_in_queue_and_remove_then_forcex(tmp_path, start_master, sta
 
 
 def test_a_job_status_never_goes_backwards(tmp_path, start_master, start_worker, tool, workdir):
+    from awq.queue_view import read_queue_view
     from awq.spool import Spool
     master = start_master()
     start_worker(master.port)
@@ -111,7 +112,8 @@ def test_a_job_status_never_goes_backwards(tmp_path, start_master, start_worker,
     seen = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        view = [j for j in Spool(workdir).read_queue().jobs if j["ClusterId"] == int(cluster)]
+        view = [j for j in read_queue_view(Spool(workdir)).jobs.ads()
+                if j["ClusterId"] == int(cluster)]
         status = view[0]["JobStatus"] if view else "gone"
         if not seen or seen[-1] != status:
             seen.append(status)

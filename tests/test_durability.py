@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from awq import jobs
+from awq.queue_view import read_queue_view
 from awq.spool import Spool
 from conftest import (PYTHON, REPO, MasterHandle, free_port, free_port_block, password_args, pid_alive,
                       product_env, run_tool, wait_until)
@@ -59,7 +60,7 @@ def start_foremen_and_workers(procs, tmp_path, master_port: int, foremen: int, w
 
 
 def finished_jobs(workdir: str) -> dict:
-    return {jobs.job_id(j): j for j in Spool(workdir).read_history()}
+    return {jobs.job_id(j): j for j in Spool(workdir).history.read()}
 
 
 def test_kill_minus_nine_of_the_master_loses_no_job(tmp_path, procs, workdir):
@@ -126,7 +127,7 @@ def test_killing_a_foreman_does_not_lose_its_jobs(tmp_path, procs, start_master)
     job.chmod(0o755)
     cluster = submit(master.workdir, "executable = %s\narguments = $(Process)\n"
                                      "output = %s/f.$(Process).out\nqueue 4\n" % (job, tmp_path))
-    running = lambda: sum(1 for j in Spool(master.workdir).read_queue().jobs
+    running = lambda: sum(1 for j in read_queue_view(Spool(master.workdir)).jobs.ads()
                           if j["JobStatus"] == jobs.JobStatus.RUNNING)
     wait_until(lambda: running() == 4, 60, what="4 running jobs")
     foremen[0].kill()
@@ -152,7 +153,7 @@ def test_concurrent_submitters_and_readers(tmp_path, start_master, start_worker,
         batches = list(pool.map(lambda _: _submit_batch(workdir, job, 25), range(20)))
     clusters = [c for batch in batches for c in batch]
     assert len(clusters) == 500 and len(set(clusters)) == 500
-    wait_until(lambda: len(Spool(workdir).read_queue().jobs) == 500, 30,
+    wait_until(lambda: len(read_queue_view(Spool(workdir)).jobs) == 500, 30,
                what="500 jobs in the queue view")
     listing = run_tool("condor_q", ["-af", "ClusterId"], workdir)
     assert sorted(int(x) for x in listing.stdout.split()) == sorted(clusters)
@@ -164,8 +165,8 @@ def test_concurrent_submitters_and_readers(tmp_path, start_master, start_worker,
     def read_many(count: int) -> None:
         for _ in range(count):
             try:
-                view = Spool(workdir).read_queue()
-                assert all(isinstance(j["ClusterId"], int) for j in view.jobs)
+                view = read_queue_view(Spool(workdir))
+                assert all(isinstance(j["ClusterId"], int) for j in view.jobs.ads())
             except Exception as err:  # any torn read is a failure
                 errors.append(repr(err))
     readers = [threading.Thread(target=read_many, args=(240,)) for _ in range(4)]
@@ -193,12 +194,12 @@ def test_sigterm_saves_the_table_and_restart_requeues_running_jobs(tmp_path, sta
     job.chmod(0o755)
     worker = start_worker(master.port)
     cluster = submit(workdir, "executable = %s\noutput = %s/t.out\nqueue\n" % (job, tmp_path))
-    wait_until(lambda: [j["JobStatus"] for j in Spool(workdir).read_queue().jobs] == [2], 30,
+    wait_until(lambda: read_queue_view(Spool(workdir)).jobs.column("JobStatus") == [2], 30,
                what="the job to run")
     master.stop(signal.SIGTERM)
     assert master.proc.returncode == 0
     procs.stop(worker)
-    saved = Spool(workdir).load_snapshot_if_present()["jobs"][(cluster, 0)]
+    saved = Spool(workdir).published.load_snapshot()["jobs"][(cluster, 0)]
     assert saved["JobStatus"] == jobs.JobStatus.RUNNING
     again = start_master()
     assert "requeued" in again.log()

@@ -154,7 +154,7 @@ def test_condor_rm_idle_job_never_runs_and_running_job_is_cancelled(tmp_path, st
     assert "job %d.0: idle -> removed: via condor_rm" % idle_cluster in log
     assert "job %d.0: running -> removed: via condor_rm" % running_cluster in log
     # Both are in history as removed; the cancelled one never got to write its output.
-    wait_until(lambda: [j["JobStatus"] for j in Spool(master.workdir).read_history()] == [3, 3],
+    wait_until(lambda: [j["JobStatus"] for j in Spool(master.workdir).history.read()] == [3, 3],
                10, what="both jobs in history as removed")
     (tmp_path / "go").write_text("")
     assert not (tmp_path / "never.ran").exists()
@@ -282,7 +282,7 @@ def test_periodic_hold_and_remove_are_applied_like_htcondor(tmp_path, start_mast
     wait_until(lambda: tool("condor_q", str(removed), "-af", "ClusterId").stdout == "", 20,
                what="PeriodicRemove to remove the job")
     from awq.spool import Spool
-    history = {j["ClusterId"]: j for j in Spool(workdir).read_history()}
+    history = {j["ClusterId"]: j for j in Spool(workdir).history.read()}
     assert history[removed]["JobStatus"] == 3
     assert "PeriodicRemove" in history[removed]["RemoveReason"]
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from awq.queue_view import read_queue_view
 from awq.spool import Spool
 from conftest import PYTHON, REPO, product_env, wait_until, write_script
 
@@ -183,7 +184,8 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     assert running_master.proc.poll() is None
     # A refused job that can be named stays in sight, held with the reason; nothing else appears.
     def refused_jobs() -> dict:
-        return {j["ClusterId"]: j for j in Spool(workdir).read_queue().jobs if j["ClusterId"] >= 900}
+        return {j["ClusterId"]: j for j in read_queue_view(Spool(workdir)).jobs.ads()
+                if j["ClusterId"] >= 900}
     wait_until(lambda: len(refused_jobs()) >= 4, 15, what="the refused jobs to show up held")
     shown = refused_jobs()
     assert sorted(shown) == [901, 902, 903, 906]
@@ -196,7 +198,7 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
 
 def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir):
     spool = Spool(workdir, create=True)
-    spool.write_snapshot({"jobs": {}})
+    spool.published.write_snapshot({"jobs": {}})
     os.chown(workdir, NOBODY, -1)
     env = product_env(workdir)
     for argv in (["-m", "awq.cli.condor_q"], ["-m", "awq.cli.condor_rm", "1"],
@@ -210,14 +212,14 @@ def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir)
 
 def test_group_writable_snapshot_is_refused_and_not_loaded(tmp_path, workdir):
     spool = Spool(workdir, create=True)
-    spool.write_snapshot({"jobs": {}})
+    spool.published.write_snapshot({"jobs": {}})
     os.chmod(spool.snapshot_path, 0o664)
     env = product_env(workdir)
     master = subprocess.run([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", workdir, "--port", "0"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert master.returncode != 0
     assert "writable by group" in master.stderr and "Traceback" not in master.stderr
-    spool.write_stat(0, 0)
+    spool.published.write_stat(0, 0)
     query = subprocess.run([PYTHON, "-m", "awq.cli.condor_q"], capture_output=True, text=True,
                            env=env, timeout=60)
     assert query.returncode != 0 and "writable by group" in query.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -30,6 +31,27 @@ def test_cmake_installs_upstreams_files(prefix):
         assert os.access(path, os.X_OK), name
     assert os.path.isfile(os.path.join(prefix, "etc", "env.sh"))
     assert os.path.isfile(os.path.join(prefix, "lib", "alien-workqueue", "python", "awq", "master.py"))
+
+
+def package_modules(root: str) -> set:
+    """Every .py file under root/awq, as a path relative to root (subpackages included)."""
+    found = set()
+    for directory, subdirs, names in os.walk(os.path.join(root, "awq")):
+        subdirs[:] = [d for d in subdirs if d != "__pycache__"]
+        found.update(os.path.relpath(os.path.join(directory, name), root)
+                     for name in names if name.endswith(".py"))
+    return found
+
+
+def test_cmake_installs_every_module_byte_compiled(prefix):
+    installed = os.path.join(prefix, "lib", "alien-workqueue", "python")
+    modules = package_modules(REPO)
+    assert "awq/spool/records.py" in modules
+    assert package_modules(installed) == modules
+    for module in modules:
+        directory, name = os.path.split(os.path.join(installed, module))
+        cached = os.listdir(os.path.join(directory, "__pycache__"))
+        assert any(entry.startswith(name[:-3] + ".") for entry in cached), module
 
 
 def test_wrappers_use_a_fixed_interpreter(prefix):
@@ -72,6 +94,11 @@ def test_installed_commands_work_without_env_sh(prefix, tmp_path):
     master = subprocess.run([os.path.join(prefix, "bin", "alien_work_queue"), "--help"], env=env,
                             capture_output=True, text=True)
     assert master.returncode == 0 and "--catalog-host" in master.stdout
+    submitted = subprocess.run([os.path.join(prefix, "bin", "condor_submit")], env=env,
+                               input="executable = /bin/true\nqueue 2\n", capture_output=True,
+                               text=True, cwd=str(tmp_path))
+    assert submitted.returncode == 0, submitted.stderr
+    assert "2 job(s) submitted to cluster 1." in submitted.stdout
 
 
 def test_configure_fails_clearly_without_cctools(tmp_path):
@@ -95,10 +122,16 @@ def test_configure_fails_clearly_without_the_python_module(tmp_path):
 
 
 def test_pip_install_into_a_venv(tmp_path):
+    # From a copy: setuptools builds inside the source tree, and a build/ left there by an
+    # earlier run would install modules the package no longer has.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, str(source), symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
+        "_demo"))
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", REPO], capture_output=True,
-                            text=True)
+    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(source)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for name in ("condor_submit", "condor_q", "condor_rm", "condor_status", "alien_work_queue",
                  "alien_wq_worker.sh", "alien_job_wrapper.sh"):
@@ -106,6 +139,11 @@ def test_pip_install_into_a_venv(tmp_path):
     assert open(str(venv / "bin" / "condor_q")).readline().strip() == "#!%s" % (venv / "bin" / "python3")
     out = subprocess.run([str(venv / "bin" / "condor_rm"), "-help"], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage: condor_rm" in out.stdout
+    site = subprocess.run([str(venv / "bin" / "python3"), "-c",
+                           "import awq, os; print(os.path.dirname(os.path.dirname(awq.__file__)))"],
+                          capture_output=True, text=True, cwd=str(tmp_path), check=True).stdout.strip()
+    assert site.startswith(str(venv)), site
+    assert package_modules(site) == package_modules(REPO)
 
 
 def test_job_wrapper_keeps_only_a_minimal_environment():

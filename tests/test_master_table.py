@@ -183,7 +183,7 @@ def test_a_job_whose_expression_blows_up_is_held_and_the_others_go_on(tmp_path, 
 
 
 def requested(master: Master, action: str, reason: str = "") -> dict:
-    master.spool.request(action, [(1, 0)], reason)
+    master.spool.requests.leave(action, [(1, 0)], reason)
     master.apply_requests()
     job = master.table.job((1, 0))
     master.intake.commit()  # carried out: the next request of this kind is a new one
@@ -283,7 +283,8 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     master = master_with(tmp_path, ad())
     for cluster in range(2, 201):
         master.table.put(ad(ClusterId=cluster))
-    master.spool.request("hold", [(c, 0) for c in range(1, 201)], "disk full\nat the site")
+    master.spool.requests.leave("hold", [(c, 0) for c in range(1, 201)],
+                                "disk full\nat the site")
     assert os.listdir(master.spool.request_dir("hold"))[0].startswith("batch.")
     assert len(os.listdir(master.spool.request_dir("hold"))) == 1
     master.apply_requests()

@@ -280,7 +280,7 @@ def test_work_queue_graph_log_plots_the_masters_performance_log(tmp_path, start_
     job.write_text("#!/bin/sh\nsleep 0.2\n")
     job.chmod(0o755)
     assert tool("condor_submit", stdin="executable = %s\nqueue 6\n" % job).returncode == 0
-    wait_until(lambda: len(Spool(master.workdir).read_history()) == 6, 60, what="6 jobs done")
+    wait_until(lambda: len(Spool(master.workdir).history.read()) == 6, 60, what="6 jobs done")
     master.stop()
 
     # The log is Work Queue's: a header of field names, then one line of numbers per event.
@@ -325,9 +325,9 @@ def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, 
     # Logged after "listening for workers", which start_master waits for: not at once.
     wait_until(lambda: "recovered 4 jobs from the snapshot (1 requeued after running)"
                in master.log(), 30, what="the master to say what it recovered")
-    wait_until(lambda: spool.load_snapshot_if_present()["written"] >= started, 30,
+    wait_until(lambda: spool.published.load_snapshot()["written"] >= started, 30,
                what="the master's own snapshot")
-    after = spool.load_snapshot_if_present()["jobs"]
+    after = spool.published.load_snapshot()["jobs"]
     assert set(after) == set(before)
     for jid, job in before.items():
         expected = dict(job)

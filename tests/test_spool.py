@@ -1,4 +1,4 @@
-"""The spool: atomic files, locks, cluster ids, trust checks, the view condor_q reads."""
+"""The spool: atomic files, locks, cluster ids, trust checks, records, requests, history."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pickle
 import pytest
 
 from awq import classad, jobs, snapshot
+from awq.queue_view import read_queue_view
 from awq.spool import Spool, SpoolError, atomic_write, loads_snapshot
 
 NOBODY = 65534
@@ -50,18 +51,18 @@ def test_spool_owned_by_another_user_is_refused(spool):
 
 
 def test_snapshot_owned_by_another_user_is_never_unpickled(spool):
-    spool.write_snapshot({"jobs": {}})
+    spool.published.write_snapshot({"jobs": {}})
     os.chown(spool.snapshot_path, NOBODY, -1)
     with pytest.raises(SpoolError, match="owned by"):
-        spool.load_snapshot_if_present()
+        spool.published.load_snapshot()
 
 
 def test_group_writable_record_is_not_read(spool):
-    spool.submit(lambda cid: [job(cid)])
-    path = spool.record_path(1)
+    spool.records.submit(lambda cid: [job(cid)])
+    path = spool.records.path_of(1)
     os.chmod(path, 0o660)
     with pytest.raises(SpoolError, match="writable by group"):
-        spool.read_record(os.path.basename(path))
+        spool.records.read(os.path.basename(path))
 
 
 class _Evil:
@@ -78,8 +79,8 @@ def test_snapshot_unpickler_refuses_arbitrary_classes(tmp_path):
 
 def test_snapshot_round_trips_expressions(spool):
     table = {(1, 0): job(1, PeriodicRemove=classad.Expr("CurrentTime - QDate > 10"))}
-    spool.write_snapshot({"jobs": table})
-    loaded = spool.load_snapshot_if_present()["jobs"][(1, 0)]
+    spool.published.write_snapshot({"jobs": table})
+    loaded = spool.published.load_snapshot()["jobs"][(1, 0)]
     assert loaded["PeriodicRemove"] == classad.Expr("CurrentTime - QDate > 10")
 
 
@@ -92,33 +93,32 @@ def test_atomic_write_leaves_no_temp_file(tmp_path):
 
 
 def test_cluster_ids_increase_and_records_hold_the_jobs(spool):
-    first = spool.submit(lambda cid: [job(cid)])
-    second = spool.submit(lambda cid: [job(cid, 0), job(cid, 1)])
+    first = spool.records.submit(lambda cid: [job(cid)])
+    second = spool.records.submit(lambda cid: [job(cid, 0), job(cid, 1)])
     assert (first, second) == (1, 2)
-    assert [j["ProcId"] for j in spool.read_record("2.job")[1]] == [0, 1]
+    assert [j["ProcId"] for j in spool.records.read("2.job")[1]] == [0, 1]
 
 
 def test_build_failure_writes_nothing_and_burns_no_id(spool):
     def broken(cid):
         raise ValueError("boom")
     with pytest.raises(ValueError):
-        spool.submit(broken)
-    assert spool.pending_records() == []
-    assert spool.submit(lambda cid: [job(cid)]) == 1
+        spool.records.submit(broken)
+    assert spool.records.pending() == []
+    assert spool.records.submit(lambda cid: [job(cid)]) == 1
 
 
-def test_a_record_the_master_would_refuse_for_its_size_is_never_written(spool, monkeypatch):
-    from awq import spool as spool_module
-    monkeypatch.setattr(spool_module, "MAX_RECORD_BYTES", 4096)
+def test_a_record_the_master_would_refuse_for_its_size_is_never_written(spool):
+    spool.records.max_record_bytes = 4096
     with pytest.raises(SpoolError, match="more than"):
-        spool.submit(lambda cid: [dict(job(cid), Arguments="x" * 5000)])
-    assert spool.pending_records() == []
-    assert spool.submit(lambda cid: [job(cid)]) == 1
+        spool.records.submit(lambda cid: [dict(job(cid), Arguments="x" * 5000)])
+    assert spool.records.pending() == []
+    assert spool.records.submit(lambda cid: [job(cid)]) == 1
 
 
 def _submit_many(root: str, count: int, out) -> None:
     spool = Spool(root)
-    out.put([spool.submit(lambda cid: [job(cid)]) for _ in range(count)])
+    out.put([spool.records.submit(lambda cid: [job(cid)]) for _ in range(count)])
 
 
 def test_concurrent_submitters_get_distinct_ids(spool):
@@ -133,81 +133,60 @@ def test_concurrent_submitters_get_distinct_ids(spool):
     for proc in workers:
         proc.join(60)
     assert sorted(ids) == list(range(1, 121))
-    assert len(spool.pending_records()) == 120
+    assert len(spool.records.pending()) == 120
 
 
 def test_counter_restarts_past_known_ids_when_its_file_is_lost(spool):
-    spool.submit(lambda cid: [job(cid)])
-    spool.write_snapshot({"jobs": {(7, 0): job(7)}, "max_cluster_id": 7})
+    spool.records.submit(lambda cid: [job(cid)])
+    spool.published.write_snapshot({"jobs": {(7, 0): job(7)}, "max_cluster_id": 7})
     os.unlink(spool.counter_path)
-    assert spool.submit(lambda cid: [job(cid)]) == 8
-
-
-def test_queue_view_merges_snapshot_records_and_removals(spool):
-    spool.write_snapshot({"jobs": {(1, 0): job(1, JobStatus=2), (2, 0): job(2, JobStatus=4)}})
-    spool.submit(lambda cid: [job(cid)])  # takes id 3: past the snapshot's ids
-    spool.submit(lambda cid: [job(cid)])
-    spool.request_removal([(4, 0)])
-    view = spool.read_queue()
-    # As in HTCondor: a finished job still in the table shows C, one with a removal
-    # request shows X until the master takes it out.
-    assert [(jobs.job_id(j), j["JobStatus"]) for j in view.jobs] == \
-        [((1, 0), 2), ((2, 0), 4), ((3, 0), 1), ((4, 0), 3)]
-
-
-def test_queue_view_leaves_out_a_record_the_master_would_refuse(spool):
-    spool.submit(lambda cid: [job(cid)])
-    atomic_write(spool.record_path(2), b'{"version": 1, "jobs": [{"ClusterId": 9, "ProcId": 0, '
-                                       b'"JobStatus": 1, "QDate": 1, "Cmd": "/bin/true"}]}')
-    atomic_write(spool.record_path(3), b'{"version": 1, "jobs": [{"ClusterId": 3, "ProcId": 0, '
-                                       b'"JobStatus": 1, "QDate": 1, "Cmd": "relative"}]}')
-    assert [jobs.job_id(j) for j in spool.read_queue().jobs] == [(1, 0)]
+    assert spool.records.submit(lambda cid: [job(cid)]) == 8
 
 
 def test_history_keeps_the_last_line_per_job(spool):
-    spool.append_history([job(1, JobStatus=2)])
-    spool.append_history([job(1, JobStatus=4, ExitCode=0)])
+    spool.history.append([job(1, JobStatus=2)])
+    spool.history.append([job(1, JobStatus=4, ExitCode=0)])
     with open(spool.history_path, "ab") as handle:
         handle.write(b'{"ClusterId": 2, "ProcId"')  # torn by a crash
-    history = spool.read_history()
+    history = spool.history.read()
     assert [(j["ClusterId"], j["JobStatus"]) for j in history] == [(1, 4)]
 
 
 def test_master_alive_follows_the_lock(spool):
     import fcntl
-    assert not spool.master_alive()
+    assert not spool.master_files.is_running()
     fd = os.open(spool.master_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        assert spool.master_alive()
+        assert spool.master_files.is_running()
     finally:
         os.close(fd)
-    assert not spool.master_alive()
+    assert not spool.master_files.is_running()
 
 
 def test_stat_file_has_upstreams_format(spool):
-    spool.write_stat(3, 2, now=1234567890)
+    spool.published.write_stat(3, 2, now=1234567890)
     with open(spool.stat_path) as handle:
         assert handle.read() == "WAITING=3\nRUNNING=2\nTIMESTAMP=1234567890\n"
-    assert spool.read_stat() == {"WAITING": 3, "RUNNING": 2, "TIMESTAMP": 1234567890}
+    assert spool.published.read_stat() == {"WAITING": 3, "RUNNING": 2, "TIMESTAMP": 1234567890}
 
 
 def test_a_snapshot_from_a_newer_version_is_refused_and_left_untouched(spool):
-    spool.write_snapshot({"jobs": {}})
+    spool.published.write_snapshot({"jobs": {}})
     data = snapshot.encode({"version": 99, "jobs": {}, "new_thing": 1})
     atomic_write(spool.snapshot_path, data)
     with pytest.raises(SpoolError, match="newer alien-workqueue .format 99"):
-        spool.load_snapshot_if_present()
+        spool.published.load_snapshot()
     assert open(spool.snapshot_path, "rb").read() == data
 
 
 def test_an_older_snapshot_is_converted_on_load(spool, monkeypatch):
-    from awq import spool as spool_module
-    monkeypatch.setattr(spool_module, "SNAPSHOT_VERSION", 3)
-    monkeypatch.setitem(spool_module.SNAPSHOT_UPGRADES, 2,
+    from awq.spool import codec
+    monkeypatch.setattr(codec, "SNAPSHOT_VERSION", 3)
+    monkeypatch.setitem(codec.SNAPSHOT_UPGRADES, 2,
                         lambda state: dict(state, version=3, upgraded=True))
     atomic_write(spool.snapshot_path, snapshot.encode({"version": 2, "jobs": {}}))
-    state = spool.load_snapshot_if_present()
+    state = spool.published.load_snapshot()
     assert state["version"] == 3 and state["upgraded"] is True
 
 
@@ -216,20 +195,19 @@ def test_a_format_1_snapshot_a_pickle_is_still_read(spool):
            (2, 0): job(2, JobStatus=2, Odd=classad.UNDEFINED)}
     atomic_write(spool.snapshot_path, pickle.dumps({"version": 1, "jobs": old,
                                                     "max_cluster_id": 7}, protocol=4))
-    state = spool.load_snapshot_if_present()
+    state = spool.published.load_snapshot()
     assert state["jobs"] == old and state["max_cluster_id"] == 7
-    assert [jobs.job_id(j) for j in spool.read_queue().jobs] == [(1, 0), (2, 0)]
-    spool.write_snapshot(state)
+    assert read_queue_view(spool).jobs.ids() == [(1, 0), (2, 0)]
+    spool.published.write_snapshot(state)
     assert pickle.loads(open(spool.snapshot_path, "rb").read())["version"] == snapshot.FORMAT
-    assert spool.load_snapshot_if_present()["jobs"] == old
+    assert spool.published.load_snapshot()["jobs"] == old
 
 
-def test_history_rotates_and_still_reads_both_files(spool, monkeypatch):
-    from awq import spool as spool_module
-    monkeypatch.setattr(spool_module, "MAX_HISTORY_BYTES", 300)
+def test_history_rotates_and_still_reads_both_files(spool):
+    spool.history.max_bytes = 300
     for cluster in range(1, 10):
-        spool.append_history([job(cluster, JobStatus=4)])
+        spool.history.append([job(cluster, JobStatus=4)])
     assert os.path.getsize(spool.history_path) < 600
     assert os.path.exists(spool.history_path + ".1")
-    kept = sorted(jobs.job_id(j)[0] for j in spool.read_history())
+    kept = sorted(jobs.job_id(j)[0] for j in spool.history.read())
     assert kept[-1] == 9 and kept == list(range(kept[0], 10)) and kept[0] > 1

@@ -228,9 +228,9 @@ def test_a_foreman_killed_under_load_comes_back_and_no_job_is_lost(script_factor
     wait_until(lambda: len(os.listdir(str(out))) >= 4, 60, what="jobs to run through the foremen")
     foreman = read_pid(os.path.join(script.workdir, "pids", "foreman-1.child"))
     os.kill(foreman, 9)
-    wait_until(lambda: len(Spool(workdir).read_history()) == 40, 180, interval=0.5,
+    wait_until(lambda: len(Spool(workdir).history.read()) == 40, 180, interval=0.5,
                what="all 40 jobs to complete after the foreman died")
-    assert {j["JobStatus"] for j in Spool(workdir).read_history()} == {4}
+    assert {j["JobStatus"] for j in Spool(workdir).history.read()} == {4}
     assert sorted(open(str(out / str(i))).read() for i in range(40)) == \
         sorted("done %d\n" % i for i in range(40))
     wait_until(lambda: re.search(r"^foreman\s+1 .*restarts 1", script.run("status").stdout, re.M),

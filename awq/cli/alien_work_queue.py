@@ -17,6 +17,7 @@ from awq.cli.common import run_main
 from awq.dispatch import MAX_TASKS
 from awq.master import Master
 from awq.publish import UNFIT_GRACE
+from awq.queue_view import read_queue_view
 from awq.spool import Spool
 
 log = logging.getLogger("awq.master")
@@ -200,7 +201,7 @@ def main(argv: List[str]) -> int:
     spool = Spool(options.work_dir, create=True)
     setup_logging(options.log_file, options.debug, options.log_max_mb)
     from awq.workqueue import Backend  # late: --help works without Work Queue
-    lock = spool.lock_master()
+    lock = spool.master_files.lock()
     password = workers_password(spool, options)
     debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
     tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
@@ -225,11 +226,11 @@ def main(argv: List[str]) -> int:
 
 
 def print_status(spool: Spool, as_json: bool) -> int:
-    view = spool.read_queue()
+    view = read_queue_view(spool)
     report = status.health_report(
-        queue=view.jobs, history=spool.read_history(), master_alive=view.master_alive,
+        queue=view.jobs.ads(), history=spool.history.read(), master_alive=view.master_alive,
         master_pid=view.master_pid, heartbeat=view.heartbeat,
-        master_status=spool.read_master_status(), spool_root=spool.root,
+        master_status=spool.published.read_master_status(), spool_root=spool.root,
         spool_bytes=spool.size_in_bytes(), now=time.time())
     sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n" if as_json
                      else status.render_report(report))
@@ -246,7 +247,7 @@ def workers_password(spool: Spool, options: argparse.Namespace) -> Optional[str]
         path = os.path.abspath(options.password)
         spool_mod.check_secret_file(path)
         return path
-    path, created = spool.ensure_password()
+    path, created = spool.master_files.ensure_password()
     log.info("workers authenticate with the password in %s%s", path,
              " (created now: copy it to the worker nodes)" if created else "")
     return path

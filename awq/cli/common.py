@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # importing typing costs a query tool more than its work
 from awq import __version__
 from awq.jobset import JobSet
 from awq.options import CommandError
+from awq.queue_view import read_queue_view
 from awq.spool import Spool, SpoolError, default_workdir
 
 
@@ -91,7 +92,7 @@ STALE_AFTER = 200
 def load_live_queue(what: str) -> Tuple[JobSet, float]:
     """The jobs in the queue, after the health checks every query shares."""
     try:
-        view = Spool(default_workdir()).read_queue_set()
+        view = read_queue_view(Spool(default_workdir()))
     except SpoolError as err:
         fail(str(err))
     now = time.time()

@@ -18,7 +18,7 @@ def main(argv: List[str]) -> int:
         return 0
     check_schedd_name(options.name)
     try:
-        finished = Spool(default_workdir()).read_history()
+        finished = Spool(default_workdir()).history.read()
     except SpoolError as err:
         fail(str(err))
     sys.stdout.write(query.render_history(options, finished, now=time.time()))

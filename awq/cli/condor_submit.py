@@ -190,7 +190,7 @@ def main(argv: List[str]) -> int:
         def build(cluster_id: int) -> List[dict]:
             built.extend(submit.build_jobs(desc, cluster_id=cluster_id, **context))
             return built
-        cluster = Spool(default_workdir(), create=True).submit(build)
+        cluster = Spool(default_workdir(), create=True).records.submit(build)
     except (submit.SubmitError, jobs.InvalidJob, SpoolError) as err:
         fail(str(err))
     except OSError as err:

@@ -16,6 +16,7 @@ from awq import jobs, query
 from awq.cli.common import check_schedd_name, fail, run_main
 from awq.jobs import Job, JobId, JobStatus, Target
 from awq.options import take_value
+from awq.queue_view import read_queue_view
 from awq.spool import Spool, SpoolError, default_workdir
 
 
@@ -116,8 +117,8 @@ def run(action: Action, argv: List[str]) -> int:
     targets = [query.parse_target(t) for t in request.targets]
     try:
         spool = Spool(default_workdir())
-        live = spool.read_queue().jobs
-        gone = spool.read_history() if request.forcex else []
+        live = read_queue_view(spool).jobs.ads()
+        gone = spool.history.read() if request.forcex else []
     except SpoolError as err:
         fail(str(err))
     now = time.time()
@@ -140,7 +141,7 @@ def run(action: Action, argv: List[str]) -> int:
                       if selection.matches(j, now))
         messages.append("Jobs matching constraint (%s) have been %s"
                         % (request.constraint, action.done))
-    spool.request(action.request, sorted(set(wanted)), request.reason)
+    spool.requests.leave(action.request, sorted(set(wanted)), request.reason)
     sys.stdout.write("".join(line + "\n" for line in messages))
     sys.stderr.write("".join(line + "\n" for line in missing))
     return 1 if missing else 0

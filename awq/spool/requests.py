@@ -1,0 +1,112 @@
+"""Requests condor_rm, condor_hold, ... leave for the master: one directory a kind.
+
+A request for one job is a file named C.P holding the reason; a command naming
+more than BATCH_ABOVE jobs leaves one file batch.PID.RANDOM instead, the reason
+on its first line and a job id a line after it. The master carries requests
+out, keeps the result in the snapshot, and only then deletes them.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # importing typing costs a query tool more than its work
+    from typing import Dict, Iterable, List, Tuple
+
+from awq import jobs
+from awq.jobs import JobId
+from awq.spool.files import (SpoolError, atomic_write, fsync_dir, make_spool_directory,
+                             read_trusted, unlink_quietly, visible_names)
+
+REQUEST_ACTIONS = ("rm", "hold", "release", "suspend", "continue")
+MAX_REASON_BYTES = 1024
+BATCH_ABOVE = 64
+BATCH_PREFIX = "batch."
+MAX_BATCH_BYTES = 64 * 1024 * 1024   # as a record: a batch names at most a queue's jobs
+
+
+class Requests:
+    """The request directories, {action: path} for every action in REQUEST_ACTIONS."""
+
+    def __init__(self, directories: Dict[str, str]):
+        self.directories = directories
+
+    def directory(self, action: str) -> str:
+        try:
+            return self.directories[action]
+        except KeyError:
+            raise ValueError("unknown request %r" % action)
+
+    def leave(self, action: str, ids: Iterable[JobId], reason: str = "") -> None:
+        """Leave the master a request (rm, hold, release, suspend, continue) for each job."""
+        directory = self.directory(action)
+        if not os.path.isdir(directory):
+            make_spool_directory(directory)  # a spool made before this request kind existed
+        data = reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]
+        ids = list(ids)
+        if len(ids) > BATCH_ABOVE:
+            # condor_rm -all on 10,000 jobs: one file, not 10,000 of them.
+            name = "%s%d.%s" % (BATCH_PREFIX, os.getpid(), os.urandom(4).hex())
+            lines = [data.replace(b"\n", b" ")] + [jobs.format_job_id(jid).encode() for jid in ids]
+            atomic_write(os.path.join(directory, name), b"\n".join(lines) + b"\n")
+            return
+        for jid in ids:
+            path = os.path.join(directory, jobs.format_job_id(jid))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        if ids:
+            # The file's name is the request, made durable by one fsync of the directory
+            # instead of one per file; after a crash at worst the reason text is lost, not
+            # the request.
+            fsync_dir(directory)
+
+    def pending(self) -> List[Tuple[str, str, JobId]]:
+        """(action, file name, job id) of every request waiting for the master (a batch
+        file names many jobs)."""
+        result = []
+        for action in REQUEST_ACTIONS:
+            for name in visible_names(self.directory(action)):
+                if name.startswith(BATCH_PREFIX):
+                    result.extend((action, name, jid) for jid in self._batch_ids(action, name))
+                    continue
+                jid = jobs.parse_job_id(name)
+                if jid is not None:
+                    result.append((action, name, jid))
+        return result
+
+    def pending_removals(self) -> List[Tuple[str, JobId]]:
+        """(file name, job id) of every removal waiting: condor_q shows those jobs removed."""
+        return [(name, jid) for action, name, jid in self.pending() if action == "rm"]
+
+    def reason(self, action: str, name: str) -> str:
+        if name.startswith(BATCH_PREFIX):
+            return (self._batch_lines(action, name) or [""])[0].strip()
+        try:
+            data = read_trusted(os.path.join(self.directory(action), name), MAX_REASON_BYTES)
+        except (FileNotFoundError, SpoolError):
+            return ""
+        return data.decode("utf-8", "replace").strip()
+
+    def remove(self, done: Iterable[Tuple[str, str]]) -> None:
+        """Delete (action, file name) requests the master has carried out."""
+        touched = set()
+        for action, name in done:
+            unlink_quietly(os.path.join(self.directory(action), name))
+            touched.add(action)
+        for action in touched:
+            fsync_dir(self.directory(action))
+
+    def _batch_lines(self, action: str, name: str) -> List[str]:
+        try:
+            data = read_trusted(os.path.join(self.directory(action), name), MAX_BATCH_BYTES)
+        except (FileNotFoundError, SpoolError):
+            return []   # carried out meanwhile, or not ours: ignored
+        return data.decode("utf-8", "replace").split("\n")
+
+    def _batch_ids(self, action: str, name: str) -> List[JobId]:
+        ids = (jobs.parse_job_id(line) for line in self._batch_lines(action, name)[1:])
+        return [jid for jid in ids if jid is not None]

@@ -14,14 +14,16 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
+
+import testkit
+from testkit import Processes, free_port, port_is_free
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -36,31 +38,10 @@ class BenchError(Exception):
 
 # ---------------------------------------------------------------- small helpers
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
-
-
 def wait_until(predicate: Callable[[], object], timeout: float, what: str,
                interval: float = 0.02) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
+    """testkit.wait_until, failing with BenchError; looks often, as some figures end with it."""
+    return testkit.wait_until(predicate, timeout, interval, what, failure=BenchError)
 
 
 def wait_for_count(count: Callable[[], int], total: int, what: str, stall: float = 120,
@@ -252,66 +233,6 @@ def machine() -> Dict[str, object]:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-# ---------------------------------------------------------------- processes
-
-class Processes:
-    """Processes a scenario started; all ended by PID (their own process group)."""
-
-    def __init__(self, logdir: str):
-        self.logdir = logdir
-        self.started: List[subprocess.Popen] = []
-
-    def start(self, argv: Sequence[str], name: str, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None, own_session: bool = True) -> subprocess.Popen:
-        """own_session=False: a process group of its own in our session, as
-        alien_wq_worker.sh starts the workers and foremen of a box (one session for all:
-        Linux's autogroup scheduler shares the CPU between sessions, not processes)."""
-        path = os.path.join(self.logdir, "%s.log" % name)
-        placement: Dict[str, Any] = ({"start_new_session": True} if own_session
-                                     else {"preexec_fn": os.setpgrp})
-        with open(path, "ab") as log:
-            proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, cwd=cwd or self.logdir,
-                                    **placement)
-        proc.log_path = path  # type: ignore[attr-defined]
-        proc.bench_name = name  # type: ignore[attr-defined]
-        self.started.append(proc)
-        return proc
-
-    @staticmethod
-    def log_of(proc: subprocess.Popen) -> str:
-        try:
-            with open(proc.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
-                return handle.read()
-        except OSError:
-            return ""
-
-    def stop(self, proc: subprocess.Popen, timeout: float = 15) -> None:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(10)
-        try:  # whatever the leader left behind in its group (a worker's tasks)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop_all(self) -> None:
-        # Workers first (they hold tasks), then foremen, the master last: it saves its table.
-        for proc in reversed(self.started):
-            self.stop(proc)
-        self.started = []
-
-
 # ---------------------------------------------------------------- targets
 
 WRAPPER = open(os.path.join(REPO, "bin", "awq-command.in")).read() \
@@ -476,7 +397,7 @@ class Cluster:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self.spool = os.path.join(root, "spool")
-        self.procs = Processes(root)
+        self.procs = Processes(root, cwd=root)
         self.master: Optional[Master] = None
         self.foreman_ports: List[int] = []
         self.workers: List[subprocess.Popen] = []

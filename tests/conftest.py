@@ -6,11 +6,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -23,33 +21,12 @@ if os.environ.get("CI"):
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)  # testkit, shared with the benchmarks, lives at the root
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_port_block(count: int) -> int:
-    """A base port B such that B+1..B+count are free now."""
-    for _ in range(200):
-        base = free_port()
-        if base + count >= 65000:
-            continue
-        socks = []
-        try:
-            for offset in range(1, count + 1):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no block of %d free ports found" % count)
+# Test modules may import these from conftest too; their one home is testkit.
+from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: E402,F401
+                     wait_until)
 
 
 def cmake_install(prefix: str, build: str) -> None:
@@ -70,27 +47,6 @@ def sourced_env(prefix: str, **extra: str) -> Dict[str, str]:
     return env
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
-               what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def write_script(path, body: str) -> str:
     """An executable /bin/sh script at path (a pathlib.Path) with body; its path as text."""
     path.write_text("#!/bin/sh\n" + body)
@@ -105,53 +61,6 @@ def product_env(workdir: Optional[str] = None, **extra: str) -> Dict[str, str]:
         env["AWQ_WORKDIR"] = workdir
     env.update(extra)
     return env
-
-
-class Processes:
-    """Processes a test started; all ended at teardown, by PID, never by name."""
-
-    def __init__(self, logdir: str):
-        self.logdir = logdir
-        self.started: List[subprocess.Popen] = []
-
-    def start(self, argv: List[str], name: str, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None) -> subprocess.Popen:
-        log_path = os.path.join(self.logdir, "%s.log" % name)
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, start_new_session=True)
-        log.close()
-        proc.log_path = log_path  # type: ignore[attr-defined]
-        self.started.append(proc)
-        return proc
-
-    def log_of(self, proc: subprocess.Popen) -> str:
-        with open(proc.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
-            return handle.read()
-
-    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        if proc.poll() is None:
-            try:
-                # Our child leads its own session: its group holds exactly what it started.
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        self._kill_group_leftovers(proc.pid)
-
-    def _kill_group_leftovers(self, pgid: int) -> None:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            self.stop(proc)
 
 
 @pytest.fixture

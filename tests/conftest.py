@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -27,6 +28,98 @@ if REPO not in sys.path:
 # Test modules may import these from conftest too; their one home is testkit.
 from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: E402,F401
                      wait_until)
+
+
+
+# ---------------------------------------------------------------- the two tiers
+#
+# Unit tier (scripts/test.sh --fast): tests that run inside this one process. End-to-end
+# tier (marked e2e): tests that start programs (Work Queue's, ours, an install, a client).
+# A test is e2e by its mark, or by using `procs` (every real-process fixture is built on
+# it) or `tool` (runs our commands). A test without either that starts a program fails, so an e2e test cannot land in
+# the unit tier unnoticed, and the full run (no -m) runs both.
+
+E2E = "e2e"
+E2E_FIXTURES = frozenset({"procs", "tool"})
+# What the master's own timers spawn (awq/watcher.py); forking is allowed as well.
+UNIT_TIER_PROGRAMS = frozenset({"sleep", "true"})
+
+
+class StartsAProgram(AssertionError):
+    """A test outside the e2e tier tried to start a program."""
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "%s: starts real programs (Work Queue, the master, an "
+                                       "install, a client); left out by -m 'not e2e'" % E2E)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if E2E_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(E2E)
+
+
+def _program_name(argv: object) -> str:
+    if isinstance(argv, (str, bytes)):
+        argv = [argv]
+    first = os.fsdecode(list(argv)[0]) if argv else ""  # type: ignore[call-overload]
+    return os.path.basename(first.split()[0]) if first.strip() else first
+
+
+@contextlib.contextmanager
+def _no_programs_unless_e2e(item) -> Iterator[None]:
+    """Around each phase of a test (its fixtures of every scope included): refuse to start
+    a program unless the test is e2e."""
+    if item.get_closest_marker(E2E):
+        yield
+        return
+
+    def refuse(argv: object) -> None:
+        name = _program_name(argv)
+        if name not in UNIT_TIER_PROGRAMS:
+            raise StartsAProgram("%s starts %r: mark it @pytest.mark.%s (or its module's "
+                                 "pytestmark), or use the procs fixture" % (item.nodeid, name, E2E))
+
+    def guarded(real):  # type: ignore[no-untyped-def]
+        def spawn(path, *rest, **kwargs):  # type: ignore[no-untyped-def]
+            refuse([path])
+            return real(path, *rest, **kwargs)
+        return spawn
+
+    def execute_child(popen, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        refuse(args)
+        return real_execute_child(popen, args, *rest, **kwargs)
+
+    real_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    saved = {name: getattr(os, name) for name in ("posix_spawn", "posix_spawnp")}
+    subprocess.Popen._execute_child = execute_child  # type: ignore[attr-defined]
+    for name, real in saved.items():
+        setattr(os, name, guarded(real))
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = real_execute_child  # type: ignore[attr-defined]
+        for name, real in saved.items():
+            setattr(os, name, real)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):  # type: ignore[no-untyped-def]
+    with _no_programs_unless_e2e(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):  # type: ignore[no-untyped-def]
+    with _no_programs_unless_e2e(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):  # type: ignore[no-untyped-def]
+    with _no_programs_unless_e2e(item):
+        yield
 
 
 def cmake_install(prefix: str, build: str) -> None:

@@ -238,6 +238,7 @@ def test_second_master_on_the_same_spool_is_refused(start_master, workdir):
     assert "Traceback" not in second.stderr
 
 
+@pytest.mark.e2e
 def test_master_rejects_unknown_arguments(workdir):
     result = subprocess.run([__import__("sys").executable, "-m", "awq.master", "--bogus"],
                             capture_output=True, text=True, env=product_env(workdir), timeout=60)

@@ -194,6 +194,7 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     assert not any(line.startswith("2026-01-01") for line in log.splitlines()), "forged log line"
 
 
+@pytest.mark.e2e
 def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir):
     spool = Spool(workdir, create=True)
     spool.write_snapshot({"jobs": {}})
@@ -208,6 +209,7 @@ def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir)
         assert "owned by" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.e2e
 def test_group_writable_snapshot_is_refused_and_not_loaded(tmp_path, workdir):
     spool = Spool(workdir, create=True)
     spool.write_snapshot({"jobs": {}})
@@ -280,6 +282,7 @@ def test_master_makes_a_private_password_and_a_plain_worker_gets_nothing(tmp_pat
     assert open(password).read() == before
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_a_password_file_others_can_read_is_refused(tmp_path, workdir, mode):
     password = tmp_path / "pw"

@@ -100,6 +100,7 @@ def command(line: str, env: Dict[str, str]) -> List[str]:
 
 # -- systemd
 
+@pytest.mark.e2e
 def test_systemd_units_install_with_the_prefix_and_verify(prefix, tmp_path):
     paths = [unit_path(prefix, unit) for unit in UNITS]
     for path in paths:
@@ -347,6 +348,7 @@ def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, 
     assert "PeriodicRemove = (JobStatus == 5) && (HoldReasonCode == 3)" in long_form
 
 
+@pytest.mark.e2e
 def test_a_snapshot_from_the_future_is_refused_and_left_alone(tmp_path, workdir):
     spool = Spool(workdir, create=True)
     future = snapshot.encode({"version": 99, "jobs": {}})
@@ -364,6 +366,7 @@ def test_a_snapshot_from_the_future_is_refused_and_left_alone(tmp_path, workdir)
     assert os.stat(spool.snapshot_path).st_mtime_ns == mtime
 
 
+@pytest.mark.e2e
 def test_every_command_reports_the_same_version():
     expected = subprocess.run([PYTHON, "-m", "awq", "--version"], capture_output=True, text=True,
                               env=product_env(), timeout=60).stdout.split()[-1]

@@ -7,10 +7,13 @@ import re
 import subprocess
 import time
 
+import pytest
 import work_queue
 
 from conftest import pid_alive, wait_until
 from test_worker_script import fake_worker, run_one_task, script_factory  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.e2e
 
 SLEEPER = "sleep 1000 & wait"  # a fake worker that lives until its process group is signalled
 

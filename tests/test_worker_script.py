@@ -12,6 +12,8 @@ import work_queue
 
 from conftest import REPO, free_port_block, pid_alive, wait_until
 
+pytestmark = pytest.mark.e2e
+
 SCRIPT = os.path.join(REPO, "bin", "alien_wq_worker.sh")
 
 

@@ -29,6 +29,34 @@ if REPO not in sys.path:
 from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: E402,F401
                      wait_until)
 
+from awq.master import MAX_FLUSH_INTERVAL  # noqa: E402
+
+
+
+# ---------------------------------------------------------------- how long the mechanisms take
+#
+# A wait is as long as the mechanism it waits on can take, times LOAD_ALLOWANCE: the suite
+# must pass while two busy loops hold both CPUs, and then each of our processes gets about
+# a third of a core (two loops, the master and a worker or a client share two CPUs).
+LOAD_ALLOWANCE = 3.0
+# CCTools 8's work_queue_worker never kills a task less than 3 s old (README: "What
+# happens to a pilot when it is cancelled").
+WORKER_KILL_FLOOR = 3.0
+# The master lists its spool at least once a second whatever its watcher says, and the
+# tests run periodic expressions every second or faster (--periodic-interval).
+MASTER_NOTICES_WITHIN = 1.0
+# A change to the job table reaches condor_q with the next snapshot; the master spaces
+# snapshots by what writing them costs, up to this.
+SNAPSHOT_WITHIN = MAX_FLUSH_INTERVAL
+# A spool request (a new record, condor_rm, condor_hold) is noticed, then carried out in
+# the table, then published.
+REQUEST_SHOWN_WITHIN = (MASTER_NOTICES_WITHIN + SNAPSHOT_WITHIN) * LOAD_ALLOWANCE
+# A removed job shows X in one snapshot and is taken out of the table just after it
+# (to history), so the next snapshot no longer lists it.
+REMOVED_JOB_GONE_WITHIN = (MASTER_NOTICES_WITHIN + 2 * SNAPSHOT_WITHIN) * LOAD_ALLOWANCE
+# From condor_rm to the pilot's end: the master notices the request and cancels the task;
+# the worker kills it once it is WORKER_KILL_FLOOR old.
+PILOT_ENDS_WITHIN = (MASTER_NOTICES_WITHIN + WORKER_KILL_FLOOR) * LOAD_ALLOWANCE
 
 
 # ---------------------------------------------------------------- the two tiers
@@ -36,8 +64,8 @@ from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: 
 # Unit tier (scripts/test.sh --fast): tests that run inside this one process. End-to-end
 # tier (marked e2e): tests that start programs (Work Queue's, ours, an install, a client).
 # A test is e2e by its mark, or by using `procs` (every real-process fixture is built on
-# it) or `tool` (runs our commands). A test without either that starts a program fails, so an e2e test cannot land in
-# the unit tier unnoticed, and the full run (no -m) runs both.
+# it) or `tool` (runs our commands). Any other test that starts a program fails, so an
+# e2e test cannot land in the unit tier unnoticed. The full run (no -m) runs both.
 
 E2E = "e2e"
 E2E_FIXTURES = frozenset({"procs", "tool"})

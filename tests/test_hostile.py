@@ -8,12 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
 from awq.spool import Spool
-from conftest import PYTHON, REPO, product_env, wait_until, write_script
+from conftest import (PYTHON, REPO, REQUEST_SHOWN_WITHIN, product_env, wait_until,
+                      write_script)
 
 NOBODY = 65534
 
@@ -51,8 +51,8 @@ def running_master(tmp_path, start_master, tool):
     # One accepted job so the spool has a counter and a record to compare.
     assert tool("condor_submit", stdin="executable = %s\nqueue\n" % ok).returncode == 0
     queue_dir = os.path.join(master.workdir, "queue")
-    wait_until(lambda: not [n for n in os.listdir(queue_dir) if n.endswith(".job")], 15,
-               what="the master to take the first record")
+    wait_until(lambda: not [n for n in os.listdir(queue_dir) if n.endswith(".job")],
+               REQUEST_SHOWN_WITHIN, what="the master to take the first record")
     return master
 
 
@@ -172,7 +172,7 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     with open(group_writable, "wb") as handle:
         handle.write(b"{}")
     os.chmod(group_writable, 0o666)
-    wait_until(lambda: not any(n in os.listdir(queue_dir) for n in forged), 15,
+    wait_until(lambda: not any(n in os.listdir(queue_dir) for n in forged), REQUEST_SHOWN_WITHIN,
                what="forged records to be taken out of the queue")
     quarantined = os.listdir(os.path.join(queue_dir, "bad"))
     for name in forged:
@@ -184,7 +184,7 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     # A refused job that can be named stays in sight, held with the reason; nothing else appears.
     def refused_jobs() -> dict:
         return {j["ClusterId"]: j for j in Spool(workdir).read_queue().jobs if j["ClusterId"] >= 900}
-    wait_until(lambda: len(refused_jobs()) >= 4, 15, what="the refused jobs to show up held")
+    wait_until(lambda: len(refused_jobs()) >= 4, REQUEST_SHOWN_WITHIN, what="the refused jobs to show up held")
     shown = refused_jobs()
     assert sorted(shown) == [901, 902, 903, 906]
     for job in shown.values():
@@ -310,6 +310,17 @@ def test_insecure_master_warns_and_serves_any_worker(tmp_path, start_master, sta
                what="the plain worker to run the pilot")
 
 
+def held_by_a_later_pass(tool, executable) -> None:
+    """Submit a job its first periodic pass holds, and wait until it is held: the master
+    passes over its jobs in the order it took them, so every older job was looked at too."""
+    result = tool("condor_submit", "-terse", stdin="executable = %s\nperiodic_hold = true\nqueue\n"
+                  % executable)
+    assert result.returncode == 0, result.stderr
+    cluster = result.stdout.split(".")[0].strip()
+    wait_until(lambda: tool("condor_q", cluster, "-af", "JobStatus").stdout.split() == ["5"],
+               REQUEST_SHOWN_WITHIN, what="a periodic pass to hold job %s" % cluster)
+
+
 def test_the_deep_expression_chain_leaves_the_master_running(tmp_path, start_master, tool):
     master = start_master("--periodic-interval", "0.2")
     ok = tmp_path / "ok.sh"
@@ -319,13 +330,15 @@ def test_the_deep_expression_chain_leaves_the_master_running(tmp_path, start_mas
     result = tool("condor_submit", stdin="executable = %s\n%s+A64 = 5\n"
                   "periodic_hold = -A0 > 1000000\nqueue\n" % (ok, chain))
     assert result.returncode == 0, result.stderr
-    wait_until(lambda: tool("condor_q", "-af", "JobStatus").stdout.split() == ["1"], 15,
-               what="the master to take the job")
-    time.sleep(1.5)  # several periodic passes over the job
+    deep = result.stdout.strip().rsplit(" ", 1)[-1].rstrip(".")
+    wait_until(lambda: tool("condor_q", deep, "-af", "JobStatus").stdout.split() == ["1"],
+               REQUEST_SHOWN_WITHIN, what="the master to take the job")
+    for _ in range(2):  # two periodic passes over the job at least
+        held_by_a_later_pass(tool, ok)
     assert master.proc.poll() is None and "Traceback" not in master.log()
     # condor_q evaluates it too, to ERROR, without an exception of its own.
-    assert tool("condor_q", "-af", "JobStatus", "PeriodicHold").stdout == "1 error\n"
+    assert tool("condor_q", deep, "-af", "JobStatus", "PeriodicHold").stdout == "1 error\n"
     master.stop()
     again = start_master("--periodic-interval", "0.2")
-    time.sleep(1)
+    held_by_a_later_pass(tool, ok)  # the reloaded job was looked at too
     assert again.proc.poll() is None

@@ -16,7 +16,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +25,14 @@ import testkit
 from testkit import Processes, free_port, port_is_free
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = sys.executable
+# The interpreter an install's commands and master run: CMake's AWQ_PYTHON, the one Work
+# Queue was built for (Debian's /usr/bin/python3), outside any virtual environment. Our
+# commands and master run on it here too, and the yardstick is its bare start: a venv's
+# interpreter does more at start (its site-packages, the system's too) and, as the unit,
+# would flatter every ratio.
+PYTHON = "/usr/bin/python3"
+YARDSTICK = (PYTHON, "-c", "pass")
+YARDSTICK_TEXT = " ".join(YARDSTICK)
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
 UPSTREAM_PORT = 9094  # upstream's master cannot listen anywhere else
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -93,7 +99,8 @@ def read_stat(spool: str) -> Dict[str, int]:
     return values
 
 
-def held(spool: str) -> int:
+def waiting_and_running(spool: str) -> int:
+    """The jobs the master has taken and not finished, as its stat/latest counts them."""
     stat = read_stat(spool)
     return stat.get("WAITING", 0) + stat.get("RUNNING", 0)
 
@@ -196,9 +203,9 @@ def time_command(argv: Sequence[str], env: Dict[str, str], cwd: str,
 
 
 def yardstick(env: Dict[str, str], cwd: str, runs: int) -> List[float]:
-    """`python3 -c pass` with the suite's own interpreter: the unit every figure is scaled by."""
-    time_command([PYTHON, "-c", "pass"], env, cwd)  # warm the page cache
-    return [time_command([PYTHON, "-c", "pass"], env, cwd) for _ in range(runs)]
+    """YARDSTICK's times: the unit every figure is scaled by."""
+    time_command(YARDSTICK, env, cwd)  # warm the page cache
+    return [time_command(YARDSTICK, env, cwd) for _ in range(runs)]
 
 
 def machine() -> Dict[str, object]:

@@ -32,12 +32,12 @@ from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: 
 from awq.master import MAX_FLUSH_INTERVAL  # noqa: E402
 
 
-
 # ---------------------------------------------------------------- how long the mechanisms take
 #
 # A wait is as long as the mechanism it waits on can take, times LOAD_ALLOWANCE: the suite
-# must pass while two busy loops hold both CPUs, and then each of our processes gets about
-# a third of a core (two loops, the master and a worker or a client share two CPUs).
+# must pass while two busy loops hold both CPUs. Then five runnable processes (the two
+# loops, the master, a worker, the test's client) share two CPUs, so each of ours runs at
+# about 2/5 of its speed; 3 rounds that 2.5 up.
 LOAD_ALLOWANCE = 3.0
 # CCTools 8's work_queue_worker never kills a task less than 3 s old (README: "What
 # happens to a pilot when it is cancelled").

@@ -25,7 +25,8 @@ PYTHON = sys.executable
 if REPO not in sys.path:
     sys.path.insert(0, REPO)  # testkit, shared with the benchmarks, lives at the root
 
-# Test modules may import these from conftest too; their one home is testkit.
+# conftest re-exports testkit's helpers: a test may import them from either; testkit is
+# their one home.
 from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: E402,F401
                      wait_until)
 
@@ -64,11 +65,12 @@ PILOT_ENDS_WITHIN = (MASTER_NOTICES_WITHIN + WORKER_KILL_FLOOR) * LOAD_ALLOWANCE
 # Unit tier (scripts/test.sh --fast): tests that run inside this one process. End-to-end
 # tier (marked e2e): tests that start programs (Work Queue's, ours, an install, a client).
 # A test is e2e by its mark, or by using `procs` (every real-process fixture is built on
-# it) or `tool` (runs our commands). Any other test that starts a program fails, so an
+# it), `tool` (runs our commands) or `slurm_cluster` (tests/slurm_cluster.py starts a
+# Slurm). Any other test that starts a program fails, so an
 # e2e test cannot land in the unit tier unnoticed. The full run (no -m) runs both.
 
 E2E = "e2e"
-E2E_FIXTURES = frozenset({"procs", "tool"})
+E2E_FIXTURES = frozenset({"procs", "tool", "slurm_cluster"})
 # What the master's own timers spawn (awq/watcher.py); forking is allowed as well.
 UNIT_TIER_PROGRAMS = frozenset({"sleep", "true"})
 

@@ -16,8 +16,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import (PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, MasterHandle, free_port,
-                      pid_alive, product_env, wait_until)
+from conftest import PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, MasterHandle, product_env
+from testkit import free_port, pid_alive, wait_until
 
 PILOT = """#!/bin/sh
 read -r pid _ _ _ pgid _ < /proc/$$/stat

@@ -10,7 +10,8 @@ import os
 import re
 import time
 
-from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, wait_until, write_script
+from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, write_script
+from testkit import wait_until
 
 TARDIS_SUBMIT = re.compile(r"^\*\* Proc (\d+\.\d+):$", re.M)
 LAW_SUBMIT = re.compile(r"^(\d+) job\(s\) submitted to cluster (\d+)\.$", re.M)

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 
 from awq.spool import Spool
-from conftest import (REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, free_port, product_env,
-                      wait_until, write_script)
+from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, product_env, write_script
+from testkit import free_port, wait_until
 
 IDLE_OR_RUNNING = "JobStatus==1 || JobStatus==2"
 

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from awq.spool import Spool
-from conftest import (PYTHON, REPO, REQUEST_SHOWN_WITHIN, product_env, wait_until,
-                      write_script)
+from conftest import PYTHON, REPO, REQUEST_SHOWN_WITHIN, product_env, write_script
+from testkit import wait_until
 
 NOBODY = 65534
 

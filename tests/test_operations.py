@@ -22,8 +22,8 @@ import pytest
 
 from awq import classad, snapshot
 from awq.spool import Spool, loads_snapshot
-from conftest import (PYTHON, REPO, cmake_install, free_port, free_port_block, pid_alive,
-                      product_env, wait_until)
+from conftest import PYTHON, REPO, cmake_install, product_env
+from testkit import free_port, free_port_block, pid_alive, wait_until
 
 # One per snapshot format: every version must load what each earlier one wrote.
 FIXTURES = [os.path.join(REPO, "tests", "fixtures", name)

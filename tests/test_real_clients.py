@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from conftest import PYTHON, REMOVED_JOB_GONE_WITHIN, REPO, wait_until
+from conftest import PYTHON, REMOVED_JOB_GONE_WITHIN, REPO
+from testkit import wait_until
 
 TOOLS = ("condor_submit", "condor_q", "condor_rm", "condor_status", "condor_history",
          "condor_hold", "condor_release", "condor_suspend", "condor_continue", "condor_version")

@@ -10,7 +10,8 @@ import time
 import pytest
 import work_queue
 
-from conftest import LOAD_ALLOWANCE, pid_alive, wait_until
+from conftest import LOAD_ALLOWANCE
+from testkit import pid_alive, wait_until
 from test_worker_script import fake_worker, run_one_task, script_factory  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e

@@ -14,17 +14,25 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
+
+import testkit
+from testkit import Processes, free_port, port_is_free
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = sys.executable
+# The interpreter an install's commands and master run: CMake's AWQ_PYTHON, the one Work
+# Queue was built for (Debian's /usr/bin/python3), outside any virtual environment. Our
+# commands and master run on it here too, and the yardstick is its bare start: a venv's
+# interpreter does more at start (its site-packages, the system's too) and, as the unit,
+# would flatter every ratio.
+PYTHON = "/usr/bin/python3"
+YARDSTICK = (PYTHON, "-c", "pass")
+YARDSTICK_TEXT = " ".join(YARDSTICK)
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
 UPSTREAM_PORT = 9094  # upstream's master cannot listen anywhere else
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -36,31 +44,10 @@ class BenchError(Exception):
 
 # ---------------------------------------------------------------- small helpers
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-            return True
-        except OSError:
-            return False
-
-
 def wait_until(predicate: Callable[[], object], timeout: float, what: str,
                interval: float = 0.02) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
+    """testkit.wait_until, failing with BenchError; looks often, as some figures end with it."""
+    return testkit.wait_until(predicate, timeout, interval, what, failure=BenchError)
 
 
 def wait_for_count(count: Callable[[], int], total: int, what: str, stall: float = 120,
@@ -112,7 +99,8 @@ def read_stat(spool: str) -> Dict[str, int]:
     return values
 
 
-def held(spool: str) -> int:
+def waiting_and_running(spool: str) -> int:
+    """The jobs the master has taken and not finished, as its stat/latest counts them."""
     stat = read_stat(spool)
     return stat.get("WAITING", 0) + stat.get("RUNNING", 0)
 
@@ -215,9 +203,9 @@ def time_command(argv: Sequence[str], env: Dict[str, str], cwd: str,
 
 
 def yardstick(env: Dict[str, str], cwd: str, runs: int) -> List[float]:
-    """`python3 -c pass` with the suite's own interpreter: the unit every figure is scaled by."""
-    time_command([PYTHON, "-c", "pass"], env, cwd)  # warm the page cache
-    return [time_command([PYTHON, "-c", "pass"], env, cwd) for _ in range(runs)]
+    """YARDSTICK's times: the unit every figure is scaled by."""
+    time_command(YARDSTICK, env, cwd)  # warm the page cache
+    return [time_command(YARDSTICK, env, cwd) for _ in range(runs)]
 
 
 def machine() -> Dict[str, object]:
@@ -250,66 +238,6 @@ def machine() -> Dict[str, object]:
             "python_executable": PYTHON, "work_queue": wq,
             "loadavg_at_start": [round(x, 2) for x in load],
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-
-
-# ---------------------------------------------------------------- processes
-
-class Processes:
-    """Processes a scenario started; all ended by PID (their own process group)."""
-
-    def __init__(self, logdir: str):
-        self.logdir = logdir
-        self.started: List[subprocess.Popen] = []
-
-    def start(self, argv: Sequence[str], name: str, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None, own_session: bool = True) -> subprocess.Popen:
-        """own_session=False: a process group of its own in our session, as
-        alien_wq_worker.sh starts the workers and foremen of a box (one session for all:
-        Linux's autogroup scheduler shares the CPU between sessions, not processes)."""
-        path = os.path.join(self.logdir, "%s.log" % name)
-        placement: Dict[str, Any] = ({"start_new_session": True} if own_session
-                                     else {"preexec_fn": os.setpgrp})
-        with open(path, "ab") as log:
-            proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, cwd=cwd or self.logdir,
-                                    **placement)
-        proc.log_path = path  # type: ignore[attr-defined]
-        proc.bench_name = name  # type: ignore[attr-defined]
-        self.started.append(proc)
-        return proc
-
-    @staticmethod
-    def log_of(proc: subprocess.Popen) -> str:
-        try:
-            with open(proc.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
-                return handle.read()
-        except OSError:
-            return ""
-
-    def stop(self, proc: subprocess.Popen, timeout: float = 15) -> None:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(10)
-        try:  # whatever the leader left behind in its group (a worker's tasks)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop_all(self) -> None:
-        # Workers first (they hold tasks), then foremen, the master last: it saves its table.
-        for proc in reversed(self.started):
-            self.stop(proc)
-        self.started = []
 
 
 # ---------------------------------------------------------------- targets
@@ -476,7 +404,7 @@ class Cluster:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self.spool = os.path.join(root, "spool")
-        self.procs = Processes(root)
+        self.procs = Processes(root, cwd=root)
         self.master: Optional[Master] = None
         self.foreman_ports: List[int] = []
         self.workers: List[subprocess.Popen] = []

@@ -8,6 +8,8 @@ import os
 import re
 from typing import Dict, List, Optional
 
+from benchmarks.harness import YARDSTICK_TEXT as YARDSTICK
+
 ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit"]
 TITLES = {
     "latency": "Latency: condor_submit -> job started / output on disk",
@@ -103,7 +105,7 @@ def _figure_rows(doc: Dict) -> List[str]:
     runs = doc.get("runs", {})
     ours = runs.get("awq", {})
     upstream = runs.get("upstream")
-    header = ["figure", "median", "spread: min-max (IQR)", "n", "ratio to python3 -c pass"]
+    header = ["figure", "median", "spread: min-max (IQR)", "n", "ratio to `%s`" % YARDSTICK]
     if upstream is not None:
         header += ["upstream median", "upstream ratio"]
     header += ["target"]
@@ -145,8 +147,9 @@ def _yardstick_line(run: Dict, who: str) -> str:
     ys = run.get("yardstick") or {}
     if not ys.get("n"):
         return ""
-    return ("yardstick (%s): `python3 -c pass` median %.1f ms over %d runs (min %.1f, max %.1f)"
-            % (who, ys["median"] * 1000, ys["n"], ys["min"] * 1000, ys["max"] * 1000))
+    return ("yardstick (%s): `%s` median %.1f ms over %d runs (min %.1f, max %.1f)"
+            % (who, ys.get("command") or YARDSTICK, ys["median"] * 1000, ys["n"],
+               ys["min"] * 1000, ys["max"] * 1000))
 
 
 def targets_table(docs: Dict[str, Dict]) -> List[str]:
@@ -173,10 +176,11 @@ def render(docs: Dict[str, Dict]) -> str:
              "by hand. Every scenario starts real masters, foremen and `work_queue_worker`s on "
              "127.0.0.1 and ends each process by its PID.", "",
              "Every figure is the median over N repeats with its spread (min-max, and the "
-             "inter-quartile range when N >= 4), and its ratio to `python3 -c pass` (the same "
-             "interpreter) timed in the same run: the machines these run on are shared and "
-             "small, so absolute times drift; the ratio drifts much less. A ratio of 2x "
-             "means \"as long as starting Python twice\".", "",
+             "inter-quartile range when N >= 4), and its ratio to `%s`, a bare start of the "
+             "interpreter the installed commands run (no virtual environment; the commands and "
+             "the master here run on it too), timed in the same run: the machines these run on "
+             "are shared and small, so absolute times drift; the ratio drifts much less. A "
+             "ratio of 2x means \"as long as starting Python twice\"." % YARDSTICK, "",
              "    python -m benchmarks                    # everything (about 25 minutes)",
              "    python -m benchmarks --quick            # small sizes, a couple of minutes",
              "    python -m benchmarks --only condor_q    # one scenario",

@@ -2,7 +2,7 @@
 
 A scenario returns {"yardstick": {...}, "figures": [...], "notes": [...]}.
 Every figure carries the median and spread of its samples and its ratio to
-`python3 -c pass` timed in the same run (see harness.figure).
+harness.YARDSTICK (`/usr/bin/python3 -c pass`) timed in the same run (see harness.figure).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from benchmarks.harness import (PYTHON, REPO, BenchError, Cluster, Processes, Target,
-                                count_files, cpu_seconds, figure, held, live_pilots,
+from benchmarks.harness import (REPO, YARDSTICK_TEXT, BenchError, Cluster, Processes, Target,
+                                count_files, cpu_seconds, figure, live_pilots,
                                 mem_available_mb, read_stat, rss_mb, run_bounded, summarize,
                                 system_tasks, time_command, unsupported, wait_for_count,
-                                wait_until, write_executable, yardstick)
+                                wait_until, waiting_and_running, write_executable, yardstick)
 
 Result = Dict[str, object]
 
@@ -51,12 +51,12 @@ class Context:
         return path
 
 
-def _ys(target: Target, ctx: Context, runs: int = 7) -> List[float]:
+def _time_yardstick(target: Target, ctx: Context, runs: int = 7) -> List[float]:
     return yardstick(target.env, ctx.tmp, runs)
 
 
-def _ys_summary(samples: Sequence[float]) -> Dict[str, object]:
-    result: Dict[str, object] = {"command": "python3 -c pass (%s)" % PYTHON}
+def _yardstick_summary(samples: Sequence[float]) -> Dict[str, object]:
+    result: Dict[str, object] = {"command": YARDSTICK_TEXT}
     result.update(summarize(samples))
     result["samples"] = [round(s, 6) for s in samples]
     return result
@@ -148,7 +148,7 @@ def latency(target: Target, ctx: Context) -> Result:
         configs += [("direct workers, 2 long jobs running", False, True),
                     ("through one foreman, 2 long jobs running", True, True)]
     timeout = 120 if upstream else 60
-    ys = _ys(target, ctx)
+    ys = _time_yardstick(target, ctx)
     figures: List[Dict[str, object]] = []
     for label, foreman, busy in configs:
         root = ctx.workdir("latency")
@@ -166,12 +166,12 @@ def latency(target: Target, ctx: Context) -> Result:
                               statistics.median(ys)))
         figures.append(figure("%s: condor_submit -> output on disk" % label, outputs, "s",
                               statistics.median(ys), target=target_text, limit=limit))
-    ys += _ys(target, ctx)
+    ys += _time_yardstick(target, ctx)
     notes = ["each sample runs condor_submit (a fresh process, as AliEn does) for a job that "
              "stamps its start time and prints one line; one warm-up sample is not counted"]
     if upstream:
         notes.append("upstream looks at its spool once per 30 s loop")
-    return {"yardstick": _ys_summary(ys), "figures": figures, "notes": notes,
+    return {"yardstick": _yardstick_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("latency")}
 
 
@@ -232,7 +232,7 @@ def burst(target: Target, ctx: Context) -> Result:
     total = 1000 if ctx.quick else 10000
     submitters = 4
     repeats = ctx.repeats(1 if upstream else 3, 1)
-    ys = _ys(target, ctx)
+    ys = _time_yardstick(target, ctx)
     totals, lags, cpu_ms, submit_times = [], [], [], []
     for _ in range(repeats):
         root = ctx.workdir("burst")
@@ -252,12 +252,12 @@ def burst(target: Target, ctx: Context) -> Result:
             procs = _submit_many(cluster, descriptions, submitters, "burst")
             exits: Dict[int, float] = {}
 
-            def all_held() -> bool:
+            def all_taken() -> bool:
                 for proc in procs:
                     if proc.pid not in exits and proc.poll() is not None:
                         exits[proc.pid] = time.monotonic()
-                return held(cluster.spool) >= total
-            wait_until(all_held, 300 if upstream else 120, "the master to hold %d jobs" % total,
+                return waiting_and_running(cluster.spool) >= total
+            wait_until(all_taken, 300 if upstream else 120, "the master to hold %d jobs" % total,
                        interval=0.01)
             end = time.monotonic()
             cpu1 = cpu_seconds(master.pid)
@@ -268,7 +268,7 @@ def burst(target: Target, ctx: Context) -> Result:
             submit_times.append(max(exits.values()) - start)
             lags.append(max(0.0, end - max(exits.values())))
             cpu_ms.append((cpu1 - cpu0) * 1000.0 / total)
-    ys += _ys(target, ctx)
+    ys += _time_yardstick(target, ctx)
     y = statistics.median(ys)
     rates = [total / t for t in totals]
     figures = [
@@ -291,7 +291,7 @@ def burst(target: Target, ctx: Context) -> Result:
              "taken the jobs into its table (upstream: after handing them to Work Queue; ours "
              "hands Work Queue only what its workers can start soon, MIN_WAITING in "
              "awq/dispatch.py); no workers are attached"]
-    return {"yardstick": _ys_summary(ys), "figures": figures, "notes": notes,
+    return {"yardstick": _yardstick_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("burst")}
 
 
@@ -399,7 +399,7 @@ def time_forms(target: Target, spool_dir: str, idle: int, running: int, repeats:
     """Each client form, interleaved with `python3 -c pass`, both through /bin/sh -c."""
     env = dict(target.env, AWQ_WORKDIR=spool_dir)
     figures, all_ys = [], []
-    sh_ys = ["/bin/sh", "-c", "%s -c pass" % PYTHON]
+    sh_yardstick = ["/bin/sh", "-c", YARDSTICK_TEXT]
     for name, command, kind in forms:
         tool = command.split()[0]
         if not target.has(tool):
@@ -410,7 +410,7 @@ def time_forms(target: Target, spool_dir: str, idle: int, running: int, repeats:
         correct = _check_form(kind, check, idle, running)
         form_times, ys = [], []
         for _ in range(repeats):
-            ys.append(time_command(sh_ys, env, cwd))
+            ys.append(time_command(sh_yardstick, env, cwd))
             form_times.append(time_command(["/bin/sh", "-c", command], env, cwd))
         all_ys += ys
         fig = figure(label + name, form_times, "s", statistics.median(ys), target=target_text or None,
@@ -429,7 +429,7 @@ def condor_q(target: Target, ctx: Context) -> Result:
     sizes = [10000] if ctx.quick else [10000, 100000]
     figures: List[Dict[str, object]] = []
     all_ys: List[float] = []
-    notes = ["each form and `python3 -c pass` both run through /bin/sh -c, interleaved, "
+    notes = ["each form and `%s` both run through /bin/sh -c, interleaved, " % YARDSTICK_TEXT +
              "after one untimed run that also checks the output against the spool's numbers "
              "(output_correct)",
              "the spool is written through awq.spool's API as the master leaves it: one job a "
@@ -458,7 +458,7 @@ def condor_q(target: Target, ctx: Context) -> Result:
         finally:
             if lock is not None:
                 lock.release()
-    return {"yardstick": _ys_summary(all_ys), "figures": figures, "notes": notes,
+    return {"yardstick": _yardstick_summary(all_ys), "figures": figures, "notes": notes,
             "command": _cmd("condor_q")}
 
 
@@ -471,7 +471,7 @@ def throughput(target: Target, ctx: Context) -> Result:
     total = (30 if ctx.quick else 200) if upstream else (300 if ctx.quick else 10000)
     n_foremen, n_workers = (1, 2) if ctx.quick else (4, 8)
     repeats = ctx.repeats(1, 1)
-    ys = _ys(target, ctx)
+    ys = _time_yardstick(target, ctx)
     rates, cpu_ms, wall = [], [], []
     for _ in range(repeats):
         root = ctx.workdir("throughput")
@@ -500,7 +500,7 @@ def throughput(target: Target, ctx: Context) -> Result:
         wall.append(end - start)
         rates.append(total / (end - start))
         cpu_ms.append((cpu1 - cpu0) * 1000.0 / total)
-    ys += _ys(target, ctx)
+    ys += _time_yardstick(target, ctx)
     y = statistics.median(ys)
     figures = [
         figure("%d x /bin/true through %d foremen and %d workers: condor_submit -> all outputs"
@@ -514,7 +514,7 @@ def throughput(target: Target, ctx: Context) -> Result:
              % ("%d upstream condor_submit calls from 4 bash loops" % total if upstream
                 else "4 condor_submit calls with `queue %d`" % (total // 4)),
              "master CPU from /proc/PID/stat over the same window (submit -> last output)"]
-    return {"yardstick": _ys_summary(ys), "figures": figures, "notes": notes,
+    return {"yardstick": _yardstick_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("throughput")}
 
 
@@ -604,123 +604,194 @@ def _workers_now(spool: str) -> int:
         return 0
 
 
-def _restart(target: Target, ctx: Context, y: float) -> tuple:
-    """kill -9 of the master under N running pilots, a restart on the same spool and port."""
-    n_workers, cores = (2, 25) if ctx.quick else RESTART_SIZE
-    total = n_workers * cores
-    label = "%d pilots" % total
-    figures: List[Dict[str, object]] = []
-    budget: Dict[str, float] = {}
-    root = ctx.workdir("scale-restart")
-    tasks0, mem0 = system_tasks(), mem_available_mb()
-    with Cluster(target, root) as cluster:
-        master = cluster.start_master()
-        for _ in range(n_workers):
-            cluster.start_worker(cores)
-        _workers_connected(cluster, n_workers)
-        pilots = Pilots(root)
-        ramp, _ = _ramp(cluster, pilots, total, "restart")
-        figures.append(figure("%s on %d workers x %d cores: condor_submit -> all running "
-                              "(before the kill)" % (label, n_workers, cores), [ramp], "s", y,
-                              target="<= 10 s (issue 8)" if total == 5000 else None,
-                              limit=10.0))
-        wait_for_count(lambda: len(pilots.live()), total, "live pilot processes", interval=0.5)
-        budget = {"tasks_per_pilot": (system_tasks() - tasks0) / total,
-                  "mb_per_pilot": max(0.0, mem0 - mem_available_mb()) / total}
-        before = _queue_jobs(cluster)
-        old = pilots.live()
-        old_pids = {pid for pids in old.values() for pid in pids}
-        if len(before) != total or len(old) != total:
-            raise BenchError("before the kill: %d jobs in condor_q, %d live pilots, of %d"
-                             % (len(before), len(old), total))
-        port = master.port
-        kill_wall, t_kill = time.time(), time.monotonic()
-        cluster.kill_master()
-        t_restart = time.monotonic()
-        master = cluster.start_master(port=port, name="master-restarted")
-        up = time.monotonic() - t_restart
-        stat_path = os.path.join(cluster.spool, "stat", "latest")
-        json_path = os.path.join(cluster.spool, "stat", "master.json")
-        most: Dict[str, int] = {}           # job -> most live pilots seen at once
-        seen = {"old_gone": None, "workers": None, "running": None, "live": None}
-        samples, best, moved = 0, -1, time.monotonic()
-        old_alive = len(old_pids)
-        deadline = time.monotonic() + (120 if ctx.quick else 900)
+RECOVERY_STALL = 120.0          # s without one more new pilot before the restart step gives up
+RECOVERY_LOOK_INTERVAL = 0.25   # s between looks while the restarted master recovers
+SETTLE_LOOK_INTERVAL = 0.5      # s between the looks after it has recovered
+
+
+class Kill(NamedTuple):
+    """When the master was killed and restarted, and how long the new one took to listen."""
+    wall: float         # time.time() of the kill: files written after it are the new master's
+    at: float           # time.monotonic() of the kill
+    restarted_at: float
+    up: float           # s from the restart to the master listening
+
+
+class Recovery:
+    """What looks at /proc and at the spool saw after a restart: when each milestone was
+    first reached (time.monotonic(), None if never) and the most live pilots of each job."""
+
+    def __init__(self, cluster: Cluster, pilots: Pilots, old_pids: Set[int], n_workers: int,
+                 kill: Kill):
+        self.cluster = cluster
+        self.pilots = pilots
+        self.old_pids = old_pids
+        self.n_workers = n_workers
+        self.kill = kill
+        self.seen: Dict[str, Optional[float]] = {
+            "old_gone": None, "workers": None, "running": None, "live": None}
+        self.most: Dict[str, int] = {}      # job -> most live pilots seen at once
+        self.samples = 0
+        self.old_alive = len(old_pids)
+
+    def _count(self) -> Dict[str, List[int]]:
+        live = self.pilots.live()
+        self.samples += 1
+        for job, pids in live.items():
+            self.most[job] = max(self.most.get(job, 0), len(pids))
+        self.old_alive = sum(1 for pids in live.values() for pid in pids if pid in self.old_pids)
+        return live
+
+    def _reached(self, milestone: str, now: float, condition: Callable[[], bool]) -> None:
+        if self.seen[milestone] is None and condition():
+            self.seen[milestone] = now
+
+    def _look(self, total: int) -> int:
+        """One look; the number of jobs with a new pilot live."""
+        live = self._count()
+        now = time.monotonic()
+        spool = self.cluster.spool
+        new_live = sum(1 for pids in live.values() if any(p not in self.old_pids for p in pids))
+        self._reached("old_gone", now, lambda: self.old_alive == 0)
+        self._reached("workers", now, lambda: _written_since(
+            os.path.join(spool, "stat", "master.json"), self.kill.wall)
+            and _workers_now(spool) >= self.n_workers)
+        self._reached("running", now, lambda: _written_since(
+            os.path.join(spool, "stat", "latest"), self.kill.wall)
+            and read_stat(spool).get("RUNNING", 0) >= total)
+        self._reached("live", now, lambda: new_live >= total)
+        return new_live
+
+    def watch(self, total: int, timeout: float) -> None:
+        """Look until every milestone is reached, nothing moved for RECOVERY_STALL s, or
+        `timeout`; a milestone never reached is reported, not raised: it is the finding."""
+        deadline = time.monotonic() + timeout
+        best, moved = -1, time.monotonic()
         while True:
-            live = pilots.live()
+            new_live = self._look(total)
             now = time.monotonic()
-            samples += 1
-            for job, pids in live.items():
-                most[job] = max(most.get(job, 0), len(pids))
-            old_alive = sum(1 for pids in live.values() for pid in pids if pid in old_pids)
-            new_live = sum(1 for pids in live.values() if any(p not in old_pids for p in pids))
-            if old_alive == 0 and seen["old_gone"] is None:
-                seen["old_gone"] = now
-            if (seen["workers"] is None and _written_since(json_path, kill_wall)
-                    and _workers_now(cluster.spool) >= n_workers):
-                seen["workers"] = now
-            if (seen["running"] is None and _written_since(stat_path, kill_wall)
-                    and read_stat(cluster.spool).get("RUNNING", 0) >= total):
-                seen["running"] = now
-            if seen["live"] is None and new_live >= total:
-                seen["live"] = now
-            if all(v is not None for v in seen.values()):
-                break
+            if all(v is not None for v in self.seen.values()):
+                return
             if new_live > best:
                 best, moved = new_live, now
-            if now - moved > 120 or now > deadline:
-                break  # what is missing is reported below, not raised: it is the finding
-            time.sleep(0.25)
-        # A few more looks: a job that gets a second pilot late is still caught.
-        settle_end = time.monotonic() + (2.0 if ctx.quick else 10.0)
-        while time.monotonic() < settle_end:
-            live = pilots.live()
-            samples += 1
-            for job, pids in live.items():
-                most[job] = max(most.get(job, 0), len(pids))
-            time.sleep(0.5)
-        final = pilots.live()
-        old_alive = sum(1 for pids in final.values() for pid in pids if pid in old_pids)
-        after = _queue_jobs(cluster)
-        starts = pilots.starts_by_job()
-        log_text = Processes.log_of(master.proc)
-        found = re.findall(r"recovered (\d+) jobs from the snapshot \((\d+) requeued", log_text)
+            if now - moved > RECOVERY_STALL or now > deadline:
+                return
+            time.sleep(RECOVERY_LOOK_INTERVAL)
 
-    lost = sorted(set(before) - set(after))
-    not_running = sorted(j for j in before if after.get(j, (0,))[0] != 2)
-    duplicated = sorted(j for j, n in most.items() if n > 1)
-    requeued = int(found[-1][1]) if found else -1
+    def settle(self, seconds: float) -> None:
+        """A few more looks: a job that gets a second pilot late is still caught."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self._count()
+            time.sleep(SETTLE_LOOK_INTERVAL)
+        self._count()
+
+
+def _run_pilots(cluster: Cluster, pilots: Pilots, n_workers: int, cores: int,
+                y: float) -> Tuple[Dict[str, object], Dict[str, float]]:
+    """Start the master and workers and fill them with pilots: the ramp's figure, and what a
+    running pilot costs the machine (processes and threads, memory), for _pilots_that_fit."""
+    total = n_workers * cores
+    tasks0, mem0 = system_tasks(), mem_available_mb()
+    cluster.start_master()
+    for _ in range(n_workers):
+        cluster.start_worker(cores)
+    _workers_connected(cluster, n_workers)
+    ramp, _ = _ramp(cluster, pilots, total, "restart")
+    ramp_figure = figure("%d pilots on %d workers x %d cores: condor_submit -> all running "
+                         "(before the kill)" % (total, n_workers, cores), [ramp], "s", y,
+                         target="<= 10 s (issue 8)" if total == 5000 else None, limit=10.0)
+    wait_for_count(lambda: len(pilots.live()), total, "live pilot processes", interval=0.5)
+    budget = {"tasks_per_pilot": (system_tasks() - tasks0) / total,
+              "mb_per_pilot": max(0.0, mem0 - mem_available_mb()) / total}
+    return ramp_figure, budget
+
+
+def _before_the_kill(cluster: Cluster, pilots: Pilots,
+                     total: int) -> Tuple[Dict[str, tuple], Set[int]]:
+    """condor_q's jobs and the PIDs of their live pilots, all `total` of each."""
+    before = _queue_jobs(cluster)
+    old = pilots.live()
+    if len(before) != total or len(old) != total:
+        raise BenchError("before the kill: %d jobs in condor_q, %d live pilots, of %d"
+                         % (len(before), len(old), total))
+    return before, {pid for pids in old.values() for pid in pids}
+
+
+def _kill_and_restart(cluster: Cluster) -> Kill:
+    """kill -9 of the master, and a new one at once on the same spool and port."""
+    assert cluster.master
+    port = cluster.master.port
+    wall, at = time.time(), time.monotonic()
+    cluster.kill_master()
+    restarted_at = time.monotonic()
+    cluster.start_master(port=port, name="master-restarted")
+    return Kill(wall, at, restarted_at, time.monotonic() - restarted_at)
+
+
+def _requeued_by(master_log: str) -> int:
+    """What the restarted master says it requeued (-1: it did not say)."""
+    found = re.findall(r"recovered (\d+) jobs from the snapshot \((\d+) requeued", master_log)
+    return int(found[-1][1]) if found else -1
+
+
+def _recovery_figures(recovery: Recovery, total: int, n_workers: int,
+                      y: float) -> List[Dict[str, object]]:
+    kill = recovery.kill
+
+    def timed(name: str, milestone: str, t0: float) -> Dict[str, object]:
+        reached = recovery.seen[milestone]
+        if reached is None:
+            return unsupported(name, "never happened (waited until nothing moved for %.0f s)"
+                               % RECOVERY_STALL)
+        return figure(name, [reached - t0], "s", y)
+    return [
+        timed("kill -9 of the master -> its %d pilots all ended (each worker kills the tasks "
+              "of a manager it lost)" % total, "old_gone", kill.at),
+        figure("restart on the same spool and port -> the master listens again", [kill.up],
+               "s", y),
+        timed("restart -> all %d workers reconnected by themselves" % n_workers, "workers",
+              kill.restarted_at),
+        timed("restart -> the master shows all %d running again (stat/latest)" % total, "running",
+              kill.restarted_at),
+        timed("restart -> %d new pilot processes live, one per job (/proc)" % total, "live",
+              kill.restarted_at),
+    ]
+
+
+class Losses(NamedTuple):
+    """Issue 8's verdicts on a restart, as job ids."""
+    lost: List[str]          # in condor_q before the kill, not after
+    not_running: List[str]   # not running again after the restart
+    duplicated: List[str]    # two pilots or more live at once
+
+
+def _losses(before: Dict[str, tuple], after: Dict[str, tuple], recovery: Recovery) -> Losses:
+    return Losses(sorted(set(before) - set(after)),
+                  sorted(j for j in before if after.get(j, (0,))[0] != 2),
+                  sorted(j for j, n in recovery.most.items() if n > 1))
+
+
+def _loss_figures(losses: Losses, before: Dict[str, tuple], after: Dict[str, tuple],
+                  starts: Dict[str, int], recovery: Recovery, requeued: int,
+                  total: int) -> List[Dict[str, object]]:
+    lost, not_running, duplicated = losses
     restarted = sum(1 for j in before if after.get(j, (0, 0))[1] >= 2)
     twice = sum(1 for j in before if starts.get(j, 0) == 2)
     more = sum(1 for j in before if starts.get(j, 0) > 2)
-    since = lambda key, t0: [seen[key] - t0] if seen[key] is not None else []  # noqa: E731
-
-    def timed(name: str, key: str, t0: float) -> Dict[str, object]:
-        if seen[key] is None:
-            return unsupported(name, "never happened (waited until nothing moved for 120 s)")
-        return figure(name, since(key, t0), "s", y)
-    figures += [
-        timed("kill -9 of the master -> its %d pilots all ended (each worker kills the tasks "
-              "of a manager it lost)" % total, "old_gone", t_kill),
-        figure("restart on the same spool and port -> the master listens again", [up], "s", y),
-        timed("restart -> all %d workers reconnected by themselves" % n_workers, "workers",
-              t_restart),
-        timed("restart -> the master shows all %d running again (stat/latest)" % total, "running",
-              t_restart),
-        timed("restart -> %d new pilot processes live, one per job (/proc)" % total, "live",
-              t_restart),
+    return [
         figure("jobs lost across kill -9 + restart (in condor_q before, not after)", [len(lost)],
                "jobs", None, target="0 jobs lost (issue 8)", limit=0, time_like=False,
                note=("lost: %s" % " ".join(lost[:20])) if lost else ""),
         figure("jobs not running again after the restart (condor_q JobStatus != 2)",
                [len(not_running)], "jobs", None, target="0 (issue 8)", limit=0, time_like=False,
                note=("e.g. %s" % " ".join(not_running[:20])) if not_running else ""),
-        figure("jobs duplicated: 2+ live pilots at once (%d looks at /proc)" % samples,
+        figure("jobs duplicated: 2+ live pilots at once (%d looks at /proc)" % recovery.samples,
                [len(duplicated)], "jobs", None, target="0 duplicated (issue 8)", limit=0,
                time_like=False,
                note=("e.g. %s" % " ".join(duplicated[:20])) if duplicated else ""),
-        figure("pilots of the killed master still alive at the end", [old_alive], "pilots", None,
-               target="0 (issue 8)", limit=0, time_like=False),
+        figure("pilots of the killed master still alive at the end", [recovery.old_alive],
+               "pilots", None, target="0 (issue 8)", limit=0, time_like=False),
         figure("jobs requeued by the restarted master (its log: \"N requeued after running\")",
                [requeued], "jobs", None, time_like=False,
                note="expected %d: every job was running" % total),
@@ -729,21 +800,48 @@ def _restart(target: Target, ctx: Context, y: float) -> tuple:
         figure("jobs whose pilot started exactly twice (start files)", [twice], "jobs", None,
                time_like=False, note="%d started more than twice" % more),
     ]
+
+
+def _restart_notes(losses: Losses, recovery: Recovery, requeued: int, total: int,
+                   settle: float) -> List[str]:
     verdict = ("kill -9 + restart with %d pilots running: %d jobs lost, %d duplicated, "
                "%d not running again, %d requeued, %d pilots of the killed master left alive"
-               % (total, len(lost), len(duplicated), len(not_running), requeued, old_alive))
-    notes = [verdict,
-             "kill -9 hits the master's PID only (its forked spool watcher too); the new master "
-             "starts at once on the same spool with --port <the port the first one got>; the "
-             "workers (started with the master's address, --timeout 300) reconnect by "
-             "themselves. Jobs: condor_q -af before the kill and after all run again; pilots: "
-             "every /proc entry running `sleep %d` with this run's AWQ_BENCH_STARTS, looked at "
-             "every 0.25 s from the restart until all run again and for %.0f s more"
-             % (PILOT_SECONDS, 2.0 if ctx.quick else 10.0)]
-    return figures, notes, budget
+               % (total, len(losses.lost), len(losses.duplicated), len(losses.not_running),
+                  requeued, recovery.old_alive))
+    return [verdict,
+            "kill -9 hits the master's PID only (its forked spool watcher too); the new master "
+            "starts at once on the same spool with --port <the port the first one got>; the "
+            "workers (started with the master's address, --timeout 300) reconnect by "
+            "themselves. Jobs: condor_q -af before the kill and after all run again; pilots: "
+            "every /proc entry running `sleep %d` with this run's AWQ_BENCH_STARTS, looked at "
+            "every %.2g s from the restart until all run again and for %.0f s more"
+            % (PILOT_SECONDS, RECOVERY_LOOK_INTERVAL, settle)]
 
 
-def _fit(wanted: tuple, budget: Dict[str, float]) -> tuple:
+def _restart(target: Target, ctx: Context, y: float) -> tuple:
+    """kill -9 of the master under N running pilots, a restart on the same spool and port."""
+    n_workers, cores = (2, 25) if ctx.quick else RESTART_SIZE
+    total = n_workers * cores
+    settle = 2.0 if ctx.quick else 10.0
+    root = ctx.workdir("scale-restart")
+    with Cluster(target, root) as cluster:
+        pilots = Pilots(root)
+        ramp_figure, budget = _run_pilots(cluster, pilots, n_workers, cores, y)
+        before, old_pids = _before_the_kill(cluster, pilots, total)
+        recovery = Recovery(cluster, pilots, old_pids, n_workers, _kill_and_restart(cluster))
+        recovery.watch(total, timeout=120 if ctx.quick else 900)
+        recovery.settle(settle)
+        after = _queue_jobs(cluster)
+        starts = pilots.starts_by_job()
+        assert cluster.master
+        requeued = _requeued_by(Processes.log_of(cluster.master.proc))
+    losses = _losses(before, after, recovery)
+    figures = ([ramp_figure] + _recovery_figures(recovery, total, n_workers, y)
+               + _loss_figures(losses, before, after, starts, recovery, requeued, total))
+    return figures, _restart_notes(losses, recovery, requeued, total, settle), budget
+
+
+def _pilots_that_fit(wanted: tuple, budget: Dict[str, float]) -> tuple:
     """(workers, cores, why): the wanted pilots, or fewer when the machine has no room."""
     n_workers, cores = wanted
     with open("/proc/sys/kernel/pid_max") as handle:
@@ -767,13 +865,13 @@ def _fit(wanted: tuple, budget: Dict[str, float]) -> tuple:
     return max(1, room // cores), cores, why
 
 
-def _big(target: Target, ctx: Context, y: float, ys: List[float],
+def _pilots_at_scale(target: Target, ctx: Context, y: float, ys: List[float],
          budget: Dict[str, float]) -> tuple:
     """As many concurrent pilots as fit (10,000 wanted): ramp, cost while running, condor_q, rm."""
     if ctx.quick:
         n_workers, cores, why = 2, 50, ""
     else:
-        n_workers, cores, why = _fit(SCALE_WANTED, budget)
+        n_workers, cores, why = _pilots_that_fit(SCALE_WANTED, budget)
     pilots_n = n_workers * cores
     window = 3.0 if ctx.quick else 20.0
     label = "%d pilots" % pilots_n
@@ -836,7 +934,7 @@ def _big(target: Target, ctx: Context, y: float, ys: List[float],
             rm_s = time.monotonic() - start
             if result.returncode != 0:
                 raise BenchError("condor_rm -all failed: " + result.stderr[-500:])
-            wait_until(lambda: held(cluster.spool) == 0, 600, "the queue to drain",
+            wait_until(lambda: waiting_and_running(cluster.spool) == 0, 600, "the queue to drain",
                        interval=0.05)
             drained = time.monotonic() - start
             wait_until(lambda: not pilots.live(), 300, "the pilots to end", interval=0.5)
@@ -857,7 +955,7 @@ def _big(target: Target, ctx: Context, y: float, ys: List[float],
 
 def scale(target: Target, ctx: Context) -> Result:
     upstream = target.name != "awq"
-    ys = _ys(target, ctx)
+    ys = _time_yardstick(target, ctx)
     y = statistics.median(ys)
     figures: List[Dict[str, object]] = []
     notes = ["`sleep` pilots on workers attached directly to the master; each pilot is one "
@@ -871,11 +969,11 @@ def scale(target: Target, ctx: Context) -> Result:
         restart_figs, restart_notes, budget = _restart(target, ctx, y)
         figures += restart_figs
         notes += restart_notes
-    big_figs, big_notes = _big(target, ctx, y, ys, budget)
+    big_figs, big_notes = _pilots_at_scale(target, ctx, y, ys, budget)
     figures += big_figs
     notes += big_notes
-    ys += _ys(target, ctx)
-    return {"yardstick": _ys_summary(ys), "figures": figures, "notes": notes,
+    ys += _time_yardstick(target, ctx)
+    return {"yardstick": _yardstick_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("scale")}
 
 
@@ -883,7 +981,7 @@ def scale(target: Target, ctx: Context) -> Result:
 
 def submit(target: Target, ctx: Context) -> Result:
     upstream = target.name != "awq"
-    ys = _ys(target, ctx)
+    ys = _time_yardstick(target, ctx)
     y = statistics.median(ys)
     figures: List[Dict[str, object]] = []
     root = ctx.workdir("submit")
@@ -903,7 +1001,7 @@ def submit(target: Target, ctx: Context) -> Result:
                 text = target.descriptions(exe, out + "/o.{i}", 1, env="N=%d" % index)[0]
             else:
                 text = ALIEN_DESCRIPTION.format(exe=exe, out=out, n=count)
-            case_ys.append(time_command(["/bin/sh", "-c", "%s -c pass" % PYTHON], env, root))
+            case_ys.append(time_command(["/bin/sh", "-c", YARDSTICK_TEXT], env, root))
             start = time.perf_counter()
             result = run_bounded(["condor_submit"], env, root, input=text, capture=True)
             elapsed = time.perf_counter() - start
@@ -920,7 +1018,7 @@ def submit(target: Target, ctx: Context) -> Result:
     notes = ["a fresh spool for every call and no master running (its intake would compete "
              "for the CPUs); the description is AliEn's (executable, arguments, output, error, "
              "log, environment, periodic_remove)"]
-    return {"yardstick": _ys_summary(ys), "figures": figures, "notes": notes,
+    return {"yardstick": _yardstick_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("submit")}
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -23,33 +22,134 @@ if os.environ.get("CI"):
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)  # testkit, shared with the benchmarks, lives at the root
+
+# conftest re-exports testkit's helpers: a test may import them from either; testkit is
+# their one home.
+from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: E402,F401
+                     wait_until)
+
+from awq.master import MAX_FLUSH_INTERVAL  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# ---------------------------------------------------------------- how long the mechanisms take
+#
+# A wait is as long as the mechanism it waits on can take, times LOAD_ALLOWANCE: the suite
+# must pass while two busy loops hold both CPUs. Then five runnable processes (the two
+# loops, the master, a worker, the test's client) share two CPUs, so each of ours runs at
+# about 2/5 of its speed; 3 rounds that 2.5 up.
+LOAD_ALLOWANCE = 3.0
+# CCTools 8's work_queue_worker never kills a task less than 3 s old (README: "What
+# happens to a pilot when it is cancelled").
+WORKER_KILL_FLOOR = 3.0
+# The master lists its spool at least once a second whatever its watcher says, and the
+# tests run periodic expressions every second or faster (--periodic-interval).
+MASTER_NOTICES_WITHIN = 1.0
+# A change to the job table reaches condor_q with the next snapshot; the master spaces
+# snapshots by what writing them costs, up to this.
+SNAPSHOT_WITHIN = MAX_FLUSH_INTERVAL
+# A spool request (a new record, condor_rm, condor_hold) is noticed, then carried out in
+# the table, then published.
+REQUEST_SHOWN_WITHIN = (MASTER_NOTICES_WITHIN + SNAPSHOT_WITHIN) * LOAD_ALLOWANCE
+# A removed job shows X in one snapshot and is taken out of the table just after it
+# (to history), so the next snapshot no longer lists it.
+REMOVED_JOB_GONE_WITHIN = (MASTER_NOTICES_WITHIN + 2 * SNAPSHOT_WITHIN) * LOAD_ALLOWANCE
+# From condor_rm to the pilot's end: the master notices the request and cancels the task;
+# the worker kills it once it is WORKER_KILL_FLOOR old.
+PILOT_ENDS_WITHIN = (MASTER_NOTICES_WITHIN + WORKER_KILL_FLOOR) * LOAD_ALLOWANCE
 
 
-def free_port_block(count: int) -> int:
-    """A base port B such that B+1..B+count are free now."""
-    for _ in range(200):
-        base = free_port()
-        if base + count >= 65000:
-            continue
-        socks = []
-        try:
-            for offset in range(1, count + 1):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no block of %d free ports found" % count)
+# ---------------------------------------------------------------- the two tiers
+#
+# Unit tier (scripts/test.sh --fast): tests that run inside this one process. End-to-end
+# tier (marked e2e): tests that start programs (Work Queue's, ours, an install, a client).
+# A test is e2e by its mark, or by using `procs` (every real-process fixture is built on
+# it), `tool` (runs our commands) or `slurm_cluster` (tests/slurm_cluster.py starts a
+# Slurm). Any other test that starts a program fails, so an
+# e2e test cannot land in the unit tier unnoticed. The full run (no -m) runs both.
+
+E2E = "e2e"
+E2E_FIXTURES = frozenset({"procs", "tool", "slurm_cluster"})
+# What the master's own timers spawn (awq/watcher.py); forking is allowed as well.
+UNIT_TIER_PROGRAMS = frozenset({"sleep", "true"})
+
+
+class StartsAProgram(AssertionError):
+    """A test outside the e2e tier tried to start a program."""
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "%s: starts real programs (Work Queue, the master, an "
+                                       "install, a client); left out by -m 'not e2e'" % E2E)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if E2E_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(E2E)
+
+
+def _program_name(argv: object) -> str:
+    if isinstance(argv, (str, bytes)):
+        argv = [argv]
+    first = os.fsdecode(list(argv)[0]) if argv else ""  # type: ignore[call-overload]
+    return os.path.basename(first.split()[0]) if first.strip() else first
+
+
+@contextlib.contextmanager
+def _no_programs_unless_e2e(item) -> Iterator[None]:
+    """Around each phase of a test (its fixtures of every scope included): refuse to start
+    a program unless the test is e2e."""
+    if item.get_closest_marker(E2E):
+        yield
+        return
+
+    def refuse(argv: object) -> None:
+        name = _program_name(argv)
+        if name not in UNIT_TIER_PROGRAMS:
+            raise StartsAProgram("%s starts %r: mark it @pytest.mark.%s (or its module's "
+                                 "pytestmark), or use the procs fixture" % (item.nodeid, name, E2E))
+
+    def guarded(real):  # type: ignore[no-untyped-def]
+        def spawn(path, *rest, **kwargs):  # type: ignore[no-untyped-def]
+            refuse([path])
+            return real(path, *rest, **kwargs)
+        return spawn
+
+    def execute_child(popen, args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        refuse(args)
+        return real_execute_child(popen, args, *rest, **kwargs)
+
+    real_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    saved = {name: getattr(os, name) for name in ("posix_spawn", "posix_spawnp")}
+    subprocess.Popen._execute_child = execute_child  # type: ignore[attr-defined]
+    for name, real in saved.items():
+        setattr(os, name, guarded(real))
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = real_execute_child  # type: ignore[attr-defined]
+        for name, real in saved.items():
+            setattr(os, name, real)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):  # type: ignore[no-untyped-def]
+    with _no_programs_unless_e2e(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):  # type: ignore[no-untyped-def]
+    with _no_programs_unless_e2e(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):  # type: ignore[no-untyped-def]
+    with _no_programs_unless_e2e(item):
+        yield
 
 
 def cmake_install(prefix: str, build: str) -> None:
@@ -70,27 +170,6 @@ def sourced_env(prefix: str, **extra: str) -> Dict[str, str]:
     return env
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
-               what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def write_script(path, body: str) -> str:
     """An executable /bin/sh script at path (a pathlib.Path) with body; its path as text."""
     path.write_text("#!/bin/sh\n" + body)
@@ -105,53 +184,6 @@ def product_env(workdir: Optional[str] = None, **extra: str) -> Dict[str, str]:
         env["AWQ_WORKDIR"] = workdir
     env.update(extra)
     return env
-
-
-class Processes:
-    """Processes a test started; all ended at teardown, by PID, never by name."""
-
-    def __init__(self, logdir: str):
-        self.logdir = logdir
-        self.started: List[subprocess.Popen] = []
-
-    def start(self, argv: List[str], name: str, env: Optional[Dict[str, str]] = None,
-              cwd: Optional[str] = None) -> subprocess.Popen:
-        log_path = os.path.join(self.logdir, "%s.log" % name)
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, start_new_session=True)
-        log.close()
-        proc.log_path = log_path  # type: ignore[attr-defined]
-        self.started.append(proc)
-        return proc
-
-    def log_of(self, proc: subprocess.Popen) -> str:
-        with open(proc.log_path, errors="replace") as handle:  # type: ignore[attr-defined]
-            return handle.read()
-
-    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        if proc.poll() is None:
-            try:
-                # Our child leads its own session: its group holds exactly what it started.
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        self._kill_group_leftovers(proc.pid)
-
-    def _kill_group_leftovers(self, pgid: int) -> None:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            self.stop(proc)
 
 
 @pytest.fixture

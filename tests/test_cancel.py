@@ -16,7 +16,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import MasterHandle, free_port, pid_alive, product_env, wait_until
+from conftest import PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, MasterHandle, product_env
+from testkit import free_port, pid_alive, wait_until
 
 PILOT = """#!/bin/sh
 read -r pid _ _ _ pgid _ < /proc/$$/stat
@@ -110,6 +111,9 @@ def test_every_task_of_200_leads_its_own_process_group(tmp_path, pilots, busy_cp
 
 
 REMOVE_AFTER = 20  # s after submit when periodic_remove turns true
+# QDate is in whole seconds, and periodic_remove is looked at every --periodic-interval (1 s
+# here): it turns true, as the master sees it, this long after REMOVE_AFTER at most.
+PERIODIC_REMOVE_GRANULARITY = 1 + 1
 
 
 @pytest.mark.parametrize("how", ["condor_rm", "periodic_remove"])
@@ -129,14 +133,17 @@ def test_removed_pilots_end_and_the_worker_takes_new_work(tmp_path, pilots, busy
         removed_at = time.time()
     else:
         # HTCondor's granularity: the expression is looked at every --periodic-interval s.
-        removed_at = submitted + REMOVE_AFTER + 2
-    wait_until(lambda: not alive_pilots(pilots), max(0, removed_at - time.time()) + 10,
+        removed_at = submitted + REMOVE_AFTER + PERIODIC_REMOVE_GRANULARITY
+    wait_until(lambda: not alive_pilots(pilots),
+               max(0, removed_at - time.time()) + PILOT_ENDS_WITHIN,
                interval=0.2, what="every removed pilot to end")
+    ended_after = time.time() - removed_at
+    assert ended_after <= PILOT_ENDS_WITHIN, \
+        "%s: the last pilot ended %.1f s after removal" % (how, ended_after)
     newcomer = write_pilot(tmp_path, pilots, seconds=1)
     cluster = submit_pilots(tool, newcomer, 1)
     wait_until(lambda: "%d.0" % cluster in recorded(pilots), 10, interval=0.2,
                what="a new job to start on the same worker")
-    print("%s: the last pilot ended %.1f s after removal" % (how, time.time() - removed_at))
 
 
 def test_condor_hold_stops_the_pilot(tmp_path, pilots, busy_cpus, start_master, start_worker,
@@ -148,10 +155,10 @@ def test_condor_hold_stops_the_pilot(tmp_path, pilots, busy_cpus, start_master, 
     wait_until(lambda: len(alive_pilots(pilots)) == 60, 120, interval=0.5,
                what="60 running pilots")
     assert tool("condor_hold", str(cluster)).returncode == 0
-    wait_until(lambda: not alive_pilots(pilots), 10, interval=0.2,
+    wait_until(lambda: not alive_pilots(pilots), PILOT_ENDS_WITHIN, interval=0.2,
                what="every held pilot to end")
-    wait_until(lambda: tool("condor_q", "-af", "JobStatus").stdout.split() == ["5"] * 60, 10,
-               what="condor_q to show the 60 jobs held")
+    wait_until(lambda: tool("condor_q", "-af", "JobStatus").stdout.split() == ["5"] * 60,
+               REQUEST_SHOWN_WITHIN, what="condor_q to show the 60 jobs held")
 
 
 def test_kill_minus_nine_of_the_master_leaves_no_orphan_and_never_two_copies(

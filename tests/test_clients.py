@@ -6,14 +6,26 @@ with the client's own regular expression.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
-from conftest import wait_until, write_script
+from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, write_script
+from testkit import wait_until
 
 TARDIS_SUBMIT = re.compile(r"^\*\* Proc (\d+\.\d+):$", re.M)
 LAW_SUBMIT = re.compile(r"^(\d+) job\(s\) submitted to cluster (\d+)\.$", re.M)
 LAW_BLOCK = re.compile(r"(\w+) \= \"?([^\"\n]*)\"?\n")
+
+
+def wait_for_a_later_snapshot(tool, workdir: str) -> None:
+    """Return once the master has written a snapshot after everything it had decided when
+    this was called. A new job's record leaves queue/ only after a snapshot holding the job is
+    written, so its departure is that snapshot, written after whatever came before."""
+    assert tool("condor_submit", stdin="executable = /bin/true\nqueue\n").returncode == 0
+    queue = os.path.join(workdir, "queue")
+    wait_until(lambda: not [name for name in os.listdir(queue) if name.endswith(".job")],
+               REQUEST_SHOWN_WITHIN, what="the master to take a new job (a later snapshot)")
 
 
 def law_blocks(text: str) -> list:
@@ -37,12 +49,14 @@ def test_tardis_submit_status_suspend_and_remove(tmp_path, start_master, start_w
     assert status()[1:] == job_id.split(".")
     suspended = tool("condor_suspend", job_id)
     assert suspended.returncode == 0 and suspended.stdout == "Job %s suspended\n" % job_id
-    wait_until(lambda: status()[0] == "7", 30, what="status 7 after condor_suspend")
+    wait_until(lambda: status()[0] == "7", REQUEST_SHOWN_WITHIN,
+               what="status 7 after condor_suspend")
     assert tool("condor_continue", job_id).stdout == "Job %s continued\n" % job_id
     wait_until(lambda: status()[0] == "2", 60, what="the drone to run again")
     removed = tool("condor_rm", job_id)
     assert removed.returncode == 0 and removed.stdout == "Job %s marked for removal\n" % job_id
-    wait_until(lambda: status() == [""], 30, what="the drone to leave the queue")
+    wait_until(lambda: status() == [""], REMOVED_JOB_GONE_WITHIN,
+               what="the drone to leave the queue")
     too_many = tool("condor_submit", "-verbose", "-maxjobs", "1",
                     stdin="executable = %s\nqueue 2\n" % pilot)
     assert too_many.returncode == 1 and too_many.stderr.startswith("ERROR: ")
@@ -73,7 +87,8 @@ def test_law_submit_query_and_history(tmp_path, start_master, start_worker, tool
     assert "005 (%03d.000.000)" % int(cluster) in (tmp_path / "log.txt").read_text()
 
 
-def test_parsl_leave_in_queue_and_remove_then_forcex(tmp_path, start_master, start_worker, tool):
+def test_parsl_leave_in_queue_and_remove_then_forcex(tmp_path, start_master, start_worker, tool,
+                                                     workdir):
     master = start_master()
     start_worker(master.port)
     work = tmp_path / "parsl"
@@ -93,12 +108,15 @@ def test_parsl_leave_in_queue_and_remove_then_forcex(tmp_path, start_master, sta
         return tool("condor_q", job_id, "-af:jr", "JobStatus").stdout.strip()
     wait_until(lambda: status() == "%s 4" % job_id, 60, what="the job completed, still listed")
     assert (work / "parsl.out").read_text() == "parsl block ran\n"
-    time.sleep(1)  # it stays: leave_in_queue
+    # A completed job leaves with the snapshot after the one that showed it completed,
+    # unless leave_in_queue keeps it: it stays.
+    wait_for_a_later_snapshot(tool, workdir)
     assert status() == "%s 4" % job_id
     assert tool("condor_rm", job_id).returncode == 0
     last = tool("condor_rm", "-forcex", job_id)
     assert last.returncode == 0, last.stderr
-    wait_until(lambda: status() == "", 30, what="condor_rm to take it out of the queue")
+    wait_until(lambda: status() == "", REMOVED_JOB_GONE_WITHIN,
+               what="condor_rm to take it out of the queue")
 
 
 def test_a_job_status_never_goes_backwards(tmp_path, start_master, start_worker, tool, workdir):

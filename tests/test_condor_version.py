@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from awq import __version__
 from conftest import PYTHON, product_env
+
+pytestmark = pytest.mark.e2e
 
 LAW = re.compile(r"^\$CondorVersion: (\d+)\.(\d+)\.(\d+) .+$")
 

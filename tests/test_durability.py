@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from awq import jobs
 from awq.queue_view import read_queue_view
 from awq.spool import Spool
-from conftest import (PYTHON, REPO, MasterHandle, free_port, free_port_block, password_args, pid_alive,
-                      product_env, run_tool, wait_until)
+from conftest import PYTHON, REPO, MasterHandle, password_args, product_env, run_tool
+from testkit import free_port, free_port_block, pid_alive, wait_until
 
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
 

@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from awq.spool import Spool
-from conftest import free_port, product_env, wait_until, write_script
+from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, product_env, write_script
+from testkit import free_port, wait_until
 
 IDLE_OR_RUNNING = "JobStatus==1 || JobStatus==2"
 
@@ -138,7 +139,7 @@ def test_condor_rm_idle_job_never_runs_and_running_job_is_cancelled(tmp_path, st
     removed = tool("condor_rm", str(idle_cluster))
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout == "All jobs in cluster %d have been marked for removal\n" % idle_cluster
-    wait_until(lambda: not q_lines(tool, "-constraint", IDLE_OR_RUNNING), 10,
+    wait_until(lambda: not q_lines(tool, "-constraint", IDLE_OR_RUNNING), REQUEST_SHOWN_WITHIN,
                what="the removed job to leave the queue")
     gated = gated_job(tmp_path)
     running_cluster = submit_ok(tool, "executable = %s\noutput = %s/g.out\nqueue\n"
@@ -148,14 +149,15 @@ def test_condor_rm_idle_job_never_runs_and_running_job_is_cancelled(tmp_path, st
                what="the gated job to run")
     assert tool("condor_rm", "%d.0" % running_cluster).stdout.strip() \
         == "Job %d.0 marked for removal" % running_cluster
-    wait_until(lambda: not q_lines(tool, "-constraint", IDLE_OR_RUNNING), 15,
+    wait_until(lambda: not q_lines(tool, "-constraint", IDLE_OR_RUNNING), REQUEST_SHOWN_WITHIN,
                what="the running job to be removed")
     log = master.log()
     assert "job %d.0: idle -> removed: via condor_rm" % idle_cluster in log
     assert "job %d.0: running -> removed: via condor_rm" % running_cluster in log
     # Both are in history as removed; the cancelled one never got to write its output.
+    # A removed job goes to history as the snapshot that shows it removed is written.
     wait_until(lambda: [j["JobStatus"] for j in Spool(master.workdir).history.read()] == [3, 3],
-               10, what="both jobs in history as removed")
+               REQUEST_SHOWN_WITHIN, what="both jobs in history as removed")
     (tmp_path / "go").write_text("")
     assert not (tmp_path / "never.ran").exists()
     assert not (tmp_path / "g.out").exists() or "finished" not in (tmp_path / "g.out").read_text()
@@ -238,6 +240,7 @@ def test_second_master_on_the_same_spool_is_refused(start_master, workdir):
     assert "Traceback" not in second.stderr
 
 
+@pytest.mark.e2e
 def test_master_rejects_unknown_arguments(workdir):
     result = subprocess.run([__import__("sys").executable, "-m", "awq.cli.alien_work_queue",
                              "--bogus"], capture_output=True, text=True,
@@ -276,11 +279,11 @@ def test_periodic_hold_and_remove_are_applied_like_htcondor(tmp_path, start_mast
     removed = submit_ok(tool, "executable = %s\nperiodic_remove = CurrentTime - QDate >= 0\n"
                               "queue\n" % job)
     wait_until(lambda: tool("condor_q", str(held), "-af", "JobStatus", "HoldReasonCode").stdout
-               == "5 3\n", 20, what="PeriodicHold to hold the job")
+               == "5 3\n", REQUEST_SHOWN_WITHIN, what="PeriodicHold to hold the job")
     reason = tool("condor_q", str(held), "-af", "HoldReason").stdout
     assert "PeriodicHold" in reason and "evaluated to TRUE" in reason
-    wait_until(lambda: tool("condor_q", str(removed), "-af", "ClusterId").stdout == "", 20,
-               what="PeriodicRemove to remove the job")
+    wait_until(lambda: tool("condor_q", str(removed), "-af", "ClusterId").stdout == "",
+               REMOVED_JOB_GONE_WITHIN, what="PeriodicRemove to remove the job")
     from awq.spool import Spool
     history = {j["ClusterId"]: j for j in Spool(workdir).history.read()}
     assert history[removed]["JobStatus"] == 3

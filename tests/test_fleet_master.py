@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from conftest import wait_until, write_script
+from conftest import write_script
+from testkit import wait_until
 
 
 def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(

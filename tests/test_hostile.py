@@ -8,13 +8,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
 from awq.queue_view import read_queue_view
 from awq.spool import Spool
-from conftest import PYTHON, REPO, product_env, wait_until, write_script
+from conftest import PYTHON, REPO, REQUEST_SHOWN_WITHIN, product_env, write_script
+from testkit import wait_until
 
 NOBODY = 65534
 
@@ -52,8 +52,8 @@ def running_master(tmp_path, start_master, tool):
     # One accepted job so the spool has a counter and a record to compare.
     assert tool("condor_submit", stdin="executable = %s\nqueue\n" % ok).returncode == 0
     queue_dir = os.path.join(master.workdir, "queue")
-    wait_until(lambda: not [n for n in os.listdir(queue_dir) if n.endswith(".job")], 15,
-               what="the master to take the first record")
+    wait_until(lambda: not [n for n in os.listdir(queue_dir) if n.endswith(".job")],
+               REQUEST_SHOWN_WITHIN, what="the master to take the first record")
     return master
 
 
@@ -173,7 +173,7 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     with open(group_writable, "wb") as handle:
         handle.write(b"{}")
     os.chmod(group_writable, 0o666)
-    wait_until(lambda: not any(n in os.listdir(queue_dir) for n in forged), 15,
+    wait_until(lambda: not any(n in os.listdir(queue_dir) for n in forged), REQUEST_SHOWN_WITHIN,
                what="forged records to be taken out of the queue")
     quarantined = os.listdir(os.path.join(queue_dir, "bad"))
     for name in forged:
@@ -186,7 +186,8 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     def refused_jobs() -> dict:
         return {j["ClusterId"]: j for j in read_queue_view(Spool(workdir)).jobs.ads()
                 if j["ClusterId"] >= 900}
-    wait_until(lambda: len(refused_jobs()) >= 4, 15, what="the refused jobs to show up held")
+    wait_until(lambda: len(refused_jobs()) >= 4, REQUEST_SHOWN_WITHIN,
+               what="the refused jobs to show up held")
     shown = refused_jobs()
     assert sorted(shown) == [901, 902, 903, 906]
     for job in shown.values():
@@ -196,6 +197,7 @@ def test_forged_records_are_quarantined_and_the_master_keeps_running(tmp_path, r
     assert not any(line.startswith("2026-01-01") for line in log.splitlines()), "forged log line"
 
 
+@pytest.mark.e2e
 def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir):
     spool = Spool(workdir, create=True)
     spool.published.write_snapshot({"jobs": {}})
@@ -210,6 +212,7 @@ def test_spool_owned_by_another_user_is_refused_by_every_tool(tmp_path, workdir)
         assert "owned by" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.e2e
 def test_group_writable_snapshot_is_refused_and_not_loaded(tmp_path, workdir):
     spool = Spool(workdir, create=True)
     spool.published.write_snapshot({"jobs": {}})
@@ -282,6 +285,7 @@ def test_master_makes_a_private_password_and_a_plain_worker_gets_nothing(tmp_pat
     assert open(password).read() == before
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_a_password_file_others_can_read_is_refused(tmp_path, workdir, mode):
     password = tmp_path / "pw"
@@ -309,6 +313,17 @@ def test_insecure_master_warns_and_serves_any_worker(tmp_path, start_master, sta
                what="the plain worker to run the pilot")
 
 
+def held_by_a_later_pass(tool, executable) -> None:
+    """Submit a job its first periodic pass holds, and wait until it is held: the master
+    passes over its jobs in the order it took them, so every older job was looked at too."""
+    result = tool("condor_submit", "-terse", stdin="executable = %s\nperiodic_hold = true\nqueue\n"
+                  % executable)
+    assert result.returncode == 0, result.stderr
+    cluster = result.stdout.split(".")[0].strip()
+    wait_until(lambda: tool("condor_q", cluster, "-af", "JobStatus").stdout.split() == ["5"],
+               REQUEST_SHOWN_WITHIN, what="a periodic pass to hold job %s" % cluster)
+
+
 def test_the_deep_expression_chain_leaves_the_master_running(tmp_path, start_master, tool):
     master = start_master("--periodic-interval", "0.2")
     ok = tmp_path / "ok.sh"
@@ -318,13 +333,15 @@ def test_the_deep_expression_chain_leaves_the_master_running(tmp_path, start_mas
     result = tool("condor_submit", stdin="executable = %s\n%s+A64 = 5\n"
                   "periodic_hold = -A0 > 1000000\nqueue\n" % (ok, chain))
     assert result.returncode == 0, result.stderr
-    wait_until(lambda: tool("condor_q", "-af", "JobStatus").stdout.split() == ["1"], 15,
-               what="the master to take the job")
-    time.sleep(1.5)  # several periodic passes over the job
+    deep = result.stdout.strip().rsplit(" ", 1)[-1].rstrip(".")
+    wait_until(lambda: tool("condor_q", deep, "-af", "JobStatus").stdout.split() == ["1"],
+               REQUEST_SHOWN_WITHIN, what="the master to take the job")
+    for _ in range(2):  # two periodic passes over the job at least
+        held_by_a_later_pass(tool, ok)
     assert master.proc.poll() is None and "Traceback" not in master.log()
     # condor_q evaluates it too, to ERROR, without an exception of its own.
-    assert tool("condor_q", "-af", "JobStatus", "PeriodicHold").stdout == "1 error\n"
+    assert tool("condor_q", deep, "-af", "JobStatus", "PeriodicHold").stdout == "1 error\n"
     master.stop()
     again = start_master("--periodic-interval", "0.2")
-    time.sleep(1)
+    held_by_a_later_pass(tool, ok)  # the reloaded job was looked at too
     assert again.proc.poll() is None

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import REPO, cmake_install
 
+pytestmark = pytest.mark.e2e
+
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C"}
 
 

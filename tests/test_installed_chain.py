@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import (MasterHandle, cmake_install, free_port, free_port_block, pid_alive,
-                      sourced_env, wait_until)
+from conftest import MasterHandle, cmake_install, sourced_env
+from testkit import free_port, free_port_block, pid_alive, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,7 @@ def run_task_command(tmp_path, command: str, new_session: bool) -> subprocess.Co
                           text=True, timeout=30, start_new_session=new_session)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("new_session", [True, False])
 def test_the_pilot_leads_its_own_process_group_and_keeps_its_pid(tmp_path, new_session):
     # Started inside pytest's group (new_session=False), as CCTools 8 sometimes starts a task.
@@ -134,6 +135,7 @@ def test_the_pilot_leads_its_own_process_group_and_keeps_its_pid(tmp_path, new_s
     assert int(ppid) == os.getpid()  # no extra process between the worker and the pilot
 
 
+@pytest.mark.e2e
 def test_a_signal_that_ends_the_pilot_reaches_the_worker_as_a_signal(tmp_path):
     spec = task_spec({"ClusterId": 1, "ProcId": 0, "Cmd": "/bin/sh", "TransferExecutable": False,
                       "Arguments": "-c 'kill -TERM $$'", "Out": "/o"})
@@ -161,6 +163,7 @@ print("looks", len(looks))
 """
 
 
+@pytest.mark.e2e
 def test_exited_children_are_looked_for_only_after_a_sigchld():
     """Work Queue's process module must be emptied of exited children (else wait() returns at
     once forever), but looking costs a wait4 and a ctypes call a turn: a SIGCHLD gates it."""

@@ -22,8 +22,8 @@ import pytest
 
 from awq import classad, snapshot
 from awq.spool import Spool, loads_snapshot
-from conftest import (PYTHON, REPO, cmake_install, free_port, free_port_block, pid_alive,
-                      product_env, wait_until)
+from conftest import PYTHON, REPO, cmake_install, product_env
+from testkit import free_port, free_port_block, pid_alive, wait_until
 
 # One per snapshot format: every version must load what each earlier one wrote.
 FIXTURES = [os.path.join(REPO, "tests", "fixtures", name)
@@ -100,6 +100,7 @@ def command(line: str, env: Dict[str, str]) -> List[str]:
 
 # -- systemd
 
+@pytest.mark.e2e
 def test_systemd_units_install_with_the_prefix_and_verify(prefix, tmp_path):
     paths = [unit_path(prefix, unit) for unit in UNITS]
     for path in paths:
@@ -235,7 +236,7 @@ def test_the_units_commands_run_a_job_the_way_systemd_runs_them(prefix, tmp_path
     table = Spool(str(spool)).load_snapshot_if_present() or {"jobs": {}}
     assert table["jobs"] == {}  # the finished job went to history
     assert "job 1.0" not in procs.log_of(master)  # job lines go to AWQ_LOG_FILE, not the journal
-    assert [j["JobStatus"] for j in Spool(str(spool)).read_history()] == [4]
+    assert [j["JobStatus"] for j in Spool(str(spool)).history.read()] == [4]
 
 
 def environment_file_from_example(prefix: str) -> Dict[str, str]:
@@ -347,6 +348,7 @@ def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, 
     assert "PeriodicRemove = (JobStatus == 5) && (HoldReasonCode == 3)" in long_form
 
 
+@pytest.mark.e2e
 def test_a_snapshot_from_the_future_is_refused_and_left_alone(tmp_path, workdir):
     spool = Spool(workdir, create=True)
     future = snapshot.encode({"version": 99, "jobs": {}})
@@ -364,6 +366,7 @@ def test_a_snapshot_from_the_future_is_refused_and_left_alone(tmp_path, workdir)
     assert os.stat(spool.snapshot_path).st_mtime_ns == mtime
 
 
+@pytest.mark.e2e
 def test_every_command_reports_the_same_version():
     expected = subprocess.run([PYTHON, "-m", "awq", "--version"], capture_output=True, text=True,
                               env=product_env(), timeout=60).stdout.split()[-1]

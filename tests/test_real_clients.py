@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from conftest import PYTHON, REPO, wait_until
+from conftest import PYTHON, REMOVED_JOB_GONE_WITHIN, REPO
+from testkit import wait_until
 
 TOOLS = ("condor_submit", "condor_q", "condor_rm", "condor_status", "condor_history",
          "condor_hold", "condor_release", "condor_suspend", "condor_continue", "condor_version")
@@ -86,10 +87,12 @@ def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker
 
     assert provider.cancel([long]) == [True]
     assert state(long) == JobState.CANCELLED
-    wait_until(lambda: long not in queue_status(master.workdir), 30, 0.2,
+    # Parsl's cancel runs condor_rm and returns: from there on it is the master's removal.
+    wait_until(lambda: long not in queue_status(master.workdir), REMOVED_JOB_GONE_WITHIN, 0.2,
                what="the cancelled block gone from condor_q")
     assert provider.cancel([short]) == [True]
-    wait_until(lambda: queue_status(master.workdir) == {}, 30, 0.2, what="an empty queue")
+    wait_until(lambda: queue_status(master.workdir) == {}, REMOVED_JOB_GONE_WITHIN, 0.2,
+               what="an empty queue")
 
 
 # --------------------------------------------------------------------------- TARDIS
@@ -213,8 +216,8 @@ def test_law_htcondor_job_manager(tmp_path, condor_path, start_master, start_wor
     assert out.read_text() == "law job _short of %s\n" % short_id
 
     manager.cancel(long_id)
-    wait_until(lambda: long_id not in queue_status(master.workdir), 30, 0.2,
-               what="the cancelled law job gone from condor_q")
+    wait_until(lambda: long_id not in queue_status(master.workdir), REMOVED_JOB_GONE_WITHIN,
+               0.2, what="the cancelled law job gone from condor_q")
     removed = manager.query(long_id)
     # Status 3 in condor_history: law calls it failed, with our RemoveReason as the error.
     assert removed["status"] == manager.FAILED and removed["error"].startswith("via condor_rm"), \
@@ -278,7 +281,7 @@ def test_dask_jobqueue_htcondor_cluster(tmp_path, condor_path, start_master, sta
     first, second = asyncio.run(asyncio.wait_for(scenario(), 150))
     assert first.endswith(".0") and second.endswith(".0") and first != second
     # close() ran condor_rm on the running worker's job: it leaves the queue, removed.
-    wait_until(lambda: second not in queue_status(master.workdir), 30, 0.2,
+    wait_until(lambda: second not in queue_status(master.workdir), REMOVED_JOB_GONE_WITHIN, 0.2,
                what="the dask worker's job gone after close")
     assert history(master.workdir, second, "JobStatus") == ["3"]
     # The completed worker's log files, named through $F(MY.JobId).

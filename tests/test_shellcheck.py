@@ -6,7 +6,11 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.e2e
 
 SHELLCHECK = shutil.which("shellcheck") or "shellcheck"
 

@@ -7,7 +7,8 @@ import socket
 import subprocess
 
 from awq import status
-from conftest import PYTHON, product_env, wait_until
+from conftest import PYTHON, product_env
+from testkit import wait_until
 
 
 def run_status(workdir: str, *extra: str) -> subprocess.CompletedProcess:

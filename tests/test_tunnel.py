@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 
-from conftest import free_port, wait_until, write_script
+from conftest import write_script
+from testkit import free_port, wait_until
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
 

@@ -7,10 +7,14 @@ import re
 import subprocess
 import time
 
+import pytest
 import work_queue
 
-from conftest import pid_alive, wait_until
+from conftest import LOAD_ALLOWANCE
+from testkit import pid_alive, wait_until
 from test_worker_script import fake_worker, run_one_task, script_factory  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.e2e
 
 SLEEPER = "sleep 1000 & wait"  # a fake worker that lives until its process group is signalled
 
@@ -31,6 +35,15 @@ def live_processes():
         if fields[0] != "Z":
             found[int(name)] = (int(fields[2]), cmdline)
     return found
+
+
+# `status` shows a slot's uptime in whole seconds: an uptime of N s shows by N + 1 s at
+# the latest.
+UPTIME_RESOLUTION = 1.0
+
+
+def uptime_shown_within(seconds: float) -> float:
+    return (seconds + UPTIME_RESOLUTION) * LOAD_ALLOWANCE
 
 
 def read_pid(path: str) -> int:
@@ -103,9 +116,9 @@ def test_restarts_back_off_and_a_long_run_resets_the_delay(script_factory, tmp_p
     delays = [int(d) for d in re.findall(r"restarting worker 1 in (\d+) s", log)]
     assert delays == [1, 2, 2, 1], log  # doubling, capped at 2, back to 1 after the long run
     assert 1 + 2 + 2 + 3 + 1 - 0.5 < elapsed < 15
-    time.sleep(1.5)
-    line = script.run("status").stdout
-    assert re.search(r"worker +1 +loop \d+ +running +child \d+ +up [1-9]\d*s +restarts 4 ", line), line
+    fifth_run_up = re.compile(r"worker +1 +loop \d+ +running +child \d+ +up [1-9]\d*s +restarts 4 ")
+    wait_until(lambda: fifth_run_up.search(script.run("status").stdout), uptime_shown_within(1),
+               interval=0.2, what="the fifth run up for a second, after 4 restarts")
 
 
 def test_status_shows_restart_count_and_uptime_per_slot(script_factory, tmp_path):
@@ -113,12 +126,18 @@ def test_status_shows_restart_count_and_uptime_per_slot(script_factory, tmp_path
                             WQ_NUM_FOREMEN="0")
     assert script.run("start-workers").returncode == 0
     wait_until(lambda: len(pids_of(script, ".child")) == 3, 10, what="three children")
-    time.sleep(2.1)
-    lines = script.run("status").stdout.splitlines()
-    assert len(lines) == 3
-    for i, line in enumerate(lines, 1):
-        match = re.match(r"worker +%d +loop \d+ +running +child (\d+) +up (\d+)s +restarts 0 " % i, line)
-        assert match and int(match.group(2)) >= 2, line
+
+    def up_two_seconds(line: str, slot: int) -> bool:
+        match = re.match(r"worker +%d +loop \d+ +running +child (\d+) +up (\d+)s +restarts 0 "
+                         % slot, line)
+        return bool(match) and int(match.group(2)) >= 2
+
+    def all_up_two_seconds() -> list:
+        lines = script.run("status").stdout.splitlines()
+        return lines if len(lines) == 3 and all(up_two_seconds(line, slot) for slot, line
+                                                in enumerate(lines, 1)) else []
+    lines = wait_until(all_up_two_seconds, uptime_shown_within(2), interval=0.2,
+                       what="three slots up for 2 s, none restarted")
     # A child that ends is restarted: the count goes up, the uptime starts again.
     os.kill(int(re.search(r"child (\d+)", lines[1]).group(1)), 15)
     wait_until(lambda: "restarts 1" in script.run("status").stdout.splitlines()[1], 10,

@@ -10,7 +10,10 @@ import time
 import pytest
 import work_queue
 
-from conftest import REPO, free_port_block, pid_alive, wait_until
+from conftest import REPO
+from testkit import free_port_block, pid_alive, wait_until
+
+pytestmark = pytest.mark.e2e
 
 SCRIPT = os.path.join(REPO, "bin", "alien_wq_worker.sh")
 

@@ -249,6 +249,7 @@ def test_master_rejects_unknown_arguments(workdir):
     assert "--bogus" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_the_old_module_entry_says_where_the_master_went(workdir):
     result = subprocess.run([__import__("sys").executable, "-m", "awq.master"],
                             capture_output=True, text=True, env=product_env(workdir), timeout=60)

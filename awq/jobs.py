@@ -225,6 +225,8 @@ MAX_ATTRIBUTES = 1000
 MAX_NAME_LENGTH = 256
 MAX_STRING_LENGTH = 1024 * 1024
 PATH_ATTRIBUTES = ("Cmd", "Iwd", "Out", "Err", "UserLog", "In", "X509UserProxy")
+# Files the master writes for a job: never into the spool (its password, counter, snapshot).
+WRITTEN_PATH_ATTRIBUTES = ("Out", "Err", "UserLog")
 PATH_MAX_BYTES = 4096   # Linux's PATH_MAX, its NUL included
 NAME_MAX_BYTES = 255
 SUBMITTABLE_STATES = (JobStatus.IDLE, JobStatus.HELD)
@@ -257,8 +259,11 @@ class InvalidJob(ValueError):
     pass
 
 
-def validate_job(job: Any, cluster_id: int) -> Job:
-    """Return job if it is a well-formed job ad of this cluster; raise InvalidJob."""
+def validate_job(job: Any, cluster_id: int, spool_dir: Optional[str] = None) -> Job:
+    """Return job if it is a well-formed job ad of this cluster; raise InvalidJob.
+
+    spool_dir: the spool the job goes to; its output, error and log may not point into it
+    (condor_submit and the master pass it; a query tool need not)."""
     if not isinstance(job, dict):
         raise InvalidJob("a job is not an attribute table")
     if len(job) > MAX_ATTRIBUTES:
@@ -290,6 +295,8 @@ def validate_job(job: Any, cluster_id: int) -> Job:
         raise InvalidJob(str(err))
     _check_command_line(job, argv)
     _check_environment(environment)
+    if spool_dir is not None:
+        _check_outside_spool(job, spool_dir)
     return job
 
 
@@ -414,3 +421,37 @@ def _check_path_text(name: str, value: str) -> None:
         raise InvalidJob("attribute %s: a path with white space or control characters "
                          "cannot be sent to a worker: %r" % (name, value[:200]))
 
+
+def _check_outside_spool(job: Job, spool_dir: str) -> None:
+    """Refuse output, error and log paths inside the spool, also through symbolic links."""
+    spool_names = {os.path.normpath(spool_dir), _real_directory(spool_dir)}
+    for name in WRITTEN_PATH_ATTRIBUTES:
+        value = job.get(name)
+        if not isinstance(value, str) or value == "/dev/null":
+            continue
+        path = os.path.normpath(value)
+        directory, base = path.rsplit("/", 1)
+        # The path, where its directory leads (a link to the spool), where it leads itself.
+        candidates = [path, os.path.join(_real_directory(directory or "/"), base)]
+        if os.path.islink(path):
+            candidates.append(os.path.realpath(path))
+        if any(_is_within(candidate, spool) for candidate in candidates for spool in spool_names):
+            raise InvalidJob("attribute %s points into the spool %s: %s (the master's own "
+                             "files live there)" % (name, spool_dir, value[:200]))
+
+
+_REAL_DIRECTORIES: Dict[str, str] = {}   # 10,000 jobs of a cluster share one output directory
+
+
+def _real_directory(directory: str) -> str:
+    real = _REAL_DIRECTORIES.get(directory)
+    if real is None:
+        real = os.path.realpath(directory)
+        if len(_REAL_DIRECTORIES) >= 256:   # functools' cache would cost a query tool's start
+            _REAL_DIRECTORIES.clear()
+        _REAL_DIRECTORIES[directory] = real
+    return real
+
+
+def _is_within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")

@@ -179,9 +179,10 @@ def main(argv: List[str]) -> int:
                  % (desc.job_count(), opts.maxjobs))
         # Built once before any id is taken: a bad description changes nothing.
         trial = submit.build_jobs(desc, cluster_id=1, **context)
+        spool_dir = os.path.abspath(default_workdir())
         for job in trial:
             # What the master checks: accepted means queued.
-            jobs.validate_job(job, 1)
+            jobs.validate_job(job, 1, spool_dir=spool_dir)
             check_files(job)
         if opts.dry_run is not None:
             return write_dry_run(opts.dry_run, trial)
@@ -191,7 +192,7 @@ def main(argv: List[str]) -> int:
             built.extend(submit.build_jobs(desc, cluster_id=cluster_id, **context))
             for job in built:
                 # $(Cluster) may lengthen a value past a limit the trial stayed under.
-                jobs.validate_job(job, cluster_id)
+                jobs.validate_job(job, cluster_id, spool_dir=spool_dir)
             return built
         cluster = Spool(default_workdir(), create=True).submit(build)
     except (submit.SubmitError, jobs.InvalidJob, SpoolError) as err:

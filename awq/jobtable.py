@@ -166,7 +166,7 @@ class JobTable:
     def hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE) -> None:
         self._set_status(jid, JobStatus.HELD, reason, HoldReason=reason, HoldReasonCode=code,
                          **_left_host(self.jobs[jid]))
-        userlog.write_event(self.jobs[jid], userlog.HELD, "Job was held.\n\t%s" % reason)
+        userlog.write_event(self.jobs[jid], userlog.HELD, userlog.held_body(reason))
 
     def release(self, jid: JobId, reason: str) -> None:
         self._set_status(jid, JobStatus.IDLE, reason, HoldReason=None, HoldReasonCode=None)
@@ -181,7 +181,7 @@ class JobTable:
     def remove(self, jid: JobId, reason: str) -> None:
         self._set_status(jid, JobStatus.REMOVED, reason, RemoveReason=reason,
                          **_left_host(self.jobs[jid]))
-        userlog.write_event(self.jobs[jid], userlog.ABORTED, "Job was aborted.\n\t%s" % reason)
+        userlog.write_event(self.jobs[jid], userlog.ABORTED, userlog.aborted_body(reason))
 
     def _set_status(self, jid: JobId, status: JobStatus, why: str, **attributes: Any) -> None:
         job = dict(self.jobs[jid])

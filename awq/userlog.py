@@ -7,6 +7,7 @@ import os
 import time
 from typing import Optional
 
+from awq.classad import escape_control
 from awq.jobs import Job, format_job_id, job_id
 
 log = logging.getLogger("awq.userlog")
@@ -17,6 +18,18 @@ SUBMIT, EXECUTE, TERMINATED, ABORTED, HELD = "000", "001", "005", "009", "012"
 def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now or time.time()))
     return "%s (%03d.%03d.000) %s %s\n...\n" % ((code,) + job_id(job) + (stamp, body))
+
+
+# A reason is job data (condor_hold -reason): a newline in it would start a forged event,
+# or end this one with a line "...", in a log that clients parse. Control characters are
+# escaped, so it stays on its one line.
+
+def held_body(reason: str) -> str:
+    return "Job was held.\n\t" + escape_control(reason)
+
+
+def aborted_body(reason: str) -> str:
+    return "Job was aborted.\n\t" + escape_control(reason)
 
 
 def terminated_body(exit_code: int) -> str:

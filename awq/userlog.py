@@ -7,6 +7,7 @@ import os
 import time
 from typing import Optional
 
+from awq import job_files
 from awq.classad import escape_control
 from awq.jobs import Job, format_job_id, job_id
 
@@ -44,12 +45,12 @@ def write_event(job: Job, code: str, body: str) -> None:
     if not isinstance(path, str) or not path:
         return
     try:
-        # O_NOFOLLOW: the log may sit in a directory others can write (/tmp).
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        # The log may sit in a directory others can write (/tmp): no link is followed.
+        fd = job_files.open_job_file(path, append=True)
         try:
             os.write(fd, event_text(code, job, body).encode())
         finally:
             os.close(fd)
     except OSError as err:
         log.warning("job %s: cannot write its log %s: %s",
-                    format_job_id(job_id(job)), path, err.strerror)
+                    format_job_id(job_id(job)), path, err.strerror or err)

@@ -10,9 +10,10 @@ never executable.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from typing import BinaryIO
+from typing import BinaryIO, Optional
 
 JOB_FILE_MODE = 0o644
 _COPY_CHUNK = 1024 * 1024
@@ -22,17 +23,34 @@ class JobFileError(OSError):
     pass
 
 
-def open_job_file(path: str, append: bool = False) -> int:
+def open_job_file(path: str, append: bool = False, spool: Optional[str] = None) -> int:
     """A descriptor to write path (created, or truncated unless append); JobFileError if
-    path is a symbolic link, not a regular file, another user's, or has other hard links."""
+    path is a symbolic link, not a regular file, another user's, or has other hard links,
+    or if its directory is, at this moment, inside spool (a directory swapped for a link
+    since submit: the file is opened relative to the directory checked)."""
+    directory, name = os.path.split(path)
+    try:
+        dir_fd = os.open(directory or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise JobFileError("cannot open the directory of %s: %s" % (path, err.strerror))
+    try:
+        if spool is not None and _inside(_path_of(dir_fd, directory), spool):
+            raise JobFileError("%s leads into the spool" % path)
+        return _open_in(dir_fd, name, path, append)
+    finally:
+        os.close(dir_fd)
+
+
+def _open_in(dir_fd: int, name: str, path: str, append: bool) -> int:
     # O_NONBLOCK: a FIFO planted there must not block the master (regular files ignore it).
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     if append:
         flags |= os.O_APPEND
     try:
-        fd = os.open(path, flags, JOB_FILE_MODE)
+        fd = os.open(name, flags, JOB_FILE_MODE, dir_fd=dir_fd)
     except OSError as err:
-        if os.path.islink(path):
+        # ELOOP, or EACCES where the kernel protects sticky directories itself.
+        if err.errno == errno.ELOOP or _is_link(dir_fd, name):
             raise JobFileError("%s is a symbolic link, which a job's file never follows" % path)
         raise JobFileError("cannot open %s: %s" % (path, err.strerror))
     try:
@@ -53,10 +71,30 @@ def open_job_file(path: str, append: bool = False) -> int:
     return fd
 
 
-def deliver(staged: str, path: str) -> None:
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _path_of(dir_fd: int, directory: str) -> str:
+    """Where the open directory really is (Linux names it in /proc; else resolve again)."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % dir_fd)
+    except OSError:
+        return os.path.realpath(directory or "/")
+
+
+def _inside(path: str, directory: str) -> bool:
+    directory = os.path.realpath(directory).rstrip("/")
+    return path == directory or path.startswith(directory + "/")
+
+
+def deliver(staged: str, path: str, spool: Optional[str] = None) -> None:
     """Copy the file Work Queue fetched into the spool (staged) to the job's path, then
     remove staged. JobFileError when path cannot be written safely."""
-    fd = open_job_file(path)
+    fd = open_job_file(path, spool=spool)
     with os.fdopen(fd, "wb") as target, open(staged, "rb") as source:
         _copy(source, target)
     os.unlink(staged)

@@ -218,7 +218,7 @@ class OutputStaging:
             if not os.path.exists(staged):
                 continue   # not fetched: Work Queue reports the task's failure itself
             try:
-                job_files.deliver(staged, path)
+                job_files.deliver(staged, path, spool=os.path.dirname(self.directory))
             except OSError as err:
                 problems.append(str(err))
                 _remove(staged)

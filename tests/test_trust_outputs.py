@@ -83,13 +83,23 @@ def test_a_planted_link_in_a_sticky_directory_is_not_followed(tmp_path, usual_um
     job = write_script(tmp_path / "job.sh", "echo overwritten; echo also >&2\n")
     fresh_out, fresh_err = sticky / "fresh.out", sticky / "fresh.err"
 
+    # And a link in a plain directory, which no kernel protection stops.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    os.symlink(str(victim), str(plain / "job.err"))
+
     planted_cluster = submit(tool, "executable = %s\noutput = %s\nqueue\n" % (job, planted))
+    plain_cluster = submit(tool, "executable = %s\nerror = %s\nqueue\n" % (job, plain / "job.err"))
     fresh_cluster = submit(tool, "executable = %s\noutput = %s\nerror = %s\nqueue\n"
                            % (job, fresh_out, fresh_err))
 
     held = wait_until(lambda: job_status(workdir, planted_cluster).get("JobStatus") == 5
                       and job_status(workdir, planted_cluster), JOB_TIMEOUT,
                       what="the job with the planted output to be held")
+    assert "symbolic link" in held["HoldReason"], held["HoldReason"]
+    held = wait_until(lambda: job_status(workdir, plain_cluster).get("JobStatus") == 5
+                      and job_status(workdir, plain_cluster), JOB_TIMEOUT,
+                      what="the job with the linked error file to be held")
     assert "symbolic link" in held["HoldReason"], held["HoldReason"]
     assert victim.read_text() == "precious\n"
     assert os.path.islink(str(planted))
@@ -103,3 +113,15 @@ def test_a_planted_link_in_a_sticky_directory_is_not_followed(tmp_path, usual_um
                not job_status(workdir, fresh_cluster), JOB_TIMEOUT, what="the job to complete")
     assert not os.listdir(os.path.join(workdir, "outputs")), "staged outputs left behind"
     assert master.proc.poll() is None
+
+
+def test_a_directory_swapped_for_a_link_to_the_spool_since_submit_is_refused(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "password").write_text("secret")
+    os.symlink(str(spool), str(tmp_path / "outdir"))   # was a plain directory at submit
+    staged = tmp_path / "staged"
+    staged.write_text("pilot output")
+    with pytest.raises(job_files.JobFileError, match="leads into the spool"):
+        job_files.deliver(str(staged), str(tmp_path / "outdir" / "password"), spool=str(spool))
+    assert (spool / "password").read_text() == "secret"

@@ -49,7 +49,7 @@ def fill(filler: str, size: int) -> str:
     return text + "x" * (size - len(text.encode()))
 
 
-def environment_at(limit: str, filler: str, excess: int) -> dict:
+def environment_at(limit: str, filler: str, excess: int, prefix: str = "AWQ_V") -> dict:
     """An environment whose measure is the limit plus excess (0: exactly at it)."""
     if limit == "environment entry":
         name = "AWQ_BIG"
@@ -58,7 +58,7 @@ def environment_at(limit: str, filler: str, excess: int) -> dict:
     exec_overhead = 1 + 8   # a variable's NUL and pointer, as exec counts them
     env: dict = {}
     while remaining > 0:
-        name = "AWQ_V%d" % len(env)
+        name = "%s%d" % (prefix, len(env))
         smallest = len(name) + 2 + exec_overhead   # the next one: a name one digit longer
         cost = min(jobs.MAX_ENVIRONMENT_ENTRY_BYTES + exec_overhead, remaining)
         if 0 < remaining - cost < smallest:
@@ -224,3 +224,25 @@ def test_the_job_that_stopped_the_master_is_refused_at_submit(tmp_path, tool):
     assert result.returncode == 1
     assert result.stderr.startswith("ERROR: environment variable AWQ_BIG is 4104 bytes"), \
         result.stderr
+
+
+def test_the_largest_environment_and_command_run_through_the_alien_job_wrapper(tmp_path,
+                                                                               start_master,
+                                                                               start_worker, tool):
+    """The wrapper passes every ALIEN_ variable again as an argument of env -i: the limits
+    leave room for that within exec's ARG_MAX."""
+    wrapper = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "etc", "alien_job_wrapper.sh")
+    master = start_master("--job-wrapper", wrapper)
+    start_worker(master.port)
+    probe = write_script(tmp_path / PROGRAM, 'printf "vars=%s args=%s\\n" '
+                         '"$(env | grep -c \'^ALIEN_V\')" "$#"\n')
+    env = environment_at("environment total", "x", 0, prefix="ALIEN_V")
+    job = base_job(Environment=jobs.join_environment(env),
+                   Arguments=jobs.join_arguments(arguments_at("x", 0)))
+    out = tmp_path / "out"
+    result = tool("condor_submit", stdin=description(probe, str(out), job), cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: out.exists() and out.read_text().endswith("\n"), JOB_COMPLETION_TIMEOUT,
+               what="the job at both limits to finish through the wrapper")
+    assert out.read_text() == "vars=%d args=%d\n" % (len(env), len(jobs.argv_of(job)))

@@ -62,7 +62,7 @@ def _open_in(dir_fd: int, name: str, path: str, append: bool) -> int:
         if info.st_nlink != 1:
             raise JobFileError("%s has other hard links" % path)
         # Truncated only now that it is known to be ours: O_TRUNC would act before the checks.
-        if not append:
+        if not append and info.st_size:   # a new file (the usual) needs no truncate call
             os.ftruncate(fd, 0)
         os.set_blocking(fd, True)
     except BaseException:

@@ -423,24 +423,23 @@ def _check_path_text(name: str, value: str) -> None:
 
 
 def _check_outside_spool(job: Job, spool_dir: str) -> None:
-    """Refuse output, error and log paths inside the spool, also through symbolic links."""
-    spool_names = {os.path.normpath(spool_dir), _real_directory(spool_dir)}
+    """Refuse output, error and log paths inside the spool, also through a link to it."""
+    spool, inside = _spool_prefixes(spool_dir)
     for name in WRITTEN_PATH_ATTRIBUTES:
         value = job.get(name)
         if not isinstance(value, str) or value == "/dev/null":
             continue
-        path = os.path.normpath(value)
-        directory, base = path.rsplit("/", 1)
-        # The path, where its directory leads (a link to the spool), where it leads itself.
-        candidates = [path, os.path.join(_real_directory(directory or "/"), base)]
-        if os.path.islink(path):
-            candidates.append(os.path.realpath(path))
-        if any(_is_within(candidate, spool) for candidate in candidates for spool in spool_names):
+        directory, _, base = value.rpartition("/")
+        # Where the directory leads now, resolved (also "//", a link to the spool). A link
+        # in the file's own place is never followed when the file is written (job_files).
+        real = _real_directory(directory or "/").rstrip("/") + "/" + base
+        if real in spool or real.startswith(inside):
             raise InvalidJob("attribute %s points into the spool %s: %s (the master's own "
                              "files live there)" % (name, spool_dir, value[:200]))
 
 
 _REAL_DIRECTORIES: Dict[str, str] = {}   # 10,000 jobs of a cluster share one output directory
+_SPOOL_PREFIXES: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
 
 
 def _real_directory(directory: str) -> str:
@@ -453,5 +452,11 @@ def _real_directory(directory: str) -> str:
     return real
 
 
-def _is_within(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
+def _spool_prefixes(spool_dir: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """The spool's names (as given and resolved), and the prefixes of what lies inside."""
+    found = _SPOOL_PREFIXES.get(spool_dir)
+    if found is None:
+        names = tuple({os.path.normpath(spool_dir), os.path.realpath(spool_dir)})
+        found = (names, tuple(name.rstrip("/") + "/" for name in names))
+        _SPOOL_PREFIXES[spool_dir] = found
+    return found

@@ -43,11 +43,11 @@ def test_a_link_to_the_spool_does_not_get_around_the_check(tmp_path, workdir, to
     Spool(workdir, create=True)
     probe = write_script(tmp_path / "probe.sh", "echo hi\n")
     os.symlink(workdir, str(tmp_path / "innocent"))
-    os.symlink(os.path.join(workdir, "next_cluster"), str(tmp_path / "innocent.out"))
-    for path in (tmp_path / "innocent" / "password", tmp_path / "innocent.out"):
-        result = tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
-                      % (probe, path))
-        assert result.returncode == 1 and "points into the spool" in result.stderr, result.stderr
+    result = tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
+                  % (probe, tmp_path / "innocent" / "password"))
+    assert result.returncode == 1 and "points into the spool" in result.stderr, result.stderr
+    # A link in the file's own place is refused when the output is written
+    # (test_trust_outputs.py): no output follows a link.
 
 
 def test_validation_without_a_spool_leaves_the_paths_alone():

@@ -125,3 +125,33 @@ def test_a_directory_swapped_for_a_link_to_the_spool_since_submit_is_refused(tmp
     with pytest.raises(job_files.JobFileError, match="leads into the spool"):
         job_files.deliver(str(staged), str(tmp_path / "outdir" / "password"), spool=str(spool))
     assert (spool / "password").read_text() == "secret"
+
+
+def test_staged_outputs_are_delivered_or_dropped_never_left(tmp_path, usual_umask):
+    from awq.workqueue import OutputStaging
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "outputs").mkdir(mode=0o700)
+    (spool / "outputs" / "7.awq.stdout").write_text("left by a master that stopped")
+    staging = OutputStaging(str(spool / "outputs"))
+    assert os.listdir(str(spool / "outputs")) == []
+    assert stat.S_IMODE(os.stat(str(spool / "outputs")).st_mode) == 0o700
+
+    def stage(task_id: int, target) -> str:
+        place = staging.place_for("awq.stdout")
+        with open(place, "w") as handle:
+            handle.write("task %d\n" % task_id)
+        staging.expect(task_id, [(place, str(target))])
+        return place
+
+    stage(1, tmp_path / "one.out")
+    assert staging.deliver(1) == ""
+    assert (tmp_path / "one.out").read_text() == "task 1\n"
+    os.symlink(str(tmp_path / "one.out"), str(tmp_path / "link.out"))
+    stage(2, tmp_path / "link.out")
+    assert "symbolic link" in staging.deliver(2)
+    assert (tmp_path / "one.out").read_text() == "task 1\n"
+    stage(3, tmp_path / "cancelled.out")
+    staging.discard(3)
+    assert not (tmp_path / "cancelled.out").exists()
+    assert os.listdir(str(spool / "outputs")) == []

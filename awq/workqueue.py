@@ -186,6 +186,10 @@ class OutputStaging:
 
     def __init__(self, directory: str):
         self.directory = directory
+        self._spool = os.path.realpath(os.path.dirname(directory))
+        umask = os.umask(0o077)   # read it back: there is no other way to learn it
+        os.umask(umask)
+        self._mode = job_files.JOB_FILE_MODE & ~umask
         self._expected: Dict[int, List[Tuple[str, str]]] = {}   # task id -> (staged, path)
         self._count = 0
         try:
@@ -215,10 +219,10 @@ class OutputStaging:
         """Put the task's fetched outputs in place; why one could not be, or ""."""
         problems = []
         for staged, path in self._expected.pop(task_id, ()):
-            if not os.path.exists(staged):
-                continue   # not fetched: Work Queue reports the task's failure itself
             try:
-                job_files.deliver(staged, path, spool=os.path.dirname(self.directory))
+                job_files.deliver(staged, path, self._mode, spool=self._spool)
+            except FileNotFoundError:
+                continue   # not fetched: Work Queue reports the task's failure itself
             except OSError as err:
                 problems.append(str(err))
                 _remove(staged)

@@ -123,7 +123,8 @@ def test_a_directory_swapped_for_a_link_to_the_spool_since_submit_is_refused(tmp
     staged = tmp_path / "staged"
     staged.write_text("pilot output")
     with pytest.raises(job_files.JobFileError, match="leads into the spool"):
-        job_files.deliver(str(staged), str(tmp_path / "outdir" / "password"), spool=str(spool))
+        job_files.deliver(str(staged), str(tmp_path / "outdir" / "password"), 0o644,
+                          spool=str(spool))
     assert (spool / "password").read_text() == "secret"
 
 

@@ -70,7 +70,7 @@ class SpoolIntake:
         cluster, content = self.spool.records.read(name)
         if cluster is None:
             return self._jobs_from_upstream(content)
-        new_jobs = [jobs.validate_job(job, cluster) for job in content]
+        new_jobs = [jobs.validate_job(job, cluster, spool_dir=self.spool.root) for job in content]
         if not new_jobs:
             raise jobs.InvalidJob("the record holds no job")
         return new_jobs
@@ -82,7 +82,7 @@ class SpoolIntake:
                           owner=self.owner, uid=os.getuid(), now=int(time.time()))
         submit.build_jobs(desc, cluster_id=1, **build_args)  # validate before taking an id
         cluster = self.spool.records.allocate_cluster_id()
-        return [jobs.validate_job(job, cluster)
+        return [jobs.validate_job(job, cluster, spool_dir=self.spool.root)
                 for job in submit.build_jobs(desc, cluster_id=cluster, **build_args)]
 
     def _refuse(self, name: str, err: Exception, table: JobTable) -> None:

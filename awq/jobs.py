@@ -233,17 +233,45 @@ MAX_ATTRIBUTES = 1000
 MAX_NAME_LENGTH = 256
 MAX_STRING_LENGTH = 1024 * 1024
 PATH_ATTRIBUTES = ("Cmd", "Iwd", "Out", "Err", "UserLog", "In", "X509UserProxy")
+# Files the master writes for a job: never into the spool (its password, counter, snapshot).
+WRITTEN_PATH_ATTRIBUTES = ("Out", "Err", "UserLog")
+PATH_MAX_BYTES = 4096   # Linux's PATH_MAX, its NUL included
+NAME_MAX_BYTES = 255
 SUBMITTABLE_STATES = (JobStatus.IDLE, JobStatus.HELD)
 # A record the master could not take: HTCondor has no code for that, so "Unspecified".
 HOLD_CODE_REFUSED = 0
+
+# Limits a job's data meets on its way to the pilot, enforced here once so that what
+# condor_submit accepts also runs. Each is set below the measured edge with a margin.
+#
+# Work Queue (CCTools 8) sends every environment variable as one protocol message,
+# "env LENGTH\nNAME=value\n", formatted in a buffer of 4096 bytes; a longer message
+# aborts the whole master (fatal in buffer.c) whenever a worker connects. NAME=value
+# passes up to 4085 bytes.
+MAX_ENVIRONMENT_ENTRY_BYTES = 4000
+# exec() gives a program its arguments and environment together in ARG_MAX bytes (a
+# quarter of the stack limit: 2 MiB under the usual 8 MiB), shared with the worker's own
+# environment and counted as each string, its NUL and its pointer. A quarter of the usual
+# ARG_MAX leaves the rest to the worker and to sites with a smaller stack.
+MAX_ENVIRONMENT_BYTES = 512 * 1024
+# The worker runs a task's command as `sh -c COMMAND`, and Linux refuses one exec argument
+# of 128 KiB or more (MAX_ARG_STRLEN): 131071 bytes pass, 131072 fail with "Argument list
+# too long" and the job comes back without its output. The arguments (with the program)
+# are counted as the task command quotes them; the margin holds the rest of the command
+# (process-group prelude, chmod, wrapper, redirections: under 2 KiB).
+MAX_COMMAND_LINE_BYTES = 120 * 1024
+_POINTER_BYTES = 8
 
 
 class InvalidJob(ValueError):
     pass
 
 
-def validate_job(job: Any, cluster_id: int) -> Job:
-    """Return job if it is a well-formed job ad of this cluster; raise InvalidJob."""
+def validate_job(job: Any, cluster_id: int, spool_dir: Optional[str] = None) -> Job:
+    """Return job if it is a well-formed job ad of this cluster; raise InvalidJob.
+
+    spool_dir: the spool the job goes to; its output, error and log may not point into it
+    (condor_submit and the master pass it; a query tool need not)."""
     if not isinstance(job, dict):
         raise InvalidJob("a job is not an attribute table")
     if len(job) > MAX_ATTRIBUTES:
@@ -269,11 +297,51 @@ def validate_job(job: Any, cluster_id: int) -> Job:
         if name in job and not isinstance(job[name], str):
             raise InvalidJob("attribute %s is not a string" % name)
     try:
-        argv_of(job)
-        environment_of(job)
+        argv = argv_of(job)
+        environment = environment_of(job)
     except WordSyntaxError as err:
         raise InvalidJob(str(err))
+    _check_command_line(job, argv)
+    _check_environment(environment)
+    if spool_dir is not None:
+        _check_outside_spool(job, spool_dir)
     return job
+
+
+def quoted_length(word: str) -> int:
+    """Bytes word takes in a task's command once shell-quoted (shlex.quote), at most."""
+    return len(word.encode("utf-8", "surrogateescape")) + 2 + 4 * word.count("'")
+
+
+def command_line_length(job: Mapping[str, Any], argv: List[str]) -> int:
+    """The bytes the program and its arguments take in the task's command, at most."""
+    program = str(job.get("Cmd", ""))
+    if job.get("TransferExecutable", True) is not False:
+        program = program.rsplit("/", 1)[-1]   # the sandbox name: the executable's own
+    return quoted_length(program) + sum(quoted_length(word) + 1 for word in argv)
+
+
+def _check_command_line(job: Job, argv: List[str]) -> None:
+    length = command_line_length(job, argv)
+    if length > MAX_COMMAND_LINE_BYTES:
+        raise InvalidJob("the command line (executable and arguments) is %d bytes once quoted, "
+                         "more than the limit of %d (a worker's shell takes at most 128 KiB)"
+                         % (length, MAX_COMMAND_LINE_BYTES))
+
+
+def _check_environment(environment: Mapping[str, str]) -> None:
+    total = 0
+    for name, value in environment.items():
+        entry = len(name.encode("utf-8", "surrogateescape")) + 1 \
+            + len(value.encode("utf-8", "surrogateescape"))
+        if entry > MAX_ENVIRONMENT_ENTRY_BYTES:
+            raise InvalidJob("environment variable %s is %d bytes (NAME=value), more than the "
+                             "limit of %d for one variable (Work Queue's protocol)"
+                             % (name[:80], entry, MAX_ENVIRONMENT_ENTRY_BYTES))
+        total += entry + 1 + _POINTER_BYTES
+    if total > MAX_ENVIRONMENT_BYTES:
+        raise InvalidJob("the environment is %d bytes as exec counts it, more than the limit of "
+                         "%d for all variables together" % (total, MAX_ENVIRONMENT_BYTES))
 
 
 def held_stub(raw: Any, cluster_id: int, reason: str) -> Optional[Job]:
@@ -349,7 +417,54 @@ def _check_path_text(name: str, value: str) -> None:
         raise InvalidJob("attribute %s is not an absolute path: %s" % (name, value[:200]))
     if "/../" in value + "/" or "/./" in value + "/":
         raise InvalidJob("attribute %s is not a normalised path: %s" % (name, value[:200]))
+    if len(value.encode("utf-8", "surrogateescape")) >= PATH_MAX_BYTES \
+            or any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES
+                   for part in value.split("/")):
+        # Longer than Linux lets a file be named: no file is there to send, and a name
+        # of any length would otherwise reach the task's command.
+        raise InvalidJob("attribute %s is longer than a path can be (%d bytes, %d a name): %s..."
+                         % (name, PATH_MAX_BYTES - 1, NAME_MAX_BYTES, value[:80]))
     if not value.isprintable() or " " in value:   # every other white space is unprintable
         # Work Queue's protocol names files in space-separated messages.
         raise InvalidJob("attribute %s: a path with white space or control characters "
                          "cannot be sent to a worker: %r" % (name, value[:200]))
+
+
+def _check_outside_spool(job: Job, spool_dir: str) -> None:
+    """Refuse output, error and log paths inside the spool, also through a link to it."""
+    spool, inside = _spool_prefixes(spool_dir)
+    for name in WRITTEN_PATH_ATTRIBUTES:
+        value = job.get(name)
+        if not isinstance(value, str) or value == "/dev/null":
+            continue
+        directory, _, base = value.rpartition("/")
+        # Where the directory leads now, resolved (also "//", a link to the spool). A link
+        # in the file's own place is never followed when the file is written (job_files).
+        real = _real_directory(directory or "/").rstrip("/") + "/" + base
+        if real in spool or real.startswith(inside):
+            raise InvalidJob("attribute %s points into the spool %s: %s (the master's own "
+                             "files live there)" % (name, spool_dir, value[:200]))
+
+
+_REAL_DIRECTORIES: Dict[str, str] = {}   # 10,000 jobs of a cluster share one output directory
+_SPOOL_PREFIXES: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
+
+
+def _real_directory(directory: str) -> str:
+    real = _REAL_DIRECTORIES.get(directory)
+    if real is None:
+        real = os.path.realpath(directory)
+        if len(_REAL_DIRECTORIES) >= 256:   # functools' cache would cost a query tool's start
+            _REAL_DIRECTORIES.clear()
+        _REAL_DIRECTORIES[directory] = real
+    return real
+
+
+def _spool_prefixes(spool_dir: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """The spool's names (as given and resolved), and the prefixes of what lies inside."""
+    found = _SPOOL_PREFIXES.get(spool_dir)
+    if found is None:
+        names = tuple({os.path.normpath(spool_dir), os.path.realpath(spool_dir)})
+        found = (names, tuple(name.rstrip("/") + "/" for name in names))
+        _SPOOL_PREFIXES[spool_dir] = found
+    return found

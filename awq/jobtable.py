@@ -242,9 +242,9 @@ def _user_log_event(job: Job) -> Optional[Event]:
     if status == JobStatus.COMPLETED:
         return userlog.TERMINATED, userlog.terminated_body(job["ExitCode"])
     if status == JobStatus.HELD:
-        return userlog.HELD, "Job was held.\n\t" + job["HoldReason"]
+        return userlog.HELD, userlog.held_body(job["HoldReason"])
     if status == JobStatus.REMOVED:
-        return userlog.ABORTED, "Job was aborted.\n\t" + job["RemoveReason"]
+        return userlog.ABORTED, userlog.aborted_body(job["RemoveReason"])
     return None  # idle or suspended: HTCondor writes no event either
 
 

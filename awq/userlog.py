@@ -7,6 +7,8 @@ import os
 import time
 from typing import Optional
 
+from awq import job_files
+from awq.classad import escape_control
 from awq.jobs import Job, format_job_id, job_id
 
 log = logging.getLogger("awq.userlog")
@@ -17,6 +19,18 @@ SUBMIT, EXECUTE, TERMINATED, ABORTED, HELD = "000", "001", "005", "009", "012"
 def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now or time.time()))
     return "%s (%03d.%03d.000) %s %s\n...\n" % ((code,) + job_id(job) + (stamp, body))
+
+
+# A reason is job data (condor_hold -reason): a newline in it would start a forged event,
+# or end this one with a line "...", in a log that clients parse. Control characters are
+# escaped, so it stays on its one line.
+
+def held_body(reason: str) -> str:
+    return "Job was held.\n\t" + escape_control(reason)
+
+
+def aborted_body(reason: str) -> str:
+    return "Job was aborted.\n\t" + escape_control(reason)
 
 
 def terminated_body(exit_code: int) -> str:
@@ -31,12 +45,12 @@ def write_event(job: Job, code: str, body: str) -> None:
     if not isinstance(path, str) or not path:
         return
     try:
-        # O_NOFOLLOW: the log may sit in a directory others can write (/tmp).
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        # The log may sit in a directory others can write (/tmp): no link is followed.
+        fd = job_files.open_job_file(path, append=True)
         try:
             os.write(fd, event_text(code, job, body).encode())
         finally:
             os.close(fd)
     except OSError as err:
         log.warning("job %s: cannot write its log %s: %s",
-                    format_job_id(job_id(job)), path, err.strerror)
+                    format_job_id(job_id(job)), path, err.strerror or err)

@@ -13,9 +13,11 @@ import inspect
 import logging
 import os
 import signal
+import stat
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from awq import job_files
 from awq.tasks import TaskResult, TaskSpec, TaskState
 
 log = logging.getLogger("awq.workqueue")
@@ -44,7 +46,7 @@ class Backend:
                  tls: Optional[Tuple[str, str]] = None,
                  catalog_host: Optional[str] = None, catalog_port: int = 9097,
                  project_name: str = "alien_jobs", debug_log: Optional[str] = None,
-                 stats_log: Optional[str] = None):
+                 stats_log: Optional[str] = None, staging_dir: Optional[str] = None):
         self.wq = import_work_queue()
         self.supports_tls = "ssl" in inspect.signature(self.wq.WorkQueue.__init__).parameters
         kwargs: Dict[str, Any] = {"port": port}
@@ -68,6 +70,7 @@ class Backend:
             self._enable_catalog(catalog_host, catalog_port, project_name)
         self._states = self._state_table()
         self._wake = EarlyWake()
+        self._staging = OutputStaging(staging_dir) if staging_dir else None
 
     def _state_table(self) -> dict:
         """Work Queue's task states (work_queue_task_state_t) in the master's terms."""
@@ -112,17 +115,26 @@ class Backend:
             task.specify_input_file(local, remote, cache=False)
         for local, remote in spec.cached_inputs:
             task.specify_input_file(local, remote, cache=True)
+        staged = []
         for local, remote in spec.outputs:
+            if self._staging is not None:
+                staged.append((self._staging.place_for(remote), local))
+                local = staged[-1][0]
             task.specify_output_file(local, remote, cache=False)
         for name, value in spec.environment.items():
             task.specify_environment_variable(name, value)
         task.specify_cores(spec.cores)
         task.specify_memory(spec.memory_mb)
         task.specify_disk(spec.disk_mb)
-        return self.queue.submit(task)
+        task_id = self.queue.submit(task)
+        if staged and self._staging is not None:
+            self._staging.expect(task_id, staged)
+        return task_id
 
     def cancel(self, task_id: int) -> None:
         self.queue.cancel_by_taskid(task_id)
+        if self._staging is not None:
+            self._staging.discard(task_id)
         # The bindings keep each submitted Task in _task_table until wait()
         # returns it; a cancelled task never comes back, so drop it or it leaks.
         getattr(self.queue, "_task_table", {}).pop(task_id, None)
@@ -142,6 +154,10 @@ class Backend:
         succeeded = int(task.result) == 0
         exit_code = int(task.return_status) if succeeded else None
         failure = "" if succeeded else self._describe_failure(task)
+        if self._staging is not None:
+            problem = self._staging.deliver(task.id)
+            if problem and succeeded:
+                succeeded, exit_code, failure = False, None, problem
         return TaskResult(task.id, succeeded, exit_code, failure, _hostname(task))
 
     def _describe_failure(self, task: Any) -> str:
@@ -161,6 +177,63 @@ class Backend:
         """Work Queue's own counters that an admin asks about (work_queue_stats)."""
         stats = self.queue.stats
         return {name: int(getattr(stats, name, 0)) for name in STAT_NAMES}
+
+
+class OutputStaging:
+    """Work Queue writes a task's outputs to a private directory of the spool, never to
+    the job's own paths: it would open them itself, following any symbolic link there and
+    creating them executable. The master then copies each to its place (awq.job_files)."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self._spool = os.path.realpath(os.path.dirname(directory))
+        umask = os.umask(0o077)   # read it back: there is no other way to learn it
+        os.umask(umask)
+        self._mode = job_files.JOB_FILE_MODE & ~umask
+        self._expected: Dict[int, List[Tuple[str, str]]] = {}   # task id -> (staged, path)
+        self._count = 0
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() \
+                or info.st_mode & 0o077:
+            raise OSError("%s must be a directory of ours that only we can use" % directory)
+        # Left by a master that stopped: their tasks are gone, their jobs run again.
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+
+    def place_for(self, remote: str) -> str:
+        self._count += 1
+        return os.path.join(self.directory, "%d.%s" % (self._count, remote))
+
+    def expect(self, task_id: int, staged: List[Tuple[str, str]]) -> None:
+        self._expected[task_id] = staged
+
+    def discard(self, task_id: int) -> None:
+        for staged, _ in self._expected.pop(task_id, ()):
+            _remove(staged)
+
+    def deliver(self, task_id: int) -> str:
+        """Put the task's fetched outputs in place; why one could not be, or ""."""
+        problems = []
+        for staged, path in self._expected.pop(task_id, ()):
+            try:
+                job_files.deliver(staged, path, self._mode, spool=self._spool)
+            except FileNotFoundError:
+                continue   # not fetched: Work Queue reports the task's failure itself
+            except OSError as err:
+                problems.append(str(err))
+                _remove(staged)
+        return "cannot write the job's output: %s" % "; ".join(problems) if problems else ""
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 STAT_NAMES = ("workers_connected", "workers_busy", "workers_idle", "total_cores",

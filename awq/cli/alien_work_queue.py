@@ -208,7 +208,8 @@ def main(argv: List[str]) -> int:
     backend = Backend(options.port, password_file=password, tls=tls,
                       catalog_host=options.catalog_host, catalog_port=options.catalog_port,
                       project_name=options.project_name, debug_log=debug_log,
-                      stats_log=_absolute(options.wq_log))
+                      stats_log=_absolute(options.wq_log),
+                      staging_dir=os.path.join(spool.root, "outputs"))
     if tls is None:
         log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
                     "or tunnel it (README, Security)", "" if backend.supports_tls else

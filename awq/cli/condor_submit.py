@@ -180,8 +180,10 @@ def main(argv: List[str]) -> int:
                  % (desc.job_count(), opts.maxjobs))
         # Built once before any id is taken: a bad description changes nothing.
         trial = submit.build_jobs(desc, cluster_id=1, **context)
+        spool_dir = os.path.abspath(default_workdir())
         for job in trial:
-            jobs.validate_job(job, 1)  # what the master checks: accepted means queued
+            # What the master checks: accepted means queued.
+            jobs.validate_job(job, 1, spool_dir=spool_dir)
             check_files(job)
         if opts.dry_run is not None:
             return write_dry_run(opts.dry_run, trial)
@@ -189,6 +191,9 @@ def main(argv: List[str]) -> int:
 
         def build(cluster_id: int) -> List[dict]:
             built.extend(submit.build_jobs(desc, cluster_id=cluster_id, **context))
+            for job in built:
+                # $(Cluster) may lengthen a value past a limit the trial stayed under.
+                jobs.validate_job(job, cluster_id, spool_dir=spool_dir)
             return built
         cluster = Spool(default_workdir(), create=True).records.submit(build)
     except (submit.SubmitError, jobs.InvalidJob, SpoolError) as err:

@@ -137,10 +137,15 @@ def run(action: Action, argv: List[str]) -> int:
         messages.append("All jobs %s." % action.done)
     if request.constraint is not None:
         selection = query.Selection(constraints=[request.constraint])
-        wanted.extend(jobs.job_id(j) for j in _eligible(action, request, live)
-                      if selection.matches(j, now))
-        messages.append("Jobs matching constraint (%s) have been %s"
-                        % (request.constraint, action.done))
+        matched = [jobs.job_id(j) for j in _eligible(action, request, live)
+                   if selection.matches(j, now)]
+        wanted.extend(matched)
+        if matched:
+            messages.append("Jobs matching constraint (%s) have been %s"
+                            % (request.constraint, action.done))
+        else:   # HTCondor's words and exit status: scripts tell "nothing to do" by them
+            missing.append("Couldn't find/%s all jobs matching constraint (%s)"
+                           % (action.verb, request.constraint))
     spool.requests.leave(action.request, sorted(set(wanted)), request.reason)
     sys.stdout.write("".join(line + "\n" for line in messages))
     sys.stderr.write("".join(line + "\n" for line in missing))

@@ -27,6 +27,7 @@ from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
 from awq.control import JobControl
 from awq.intake import SpoolIntake
 from awq.jobtable import JobTable
+from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.publish import HEARTBEAT_INTERVAL, UNFIT_GRACE, Publisher
 from awq.shared_inputs import SharedInputs
 from awq.spool import REQUEST_ACTIONS, Spool
@@ -42,33 +43,39 @@ MAX_FLUSH_INTERVAL = 10.0    # a core (a 100,000-job table takes ~0.2-0.5 s of C
 STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
 SERVICE_INTERVAL = 1.0       # s between wait(0) calls while Work Queue is empty
 MAX_FAILED_TURNS = 30        # turns in a row that raise before the master gives up
+# s to pause after each failed turn in a row, growing by this much each time: what fails
+# (a full disk, a lost file server) is seldom fixed within a turn, and a log line per
+# turn would fill the disk faster.
+RETRY_PAUSE_STEP = 1.0
+MAX_RETRY_PAUSE = 10.0       # s: and at most this, so a fixed cause is noticed soon
 
 
 class Master:
     def __init__(self, spool: Spool, backend: TaskBackend, owner: str,
                  job_wrapper: Optional[str] = None, max_tasks: int = MAX_TASKS,
                  periodic_interval: float = periodic.INTERVAL, project_name: str = "",
-                 unfit_grace: float = UNFIT_GRACE):
+                 unfit_grace: float = UNFIT_GRACE, clock: Clock = SYSTEM_CLOCK):
         self.spool = spool
         self.backend = backend
+        self.clock = clock
         self.table = JobTable()
         self.intake = SpoolIntake(spool, owner)
         self.shared_inputs = SharedInputs(spool.shared_dir)
-        self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks, self.shared_inputs)
+        self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks, self.shared_inputs,
+                                     clock=clock)
         self.watcher = watcher.SpoolWatcher(
             (spool.queue_dir,) + tuple(spool.request_dir(a) for a in REQUEST_ACTIONS),
             spool.drain_path)
-        self.periodic_interval = periodic_interval
-        self.last_periodic = 0.0
-        self.last_flush = 0.0
-        self.flush_interval = FLUSH_INTERVAL
-        self.last_state_poll = 0.0
+        self.periodic = Every(periodic_interval, clock)
+        self.flushing = Every(FLUSH_INTERVAL, clock)   # its interval follows a write's cost
+        self.state_poll = Every(STATE_POLL_INTERVAL, clock)
         self.stop_requested = False
         self.wake_enabled = False
         # The spool's mtimes at the last turn, while the watcher child vouches for them:
         # a turn comes with every finished task, and six stat calls were 3 % of a job's CPU.
         self.spool_unchanged: Optional[Tuple[watcher.Mtimes, bool]] = None
-        self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace)
+        self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace,
+                                   clock=clock)
         self.control = JobControl(self.table, self.dispatcher)
 
     # -- the parts of a turn
@@ -88,26 +95,24 @@ class Master:
             self.control.apply_request(request)
 
     def apply_periodic_expressions(self) -> None:
-        now = time.time()
-        if now - self.last_periodic >= self.periodic_interval:
-            self.last_periodic = now
-            self.control.apply_periodic_expressions(now)
+        if self.periodic.take():
+            self.control.apply_periodic_expressions(time.time())
 
     def flush(self, force: bool = False) -> None:
         now = time.time()
-        if self.table.dirty and (force or now - self.last_flush >= self.flush_interval):
+        if self.table.dirty and (force or self.flushing.due()):
             started = time.process_time()   # CPU: waiting for fsync costs the master nothing
             self.spool.write_snapshot(dict(self.table.snapshot(), master_pid=os.getpid(),
                                            written=now))
             cost = time.process_time() - started
-            self.flush_interval = min(MAX_FLUSH_INTERVAL,
-                                      max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
-            self.last_flush = now
+            self.flushing.interval = min(MAX_FLUSH_INTERVAL,
+                                         max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
+            self.flushing.done()
             self.table.dirty = False
             self.intake.commit()  # only now are the taken jobs durable without their records
             self.spool.append_history(self.table.retire_finished())  # gone from the next snapshot
             self.publisher.publish(now)
-        elif self.publisher.due(now):
+        elif self.publisher.due():
             self.publisher.publish(now)
 
     def draining(self) -> bool:
@@ -136,7 +141,7 @@ class Master:
                 log.debug("the loop failed", exc_info=True)
                 if failures >= MAX_FAILED_TURNS:
                     raise
-                time.sleep(min(failures, 10))
+                self.clock.sleep(min(failures * RETRY_PAUSE_STEP, MAX_RETRY_PAUSE))
         self.flush(force=True)
         if self.table.dirty:  # finished jobs just went to history: leave a snapshot without them
             self.flush(force=True)
@@ -177,15 +182,14 @@ class Master:
             self.spool_unchanged = self.watcher.vouched_baseline(baseline)
         if result is not None:
             self.dispatcher.handle(result, self.table)
-        if time.time() - self.last_state_poll >= STATE_POLL_INTERVAL:
+        if self.state_poll.take():
             self.dispatcher.poll_states(self.table)
-            self.last_state_poll = time.time()
 
     def _time_to_next_duty(self) -> float:
         """How long wait() may block: until a deferred snapshot write, or more tasks, are due."""
         due = watcher.LIFETIME
         if self.table.dirty:
-            due = max(0.0, self.flush_interval - (time.time() - self.last_flush))
+            due = self.flushing.time_left()
         if self.dispatcher.refill_wanted():
             due = min(due, REFILL_INTERVAL)
         return due
@@ -206,7 +210,7 @@ class Master:
 
     def _flush_due(self) -> bool:
         """A change waits for its snapshot (e.g. a finished job still shown by condor_q)."""
-        return self.table.dirty and time.time() - self.last_flush >= self.flush_interval
+        return self.table.dirty and self.flushing.due()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from awq.dispatch import Dispatcher, TaskMap
 from awq.jobs import JobStatus
 from awq.jobtable import JobTable
 from awq.master import Master
+from awq.pacing import ManualClock
 from awq.spool import Spool
 from awq.tasks import TaskResult, TaskSpec, TaskState
 
@@ -65,11 +66,11 @@ class FakeBackend:
         pass
 
 
-def one_job_submitted():
+def one_job_submitted(clock=None):
     """(backend, table, dispatcher) with job 1.0 handed to Work Queue as task 1."""
     backend, table = FakeBackend(), JobTable()
     table.put(ad())
-    dispatcher = Dispatcher(backend)
+    dispatcher = Dispatcher(backend, clock=clock or ManualClock())
     assert dispatcher.submit_idle(table) == 1
     return backend, table, dispatcher
 
@@ -81,9 +82,9 @@ def ad(**extra) -> dict:
     return base
 
 
-def master_with(tmp_path, job: dict) -> Master:
+def master_with(tmp_path, job: dict, periodic_interval: float = 0.001) -> Master:
     master = Master(Spool(str(tmp_path / "spool"), create=True), FakeBackend(), owner="u",
-                    periodic_interval=0.001)
+                    periodic_interval=periodic_interval, clock=ManualClock())
     master.table.put(job)
     return master
 
@@ -250,6 +251,7 @@ def test_restart_requeues_running_jobs_and_keeps_jobs_left_in_queue():
 
 
 def test_a_turn_that_raises_is_retried_and_the_master_goes_on(tmp_path, monkeypatch):
+    from awq.master import RETRY_PAUSE_STEP
     master = master_with(tmp_path, ad())
     calls = []
 
@@ -259,9 +261,10 @@ def test_a_turn_that_raises_is_retried_and_the_master_goes_on(tmp_path, monkeypa
             raise OSError(28, "No space left on device")
         master.stop_requested = True
     monkeypatch.setattr(master, "flush", flaky_flush)
-    monkeypatch.setattr("awq.master.time.sleep", lambda s: None)
+    paused_from = master.clock.now()
     assert master.run() == 0
     assert len(calls) >= 2  # the failed turn, then the next one (and the last flush)
+    assert master.clock.now() - paused_from >= RETRY_PAUSE_STEP  # it paused before the retry
 
 
 def test_the_idle_index_follows_every_change():
@@ -293,53 +296,60 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     assert os.listdir(master.spool.request_dir("hold")) == []
 
 
-def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon(monkeypatch):
-    from awq import dispatch
+def after_the_intervals(clock: ManualClock) -> None:
+    """Time enough for the dispatcher to look again at started tasks and free cores."""
+    from awq.dispatch import CAPACITY_INTERVAL, NOTE_STARTED_INTERVAL
+    clock.advance(max(CAPACITY_INTERVAL, NOTE_STARTED_INTERVAL))
+
+
+def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
     from awq.dispatch import MIN_WAITING
-    monkeypatch.setattr(dispatch, "NOTE_STARTED_INTERVAL", 0.0)  # look at every call
-    backend, table = FakeBackend(), JobTable()
+    backend, table, clock = FakeBackend(), JobTable(), ManualClock()
     for proc in range(MIN_WAITING * 3):
         table.put(ad(ProcId=proc))
-    dispatcher = Dispatcher(backend)
-    assert dispatcher.submit_idle(table) == MIN_WAITING  # the rest wait in our table
-    assert dispatcher.submit_idle(table) == 0
+    dispatcher = Dispatcher(backend, clock=clock)
+
+    def submit_idle() -> int:  # each call a look: the intervals have passed
+        after_the_intervals(clock)
+        return dispatcher.submit_idle(table)
+    assert submit_idle() == MIN_WAITING  # the rest wait in our table
+    assert submit_idle() == 0
     for task_id in (1, 2, 3):
         backend.states[task_id] = TaskState.ON_WORKER
-    assert dispatcher.submit_idle(table) == 3  # started jobs make room, oldest first
+    assert submit_idle() == 3  # started jobs make room, oldest first
     assert [table.status((1, p)) for p in range(4)] == [JobStatus.RUNNING] * 3 + [JobStatus.IDLE]
     assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
     dispatcher.cancel((1, 5))  # a cancelled task leaves room too
-    assert dispatcher.submit_idle(table) == 1
+    assert submit_idle() == 1
 
 
-def test_thousands_of_free_cores_get_their_tasks_in_batches(monkeypatch):
-    from awq import dispatch
+def test_thousands_of_free_cores_get_their_tasks_in_batches():
     from awq.dispatch import MAX_HANDOVER, MIN_WAITING
-    monkeypatch.setattr(dispatch, "NOTE_STARTED_INTERVAL", 0.0)
-    monkeypatch.setattr(dispatch, "CAPACITY_INTERVAL", 0.0)
-    backend, table = FakeBackend(), JobTable()
+    backend, table, clock = FakeBackend(), JobTable(), ManualClock()
     backend.total_cores = 5000
     for proc in range(3000):
         table.put(ad(ProcId=proc))
-    dispatcher = Dispatcher(backend)
+    dispatcher = Dispatcher(backend, clock=clock)
+
+    def submit_idle() -> int:
+        after_the_intervals(clock)
+        return dispatcher.submit_idle(table)
     batch = MIN_WAITING + MAX_HANDOVER
-    assert dispatcher.submit_idle(table) == batch   # not 3,000 at once: Work Queue walks them
+    assert submit_idle() == batch                   # not 3,000 at once: Work Queue walks them
     assert dispatcher.refill_wanted()               # and the master comes back soon for more
-    assert dispatcher.submit_idle(table) == 0 and dispatcher.refill_wanted()
+    assert submit_idle() == 0 and dispatcher.refill_wanted()
     for task_id in backend.states:                  # Work Queue sent the batch to workers
         backend.states[task_id] = TaskState.ON_WORKER
-    assert dispatcher.submit_idle(table) == batch
+    assert submit_idle() == batch
     for task_id in backend.states:
         backend.states[task_id] = TaskState.ON_WORKER
     backend.total_cores = 2 * batch                 # every core busy now
-    assert dispatcher.submit_idle(table) == MIN_WAITING
+    assert submit_idle() == MIN_WAITING
     assert not dispatcher.refill_wanted()           # nothing could start: no hurry
 
 
-def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path, monkeypatch):
-    from awq import dispatch
+def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path):
     from awq.dispatch import REFILL_INTERVAL
-    monkeypatch.setattr(dispatch, "CAPACITY_INTERVAL", 0.0)
     master = master_with(tmp_path, ad())
     master.backend.total_cores = 1000
     for proc in range(1, 600):
@@ -351,13 +361,13 @@ def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path,
 
 
 def test_started_tasks_are_looked_for_at_most_every_interval():
-    import time
-    backend, table, dispatcher = one_job_submitted()
+    from awq.dispatch import NOTE_STARTED_INTERVAL
+    clock = ManualClock()
+    backend, table, dispatcher = one_job_submitted(clock)  # it has just looked
     backend.states[1] = TaskState.ON_WORKER
-    dispatcher.started_noted = time.monotonic() + 60   # as if it had just looked
     dispatcher.submit_idle(table)
     assert table.status((1, 0)) == JobStatus.IDLE
-    dispatcher.started_noted = 0.0                       # the interval is over
+    clock.advance(NOTE_STARTED_INTERVAL)                   # the interval is over
     dispatcher.submit_idle(table)
     assert table.status((1, 0)) == JobStatus.RUNNING
 

@@ -182,7 +182,7 @@ class EarlyWake:
 
     wait(t) blocks t whole seconds while tasks are out, so alone it would
     delay every new job by up to a second. Work Queue's process module ends
-    the wait when any child exits; the master forks a tiny spool watcher that
+    the wait when any child exits; awq/waker.py forks a tiny spool watcher that
     exits when the spool changes. The switch is not in the Python bindings,
     hence ctypes; without it the master polls once a second.
     """

@@ -350,14 +350,16 @@ def test_thousands_of_free_cores_get_their_tasks_in_batches():
 
 def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path):
     from awq.dispatch import REFILL_INTERVAL
-    master = master_with(tmp_path, ad())
+    master = master_with(tmp_path, ad(), periodic_interval=60)
     master.backend.total_cores = 1000
     for proc in range(1, 600):
         master.table.put(ad(ProcId=proc))
     master.table.dirty = False
-    assert master._time_to_next_duty() > 1.0
+    master.apply_periodic_expressions()
+    master.flush()                      # the heartbeat: written, not due for a while
+    assert master.time_to_next_duty() > 1.0
     master.dispatcher.submit_idle(master.table)
-    assert master._time_to_next_duty() <= REFILL_INTERVAL
+    assert master.time_to_next_duty() <= REFILL_INTERVAL
 
 
 def test_started_tasks_are_looked_for_at_most_every_interval():
@@ -385,86 +387,3 @@ def test_the_running_and_finished_indexes_follow_every_change():
     assert table.retire_finished() == [] and table.counts() == (1, 1)
     table.requeue((1, 0), "worker gone")
     assert table.counts() == (2, 0)
-
-
-def test_the_spool_is_listed_again_only_when_it_may_hold_news(tmp_path, monkeypatch):
-    import os
-    import time as _time
-    from awq import watcher as watcher_module
-    queue = tmp_path / "queue"
-    queue.mkdir()
-    spool_watcher = watcher_module.SpoolWatcher([str(queue)], str(tmp_path / "drain"))
-    assert spool_watcher.needs_look(spool_watcher.baseline(), False)  # first look
-    # Just changed: the same timestamp tick could hide the next change, so look again.
-    assert spool_watcher.needs_look(spool_watcher.baseline(), False)
-    old = _time.time_ns() - 10 ** 9
-    os.utime(str(queue), ns=(old, old))
-    assert spool_watcher.needs_look(spool_watcher.baseline(), False)  # mtime changed
-    assert not spool_watcher.needs_look(spool_watcher.baseline(), False)  # settled, unchanged
-    assert spool_watcher.needs_look(spool_watcher.baseline(), True)  # the drain switch moved
-    assert not spool_watcher.needs_look(spool_watcher.baseline(), True)
-    (queue / "1.job").write_text("x")
-    assert spool_watcher.needs_look(spool_watcher.baseline(), True)
-    os.utime(str(queue), ns=(old, old))
-    spool_watcher.needs_look(spool_watcher.baseline(), True)
-    real = _time.monotonic
-    monkeypatch.setattr(watcher_module.time, "monotonic",
-                        lambda: real() + watcher_module.RELOOK_INTERVAL)
-    assert spool_watcher.needs_look(spool_watcher.baseline(), True)  # at least once a second
-
-
-def test_snapshot_deadlines_get_cheap_timers_and_one_watcher_lives_on(tmp_path):
-    from awq import watcher as watcher_module
-    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path)], str(tmp_path / "drain"))
-    try:
-        spool_watcher.ensure_child(spool_watcher.baseline(), 0.2)
-        first = spool_watcher.pid
-        assert first and len(spool_watcher.timers) == 1
-        spool_watcher.ensure_child(spool_watcher.baseline(), 0.2)  # that timer is soon enough
-        spool_watcher.ensure_child(spool_watcher.baseline(), watcher_module.LIFETIME)
-        assert spool_watcher.pid == first and len(spool_watcher.timers) == 1
-        timer = next(iter(spool_watcher.timers))
-        import os
-        assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
-        spool_watcher.child_exited([timer])
-        assert not spool_watcher.timers
-    finally:
-        spool_watcher.stop_all()
-    assert spool_watcher.pid is None
-
-
-def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_path):
-    import os
-    from awq import watcher as watcher_module
-    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path)], str(tmp_path / "drain"))
-    try:
-        baseline = spool_watcher.baseline()
-        assert spool_watcher.vouched_baseline(baseline) is None     # no child: look
-        spool_watcher.ensure_child(baseline, watcher_module.LIFETIME)
-        assert spool_watcher.vouched_baseline(baseline) == (baseline, False)  # it watches these
-        assert spool_watcher.vouched_baseline(baseline + (1,)) is None
-        child = spool_watcher.pid
-        (tmp_path / "record").write_text("new job")                 # the child sees it and exits
-        assert os.waitpid(child, 0)[0] == child
-        spool_watcher.child_exited([child])
-        assert spool_watcher.vouched_baseline(baseline) is None     # look again
-    finally:
-        spool_watcher.stop_all()
-
-
-def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
-    import os
-    from awq import watcher as watcher_module
-    (tmp_path / "queue").mkdir()   # the drain file is elsewhere: only it changes
-    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path / "queue")], str(tmp_path / "drain"))
-    try:
-        baseline = spool_watcher.baseline()
-        spool_watcher.ensure_child(baseline, watcher_module.LIFETIME)
-        assert spool_watcher.vouched_baseline(baseline) == (baseline, False)
-        child = spool_watcher.pid
-        (tmp_path / "drain").write_text("")
-        assert os.waitpid(child, 0)[0] == child
-        spool_watcher.child_exited([child])
-        assert spool_watcher.vouched_baseline(baseline) is None
-    finally:
-        spool_watcher.stop_all()

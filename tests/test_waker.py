@@ -1,0 +1,144 @@
+"""Waking the master: the spool watch, the early wake-up, the duty timers, and their children."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import List, Optional
+
+from awq.pacing import ManualClock
+from awq.tasks import TaskResult
+from awq.waker import LIFETIME, RELOOK_INTERVAL, SERVICE_INTERVAL, Waker
+
+
+class ChildrenBackend:
+    """Work Queue's part in waking: wait() returns at once, exited children are the test's."""
+
+    def __init__(self) -> None:
+        self.exited: List[int] = []
+        self.waits: List[int] = []
+
+    def enable_wake_on_child_exit(self) -> bool:
+        return True
+
+    def wait(self, timeout: int) -> Optional[TaskResult]:
+        self.waits.append(timeout)
+        return None
+
+    def reap_children(self) -> List[int]:
+        pids, self.exited = self.exited, []
+        return pids
+
+
+def waker_on(paths, drain, clock=None) -> Waker:
+    waker = Waker(ChildrenBackend(), [str(p) for p in paths], str(drain),
+                  **({"clock": clock} if clock else {}))
+    assert waker.enable()
+    return waker
+
+
+def test_the_spool_is_listed_again_only_when_it_may_hold_news(tmp_path):
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    clock = ManualClock()
+    waker = waker_on([queue], tmp_path / "drain", clock)
+    assert waker.needs_look(waker.baseline_now(), False)  # first look
+    # Just changed: the same timestamp tick could hide the next change, so look again.
+    assert waker.needs_look(waker.baseline_now(), False)
+    old = time.time_ns() - 10 ** 9
+    os.utime(str(queue), ns=(old, old))
+    assert waker.needs_look(waker.baseline_now(), False)  # mtime changed
+    assert not waker.needs_look(waker.baseline_now(), False)  # settled, unchanged
+    assert waker.needs_look(waker.baseline_now(), True)  # the drain switch moved
+    assert not waker.needs_look(waker.baseline_now(), True)
+    (queue / "1.job").write_text("x")
+    assert waker.needs_look(waker.baseline_now(), True)
+    os.utime(str(queue), ns=(old, old))
+    waker.needs_look(waker.baseline_now(), True)
+    clock.advance(RELOOK_INTERVAL)
+    assert waker.needs_look(waker.baseline_now(), True)  # at least once a second
+
+
+def test_snapshot_deadlines_get_cheap_timers_and_one_watcher_lives_on(tmp_path):
+    waker = waker_on([tmp_path], tmp_path / "drain")
+    waker.look()
+    try:
+        waker.wait_for_task(0.2)
+        first = waker.child
+        assert first and len(waker.timers) == 1
+        waker.wait_for_task(0.2)  # that timer is soon enough
+        waker.wait_for_task(LIFETIME)
+        assert waker.child == first and len(waker.timers) == 1
+        timer = next(iter(waker.timers))
+        assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
+        waker.backend.exited.append(timer)
+        waker.wait_for_task(LIFETIME)
+        assert not waker.timers
+    finally:
+        waker.stop()
+    assert waker.child is None
+
+
+def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_path):
+    waker = waker_on([tmp_path], tmp_path / "drain")
+    try:
+        waker.look()
+        baseline = waker.baseline
+        assert not waker.child_vouches(baseline)                    # no child: look
+        waker.wait_for_task(LIFETIME)
+        assert waker.child_vouches(baseline) and waker.vouched      # it watches these
+        assert not waker.draining
+        assert not waker.child_vouches(baseline + (1,))
+        child = waker.child
+        (tmp_path / "record").write_text("new job")                 # the child sees it and exits
+        assert os.waitpid(child, 0)[0] == child
+        waker.backend.exited.append(child)
+        waker.wait_for_task(LIFETIME)
+        assert not waker.vouched and not waker.child_vouches(baseline)  # look again
+        assert waker.look()
+    finally:
+        waker.stop()
+
+
+def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
+    (tmp_path / "queue").mkdir()   # the drain file is elsewhere: only it changes
+    waker = waker_on([tmp_path / "queue"], tmp_path / "drain")
+    try:
+        waker.look()
+        baseline = waker.baseline
+        waker.wait_for_task(LIFETIME)
+        assert waker.child_vouches(baseline) and not waker.draining
+        child = waker.child
+        (tmp_path / "drain").write_text("")
+        assert os.waitpid(child, 0)[0] == child
+        waker.backend.exited.append(child)
+        waker.wait_for_task(LIFETIME)
+        assert not waker.child_vouches(baseline)
+        waker.look()
+        assert waker.draining
+    finally:
+        waker.stop()
+
+
+def test_an_idle_master_sleeps_until_its_next_duty_and_serves_work_queue_meanwhile(tmp_path):
+    clock = ManualClock()
+    waker = waker_on([tmp_path], tmp_path / "drain", clock)
+    waker.look()
+    started = clock.now()
+    waker.sleep_until_news(2.5 * SERVICE_INTERVAL, lambda: False)
+    assert clock.now() - started >= 2.5 * SERVICE_INTERVAL
+    # wait(0) at once, then once per SERVICE_INTERVAL: workers connect only inside wait()
+    assert waker.backend.waits == [0, 0, 0]
+    waker.sleep_until_news(LIFETIME, lambda: True)    # a stop request ends it at once
+    assert clock.now() - started < 3 * SERVICE_INTERVAL
+
+
+def test_an_idle_master_wakes_when_the_spool_changes(tmp_path):
+    clock = ManualClock()
+    waker = waker_on([tmp_path], tmp_path / "drain", clock)
+    waker.look()
+    (tmp_path / "record").write_text("new job")
+    started = clock.now()
+    waker.sleep_until_news(LIFETIME, lambda: False)
+    assert clock.now() == started      # at the first look, not at the deadline
+    assert waker.look()

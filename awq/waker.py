@@ -15,6 +15,8 @@ would delay every new job by up to a second. A tiny forked child watches the
 spool's directories and exits when they change, and a ``sleep`` timer exits
 when the next duty is due; Work Queue's process module (enabled behind
 ``TaskBackend.enable_wake_on_child_exit``) ends the wait when either exits.
+Every child that exits is reaped at the next look for exited children, busy
+or idle, so none lingers as a zombie.
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ class Waker:
         while not stopping():
             if self.service.take():
                 self.backend.wait(0)
+            # Children still end while we sleep here (a watcher seeing a change, a timer
+            # whose duty came): each is a zombie until collected.
+            self._collect_exited()
             left = deadline - self.clock.now()
             if left <= 0 or self.changed_since(self.baseline, self.draining):
                 return

@@ -4,11 +4,58 @@ from __future__ import annotations
 
 import os
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
+from awq import master as master_module
 from awq.pacing import ManualClock
+from awq.spool import Spool
 from awq.tasks import TaskResult
 from awq.waker import LIFETIME, RELOOK_INTERVAL, SERVICE_INTERVAL, Waker
+from conftest import wait_until
+
+# A loaded machine may hold a runnable process off the CPU for a while: slack on top of
+# what each wait below derives from the mechanism it waits on.
+SCHEDULING_SLACK = 5.0
+# Job -> idle cycles: whether a timer ends before or after the master goes idle is a race.
+IDLE_CYCLES = 5
+
+
+def children_of(parent: int) -> Dict[int, str]:
+    """The processes whose parent is parent, with their state letter (Z: exited, not reaped)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == parent:
+            found[int(entry)] = fields[0]
+    return found
+
+
+def test_an_idle_master_leaves_no_child_unreaped(tmp_path, start_master, start_worker, tool,
+                                                 workdir):
+    """Children that end while the master sleeps idle (a watcher seeing a change, a timer
+    whose snapshot came due) are reaped then, not at the next task: a zombie each otherwise."""
+    master = start_master()
+    start_worker(master.port)
+    pid = master.proc.pid
+    spool = Spool(workdir)
+    for cycle in range(1, IDLE_CYCLES + 1):
+        result = tool("condor_submit", stdin="executable = /bin/true\noutput = %s\nqueue\n"
+                      % (tmp_path / "out"))
+        assert result.returncode == 0, result.stderr
+        wait_until(lambda: len(spool.read_history()) == cycle, 60,
+                   what="job %d in the history" % cycle)
+        # Idle now. A spool change ends the watcher child (a request for no job: nothing
+        # else happens); a timer ends when the snapshot it was started for is due.
+        spool.request("rm", [(999, cycle)], "no such job")
+        bound = master_module.MAX_FLUSH_INTERVAL + SCHEDULING_SLACK
+        wait_until(lambda: not children_of(pid), bound,
+                   what="every child of the idle master reaped (now: %s)" % children_of(pid))
 
 
 class ChildrenBackend:

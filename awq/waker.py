@@ -99,6 +99,7 @@ class Waker:
         self.child_retires = Every(LIFETIME, clock)
         self.child_baseline: Optional[Mtimes] = None
         self.child_drain = False
+        self.fork_before_next_wait = False
         self.timers: Dict[int, float] = {}   # pid -> when it exits (clock time)
         self.sleep_command = shutil.which("sleep") or "/bin/sleep"
         self.looked: Optional[Tuple[Mtimes, bool]] = None
@@ -186,14 +187,24 @@ class Waker:
         return mtimes(self.paths) != baseline or os.path.exists(self.drain_path) != drain
 
     def _ensure_children(self, next_duty: float) -> None:
-        """A watcher that exits on a change; a timer if next_duty comes before wait() returns."""
-        if self.child is None or self.child_retires.due():
+        """A watcher that exits on a change; a timer if next_duty comes before wait() returns.
+
+        Work Queue sends the tasks just handed over only inside wait(), and a fork costs
+        the master more than sending them: a wait() that finds no watcher is ended at
+        once by a timer instead (Work Queue sends its ready tasks before it looks for
+        exited children), and the watcher is forked before the next one.
+        """
+        if self.child is not None and self.child_retires.due():
             self._stop_child()
+        if self.child is None and self.fork_before_next_wait:
             self.child_drain = os.path.exists(self.drain_path)
             self.child = _spawn_watcher(self.paths, self.drain_path, self.baseline,
                                         self.child_drain, LIFETIME)
             self.child_retires.done()
             self.child_baseline = self.baseline
+        self.fork_before_next_wait = self.child is None
+        if self.child is None:
+            next_duty = 0.0
         now = self.clock.now()
         if next_duty < WAIT_TIMEOUT and not self._timer_by(now + next_duty + TIMER_SLACK):
             self._start_timer(now, next_duty)

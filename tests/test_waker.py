@@ -84,6 +84,28 @@ def waker_on(paths, drain, clock=None) -> Waker:
     return waker
 
 
+def timers_ended(waker: Waker) -> None:
+    """Wait for the waker's timers to end, and let it collect them as after a wait()."""
+    for timer in list(waker.timers):
+        assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
+        waker.backend.exited.append(timer)
+    waker._collect_exited()
+
+
+def test_the_first_wait_is_woken_at_once_and_the_watcher_forked_before_the_next(tmp_path):
+    """Work Queue sends the tasks just handed over inside wait(): no fork before that."""
+    waker = waker_on([tmp_path], tmp_path / "drain")
+    waker.look()
+    try:
+        waker.wait_for_task(LIFETIME)
+        assert waker.child is None and len(waker.timers) == 1   # a timer ends this wait
+        timers_ended(waker)
+        waker.wait_for_task(LIFETIME)
+        assert waker.child and not waker.timers                 # the next has its watcher
+    finally:
+        waker.stop()
+
+
 def test_the_spool_is_listed_again_only_when_it_may_hold_news(tmp_path):
     queue = tmp_path / "queue"
     queue.mkdir()
@@ -110,15 +132,15 @@ def test_snapshot_deadlines_get_cheap_timers_and_one_watcher_lives_on(tmp_path):
     waker = waker_on([tmp_path], tmp_path / "drain")
     waker.look()
     try:
+        waker.wait_for_task(LIFETIME)   # no watcher yet: this wait only wakes at once
+        timers_ended(waker)
         waker.wait_for_task(0.2)
         first = waker.child
         assert first and len(waker.timers) == 1
         waker.wait_for_task(0.2)  # that timer is soon enough
         waker.wait_for_task(LIFETIME)
         assert waker.child == first and len(waker.timers) == 1
-        timer = next(iter(waker.timers))
-        assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
-        waker.backend.exited.append(timer)
+        timers_ended(waker)
         waker.wait_for_task(LIFETIME)
         assert not waker.timers
     finally:
@@ -132,6 +154,8 @@ def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_p
         waker.look()
         baseline = waker.baseline
         assert not waker.child_vouches(baseline)                    # no child: look
+        waker.wait_for_task(LIFETIME)
+        timers_ended(waker)
         waker.wait_for_task(LIFETIME)
         assert waker.child_vouches(baseline) and waker.vouched      # it watches these
         assert not waker.draining
@@ -153,6 +177,8 @@ def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
     try:
         waker.look()
         baseline = waker.baseline
+        waker.wait_for_task(LIFETIME)
+        timers_ended(waker)
         waker.wait_for_task(LIFETIME)
         assert waker.child_vouches(baseline) and not waker.draining
         child = waker.child

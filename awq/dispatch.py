@@ -95,7 +95,7 @@ class Dispatcher:
         self.tasks = TaskMap()
         self.shared = shared
         self.copies_of: Dict[int, List[str]] = {}   # task id -> the shared copies it uses
-        self.sweep = Every(SWEEP_INTERVAL, clock, started_due=False)
+        self.copies_sweep = Every(SWEEP_INTERVAL, clock, started_due=False)
         self.started_look = Every(NOTE_STARTED_INTERVAL, clock)
         # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
         self.waiting: Dict[int, JobId] = {}
@@ -170,7 +170,7 @@ class Dispatcher:
 
     def forget_unused_copies(self) -> None:
         """Remove shared copies no task used for a while, here and from the workers' caches."""
-        if self.shared is None or not self.sweep.take():
+        if self.shared is None or not self.copies_sweep.take():
             return
         for copy in self.shared.sweep():
             try:

@@ -139,6 +139,10 @@ class Waker:
     def sleep_until_news(self, next_duty: float, stopping: Callable[[], bool]) -> None:
         """With nothing in Work Queue: until the spool changes, next_duty s pass, or stopping()."""
         deadline = self.clock.now() + next_duty
+        if not self.looked_settled:
+            # A change in the same timestamp tick as the last look would not show in the
+            # mtimes watched here: look again once that tick is surely over.
+            deadline = min(deadline, self.relook.last + SETTLE_NS / 1e9)
         while not stopping():
             if self.service.take():
                 self.backend.wait(0)

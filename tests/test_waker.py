@@ -10,7 +10,7 @@ from awq import master as master_module
 from awq.pacing import ManualClock
 from awq.spool import Spool
 from awq.tasks import TaskResult
-from awq.waker import LIFETIME, RELOOK_INTERVAL, SERVICE_INTERVAL, Waker
+from awq.waker import LIFETIME, RELOOK_INTERVAL, SERVICE_INTERVAL, SETTLE_NS, Waker
 from conftest import wait_until
 
 # A loaded machine may hold a runnable process off the CPU for a while: slack on top of
@@ -196,6 +196,8 @@ def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
 def test_an_idle_master_sleeps_until_its_next_duty_and_serves_work_queue_meanwhile(tmp_path):
     clock = ManualClock()
     waker = waker_on([tmp_path], tmp_path / "drain", clock)
+    old = time.time_ns() - 10 ** 9
+    os.utime(str(tmp_path), ns=(old, old))        # settled: nothing can hide in its tick
     waker.look()
     started = clock.now()
     waker.sleep_until_news(2.5 * SERVICE_INTERVAL, lambda: False)
@@ -215,3 +217,19 @@ def test_an_idle_master_wakes_when_the_spool_changes(tmp_path):
     waker.sleep_until_news(LIFETIME, lambda: False)
     assert clock.now() == started      # at the first look, not at the deadline
     assert waker.look()
+
+
+def test_an_idle_master_looks_again_when_its_last_look_may_have_missed_a_change(tmp_path):
+    """A record written in the same timestamp tick as the look leaves the mtime unchanged:
+    a look at a fresh mtime is followed by another once that tick is over."""
+    clock = ManualClock()
+    waker = waker_on([tmp_path], tmp_path / "drain", clock)
+    (tmp_path / "record").write_text("new job")   # the directory's mtime is now
+    assert waker.look()
+    started = clock.now()
+    waker.sleep_until_news(LIFETIME, lambda: False)
+    assert clock.now() - started <= SETTLE_NS / 1e9 + 1e-9   # not the whole LIFETIME
+    assert waker.look()                            # and that look counts again
+    old = time.time_ns() - 10 ** 9
+    os.utime(str(tmp_path), ns=(old, old))
+    assert waker.look() and not waker.look()       # settled: no more looks needed

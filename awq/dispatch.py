@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
+from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.shared_inputs import SharedInputs
 from awq.tasks import TaskBackend, TaskResult, TaskSpec, TaskState, task_spec
 
@@ -70,27 +70,26 @@ class TaskMap:
 
 class Dispatcher:
     def __init__(self, backend: TaskBackend, job_wrapper: Optional[str] = None,
-                 max_tasks: int = MAX_TASKS, shared: Optional[SharedInputs] = None):
+                 max_tasks: int = MAX_TASKS, shared: Optional[SharedInputs] = None,
+                 clock: Clock = SYSTEM_CLOCK):
         self.backend = backend
         self.job_wrapper = job_wrapper
         self.max_tasks = max_tasks
         self.tasks = TaskMap()
         self.shared = shared
         self.copies_of: Dict[int, List[str]] = {}   # task id -> the shared copies it uses
-        self.swept = time.monotonic()
-        self.started_noted = 0.0
+        self.copies_sweep = Every(SWEEP_INTERVAL, clock, started_due=False)
+        self.started_look = Every(NOTE_STARTED_INTERVAL, clock)
         # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
         self.waiting: Dict[int, JobId] = {}
         self.free_cores = 0
-        self.capacity_checked = 0.0
+        self.capacity_look = Every(CAPACITY_INTERVAL, clock)
         # Idle jobs without a task were left in our table while free cores could start them.
         self._more_to_hand_over = False
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
-        now = time.monotonic()
-        if now - self.started_noted >= NOTE_STARTED_INTERVAL:
-            self.started_noted = now
+        if self.started_look.take():
             self.check_waiting_tasks(table)
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
@@ -156,11 +155,9 @@ class Dispatcher:
 
     def forget_unused_copies(self) -> None:
         """Remove shared copies no task used for a while, here and from the workers' caches."""
-        now = time.monotonic()
-        if self.shared is None or now - self.swept < SWEEP_INTERVAL:
+        if self.shared is None or not self.copies_sweep.take():
             return
-        self.swept = now
-        for copy in self.shared.sweep(now):
+        for copy in self.shared.sweep():
             try:
                 self.backend.forget_cached(copy)
             except Exception as err:  # the workers' disks, never a reason to stop
@@ -168,9 +165,7 @@ class Dispatcher:
 
     def waiting_limit(self) -> int:
         """How many tasks may wait in Work Queue: a few, plus what free cores can start now."""
-        now = time.monotonic()
-        if now - self.capacity_checked >= CAPACITY_INTERVAL:
-            self.capacity_checked = now
+        if self.capacity_look.take():
             try:
                 stats = self.backend.stats()
                 self.free_cores = max(0, int(stats.get("total_cores", 0))

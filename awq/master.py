@@ -7,11 +7,11 @@ What matters, in order:
    On start the table is reloaded: idle jobs go back to Work Queue, jobs that
    were running are requeued (pilots are safe to rerun; NumJobStarts shows
    the attempt), removal requests left behind are carried out.
-2. Jobs start fast: see awq/watcher.py.
+2. Jobs start fast: see awq/waker.py.
 3. condor_q never talks to us: it reads the snapshot and stat/latest.
 
 The parts: JobTable (every state change), SpoolIntake (records and
-requests), Dispatcher (tasks), SpoolWatcher (waking up), periodic (the
+requests), Dispatcher (tasks), Waker (waking up), periodic (the
 jobs' own expressions), Publisher (heartbeat, counters, summaries). The command line is awq/cli/alien_work_queue.py.
 """
 
@@ -20,55 +20,61 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Optional, Tuple
+from typing import Optional
 
-from awq import periodic, watcher
+from awq import periodic
 from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
 from awq.control import JobControl
 from awq.intake import SpoolIntake
 from awq.jobtable import JobTable
-from awq.publish import HEARTBEAT_INTERVAL, UNFIT_GRACE, Publisher
+from awq.pacing import SYSTEM_CLOCK, Clock, Every
+from awq.publish import UNFIT_GRACE, Publisher
 from awq.shared_inputs import SharedInputs
 from awq.spool import REQUEST_ACTIONS, Spool
 from awq.tasks import TaskBackend
+from awq.waker import Waker
 
 log = logging.getLogger("awq.master")
 
-FLUSH_INTERVAL = 0.25        # s between snapshot writes while jobs change, at least
-FLUSH_COST_SHARE = 0.01      # and long enough that writing them takes at most this share of
-MAX_FLUSH_INTERVAL = 10.0    # a core (a 100,000-job table takes ~0.2-0.5 s of CPU to write)
-# The share is a fixed cost per second, not per job: at 1 %, 10,000 jobs in the table
-# (~20 ms a write) are written every 2 s, and at 300 jobs/s that is 0.03 ms per job.
+# s between snapshot writes while jobs change, at least: condor_q sees a change this late.
+FLUSH_INTERVAL = 0.25
+# And long enough that writing them takes at most this share of a core: a write costs
+# what the table holds, so a large table is written less often. A share of each second,
+# not of each job: the more jobs go through, the less each pays.
+FLUSH_COST_SHARE = 0.01
+# s: but at least this often, however large the table: condor_q never shows an older one.
+MAX_FLUSH_INTERVAL = 10.0
 STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
-SERVICE_INTERVAL = 1.0       # s between wait(0) calls while Work Queue is empty
 MAX_FAILED_TURNS = 30        # turns in a row that raise before the master gives up
+# s to pause after each failed turn in a row, growing by this much each time: what fails
+# (a full disk, a lost file server) is seldom fixed within a turn, and a log line per
+# turn would fill the disk faster.
+RETRY_PAUSE_STEP = 1.0
+MAX_RETRY_PAUSE = 10.0       # s: and at most this, so a fixed cause is noticed soon
 
 
 class Master:
     def __init__(self, spool: Spool, backend: TaskBackend, owner: str,
                  job_wrapper: Optional[str] = None, max_tasks: int = MAX_TASKS,
                  periodic_interval: float = periodic.INTERVAL, project_name: str = "",
-                 unfit_grace: float = UNFIT_GRACE):
+                 unfit_grace: float = UNFIT_GRACE, clock: Clock = SYSTEM_CLOCK):
         self.spool = spool
         self.backend = backend
+        self.clock = clock
         self.table = JobTable()
         self.intake = SpoolIntake(spool, owner)
         self.shared_inputs = SharedInputs(spool.shared_dir)
-        self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks, self.shared_inputs)
-        self.watcher = watcher.SpoolWatcher(
-            (spool.queue_dir,) + tuple(spool.request_dir(a) for a in REQUEST_ACTIONS),
-            spool.drain_path)
-        self.periodic_interval = periodic_interval
-        self.last_periodic = 0.0
-        self.last_flush = 0.0
-        self.flush_interval = FLUSH_INTERVAL
-        self.last_state_poll = 0.0
+        self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks, self.shared_inputs,
+                                     clock=clock)
+        self.waker = Waker(
+            backend, (spool.queue_dir,) + tuple(spool.request_dir(a) for a in REQUEST_ACTIONS),
+            spool.drain_path, clock)
+        self.periodic = Every(periodic_interval, clock)
+        self.flushing = Every(FLUSH_INTERVAL, clock)   # its interval follows a write's cost
+        self.state_poll = Every(STATE_POLL_INTERVAL, clock)
         self.stop_requested = False
-        self.wake_enabled = False
-        # The spool's mtimes at the last turn, while the watcher child vouches for them:
-        # a turn comes with every finished task, and six stat calls were 3 % of a job's CPU.
-        self.spool_unchanged: Optional[Tuple[watcher.Mtimes, bool]] = None
-        self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace)
+        self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace,
+                                   clock=clock)
         self.control = JobControl(self.table, self.dispatcher)
 
     # -- the parts of a turn
@@ -88,37 +94,32 @@ class Master:
             self.control.apply_request(request)
 
     def apply_periodic_expressions(self) -> None:
-        now = time.time()
-        if now - self.last_periodic >= self.periodic_interval:
-            self.last_periodic = now
-            self.control.apply_periodic_expressions(now)
+        if self.periodic.take():
+            self.control.apply_periodic_expressions(time.time())
 
     def flush(self, force: bool = False) -> None:
         now = time.time()
-        if self.table.changed and (force or now - self.last_flush >= self.flush_interval):
+        if self.table.changed and (force or self.flushing.due()):
             started = time.process_time()   # CPU: waiting for fsync costs the master nothing
             self.spool.published.write_snapshot(dict(self.table.snapshot(),
                                                      master_pid=os.getpid(), written=now))
             cost = time.process_time() - started
-            self.flush_interval = min(MAX_FLUSH_INTERVAL,
-                                      max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
-            self.last_flush = now
+            self.flushing.interval = min(MAX_FLUSH_INTERVAL,
+                                         max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
+            self.flushing.done()
             self.table.mark_saved()
             self.intake.commit()  # only now are the taken jobs durable without their records
             self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
             self.publisher.publish(now)
-        elif self.publisher.due(now):
+        elif self.publisher.due():
             self.publisher.publish(now)
-
-    def draining(self) -> bool:
-        return os.path.exists(self.spool.drain_path)
 
     # -- the loop
 
     def run(self) -> int:
-        self.wake_enabled = self.backend.enable_wake_on_child_exit()
+        wake_enabled = self.waker.enable()
         log.info("listening for workers on port %d; spool %s; early wake-up %s",
-                 self.backend.port, self.spool.root, "on" if self.wake_enabled else "off")
+                 self.backend.port, self.spool.root, "on" if wake_enabled else "off")
         for path in self.spool.master_files.sweep_temp_files():
             log.info("removed %s, left half-written by a process that died", path)
         self.shared_inputs.reset()
@@ -136,24 +137,20 @@ class Master:
                 log.debug("the loop failed", exc_info=True)
                 if failures >= MAX_FAILED_TURNS:
                     raise
-                time.sleep(min(failures, 10))
+                self.clock.sleep(min(failures * RETRY_PAUSE_STEP, MAX_RETRY_PAUSE))
         self.flush(force=True)
         if self.table.changed:  # finished jobs just went to history: leave a snapshot without them
             self.flush(force=True)
-        self.watcher.stop_all()
+        self.waker.stop()
         return 0
 
     def turn(self) -> bool:
         """One pass over everything; False when a drain has emptied the queue."""
-        if self.spool_unchanged:
-            baseline, draining = self.spool_unchanged
-        else:
-            baseline, draining = self.watcher.baseline(), self.draining()
-        self.spool_unchanged = None
-        if self.watcher.needs_look(baseline, draining):
-            if not draining:
+        if self.waker.look():
+            if not self.waker.draining:
                 self.intake.take_records(self.table)
             self.apply_requests()
+        draining = self.waker.draining
         self.apply_periodic_expressions()
         self.dispatcher.submit_idle(self.table)
         self.dispatcher.forget_unused_copies()
@@ -163,50 +160,27 @@ class Master:
             return False
         # A task of ours not yet returned by wait() is in Work Queue: no need to ask it.
         if not self.dispatcher.tasks and self.backend.empty():
-            self._sleep_until_spool_changes(baseline)
-        else:
-            self._wait_for_work_queue(baseline)
-        return True
-
-    def _wait_for_work_queue(self, baseline: watcher.Mtimes) -> None:
-        if self.wake_enabled:
-            self.watcher.ensure_child(baseline, self._time_to_next_duty())
-        result = self.backend.wait(1)
-        self.watcher.child_exited(self.backend.reap_children())
-        if self.wake_enabled:
-            self.spool_unchanged = self.watcher.vouched_baseline(baseline)
+            self.waker.sleep_until_news(self.time_to_next_duty(), self._stopping)
+            return True
+        result = self.waker.wait_for_task(self.time_to_next_duty())
         if result is not None:
             self.dispatcher.record_result(result, self.table)
-        if time.time() - self.last_state_poll >= STATE_POLL_INTERVAL:
+        if self.state_poll.take():
             self.dispatcher.check_every_task(self.table)
-            self.last_state_poll = time.time()
+        return True
 
-    def _time_to_next_duty(self) -> float:
-        """How long wait() may block: until a deferred snapshot write, or more tasks, are due."""
-        due = watcher.LIFETIME
-        if self.table.changed:
-            due = max(0.0, self.flush_interval - (time.time() - self.last_flush))
+    def _stopping(self) -> bool:
+        return self.stop_requested
+
+    def time_to_next_duty(self) -> float:
+        """How long the master may sleep: until a snapshot write, more tasks, the heartbeat
+        or the periodic expressions are due."""
+        due = min(self.publisher.time_to_heartbeat(), self.periodic.time_left())
+        if self.table.changed:  # a change waits for its snapshot (condor_q shows the old one)
+            due = min(due, self.flushing.time_left())
         if self.dispatcher.refill_wanted():
             due = min(due, REFILL_INTERVAL)
         return due
-
-    def _sleep_until_spool_changes(self, baseline: watcher.Mtimes) -> None:
-        deadline = time.monotonic() + HEARTBEAT_INTERVAL
-        drain = self.draining()
-        next_service = 0.0
-        while not self.stop_requested and time.monotonic() < deadline:
-            if time.monotonic() >= next_service:
-                # Work Queue only accepts workers and updates the catalog inside
-                # wait(); with nothing queued it returns at once.
-                self.backend.wait(0)
-                next_service = time.monotonic() + SERVICE_INTERVAL
-            if self.watcher.changed_since(baseline, drain) or self._flush_due():
-                return
-            time.sleep(watcher.POLL_INTERVAL)
-
-    def _flush_due(self) -> bool:
-        """A change waits for its snapshot (e.g. a finished job still shown by condor_q)."""
-        return self.table.changed and time.time() - self.last_flush >= self.flush_interval
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from awq.jobs import format_job_id
 from awq.jobtable import JobTable
+from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.spool import Spool
 from awq.tasks import REQUEST_ATTRIBUTES, TaskBackend, unfit_reason
 
@@ -29,22 +30,25 @@ UNFIT_GRACE = 60.0           # s an idle job waits before we say no worker is bi
 
 class Publisher:
     def __init__(self, spool: Spool, backend: TaskBackend, table: JobTable, project_name: str,
-                 unfit_grace: float = UNFIT_GRACE):
+                 unfit_grace: float = UNFIT_GRACE, clock: Clock = SYSTEM_CLOCK):
         self.spool = spool
         self.backend = backend
         self.table = table
         self.project_name = project_name
         self.started = time.time()
         self.workers_seen = 0.0
-        self.last_heartbeat = 0.0
+        self.heartbeat = Every(HEARTBEAT_INTERVAL, clock)
         self.last_counts: Optional[Tuple[int, int]] = None
-        self.last_status = 0.0
-        self.last_summary = time.time()
-        self.last_unfit_check = 0.0
+        self.status_refresh = Every(STATUS_INTERVAL, clock)
+        self.summary_line = Every(SUMMARY_INTERVAL, clock, started_due=False)
+        self.unfit_check = Every(unfit_grace / 2, clock)
         self.unfit_grace = unfit_grace
 
-    def due(self, now: float) -> bool:
-        return now - self.last_heartbeat >= HEARTBEAT_INTERVAL
+    def due(self) -> bool:
+        return self.heartbeat.due()
+
+    def time_to_heartbeat(self) -> float:
+        return self.heartbeat.time_left()
 
     def publish(self, now: float) -> None:
         """Called after every snapshot: stat/latest follows the counts, the rest is paced.
@@ -53,13 +57,12 @@ class Publisher:
         at most once per STATUS_INTERVAL, not after every snapshot.
         """
         idle, running = self.table.counts()
-        if self.due(now) or (idle, running) != self.last_counts:
+        if self.due() or (idle, running) != self.last_counts:
             self.spool.published.write_stat(idle, running, now)
-            self.last_heartbeat = now
+            self.heartbeat.done()
             self.last_counts = (idle, running)
-        if now - self.last_status < STATUS_INTERVAL:
+        if not self.status_refresh.take():
             return
-        self.last_status = now
         stats = self.backend.stats()
         if stats.get("workers_connected"):
             self.workers_seen = now
@@ -67,11 +70,9 @@ class Publisher:
             "pid": os.getpid(), "started": self.started, "written": now,
             "port": self.backend.port, "project": self.project_name,
             "workers_seen": self.workers_seen, "workqueue": stats})
-        if now - self.last_unfit_check >= self.unfit_grace / 2:
-            self.last_unfit_check = now
+        if self.unfit_check.take():
             self.note_unfit_jobs(stats, now)
-        if now - self.last_summary >= SUMMARY_INTERVAL:
-            self.last_summary = now
+        if self.summary_line.take():
             log.info("summary: %d idle, %d running, %d jobs in the table; %d workers "
                      "(%d busy), %d of %d cores in use", idle, running, len(self.table),
                      stats.get("workers_connected", 0), stats.get("workers_busy", 0),

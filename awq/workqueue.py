@@ -255,9 +255,14 @@ class EarlyWake:
 
     wait(t) blocks t whole seconds while tasks are out, so alone it would
     delay every new job by up to a second. Work Queue's process module ends
-    the wait when any child exits; the master forks a tiny spool watcher that
+    the wait when any child exits; awq/waker.py forks a tiny spool watcher that
     exits when the spool changes. The switch is not in the Python bindings,
     hence ctypes; without it the master polls once a second.
+
+    Once enabled, the process module reaps every child of the master (wait4 on
+    any pid) into its own list, and while that list is not empty it reaps no
+    other: reap_children must empty it after every child exit, busy or idle,
+    or the next child to exit stays a zombie and wait() returns at once.
     """
 
     def __init__(self) -> None:
@@ -303,7 +308,7 @@ class EarlyWake:
             self._on_signal_only = False
 
     def reap_children(self) -> List[int]:
-        """Collect the children the process module reaped for us (else it loops)."""
+        """Collect the children that exited, through the process module (see the class)."""
         pids: List[int] = []
         if self._lib is None or (self._on_signal_only and not self._child_signalled):
             return pids

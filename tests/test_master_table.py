@@ -15,6 +15,7 @@ from awq.dispatch import Dispatcher, TaskMap
 from awq.jobs import JobStatus
 from awq.jobtable import JobTable
 from awq.master import Master
+from awq.pacing import ManualClock
 from awq.spool import Spool
 from awq.tasks import TaskResult, TaskSpec, TaskState
 
@@ -65,11 +66,11 @@ class FakeBackend:
         pass
 
 
-def one_job_submitted():
+def one_job_submitted(clock=None):
     """(backend, table, dispatcher) with job 1.0 handed to Work Queue as task 1."""
     backend, table = FakeBackend(), JobTable()
     table.put(ad())
-    dispatcher = Dispatcher(backend)
+    dispatcher = Dispatcher(backend, clock=clock or ManualClock())
     assert dispatcher.submit_idle(table) == 1
     return backend, table, dispatcher
 
@@ -81,9 +82,9 @@ def ad(**extra) -> dict:
     return base
 
 
-def master_with(tmp_path, job: dict) -> Master:
+def master_with(tmp_path, job: dict, periodic_interval: float = 0.001) -> Master:
     master = Master(Spool(str(tmp_path / "spool"), create=True), FakeBackend(), owner="u",
-                    periodic_interval=0.001)
+                    periodic_interval=periodic_interval, clock=ManualClock())
     master.table.put(job)
     return master
 
@@ -251,6 +252,7 @@ def test_restart_requeues_running_jobs_and_keeps_jobs_left_in_queue():
 
 
 def test_a_turn_that_raises_is_retried_and_the_master_goes_on(tmp_path, monkeypatch):
+    from awq.master import RETRY_PAUSE_STEP
     master = master_with(tmp_path, ad())
     calls = []
 
@@ -260,9 +262,10 @@ def test_a_turn_that_raises_is_retried_and_the_master_goes_on(tmp_path, monkeypa
             raise OSError(28, "No space left on device")
         master.stop_requested = True
     monkeypatch.setattr(master, "flush", flaky_flush)
-    monkeypatch.setattr("awq.master.time.sleep", lambda s: None)
+    paused_from = master.clock.now()
     assert master.run() == 0
     assert len(calls) >= 2  # the failed turn, then the next one (and the last flush)
+    assert master.clock.now() - paused_from >= RETRY_PAUSE_STEP  # it paused before the retry
 
 
 def test_the_idle_index_follows_every_change():
@@ -295,71 +298,80 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     assert os.listdir(master.spool.request_dir("hold")) == []
 
 
-def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon(monkeypatch):
-    from awq import dispatch
+def after_the_intervals(clock: ManualClock) -> None:
+    """Time enough for the dispatcher to look again at started tasks and free cores."""
+    from awq.dispatch import CAPACITY_INTERVAL, NOTE_STARTED_INTERVAL
+    clock.advance(max(CAPACITY_INTERVAL, NOTE_STARTED_INTERVAL))
+
+
+def test_work_queue_gets_only_the_tasks_its_workers_can_start_soon():
     from awq.dispatch import MIN_WAITING
-    monkeypatch.setattr(dispatch, "NOTE_STARTED_INTERVAL", 0.0)  # look at every call
-    backend, table = FakeBackend(), JobTable()
+    backend, table, clock = FakeBackend(), JobTable(), ManualClock()
     for proc in range(MIN_WAITING * 3):
         table.put(ad(ProcId=proc))
-    dispatcher = Dispatcher(backend)
-    assert dispatcher.submit_idle(table) == MIN_WAITING  # the rest wait in our table
-    assert dispatcher.submit_idle(table) == 0
+    dispatcher = Dispatcher(backend, clock=clock)
+
+    def submit_idle() -> int:  # each call a look: the intervals have passed
+        after_the_intervals(clock)
+        return dispatcher.submit_idle(table)
+    assert submit_idle() == MIN_WAITING  # the rest wait in our table
+    assert submit_idle() == 0
     for task_id in (1, 2, 3):
         backend.states[task_id] = TaskState.ON_WORKER
-    assert dispatcher.submit_idle(table) == 3  # started jobs make room, oldest first
+    assert submit_idle() == 3  # started jobs make room, oldest first
     assert [table.status((1, p)) for p in range(4)] == [JobStatus.RUNNING] * 3 + [JobStatus.IDLE]
     assert (1, MIN_WAITING + 2) in dispatcher.tasks and (1, MIN_WAITING + 3) not in dispatcher.tasks
     dispatcher.cancel((1, 5))  # a cancelled task leaves room too
-    assert dispatcher.submit_idle(table) == 1
+    assert submit_idle() == 1
 
 
-def test_thousands_of_free_cores_get_their_tasks_in_batches(monkeypatch):
-    from awq import dispatch
+def test_thousands_of_free_cores_get_their_tasks_in_batches():
     from awq.dispatch import MAX_HANDOVER, MIN_WAITING
-    monkeypatch.setattr(dispatch, "NOTE_STARTED_INTERVAL", 0.0)
-    monkeypatch.setattr(dispatch, "CAPACITY_INTERVAL", 0.0)
-    backend, table = FakeBackend(), JobTable()
+    backend, table, clock = FakeBackend(), JobTable(), ManualClock()
     backend.total_cores = 5000
     for proc in range(3000):
         table.put(ad(ProcId=proc))
-    dispatcher = Dispatcher(backend)
+    dispatcher = Dispatcher(backend, clock=clock)
+
+    def submit_idle() -> int:
+        after_the_intervals(clock)
+        return dispatcher.submit_idle(table)
     batch = MIN_WAITING + MAX_HANDOVER
-    assert dispatcher.submit_idle(table) == batch   # not 3,000 at once: Work Queue walks them
+    assert submit_idle() == batch                   # not 3,000 at once: Work Queue walks them
     assert dispatcher.refill_wanted()               # and the master comes back soon for more
-    assert dispatcher.submit_idle(table) == 0 and dispatcher.refill_wanted()
+    assert submit_idle() == 0 and dispatcher.refill_wanted()
     for task_id in backend.states:                  # Work Queue sent the batch to workers
         backend.states[task_id] = TaskState.ON_WORKER
-    assert dispatcher.submit_idle(table) == batch
+    assert submit_idle() == batch
     for task_id in backend.states:
         backend.states[task_id] = TaskState.ON_WORKER
     backend.total_cores = 2 * batch                 # every core busy now
-    assert dispatcher.submit_idle(table) == MIN_WAITING
+    assert submit_idle() == MIN_WAITING
     assert not dispatcher.refill_wanted()           # nothing could start: no hurry
 
 
-def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path, monkeypatch):
-    from awq import dispatch
+def test_a_master_with_held_back_jobs_wakes_within_the_refill_interval(tmp_path):
     from awq.dispatch import REFILL_INTERVAL
-    monkeypatch.setattr(dispatch, "CAPACITY_INTERVAL", 0.0)
-    master = master_with(tmp_path, ad())
+    master = master_with(tmp_path, ad(), periodic_interval=60)
     master.backend.total_cores = 1000
     for proc in range(1, 600):
         master.table.put(ad(ProcId=proc))
     master.table.mark_saved()
-    assert master._time_to_next_duty() > 1.0
+    master.apply_periodic_expressions()
+    master.flush()                      # the heartbeat: written, not due for a while
+    assert master.time_to_next_duty() > 1.0
     master.dispatcher.submit_idle(master.table)
-    assert master._time_to_next_duty() <= REFILL_INTERVAL
+    assert master.time_to_next_duty() <= REFILL_INTERVAL
 
 
 def test_started_tasks_are_looked_for_at_most_every_interval():
-    import time
-    backend, table, dispatcher = one_job_submitted()
+    from awq.dispatch import NOTE_STARTED_INTERVAL
+    clock = ManualClock()
+    backend, table, dispatcher = one_job_submitted(clock)  # it has just looked
     backend.states[1] = TaskState.ON_WORKER
-    dispatcher.started_noted = time.monotonic() + 60   # as if it had just looked
     dispatcher.submit_idle(table)
     assert table.status((1, 0)) == JobStatus.IDLE
-    dispatcher.started_noted = 0.0                       # the interval is over
+    clock.advance(NOTE_STARTED_INTERVAL)                   # the interval is over
     dispatcher.submit_idle(table)
     assert table.status((1, 0)) == JobStatus.RUNNING
 
@@ -411,89 +423,6 @@ def test_every_change_is_marked_for_the_next_snapshot_and_only_changes():
     assert [jobs.job_id(j) for j in table.retire_finished()] == [(1, 0)] and table.changed
     table.mark_saved()
     assert table.retire_finished() == [] and not table.changed
-
-
-def test_the_spool_is_listed_again_only_when_it_may_hold_news(tmp_path, monkeypatch):
-    import os
-    import time as _time
-    from awq import watcher as watcher_module
-    queue = tmp_path / "queue"
-    queue.mkdir()
-    spool_watcher = watcher_module.SpoolWatcher([str(queue)], str(tmp_path / "drain"))
-    assert spool_watcher.needs_look(spool_watcher.baseline(), False)  # first look
-    # Just changed: the same timestamp tick could hide the next change, so look again.
-    assert spool_watcher.needs_look(spool_watcher.baseline(), False)
-    old = _time.time_ns() - 10 ** 9
-    os.utime(str(queue), ns=(old, old))
-    assert spool_watcher.needs_look(spool_watcher.baseline(), False)  # mtime changed
-    assert not spool_watcher.needs_look(spool_watcher.baseline(), False)  # settled, unchanged
-    assert spool_watcher.needs_look(spool_watcher.baseline(), True)  # the drain switch moved
-    assert not spool_watcher.needs_look(spool_watcher.baseline(), True)
-    (queue / "1.job").write_text("x")
-    assert spool_watcher.needs_look(spool_watcher.baseline(), True)
-    os.utime(str(queue), ns=(old, old))
-    spool_watcher.needs_look(spool_watcher.baseline(), True)
-    real = _time.monotonic
-    monkeypatch.setattr(watcher_module.time, "monotonic",
-                        lambda: real() + watcher_module.RELOOK_INTERVAL)
-    assert spool_watcher.needs_look(spool_watcher.baseline(), True)  # at least once a second
-
-
-def test_snapshot_deadlines_get_cheap_timers_and_one_watcher_lives_on(tmp_path):
-    from awq import watcher as watcher_module
-    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path)], str(tmp_path / "drain"))
-    try:
-        spool_watcher.ensure_child(spool_watcher.baseline(), 0.2)
-        first = spool_watcher.pid
-        assert first and len(spool_watcher.timers) == 1
-        spool_watcher.ensure_child(spool_watcher.baseline(), 0.2)  # that timer is soon enough
-        spool_watcher.ensure_child(spool_watcher.baseline(), watcher_module.LIFETIME)
-        assert spool_watcher.pid == first and len(spool_watcher.timers) == 1
-        timer = next(iter(spool_watcher.timers))
-        import os
-        assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
-        spool_watcher.child_exited([timer])
-        assert not spool_watcher.timers
-    finally:
-        spool_watcher.stop_all()
-    assert spool_watcher.pid is None
-
-
-def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_path):
-    import os
-    from awq import watcher as watcher_module
-    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path)], str(tmp_path / "drain"))
-    try:
-        baseline = spool_watcher.baseline()
-        assert spool_watcher.vouched_baseline(baseline) is None     # no child: look
-        spool_watcher.ensure_child(baseline, watcher_module.LIFETIME)
-        assert spool_watcher.vouched_baseline(baseline) == (baseline, False)  # it watches these
-        assert spool_watcher.vouched_baseline(baseline + (1,)) is None
-        child = spool_watcher.pid
-        (tmp_path / "record").write_text("new job")                 # the child sees it and exits
-        assert os.waitpid(child, 0)[0] == child
-        spool_watcher.child_exited([child])
-        assert spool_watcher.vouched_baseline(baseline) is None     # look again
-    finally:
-        spool_watcher.stop_all()
-
-
-def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
-    import os
-    from awq import watcher as watcher_module
-    (tmp_path / "queue").mkdir()   # the drain file is elsewhere: only it changes
-    spool_watcher = watcher_module.SpoolWatcher([str(tmp_path / "queue")], str(tmp_path / "drain"))
-    try:
-        baseline = spool_watcher.baseline()
-        spool_watcher.ensure_child(baseline, watcher_module.LIFETIME)
-        assert spool_watcher.vouched_baseline(baseline) == (baseline, False)
-        child = spool_watcher.pid
-        (tmp_path / "drain").write_text("")
-        assert os.waitpid(child, 0)[0] == child
-        spool_watcher.child_exited([child])
-        assert spool_watcher.vouched_baseline(baseline) is None
-    finally:
-        spool_watcher.stop_all()
 
 
 def test_each_transition_writes_its_user_log_event(tmp_path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import stat
 
-from awq.dispatch import Dispatcher
+from awq.dispatch import SWEEP_INTERVAL, Dispatcher
 from awq.jobtable import JobTable
+from awq.pacing import ManualClock
 from awq.shared_inputs import SharedInputs
 from awq.tasks import TaskResult, TaskSpec
 from test_master_table import FakeBackend, ad
@@ -99,7 +100,8 @@ def test_the_dispatcher_caches_the_executable_and_releases_it_with_the_task(tmp_
     backend, table = RecordingBackend(), JobTable()
     table.put(ad(Cmd=exe, Out=str(tmp_path / "o.0")))
     table.put(ad(ProcId=1, Cmd=exe, Out=str(tmp_path / "o.1")))
-    dispatcher = Dispatcher(backend, shared=shared)
+    clock = ManualClock()
+    dispatcher = Dispatcher(backend, shared=shared, clock=clock)
     assert dispatcher.submit_idle(table) == 2
     copy = backend.specs[0].cached_inputs[0][0]
     assert [s.cached_inputs for s in backend.specs] == [[(copy, "pilot.sh")]] * 2
@@ -107,6 +109,6 @@ def test_the_dispatcher_caches_the_executable_and_releases_it_with_the_task(tmp_
     dispatcher.record_result(TaskResult(1, True, 0, ""), table)
     dispatcher.cancel((1, 1))
     assert shared.in_use(copy) == 0
-    dispatcher.swept = -1e9
+    clock.advance(SWEEP_INTERVAL)
     dispatcher.forget_unused_copies()
     assert backend.forgotten == [copy] and not os.path.exists(copy)

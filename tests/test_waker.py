@@ -48,11 +48,11 @@ def test_an_idle_master_leaves_no_child_unreaped(tmp_path, start_master, start_w
         result = tool("condor_submit", stdin="executable = /bin/true\noutput = %s\nqueue\n"
                       % (tmp_path / "out"))
         assert result.returncode == 0, result.stderr
-        wait_until(lambda: len(spool.read_history()) == cycle, 60,
+        wait_until(lambda: len(spool.history.read()) == cycle, 60,
                    what="job %d in the history" % cycle)
         # Idle now. A spool change ends the watcher child (a request for no job: nothing
         # else happens); a timer ends when the snapshot it was started for is due.
-        spool.request("rm", [(999, cycle)], "no such job")
+        spool.requests.leave("rm", [(999, cycle)], "no such job")
         bound = master_module.MAX_FLUSH_INTERVAL + SCHEDULING_SLACK
         wait_until(lambda: not children_of(pid), bound,
                    what="every child of the idle master reaped (now: %s)" % children_of(pid))

@@ -101,6 +101,7 @@ class Dispatcher:
         self.free_cores = 0
         self.capacity_checked = 0.0
         self.held_back = False   # idle jobs were left in our table that free cores could start
+        self.told_held_back = -1  # the count of idle jobs without a task Work Queue was told
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
@@ -111,7 +112,11 @@ class Dispatcher:
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
         # Idle jobs beyond the waiting tasks' own have no task yet.
-        self.held_back = self._cores_outnumber_waiting() and table.counts()[0] > len(self.waiting)
+        idle = table.counts()[0]
+        self.held_back = self._cores_outnumber_waiting() and idle > len(self.waiting)
+        if idle - len(self.waiting) != self.told_held_back:  # a factory sizes the fleet from it
+            self.told_held_back = idle - len(self.waiting)
+            self.backend.tell_jobs_held_back(self.told_held_back)
         return started
 
     def _hand_over(self, table: JobTable, room: int) -> int:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from typing import Optional
 
 from conftest import free_port, wait_until, write_script
@@ -37,6 +38,7 @@ def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(
 # Work Queue (CCTools 8) sends a manager's status to its catalog at its first wait() and
 # then once a minute (WORK_QUEUE_UPDATE_INTERVAL in work_queue.c).
 CATALOG_UPDATE_PERIOD = 60.0
+CATALOG_START_BOUND = 30.0   # s for catalog_server to listen (it starts in well under one)
 
 
 def start_catalog(procs, tmp_path) -> int:
@@ -46,6 +48,16 @@ def start_catalog(procs, tmp_path) -> int:
     history.mkdir()
     procs.start([shutil.which("catalog_server"), "-p", str(port), "-I", "127.0.0.1",
                  "-H", str(history), "--update-host=127.0.0.1"], "catalog")
+
+    def answering() -> bool:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/query.text" % port, timeout=5):
+                return True
+        except OSError:
+            return False
+    # A manager's first update, lost on a catalog not yet listening, is sent again only a
+    # CATALOG_UPDATE_PERIOD later: the catalog must answer before anyone reports to it.
+    wait_until(answering, CATALOG_START_BOUND, what="catalog_server to answer")
     return port
 
 

@@ -12,7 +12,8 @@ a system Slurm's or munge's files, sockets or ports. Use it as a context manager
 
 The module imports pytest only for the optional `slurm_cluster` fixture, so benchmarks
 can use the class without it. A test module gets the fixture with
-`from slurm_cluster import slurm_cluster  # noqa: F401`.
+`from slurm_cluster import slurm_cluster  # noqa: F401`, or one of its own size with
+`slurm_big = slurm_fixture(cpus=64)`.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class SlurmCluster:
     name; keep: leave the directory (logs, state) behind after stop.
     """
 
-    def __init__(self, cpus: int = 8, memory_mb: int = 1 << 20, partition: str = "awq",
+    def __init__(self, cpus: int = 16, memory_mb: int = 1 << 20, partition: str = "awq",
                  keep: bool = False):
         if cpus < 1:
             raise ValueError("a node needs at least one CPU")
@@ -489,9 +490,19 @@ try:
 except ImportError:  # a benchmark run without pytest still gets the class
     pytest = None  # type: ignore[assignment]
 
-if pytest is not None:
-    @pytest.fixture(scope="module")
-    def slurm_cluster() -> Iterator[SlurmCluster]:
-        """One private Slurm per test module (starting one takes seconds)."""
-        with SlurmCluster() as cluster:
+
+def slurm_fixture(scope: str = "module", **options: object) -> Callable[..., Iterator[SlurmCluster]]:
+    """A pytest fixture yielding a SlurmCluster(**options), one per scope (starting one
+    takes seconds): `slurm_big = slurm_fixture(cpus=64)` at a test module's top level."""
+    if pytest is None:
+        raise SlurmUnavailable("slurm_fixture needs pytest")
+
+    @pytest.fixture(scope=scope)
+    def fixture() -> Iterator[SlurmCluster]:
+        with SlurmCluster(**options) as cluster:  # type: ignore[arg-type]
             yield cluster
+    return fixture
+
+
+if pytest is not None:
+    slurm_cluster = slurm_fixture()

@@ -75,6 +75,21 @@ def test_teardown_cancels_jobs_and_ends_every_daemon_by_pid(tmp_path):
     assert not os.path.exists(directory)
 
 
+def test_teardown_ends_a_job_process_that_escaped_slurms_tracking(tmp_path):
+    # A daemonized child (a worker's own helper, say) leaves the process tree that
+    # proctrack/linuxproc follows, so scancel misses it; our marker variable does not.
+    pid_file = str(tmp_path / "escaped.pid")
+    with SlurmCluster(cpus=2) as cluster:
+        job_id = cluster.sbatch(["--output", "/dev/null", "--wrap",
+                                 'setsid sh -c \'sleep 600 & echo $! > "%s"\'; exec sleep 600'
+                                 % pid_file])
+        escaped_pid = int(read_when_written(pid_file))
+        cluster.scancel([job_id])
+        cluster.wait_for_no_active_jobs()
+        assert pid_alive(escaped_pid)
+    assert not pid_alive(escaped_pid)
+
+
 def test_a_missing_package_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(slurm_module, "SEARCH_PATH", str(tmp_path))
     with pytest.raises(SlurmUnavailable, match="install Debian's munge slurmctld slurmd slurm-client"):

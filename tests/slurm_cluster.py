@@ -25,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 PACKAGES = "munge slurmctld slurmd slurm-client"
 # Where Debian puts them; looked up here rather than on PATH so a test's PATH (an
@@ -94,10 +94,18 @@ SQUEUE_FIELDS = ("%i", "%j", "%T", "%r", "%u")
 SQUEUE_SEPARATOR = "\x1f"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> List[int]:
+    """count distinct ports free on 127.0.0.1 now (all held open together while chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def port_listening(port: int) -> bool:
@@ -124,14 +132,18 @@ def find_program(name: str) -> str:
     return path
 
 
-def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+def wait_for(predicate: Callable[[], object], timeout: float,
+              what: Union[str, Callable[[], str]]) -> object:
+    """Poll predicate until it returns something true; what (or what() when it is a
+    function, evaluated on timeout so it can tell the last thing seen) names the wait."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise SlurmError("timed out after %.0f s waiting for %s" % (timeout, what))
+            raise SlurmError("timed out after %.0f s waiting for %s"
+                             % (timeout, what() if callable(what) else what))
         time.sleep(POLL_INTERVAL)
 
 
@@ -197,7 +209,7 @@ class SlurmCluster:
             self._start_daemon("slurmd", [self._programs["slurmd"], "-f", self.conf_path],
                                self._path("state", "slurmd.pid"),
                                self._path("log", "slurmd.log"))
-            _wait_for(self._node_idle, NODE_IDLE_TIMEOUT,
+            wait_for(self._node_idle, NODE_IDLE_TIMEOUT,
                       "node %s to turn idle (slurmd's registration with slurmctld)"
                       % self.node_name)
         except BaseException as error:
@@ -283,12 +295,12 @@ class SlurmCluster:
             seen[:] = [state]
             return state in wanted
 
-        _wait_for(reached, timeout, "job %s to be %s (last seen %s)"
-                  % (job_id, "/".join(sorted(str(s) for s in wanted)), seen[0] if seen else "-"))
+        wait_for(reached, timeout, lambda: "job %s to be %s (last seen: %s)"
+                  % (job_id, " or ".join(sorted(str(state) for state in wanted)), seen[0]))
         return seen[0]
 
     def wait_for_no_active_jobs(self, timeout: float = JOB_END_TIMEOUT) -> None:
-        _wait_for(lambda: not self.jobs(), timeout, "every job to leave squeue")
+        wait_for(lambda: not self.jobs(), timeout, "every job to leave squeue")
 
     def scancel(self, job_ids: Iterable[str]) -> None:
         ids = list(job_ids)
@@ -319,10 +331,7 @@ class SlurmCluster:
         for private in ("etc", "state", "state/ctld", "spool", "spool/slurmd", "log"):
             os.mkdir(self._path(private), 0o700)
         self.munge_socket = self._path("munge", "munge.socket")
-        self.ctld_port = free_port()
-        self.slurmd_port = free_port()
-        while self.slurmd_port == self.ctld_port:
-            self.slurmd_port = free_port()
+        self.ctld_port, self.slurmd_port = free_ports(2)
         self.conf_path = self._path("etc", "slurm.conf")
         _write_private(self.conf_path, self._slurm_conf())
         self._env = {key: value for key, value in os.environ.items()
@@ -388,7 +397,7 @@ class SlurmCluster:
                                       "--log-file=%s" % self._path("log", "munged.log"),
                                       "--seed-file=%s" % self._path("state", "munged.seed")],
                            self._path("state", "munged.pid"), self._path("log", "munged.log"))
-        _wait_for(lambda: os.path.exists(self.munge_socket), DAEMON_START_TIMEOUT,
+        wait_for(lambda: os.path.exists(self.munge_socket), DAEMON_START_TIMEOUT,
                   "munged's socket %s" % self.munge_socket)
 
     def _start_daemon(self, name: str, argv: List[str], pid_file: str, log_file: str) -> None:
@@ -398,7 +407,7 @@ class SlurmCluster:
         if result.returncode != 0:
             raise SlurmError("%s exited %d: %s" % (name, result.returncode,
                                                     (result.stderr or result.stdout).strip()))
-        pid = _wait_for(lambda: _read_pid(pid_file), DAEMON_START_TIMEOUT,
+        pid = wait_for(lambda: _read_pid(pid_file), DAEMON_START_TIMEOUT,
                         "%s's PID file %s" % (name, pid_file))
         self.daemon_pids[name] = int(pid)  # type: ignore[arg-type]
         if not pid_alive(self.daemon_pids[name]):

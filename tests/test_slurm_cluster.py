@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
 import slurm_cluster as slurm_module
-from slurm_cluster import (JOB_END_TIMEOUT, JOB_START_TIMEOUT, SlurmCluster, SlurmUnavailable,
-                           _wait_for, pid_alive, port_listening, slurm_cluster)  # noqa: F401
+from slurm_cluster import (JOB_END_TIMEOUT, JOB_START_TIMEOUT, SlurmCluster, SlurmError,
+                           SlurmUnavailable, wait_for, pid_alive, port_listening, slurm_cluster)  # noqa: F401
 
 
 def read_when_written(path: str) -> str:
@@ -20,7 +21,7 @@ def read_when_written(path: str) -> str:
         except FileNotFoundError:
             return ""
         return text if text.endswith("\n") else ""
-    return str(_wait_for(complete, JOB_START_TIMEOUT, "%s to be written" % path))
+    return str(wait_for(complete, JOB_START_TIMEOUT, "%s to be written" % path))
 
 
 def test_the_node_comes_up_idle_with_the_cpus_it_was_given(slurm_cluster):
@@ -53,7 +54,7 @@ def test_a_sleeping_job_runs_until_scancel_ends_it(slurm_cluster, tmp_path):
 
     slurm_cluster.scancel([job_id])
     assert slurm_cluster.wait_for_job_state(job_id, {"CANCELLED", None}) in ("CANCELLED", None)
-    _wait_for(lambda: not pid_alive(job_pid), JOB_END_TIMEOUT, "the cancelled job's sleep to end")
+    wait_for(lambda: not pid_alive(job_pid), JOB_END_TIMEOUT, "the cancelled job's sleep to end")
     assert slurm_cluster.jobs() == []
 
 
@@ -94,3 +95,20 @@ def test_a_missing_package_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(slurm_module, "SEARCH_PATH", str(tmp_path))
     with pytest.raises(SlurmUnavailable, match="install Debian's munge slurmctld slurmd slurm-client"):
         SlurmCluster().start()
+
+
+def test_a_daemon_that_cannot_start_is_reported_with_its_log_and_nothing_is_left(monkeypatch):
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    choose_ports = slurm_module.free_ports
+    monkeypatch.setattr(slurm_module, "free_ports", lambda count: [taken] + choose_ports(count - 1))
+    cluster = SlurmCluster(cpus=2)
+    try:
+        with pytest.raises(SlurmError, match="(?s)slurmctld exited.*Address already in use"):
+            cluster.start()
+    finally:
+        holder.close()
+    assert cluster.daemon_pids and not any(pid_alive(pid) for pid in cluster.daemon_pids.values())
+    assert cluster.directory == ""

@@ -18,6 +18,7 @@ can use the class without it. A test module gets the fixture with
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -200,6 +201,9 @@ class SlurmCluster:
             raise SlurmUnavailable("a private Slurm needs root (its daemons run as SlurmUser=root)")
         # /tmp keeps the munge socket's path under the 108 bytes a Unix socket allows.
         self.directory = tempfile.mkdtemp(prefix="awq-slurm-", dir="/tmp")
+        # The daemons fork away from us: a benchmark that exits without stop() must not
+        # leave them running.
+        atexit.register(self.stop)
         try:
             self._prepare()
             self._start_munged()
@@ -210,8 +214,8 @@ class SlurmCluster:
                                self._path("state", "slurmd.pid"),
                                self._path("log", "slurmd.log"))
             wait_for(self._node_idle, NODE_IDLE_TIMEOUT,
-                      "node %s to turn idle (slurmd's registration with slurmctld)"
-                      % self.node_name)
+                     "node %s to turn idle (slurmd's registration with slurmctld)"
+                     % self.node_name)
         except BaseException as error:
             logs = self.log_tails()
             self.stop()
@@ -224,18 +228,30 @@ class SlurmCluster:
         """Cancel our jobs, end every daemon by its PID (TERM, then KILL), remove the files."""
         if not self.directory:
             return
-        try:
-            if self.daemon_pids.get("slurmctld") and pid_alive(self.daemon_pids["slurmctld"]):
+        atexit.unregister(self.stop)
+        failures = []
+        if self.daemon_pids.get("slurmctld") and pid_alive(self.daemon_pids["slurmctld"]):
+            try:
                 self._cancel_everything()
-        finally:
-            for name in reversed(DAEMONS):
-                pid = self.daemon_pids.get(name)
-                if pid:
+            except (SlurmError, subprocess.TimeoutExpired) as error:
+                failures.append("cancelling our jobs: %s" % error)
+        # Each process is ended even when one before it could not be.
+        for name in reversed(DAEMONS):
+            pid = self.daemon_pids.get(name)
+            if pid:
+                try:
                     _end_process(pid)
+                except SlurmError as error:
+                    failures.append("%s: %s" % (name, error))
+        try:
             self._sweep_marked_processes()
-            if not self.keep:
-                shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = ""
+        except SlurmError as error:
+            failures.append("a job's process: %s" % error)
+        if not self.keep:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = ""
+        if failures:
+            raise SlurmError("stopping the private Slurm: " + "; ".join(failures))
 
     # -- for tests and benchmarks ----------------------------------------------
 

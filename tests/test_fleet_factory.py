@@ -78,3 +78,18 @@ def test_condor_factory_submits_with_the_sites_condor_submit_not_ours(script_fac
     assert "route direct 127.0.0.1:%d (the master has no password" % queue.port in status
     assert script.run("stop-factory").returncode == 0
 
+
+
+def test_help_and_readme_name_every_setting_the_factory_planner_reads():
+    from conftest import REPO
+    import subprocess
+    from test_worker_script import SCRIPT
+    with open(os.path.join(REPO, "awq", "fleet.py")) as handle:
+        names = set(re.findall(r'"(WQ_[A-Z_]+)"', handle.read()))
+    assert {"WQ_FACTORY_PER_CYCLE", "WQ_CATALOG", "WQ_FACTORY_SCRATCH"} <= names
+    help_text = subprocess.run([SCRIPT, "help"], capture_output=True, text=True).stdout
+    with open(os.path.join(REPO, "README.md")) as handle:
+        readme = handle.read()
+    for name in sorted(names):
+        assert name in help_text, name
+        assert "`%s`" % name in readme, name

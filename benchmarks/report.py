@@ -8,7 +8,7 @@ import os
 import re
 from typing import Dict, List, Optional
 
-ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit"]
+ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit", "fleet"]
 TITLES = {
     "latency": "Latency: condor_submit -> job started / output on disk",
     "burst": "Burst: 10,000 jobs from 4 concurrent submitters",
@@ -16,6 +16,7 @@ TITLES = {
     "throughput": "Throughput: 10,000 x /bin/true through 4 foremen and 8 workers",
     "scale": "Scale: kill -9 of the master under 5,000 running pilots, and 10,000 pilots",
     "submit": "condor_submit: one job, and `queue 10000`",
+    "fleet": "Fleet: a burst of N pilots through work_queue_factory on Slurm, beside start-workers",
 }
 
 
@@ -137,6 +138,17 @@ def _figure_rows(doc: Dict) -> List[str]:
     return rows
 
 
+def _timeline_rows(doc: Dict) -> List[str]:
+    """Workers over time for each burst of the fleet scenario (where something changed)."""
+    rows: List[str] = []
+    for burst, changes in doc.get("runs", {}).get("awq", {}).get("timelines", {}).items():
+        rows += ["%s: workers over time" % burst, "",
+                 "| s after condor_submit | workers | pilots running |", "|---|---|---|"]
+        rows += ["| %.0f | %d | %d |" % tuple(change) for change in changes]
+        rows.append("")
+    return rows
+
+
 def _shape(name: str) -> str:
     return re.sub(r"\d[\d,]*", "N", name)
 
@@ -220,7 +232,7 @@ def render(docs: Dict[str, Dict]) -> str:
                 text = _yardstick_line(runs[who], who)
                 if text:
                     lines += ["- " + text]
-        lines += [""] + _figure_rows(doc) + [""]
+        lines += [""] + _figure_rows(doc) + [""] + _timeline_rows(doc)
         seen = set()
         for who, run in runs.items():
             for note in run.get("notes", []):

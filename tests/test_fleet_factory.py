@@ -93,3 +93,19 @@ def test_help_and_readme_name_every_setting_the_factory_planner_reads():
     for name in sorted(names):
         assert name in help_text, name
         assert "`%s`" % name in readme, name
+
+
+def test_an_installed_script_plans_with_the_installed_planner(tmp_path):
+    from conftest import cmake_install
+    import subprocess
+    prefix = str(tmp_path / "prefix")
+    cmake_install(prefix, str(tmp_path / "build"))
+    planner = os.path.join(prefix, "bin", "alien_wq_fleet")
+    assert os.access(planner, os.X_OK)
+    env = dict(os.environ, WQ_WORKDIR=str(tmp_path / "wq"), WQ_MASTER="127.0.0.1:9094",
+               WQ_FACTORY_TYPE="slurm", PYTHONPATH="")
+    result = subprocess.run([planner, "factory-plan", str(tmp_path), "1"], env=env,
+                            capture_output=True, text=True, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("-T slurm, 1..1 workers of 1 cores, route direct")
+    assert (tmp_path / "factory-1.argv").read_bytes().startswith(b"/usr/bin/work_queue_factory\0")

@@ -141,9 +141,12 @@ def _figure_rows(doc: Dict) -> List[str]:
 def _timeline_rows(doc: Dict) -> List[str]:
     """Workers over time for each burst of the fleet scenario (where something changed)."""
     rows: List[str] = []
-    for burst, changes in doc.get("runs", {}).get("awq", {}).get("timelines", {}).items():
+    timelines = doc.get("runs", {}).get("awq", {}).get("timelines", {})
+    for burst in sorted(timelines, key=lambda name: (name.split()[0], int(name.split()[-1]))):
+        changes = timelines[burst]
         rows += ["%s: workers over time" % burst, "",
-                 "| s after condor_submit | workers | pilots running |", "|---|---|---|"]
+                 "| s after condor_submit | workers (factory: its batch jobs in squeue; "
+                 "start-workers: worker loops) | pilots running |", "|---|---|---|"]
         rows += ["| %.0f | %d | %d |" % tuple(change) for change in changes]
         rows.append("")
     return rows

@@ -151,3 +151,10 @@ def test_main_says_one_line_and_exits_one_on_bad_settings(tmp_path, capsys):
     assert fleet.main(["factory-plan", str(tmp_path), "1"], env) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("alien_wq_worker.sh: with a password")
+
+
+def test_a_factory_whose_direct_query_authenticates_is_recognised(tmp_path):
+    fixed = tmp_path / "work_queue_factory"
+    fixed.write_bytes(b"\x7fELF...work_queue_factory: wrong password for manager.\n...")
+    assert fleet.queries_with_password(str(fixed))
+    assert not fleet.queries_with_password(str(tmp_path / "missing"))

@@ -32,6 +32,7 @@ setup(
         "condor_continue = awq.cli.condor_continue:cli",
         "condor_history = awq.cli.condor_history:cli",
         "alien_work_queue = awq.cli.alien_work_queue:cli",
+        "alien_wq_fleet = awq.fleet:cli",   # alien_wq_worker.sh's factory planner
     ]},
     scripts=["bin/alien_wq_worker.sh", "etc/alien_job_wrapper.sh"],
 )

@@ -86,6 +86,7 @@ class Dispatcher:
         self.capacity_look = Every(CAPACITY_INTERVAL, clock)
         # Idle jobs without a task were left in our table while free cores could start them.
         self._more_to_hand_over = False
+        self.told_held_back = -1  # the count of idle jobs without a task Work Queue was told
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
@@ -94,8 +95,11 @@ class Dispatcher:
         room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
         # Idle jobs beyond the waiting tasks' own have no task yet.
-        self._more_to_hand_over = (self._cores_outnumber_waiting()
-                                   and table.counts().idle > len(self.waiting))
+        idle = table.counts().idle
+        self._more_to_hand_over = self._cores_outnumber_waiting() and idle > len(self.waiting)
+        if idle - len(self.waiting) != self.told_held_back:  # a factory sizes the fleet from it
+            self.told_held_back = idle - len(self.waiting)
+            self.backend.tell_jobs_held_back(self.told_held_back)
         return started
 
     def _hand_over(self, table: JobTable, room: int) -> int:

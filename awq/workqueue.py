@@ -173,6 +173,16 @@ class Backend:
         """Tell the workers that cached local (a cached input) to delete it."""
         self.queue.invalidate_cache_file(local)
 
+    def tell_jobs_held_back(self, count: int) -> None:
+        """Count jobs that wait in the master's table, not yet tasks, in Work Queue's demand.
+
+        Work Queue reports them as tasks_left (the catalog, work_queue_status, a
+        factory's direct query); a factory sizes the fleet from tasks_waiting +
+        tasks_left + tasks_on_workers, so without this it sees only the few tasks
+        the master hands over at a time.
+        """
+        self.queue.specify_num_tasks_left(max(0, count))
+
     def stats(self) -> Dict[str, int]:
         """Work Queue's own counters that an admin asks about (work_queue_stats)."""
         stats = self.queue.stats

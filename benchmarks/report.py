@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 from benchmarks.harness import YARDSTICK_TEXT as YARDSTICK
 
-ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit"]
+ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit", "fleet"]
 TITLES = {
     "latency": "Latency: condor_submit -> job started / output on disk",
     "burst": "Burst: 10,000 jobs from 4 concurrent submitters",
@@ -18,6 +18,7 @@ TITLES = {
     "throughput": "Throughput: 10,000 x /bin/true through 4 foremen and 8 workers",
     "scale": "Scale: kill -9 of the master under 5,000 running pilots, and 10,000 pilots",
     "submit": "condor_submit: one job, and `queue 10000`",
+    "fleet": "Fleet: a burst of N pilots through work_queue_factory on Slurm, beside start-workers",
 }
 
 
@@ -139,6 +140,20 @@ def _figure_rows(doc: Dict) -> List[str]:
     return rows
 
 
+def _timeline_rows(doc: Dict) -> List[str]:
+    """Workers over time for each burst of the fleet scenario (where something changed)."""
+    rows: List[str] = []
+    timelines = doc.get("runs", {}).get("awq", {}).get("timelines", {})
+    for burst in sorted(timelines, key=lambda name: (name.split()[0], int(name.split()[-1]))):
+        changes = timelines[burst]
+        rows += ["%s: workers over time" % burst, "",
+                 "| s after condor_submit | workers (factory: its batch jobs in squeue; "
+                 "start-workers: worker loops) | pilots running |", "|---|---|---|"]
+        rows += ["| %.0f | %d | %d |" % tuple(change) for change in changes]
+        rows.append("")
+    return rows
+
+
 def _shape(name: str) -> str:
     return re.sub(r"\d[\d,]*", "N", name)
 
@@ -224,7 +239,7 @@ def render(docs: Dict[str, Dict]) -> str:
                 text = _yardstick_line(runs[who], who)
                 if text:
                     lines += ["- " + text]
-        lines += [""] + _figure_rows(doc) + [""]
+        lines += [""] + _figure_rows(doc) + [""] + _timeline_rows(doc)
         seen = set()
         for who, run in runs.items():
             for note in run.get("notes", []):

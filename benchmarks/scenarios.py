@@ -1022,6 +1022,8 @@ def submit(target: Target, ctx: Context) -> Result:
             "command": _cmd("submit")}
 
 
+from benchmarks.fleet import fleet  # noqa: E402 (its own module: it needs a Slurm)
+
 SCENARIOS: Dict[str, Callable[[Target, Context], Result]] = {
     "latency": latency,
     "burst": burst,
@@ -1029,4 +1031,5 @@ SCENARIOS: Dict[str, Callable[[Target, Context], Result]] = {
     "throughput": throughput,
     "scale": scale,
     "submit": submit,
+    "fleet": fleet,
 }

@@ -31,6 +31,8 @@ SELF=$(cd "$(dirname "$0")" && pwd)/${0##*/}
 : "${WQ_FACTORY_TYPE:=local}"
 : "${WQ_FACTORY_MIN:=1}"
 : "${WQ_FACTORY_MAX:=$WQ_NUM_WORKERS}"
+export WQ_FACTORY_TYPE WQ_FACTORY_MIN WQ_FACTORY_MAX WQ_IDLETIMEOUT WQ_WORKER_CORES \
+    WQ_WORKER_MEMORY WQ_WORKER_DISK WQ_MASTER WQ_DEBUG WQ_WORKER_BIN   # read by awq.fleet
 FACTORY_BIN=work_queue_factory
 
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -47,9 +49,10 @@ Commands:
                    (with WQ_NUM_FOREMEN=0: does nothing and says so)
   start-workers    start WQ_NUM_WORKERS workers connected to the foremen (to WQ_MASTER
                    if WQ_NUM_FOREMEN=0), one task each (--single-shot), then restarted
-  start-factory    start work_queue_factory -T WQ_FACTORY_TYPE against WQ_MASTER: it keeps
-                   WQ_FACTORY_MIN..WQ_FACTORY_MAX workers following the master's demand;
-                   they connect to WQ_MASTER directly
+  start-factory    start work_queue_factory -T WQ_FACTORY_TYPE: it keeps WQ_FACTORY_MIN..
+                   WQ_FACTORY_MAX workers following the master's demand, read from the
+                   master directly where this factory can (no password), else from the
+                   catalog WQ_CATALOG under WQ_PROJECT_NAME; workers connect to the master
   stop-foremen     stop the foremen started from this WQ_WORKDIR
   stop-workers     stop the workers started from this WQ_WORKDIR
   stop-factory     stop the factory and every worker it started (its process group)
@@ -58,7 +61,8 @@ Commands:
   restart-workers  stop-workers, then start-workers
   count-foremen    print how many foreman loops are running
   count-workers    print how many worker loops are running
-  status           one line per tracked slot: loop, child, uptime, restarts, managers
+  status           one line per tracked slot: loop, child, uptime, restarts, and what it was
+                   started with (managers, port; the factory's target and route, and why)
   drain            create WQ_DRAIN: loops stop restarting and exit when their process ends
   help             this text
   (foremen I, workers I, factory I: the restart loops, run by start-* through spawn-loops)
@@ -88,9 +92,26 @@ Variables (default):
   WQ_INSECURE (0)              1: no password (any host reaching the manager gets the tasks)
   WQ_RESTART_DELAY (30)        longest wait, in seconds, before a process is restarted
   WQ_BACKOFF_RESET (60)        a run longer than this many seconds resets the wait to 1 s
-  WQ_FACTORY_TYPE (local)      batch system of start-factory (work_queue_factory -T)
+  WQ_FACTORY_TYPE (local)      batch system of start-factory (work_queue_factory -T): local,
+                               slurm, condor, sge, k8s, ...
   WQ_FACTORY_MIN (1)           fewest workers the factory keeps
   WQ_FACTORY_MAX (WQ_NUM_WORKERS) most workers the factory starts
+  WQ_FACTORY_PER_CYCLE (WQ_FACTORY_MAX) most new workers per factory cycle (30 s)
+  WQ_FACTORY_BATCH_OPTIONS (empty)  options for every batch job (-B), e.g. Slurm's
+                               "--partition=grid --account=alice"
+  WQ_FACTORY_OPTIONS (empty)   more work_queue_factory options, as shell words
+                               (e.g. "--k8s-image=IMAGE" for -T k8s)
+  WQ_FACTORY_SCRATCH (WQ_WORKDIR/factory-1)  the factory's scratch directory: the batch
+                               jobs' files (worker binary, password) are staged there, so
+                               on a real cluster it must be on storage the batch nodes share
+  WQ_CATALOG (unset)           HOST:PORT of the catalog the master reports to (its
+                               --catalog-host/--catalog-port); the factory reads the master's
+                               demand there when it cannot query it directly (a password on
+                               Debian's CCTools 8), and always sends its own status there
+                               (unset: to 127.0.0.1:9097, never to CCTools' public catalog)
+  WQ_PROJECT_NAME (alien_jobs) the master's --project-name, for the catalog route
+  WQ_CONDOR_SUBMIT (unset)     -T condor: the site's HTCondor condor_submit (unset: the first
+                               on PATH that is not alien-workqueue's own)
   WQ_DEBUG (empty)             non-empty: Work Queue debug logs in WQ_WORKDIR/log
   AWQ_WORKDIR (/tmp/awq)       the master's spool, where its password file is
 Workers get every foreman as a failover list, so a dead foreman strands nobody.
@@ -138,11 +159,23 @@ is_loop() {  # pid kind index
 is_child() {  # pid kind index
     our_process "$1" || return 1
     local bin=$WQ_WORKER_BIN arg dir="$WQ_WORKDIR/$2-$3"
-    [ "$2" = factory ] && bin=$FACTORY_BIN
+    [ "$2" = factory ] && { bin=$FACTORY_BIN; factory_scratch "$3"; dir=$SCRATCH; }
     bin=${bin##*/}
     [ "${ARGS[0]##*/}" = "$bin" ] || { arg=${ARGS[1]:-}; [ "${arg##*/}" = "$bin" ]; } || return 1
     for arg in "${ARGS[@]}"; do [ "$arg" = "$dir" ] && return 0; done
     return 1
+}
+
+# SCRATCH := the scratch directory in factory I's recorded command (WQ_FACTORY_SCRATCH).
+factory_scratch() {
+    local -a plan
+    local k
+    SCRATCH=$WQ_WORKDIR/factory-$1
+    mapfile -d '' -t plan 2>/dev/null < "$PIDS/factory-$1.argv" || return 0
+    for ((k = 0; k + 1 < ${#plan[@]}; k++)); do
+        [ "${plan[k]}" = --scratch-dir ] && SCRATCH=${plan[k+1]}
+    done
+    return 0
 }
 
 loop_alive() { local pid; read_var pid "$PIDS/$1-$2.pid"; is_loop "$pid" "$1" "$2"; }
@@ -256,16 +289,28 @@ command_for() {  # kind index -> one argument a line
         [ "$WQ_SINGLETASK" = 1 ] && has_single_task && cmd+=(--single-task)
         printf '%s\n' "$WQ_WORKER_BIN" "${res[@]}" --single-shot --idle-timeout "$WQ_IDLETIMEOUT" \
             --workdir "$WQ_WORKDIR/worker-$i" "${cmd[@]+"${cmd[@]}"}" "$LIST" ;;
-    factory)
-        [ -n "$WQ_PASSWORD" ] && cmd=(--password "$WQ_PASSWORD")
-        [ -n "$WQ_DEBUG" ] && cmd+=(-d all -o "$WQ_WORKDIR/log/factory-$i.debug")
-        [ "$WQ_WORKER_BIN" = work_queue_worker ] ||
-            cmd+=(--worker-binary "$(command -v "$WQ_WORKER_BIN")")
-        printf '%s\n' "$FACTORY_BIN" -T "$WQ_FACTORY_TYPE" --min-workers "$WQ_FACTORY_MIN" \
-            --max-workers "$WQ_FACTORY_MAX" "${res[@]}" --timeout "$WQ_IDLETIMEOUT" \
-            --scratch-dir "$WQ_WORKDIR/factory-$i" --parent-death "${cmd[@]+"${cmd[@]}"}" \
-            "$(manager_host)" "$(manager_port)" ;;
     esac
+}
+
+# What slot KIND I was started with, for status: recorded once, by its loop, at start.
+describe_slot() {  # kind index
+    case $1 in
+        foreman) echo "listens on $(foreman_port "$2"), manager $WQ_MASTER" ;;
+        worker) foremen_list "$2"; echo "managers $LIST" ;;
+    esac
+}
+
+# The factory's settings, route and command are decided by awq.fleet (unit-tested Python):
+# the installed alien_wq_fleet beside this script, or the source tree's package.
+fleet() {
+    local dir=${SELF%/*}
+    if [ -x "$dir/alien_wq_fleet" ]; then
+        AWQ_SCRIPT_DIR=$dir "$dir/alien_wq_fleet" "$@"
+    elif [ -f "$dir/../awq/fleet.py" ]; then
+        AWQ_SCRIPT_DIR=$dir PYTHONPATH="$dir/..${PYTHONPATH:+:$PYTHONPATH}" python3 -m awq.fleet "$@"
+    else
+        die "cannot find alien_wq_fleet beside $SELF: reinstall alien-workqueue"
+    fi
 }
 
 # The restart loop of one slot (run detached by start-*). Its child leads its own process
@@ -283,9 +328,16 @@ run_loop() {
           fi
           exit 0' TERM INT
     [ "$WQ_RESTART_DELAY" -lt 1 ] && delay=$WQ_RESTART_DELAY
+    # The factory's .info comes with its plan (start); the others' from the loop's own
+    # start-time environment, so status never rebuilds it from the caller's.
+    [ "$kind" = factory ] || write_file "$PIDS/$kind-$i.info" "$(describe_slot "$kind" "$i")"
     while [ ! -e "$WQ_DRAIN" ]; do
         mkdir -p "$WQ_WORKDIR/$kind-$i"
-        mapfile -t cmd < <(command_for "$kind" "$i")
+        if [ "$kind" = factory ]; then
+            mapfile -d '' -t cmd < "$PIDS/factory-$i.argv" || die "no plan for factory $i"
+        else
+            mapfile -t cmd < <(command_for "$kind" "$i")
+        fi
         log "starting: ${cmd[*]}"
         # Its own process group (so its tasks go with it), in the loops' session: see start.
         set -m; "${cmd[@]}" & child=$!; set +m
@@ -309,7 +361,7 @@ run_loop() {
         restarts=$((restarts + 1))
     done
     log "drain file $WQ_DRAIN present: $kind $i loop exits"
-    rm -f "$PIDS/$kind-$i.pid" "$PIDS/$kind-$i.child" "$STATE/$kind-$i"
+    rm -f "$PIDS/$kind-$i".{pid,child,info,argv} "$STATE/$kind-$i"
 }
 
 start() {  # kind count
@@ -340,6 +392,9 @@ start() {  # kind count
     done
     resolve_password
     make_workdir
+    if [ "$kind" = factory ] && ! loop_alive factory 1; then
+        WQ_PASSWORD=$WQ_PASSWORD fleet factory-plan "$PIDS" 1 > /dev/null || exit 1
+    fi
     for ((i = 1; i <= count; i++)); do
         if loop_alive "$kind" "$i"; then
             read_var pid "$PIDS/$kind-$i.pid"
@@ -392,7 +447,7 @@ stop() {  # kind...
     for kind; do
         for i in $(indexes "$kind"); do
             slots+=("$kind $i")
-            files+=("$PIDS/$kind-$i.pid" "$PIDS/$kind-$i.child" "$STATE/$kind-$i")
+            files+=("$PIDS/$kind-$i".{pid,child,info,argv} "$STATE/$kind-$i")
             read_var pid "$PIDS/$kind-$i.pid"
             is_loop "$pid" "$kind" "$i" && kill -TERM "$pid" 2>/dev/null
         done
@@ -428,11 +483,7 @@ status() {
         for i in $(indexes "$kind"); do
             state=dead
             loop_alive "$kind" "$i" && state=running
-            case $kind in
-                foreman) target="listens on $((WQ_MASTER_BASEPORT + i)), manager $WQ_MASTER" ;;
-                worker) foremen_list "$i"; target="managers $LIST" ;;
-                factory) target="-T $WQ_FACTORY_TYPE, manager $WQ_MASTER" ;;
-            esac
+            read_var target "$PIDS/$kind-$i.info"
             read_var loop "$PIDS/$kind-$i.pid"
             read_var child "$PIDS/$kind-$i.child"
             restarts=0 started=""
@@ -440,7 +491,7 @@ status() {
             up=-
             if child_alive "$kind" "$i"; then up=$((NOW - ${started:-NOW}))s; else child="${child:+$child(gone)}"; fi
             printf '%-7s %3s  loop %-7s %-7s  child %-13s up %-6s restarts %-3s %s\n' "$kind" "$i" \
-                "$loop" "$state" "${child:--}" "$up" "${restarts:-0}" "$target"
+                "$loop" "$state" "${child:--}" "$up" "${restarts:-0}" "${target:--}"
         done
     done
 }

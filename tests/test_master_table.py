@@ -65,6 +65,9 @@ class FakeBackend:
     def forget_cached(self, local: str) -> None:
         pass
 
+    def tell_jobs_held_back(self, count: int) -> None:
+        self.held_back = count
+
 
 def one_job_submitted(clock=None):
     """(backend, table, dispatcher) with job 1.0 handed to Work Queue as task 1."""
@@ -445,3 +448,17 @@ def test_each_transition_writes_its_user_log_event(tmp_path):
     text = log_path.read_text()
     assert "<127.0.0.1:9>" in text and "<unknown>" in text and "disk full" in text
     assert "(return value 3)" in text and "not needed" in text
+
+
+def test_work_queue_is_told_the_idle_jobs_kept_in_our_table():
+    from awq.dispatch import MIN_WAITING
+    backend, table = FakeBackend(), JobTable()
+    for proc in range(MIN_WAITING + 10):
+        table.put(ad(ProcId=proc))
+    dispatcher = Dispatcher(backend)
+    assert dispatcher.submit_idle(table) == MIN_WAITING
+    # A factory sizes the fleet from tasks waiting + tasks left: together, every idle job.
+    assert backend.held_back == 10
+    table.put(ad(ProcId=MIN_WAITING + 10))
+    dispatcher.submit_idle(table)
+    assert backend.held_back == 11

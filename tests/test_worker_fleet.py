@@ -201,14 +201,23 @@ def test_restart_workers_and_foremen_replace_every_loop(script_factory, tmp_path
 
 
 def test_factory_starts_workers_that_run_tasks_and_stop_factory_leaves_nothing(script_factory,
-                                                                               tmp_path):
+                                                                               tmp_path, procs):
+    from test_fleet_master import start_catalog
     password = tmp_path / "pw"
     password.write_text("factory-secret\n")
     password.chmod(0o600)
+    # With a password, CCTools 8's factory finds the master through a catalog (and its
+    # workers too: -M project -C catalog).
+    catalog_port = start_catalog(procs, tmp_path)
     queue = work_queue.WorkQueue(port=0)
     queue.specify_password_file(str(password))
+    queue.specify_catalog_server("127.0.0.1", catalog_port)
+    queue.specify_name("awq_factory_%d" % os.getpid())
+    queue.wait(0)   # the first catalog update goes out inside wait()
     script = script_factory(queue.port, WQ_INSECURE="", WQ_PASSWORD=str(password),
-                            WQ_FACTORY_MIN="1", WQ_FACTORY_MAX="1", WQ_FACTORY_TYPE="local")
+                            WQ_FACTORY_MIN="1", WQ_FACTORY_MAX="1", WQ_FACTORY_TYPE="local",
+                            WQ_CATALOG="127.0.0.1:%d" % catalog_port,
+                            WQ_PROJECT_NAME="awq_factory_%d" % os.getpid())
     result = script.run("start-factory")
     assert result.returncode == 0, result.stderr
     child_file = os.path.join(script.workdir, "pids", "factory-1.child")
@@ -220,7 +229,10 @@ def test_factory_starts_workers_that_run_tasks_and_stop_factory_leaves_nothing(s
     worker = int(done.output.strip())
     group, cmdline = live_processes()[worker]
     assert group == factory and "work_queue_worker" in cmdline and "-P" in cmdline, cmdline
-    assert "factory" in script.run("status").stdout
+    status = script.run("status").stdout
+    assert re.search(r"^factory +1 .* -T local, 1\.\.1 workers of 1 cores, route catalog "
+                     r"127\.0\.0\.1:%d project awq_factory_\d+ \(this work_queue_factory sends no "
+                     r"password in a direct query\)" % catalog_port, status, re.M), status
     scratch = os.path.join(script.workdir, "factory-1")
     assert script.run("stop-factory").returncode == 0
     left = {pid: cmd for pid, (pgid, cmd) in live_processes().items()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 import work_queue
 
 from conftest import free_port_block, wait_until
 from test_worker_fleet import SLEEPER
 from test_worker_script import fake_worker, script_factory  # noqa: F401 (fixture)
+
+# Every test here runs alien_wq_worker.sh or a factory: the e2e tier.
+pytestmark = pytest.mark.e2e
 
 # work_queue_factory submits its first workers in its first cycle, right after it starts,
 # once its direct query of the master has returned: a bare Work Queue answers only inside

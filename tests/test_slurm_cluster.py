@@ -11,6 +11,9 @@ import slurm_cluster as slurm_module
 from slurm_cluster import (JOB_END_TIMEOUT, JOB_START_TIMEOUT, SlurmCluster, SlurmError,
                            SlurmUnavailable, wait_for, pid_alive, port_listening, slurm_cluster)  # noqa: F401
 
+# Every test here starts Slurm's daemons: the e2e tier.
+pytestmark = pytest.mark.e2e
+
 
 def read_when_written(path: str) -> str:
     """The file's text once it ends with a newline (the job's last echo)."""

@@ -126,7 +126,7 @@ def differences(ours: Mapping[str, Any], theirs: Mapping[str, str]) -> List[Tupl
     their_keys = {k.lower(): k for k in theirs}
     our_iwd = ours.get("Iwd", "")
     their_iwd = _string(theirs.get("Iwd", '""')) or ""
-    if our_iwd != their_iwd:
+    if posixpath.normpath(our_iwd) != posixpath.normpath(their_iwd):  # we drop a trailing /
         diffs.append(("Iwd", our_iwd, their_iwd))
     if jobs.argv_of(ours) != _their_argv(theirs):
         diffs.append(("Arguments", jobs.argv_of(ours), _their_argv(theirs)))

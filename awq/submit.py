@@ -16,6 +16,7 @@ import os
 import posixpath
 import random
 import re
+import signal
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from awq import classad, jobs
@@ -561,7 +562,6 @@ def _builtins(cluster: int, proc: int, step: int, row: int, item: str,
         if len(variables) > 1 else [item]
     for index, name in enumerate(variables or ["Item"]):
         values[name.lower()] = parts[index] if index < len(parts) else ""
-    values.setdefault("item", item)
     return values
 
 
@@ -581,7 +581,7 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
     for lower, (key, _) in settings.items():
         if lower.startswith("+"):
             _set_job_attribute(job, key, get(lower) or "")
-        elif lower in commands.COMMANDS:
+        elif lower in commands.COMMANDS and commands.YIELDS_TO.get(lower) not in settings:
             _set_attribute(job, lower, get(lower) or "", iwd)
     universe = (get("universe") or "vanilla").lower()
     if universe not in UNIVERSES:
@@ -607,7 +607,35 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
         job["X509UserProxy"] = environ.get("X509_USER_PROXY") or "/tmp/x509up_u%d" % uid
     _retries(job, get("retry_until"), settings)
     _accounting(job, owner, _boolean(get("nice_user") or "false", "nice_user"))
+    _companions(job)
     return job
+
+
+def _companions(job: Job) -> None:
+    """What HTCondor adds, drops or bounds beside the attributes commands set one by one."""
+    for name, companions in commands.COMPANIONS.items():
+        if name in job:
+            for companion, value in companions.items():
+                job.setdefault(companion, value)
+    for name, needed in commands.ONLY_WITH.items():
+        if name in job and needed not in job:
+            del job[name]
+    if job["JobUniverse"] != UNIVERSES["grid"]:
+        job.pop("GridResource", None)
+    lease = job.get("JobLeaseDuration")
+    if isinstance(lease, int) and 0 < lease < commands.MIN_JOB_LEASE:
+        job["JobLeaseDuration"] = commands.MIN_JOB_LEASE
+    for name in ("KillSig", "HoldKillSig", "RemoveKillSig"):
+        if isinstance(job.get(name), str) and job[name].isdigit():
+            job[name] = _signal_name(int(job[name]))
+
+
+def _signal_name(number: int) -> str:
+    """HTCondor stores a signal given by number under its name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        raise SubmitError("%d is not a signal number" % number)
 
 
 def _retries(job: Job, retry_until: Optional[str], settings: Mapping[str, Any]) -> None:
@@ -633,6 +661,8 @@ def _accounting(job: Job, owner: str, nice_user: bool) -> None:
     if "AcctGroup" in job:
         job.setdefault("AcctGroupUser", owner)
         job["AccountingGroup"] = "%s.%s" % (job["AcctGroup"], job["AcctGroupUser"])
+    elif "AcctGroupUser" in job:
+        job["AccountingGroup"] = job["AcctGroupUser"]
     elif nice_user:
         job["AccountingGroup"] = "nice-user.%s" % owner
 

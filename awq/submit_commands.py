@@ -42,7 +42,6 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "hold_kill_sig": ("HoldKillSig", STRING),
     "remove_kill_sig": ("RemoveKillSig", STRING),
     "docker_image": ("DockerImage", STRING),
-    "container_image": ("ContainerImage", STRING),
     "job_ad_information_attrs": ("JobAdInformationAttrs", STRING),
     "submit_event_notes": ("SubmitEventNotes", STRING),
     "accounting_group": ("AcctGroup", STRING),
@@ -95,6 +94,22 @@ SPECIAL = frozenset({
     "executable", "cmd", "arguments", "args", "environment", "env", "getenv", "initialdir",
     "initial_dir", "iwd", "universe", "hold", "use_x509userproxy", "retry_until", "nice_user",
 })
+
+# Two spellings of one command: when both are given, HTCondor takes the second one's.
+YIELDS_TO = {"requestcpus": "request_cpus", "requestmemory": "request_memory",
+             "requestdisk": "request_disk", "should_transfer_files": "shouldtransferfiles",
+             "when_to_transfer_output": "whentotransferoutput"}
+
+# Attributes HTCondor adds beside a command's own when the command is given.
+COMPANIONS = {
+    "DockerImage": {"WantDockerImage": True, "WantContainer": True},
+    "DeferralTime": {"DeferralWindow": 0, "DeferralPrepTime": 300, "ScheddInterval": 300},
+}
+# Attributes HTCondor keeps only when another is there: a stream flag without its
+# file means nothing and is dropped (so is a grid resource outside the grid universe).
+ONLY_WITH = {"StreamOut": "Out", "StreamErr": "Err"}
+# A job lease shorter than this is raised to it (HTCondor's minimum; 0 means no lease).
+MIN_JOB_LEASE = 20
 
 # Every key that is a submit command, not a macro.
 ALL = frozenset(COMMANDS) | SPECIAL

@@ -39,7 +39,7 @@ def test_alien_description_from_stdin():
         "ALIEN_JOBAGENT_ID": "1234.0", "ALIEN_ALICE_CM_AS_LDAP_PROXY": "host:8084"}
     assert (job["Out"], job["Err"], job["UserLog"]) == \
         ("/logdir/tmpfile.out", "/logdir/tmpfile.err", "/logdir/tmpfile.log")
-    assert job["GridResource"] == "condor ce.host ce.host:9619"
+    assert "GridResource" not in job  # as in HTCondor: a grid resource is for the grid universe
     assert job["Requirements"] == classad.Expr('(Arch == "X86_64")')
     assert (job["ClusterId"], job["ProcId"], job["JobStatus"], job["Owner"]) == (7, 0, 1, "vobox")
 
@@ -144,8 +144,11 @@ def test_a_lone_double_quote_inside_a_new_syntax_value_is_an_error():
 
 def test_stream_output_and_error_are_booleans():
     # dask-jobqueue writes `Stream_Output = True`; HTCondor's StreamOut is a boolean.
-    job = one("executable = /bin/true\nStream_Output = True\nstream_error = false\nqueue\n")
+    job = one("executable = /bin/true\nStream_Output = True\nstream_error = false\n"
+              "output = o\nerror = e\nqueue\n")
     assert (job["StreamOut"], job["StreamErr"]) == (True, False)
+    # As in HTCondor: a stream flag without its file is dropped.
+    assert "StreamOut" not in one("executable = /bin/true\nstream_output = true\nqueue\n")
 
 
 def test_settings_after_a_queue_apply_to_later_queues():

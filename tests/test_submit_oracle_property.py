@@ -64,6 +64,12 @@ OTHER_LINES = st.sampled_from([
     "executable = other.sh", "universe = grid", "output = o.$(Process)", "error = e",
     "if defined N\n+HasN = true\nelse\n+HasN = false\nendif",
     "if version >= 9.0\narguments = new\nendif", "include : common.inc",
+    "arguments = $CHOICE(Step, x, y, z) $RANDOM_INTEGER(4, 4) $RANDOM_CHOICE(r, r)",
+    "LIST = p, q, r", "arguments = $CHOICE(0, LIST) $(LIST)", "arguments = a\\\n  b \\\nc",
+    "if defined NOPE\narguments = x\nelif defined N\narguments = y\nelse\narguments = z\nendif",
+    "if ! defined N\n+NoN = true\nendif", "arguments = $Fdd(F) $Fpn(F) $(UNSET:fallback)",
+    "arguments = $ENV(HOME) $ENV(AWQ_UNSET_VARIABLE) $ENV(AWQ_UNSET_VARIABLE:dflt)",
+    "getenv = true", "environment = CONDOR_ID=$(Cluster).$(Process)", "cmd = /bin/sh",
 ])
 QUEUES = st.sampled_from([
     "queue", "queue 3", "queue 2 in (a, b c)", "queue name from (\n x 1\n y 2\n)",

@@ -750,16 +750,17 @@ def _regexp(pattern: Any, target: Any, options: Any = "") -> Any:
 
 def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
     """min and max of one list, as HTCondor: undefined members are skipped, an empty list is
-    undefined, anything but numbers (booleans count as 0 and 1) is an error, and the
-    result is real when any member is."""
+    undefined, anything but numbers (booleans count as 0 and 1) is an error; a lone member is
+    the answer as it is, else the result is real when any member is."""
     def apply(*args: Any) -> Any:
         if len(args) != 1 or not isinstance(args[0], tuple):
             return ERROR
-        members = [int(a) if isinstance(a, bool) else a for a in args[0] if a is not UNDEFINED]
+        defined = [a for a in args[0] if a is not UNDEFINED]
+        members = [int(a) if isinstance(a, bool) else a for a in defined]
         if not all(_is_number(a) for a in members):
             return ERROR
-        if not members:
-            return UNDEFINED
+        if len(defined) <= 1:
+            return defined[0] if defined else UNDEFINED  # nothing compared: kept as it is
         picked = pick(members)
         return float(picked) if any(isinstance(a, float) for a in members) else picked
     return apply

@@ -84,6 +84,9 @@ def oracle_ads(text: str, cwd: str, environ: Mapping[str, str],
     done = subprocess.run([sys.executable, "-c", _ORACLE_SCRIPT, str(cluster)], input=text,
                           cwd=cwd, env=dict(environ), capture_output=True, text=True,
                           timeout=ORACLE_TIMEOUT)
+    if "ModuleNotFoundError" in done.stderr:
+        raise RuntimeError("the oracle is missing: install htcondor==24.0.24 (requirements-test.txt;"
+                           " its v1 bindings) in %s's environment" % sys.executable)
     if done.returncode != 0:
         raise OracleRefused((done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
     return json.loads(done.stdout)

@@ -660,7 +660,8 @@ def _call(name: str, arg_nodes: tuple, ctx: _Context) -> Any:
         return ERROR
     if name not in ("strcat", "member", "stringlistmember") \
             and any(a is UNDEFINED for a in args):
-        return UNDEFINED
+        # HTCondor's rounding functions call an undefined argument an error; the rest pass it on.
+        return ERROR if name in _ERROR_ON_UNDEFINED else UNDEFINED
     try:
         return function(ctx, *args) if name == "time" else function(*args)
     except (TypeError, ValueError, OverflowError, IndexError):
@@ -748,12 +749,20 @@ def _regexp(pattern: Any, target: Any, options: Any = "") -> Any:
 
 
 def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
+    """min and max of one list, as HTCondor: undefined members are skipped, an empty list is
+    undefined, anything but numbers (booleans count as 0 and 1) is an error; a lone member is
+    the answer as it is, else the result is real when any member is."""
     def apply(*args: Any) -> Any:
-        if len(args) == 1 and isinstance(args[0], tuple):
-            args = args[0]
-        if not args or not all(_is_number(a) for a in args):
+        if len(args) != 1 or not isinstance(args[0], tuple):
             return ERROR
-        return pick(args)
+        defined = [a for a in args[0] if a is not UNDEFINED]
+        members = [int(a) if isinstance(a, bool) else a for a in defined]
+        if not all(_is_number(a) for a in members):
+            return ERROR
+        if len(defined) <= 1:
+            return defined[0] if defined else UNDEFINED  # nothing compared: kept as it is
+        picked = pick(members)
+        return float(picked) if any(isinstance(a, float) for a in members) else picked
     return apply
 
 
@@ -762,6 +771,8 @@ def _size(value: Any) -> Any:
         return len(value)
     return ERROR
 
+
+_ERROR_ON_UNDEFINED = frozenset({"floor", "ceiling", "ceil", "round"})
 
 _FUNCTIONS: Dict[str, Callable[..., Any]] = {
     "floor": _rounding(math.floor),
@@ -790,7 +801,6 @@ _FUNCTIONS: Dict[str, Callable[..., Any]] = {
     "regexp": _regexp,
     "min": _extreme(min),
     "max": _extreme(max),
-    "abs": lambda v: abs(v) if _is_number(v) else ERROR,
     "strcmp": lambda a, b: _order(_to_string(a), _to_string(b)),
     "stricmp": lambda a, b: _order(_to_string(a).lower(), _to_string(b).lower()),
 }

@@ -1,61 +1,108 @@
-"""HTCondor's submit-description language -> job ads. Pure: no I/O.
+"""HTCondor's submit-description language -> job ads, as HTCondor 24 reads it.
 
 Two steps, so condor_submit can validate before it takes a cluster id:
-``parse_description`` checks the syntax, ``build_jobs`` expands macros and
-produces one job ad per queued job (see awq/jobs.py for the job model).
+``parse_description`` checks the syntax (conditionals, include, every queue
+form), ``build_jobs`` expands macros and produces one job ad per queued job (see
+awq/jobs.py for the job model, awq/submit_commands.py for the command table).
+Pure but for the files a description names itself (include, `queue ... from
+FILE`, `queue ... matching`), read through a SubmitFiles given by the caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 import posixpath
+import random
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+import signal
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from awq import classad, jobs
+from awq import submit_commands as commands
 from awq.jobs import Job
 
 MAX_JOBS_PER_SUBMIT = 10000
 MAX_LINE = 1024 * 1024
 MAX_MACRO_DEPTH = 32
+MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDED_FILE = 16 * 1024 * 1024
+
+# The HTCondor version `if version >= X.Y` compares with: the language implemented here.
+LANGUAGE_VERSION = (24, 0, 24)
 
 UNIVERSES = {"standard": 1, "vanilla": 5, "docker": 5, "container": 5, "scheduler": 7,
              "grid": 9, "java": 10, "parallel": 11, "local": 12, "vm": 13}
 
-# Submit commands that have an HTCondor attribute of another name.
-ATTRIBUTE_NAMES = {
-    "output": "Out", "error": "Err", "log": "UserLog", "input": "In",
-    "batch_name": "JobBatchName", "grid_resource": "GridResource",
-    "periodic_hold": "PeriodicHold", "periodic_remove": "PeriodicRemove",
-    "periodic_release": "PeriodicRelease", "on_exit_remove": "OnExitRemove",
-    "on_exit_hold": "OnExitHold", "requirements": "Requirements", "rank": "Rank",
-    "job_lease_duration": "JobLeaseDuration", "should_transfer_files": "ShouldTransferFiles",
-    "when_to_transfer_output": "WhenToTransferOutput", "priority": "JobPrio",
-    "notification": "JobNotification", "notify_user": "NotifyUser",
-    "leave_in_queue": "LeaveJobInQueue", "transfer_input_files": "TransferInput",
-    "transfer_output_files": "TransferOutput", "accounting_group": "AcctGroup",
-    "accounting_group_user": "AcctGroupUser", "description": "JobDescription",
-    "max_retries": "JobMaxRetries", "stream_output": "StreamOut", "stream_error": "StreamErr",
-    "x509userproxy": "X509UserProxy", "transfer_executable": "TransferExecutable",
-    "request_cpus": "RequestCpus", "requestcpus": "RequestCpus",
-    "request_memory": "RequestMemory", "requestmemory": "RequestMemory",
-    "request_disk": "RequestDisk", "requestdisk": "RequestDisk",
-}
-EXPRESSION_COMMANDS = {"periodic_hold", "periodic_remove", "periodic_release", "on_exit_remove",
-                       "on_exit_hold", "requirements", "rank", "leave_in_queue"}
-INTEGER_COMMANDS = {"job_lease_duration", "priority", "max_retries"}
-PATH_ATTRIBUTES = {"Out", "Err", "UserLog", "In", "X509UserProxy"}
-# Handled by build_jobs itself rather than copied as attributes.
-SPECIAL_COMMANDS = {"executable", "cmd", "arguments", "args", "environment", "env", "getenv",
-                    "initialdir", "initial_dir", "iwd", "universe", "hold", "use_x509userproxy"}
+# Kept for callers that look a command's attribute up by name.
+ATTRIBUTE_NAMES = {command: name for command, (name, _) in commands.COMMANDS.items()}
+PATH_ATTRIBUTES = {name for name, kind in commands.COMMANDS.values() if kind == commands.PATH}
+SPECIAL_COMMANDS = commands.SPECIAL
 
 _KEY = re.compile(r"^(\+|MY\.)?([A-Za-z_][A-Za-z0-9_.]*)$", re.I)
-_MACRO = re.compile(r"(?<!\$)\$(ENV|F[A-Za-z]*)?\(([A-Za-z0-9_.]+)(?::([^()]*))?\)", re.I)
+# $(name), $(name:default), and the function macros; an argument holds no parenthesis, so
+# the innermost is expanded first and the text is expanded again until nothing is left.
+_MACRO = re.compile(r"(?<!\$)\$(ENV|INT|REAL|CHOICE|RANDOM_CHOICE|RANDOM_INTEGER|F[A-Za-z]*)?"
+                    r"\(([^()]*)\)", re.I)
+_PRINTF = re.compile(r"^%[-+ 0#]*\d{0,3}(?:\.\d{1,3})?[diouxXeEfgG]$")
 
 
 class SubmitError(ValueError):
     """Bad submit description; the message is what follows `ERROR: `."""
+
+
+class SubmitFiles:
+    """The files a description names itself, relative to the directory condor_submit runs in."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def read_text(self, name: str, what: str) -> str:
+        path = posixpath.join(self.directory, name)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_INCLUDED_FILE + 1)
+        except OSError as err:
+            raise SubmitError("%s %s: %s" % (what, name, err.strerror))
+        if len(data) > MAX_INCLUDED_FILE:
+            raise SubmitError("%s %s is larger than %d bytes" % (what, name, MAX_INCLUDED_FILE))
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SubmitError("%s %s is not UTF-8 text" % (what, name))
+
+    def matching(self, pattern: str, files: bool, dirs: bool) -> List[str]:
+        """Names in the directory matching a glob pattern, directories with a trailing /."""
+        where, _, base = pattern.rpartition("/")
+        directory = posixpath.join(self.directory, where)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return []
+        found = []
+        for name in names:
+            if name.startswith(".") and not base.startswith(".") or \
+                    not fnmatch.fnmatchcase(name, base):
+                continue
+            shown = (where + "/" + name) if where else name
+            if os.path.isdir(posixpath.join(directory, name)):
+                if dirs:
+                    found.append(shown + "/")
+            elif files:
+                found.append(shown)
+        return found
+
+
+class _NoFiles(SubmitFiles):
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def read_text(self, name: str, what: str) -> str:
+        raise SubmitError("%s %s: no submit directory to read it from" % (what, name))
+
+    def matching(self, pattern: str, files: bool, dirs: bool) -> List[str]:
+        raise SubmitError("queue ... matching %s: no submit directory to look in" % pattern)
 
 
 @dataclasses.dataclass
@@ -90,16 +137,19 @@ class SubmitDescription:
 
 # ---------------------------------------------------------------- parsing
 
-def parse_description(text: str, append: Sequence[str] = (),
-                      queue_override: Optional[str] = None) -> SubmitDescription:
-    """Check the syntax; `append` lines go before the first queue statement."""
-    if "\0" in text:
-        raise SubmitError("the submit description contains a NUL character")
-    statements = [s for s in _statements(_logical_lines(text))]
-    extra = [_statement(0, line) for line in append]
+def parse_description(text: str, append: Sequence[str] = (), cwd: Optional[str] = None,
+                      queue_override: Optional[str] = None,
+                      environ: Optional[Mapping[str, str]] = None) -> SubmitDescription:
+    """Check the syntax; `append` lines go before the first queue statement. `cwd`, the
+    directory condor_submit runs in, is where include and queue read files; without it
+    they are refused."""
+    files = SubmitFiles(cwd) if cwd is not None else _NoFiles()
+    parser = _Parser(files, environ or {})
+    statements = list(parser.statements(text, 0))
+    extra = [parser.statement(0, line) for line in append]
     if queue_override is not None:
         statements = [s for s in statements if not s.queue]
-        statements.extend(extra + [_statement(0, "queue " + queue_override)])
+        statements.extend(extra + [parser.statement(0, "queue " + queue_override)])
     elif extra:
         first_queue = next((i for i, s in enumerate(statements) if s.queue), len(statements))
         statements[first_queue:first_queue] = extra
@@ -116,41 +166,215 @@ def parse_description(text: str, append: Sequence[str] = (),
 
 
 def _logical_lines(text: str) -> Iterable[Tuple[int, str]]:
-    pending = ""
+    """Lines with their continuations joined: HTCondor drops the backslash and the next
+    line's leading white space, and adds nothing between them."""
+    if "\0" in text:
+        raise SubmitError("the submit description contains a NUL character")
+    pending: Optional[str] = None
     start = 0
     for number, line in enumerate(text.splitlines(), 1):
         if len(line) > MAX_LINE:
             raise SubmitError("line %d is longer than %d characters" % (number, MAX_LINE))
-        if not pending:
+        if pending is None:
             start = number
-        stripped = line.rstrip()
+            piece = line
+        else:
+            piece = pending + line.lstrip()
+        stripped = piece.rstrip()
         if stripped.endswith("\\") and not stripped.lstrip().startswith("#"):
-            pending += stripped[:-1] + " "
+            pending = stripped[:-1]
             if len(pending) > MAX_LINE:
                 raise SubmitError("line %d is longer than %d characters" % (start, MAX_LINE))
             continue
-        yield start, pending + line
-        pending = ""
-    if pending:
+        yield start, piece
+        pending = None
+    if pending is not None:
         yield start, pending
-
-
-def _statements(lines: Iterable[Tuple[int, str]]) -> Iterable[Statement]:
-    lines = iter(lines)
-    for number, line in lines:
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if _OPEN_ITEM_LIST.match(stripped):
-            stripped = _item_list_lines(number, stripped, lines)
-        yield _statement(number, stripped)
 
 
 # `queue a, b from (` with its items on the following lines, up to a line `)` (law does this).
 _OPEN_ITEM_LIST = re.compile(r"(?i)^queue\b[^(]*\b(in|from)\s*\([^)]*$")
+_CONDITIONAL = re.compile(r"(?i)^(if|elif|else|endif)(?:\s+(.*))?$")
+_INCLUDE = re.compile(r"(?i)^include\s*(command\s*)?:\s*(.*)$")
 
 
-def _item_list_lines(number: int, first: str, lines: Iterable[Tuple[int, str]]) -> str:
+class _Parser:
+    """Statements of a description, with conditionals decided and includes read as it goes:
+    a condition sees the macros set above it, as in HTCondor."""
+
+    def __init__(self, files: SubmitFiles, environ: Mapping[str, str]):
+        self.files = files
+        self.environ = environ
+        self.settings: Dict[str, Tuple[str, str]] = {}
+
+    def statements(self, text: str, depth: int) -> Iterator[Statement]:
+        lines = iter(_logical_lines(text))
+        # One entry per open `if`: (this branch is taken, a branch was taken, seen else).
+        stack: List[List[bool]] = []
+        for number, line in lines:
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            conditional = _CONDITIONAL.match(stripped)
+            if conditional and not re.match(r"(?i)^\w+\s*=", stripped):
+                self._conditional(number, conditional.group(1).lower(),
+                                  (conditional.group(2) or "").strip(), stack)
+                continue
+            if not all(frame[0] for frame in stack):
+                if _OPEN_ITEM_LIST.match(stripped):
+                    _item_list_lines(number, stripped, lines)
+                continue
+            include = _INCLUDE.match(stripped)
+            if include:
+                yield from self._include(number, include, depth)
+                continue
+            if _OPEN_ITEM_LIST.match(stripped):
+                stripped = _item_list_lines(number, stripped, lines)
+            statement = self.statement(number, stripped)
+            if statement.queue is None:
+                lower = statement.key.lower()
+                self.settings["+" + lower[3:] if lower.startswith("my.") else lower] = \
+                    (statement.key, statement.value)
+            yield statement
+        if stack:
+            raise SubmitError("an 'if' has no 'endif' at the end of the submit description")
+
+    def _conditional(self, number: int, word: str, condition: str,
+                     stack: List[List[bool]]) -> None:
+        where = "line %d" % number
+        enclosing = all(frame[0] for frame in stack)
+        if word == "if":
+            taken = enclosing and self._condition(condition, where)
+            stack.append([taken, taken, False])
+            return
+        if not stack:
+            raise SubmitError("%s: '%s' without 'if'" % (where, word))
+        frame = stack[-1]
+        if word == "endif":
+            stack.pop()
+        elif frame[2]:
+            raise SubmitError("%s: '%s' after 'else'" % (where, word))
+        elif word == "else":
+            frame[0], frame[2] = not frame[1], True
+        else:
+            outer = all(f[0] for f in stack[:-1])
+            frame[0] = not frame[1] and outer and self._condition(condition, where)
+            frame[1] = frame[1] or frame[0]
+
+    def _condition(self, text: str, where: str) -> bool:
+        macros = _Macros(self.settings, {}, self.environ)
+        expanded = macros.expand(text).strip()
+        negate = expanded.startswith("!")
+        if negate:
+            expanded = expanded[1:].strip()
+        defined = re.match(r"(?i)^defined\s+([A-Za-z_][A-Za-z0-9_.]*)$", expanded)
+        version = re.match(r"(?i)^version\s*(==|!=|>=|<=|>|<)\s*(\d+)\.(\d+)(?:\.(\d+))?$",
+                           expanded)
+        if defined:
+            result = macros.value(defined.group(1), 0) is not None
+        elif version:
+            wanted = tuple(int(v) for v in version.group(2, 3)) + (int(version.group(4) or 0),)
+            result = _ordered(version.group(1), LANGUAGE_VERSION, wanted)
+        else:
+            word = _boolean_word(expanded) if expanded else None
+            if word is None:
+                number = re.match(r"^-?\d+(\.\d*)?$", expanded)
+                if not number:
+                    raise SubmitError("%s: %r is not a valid if condition (HTCondor takes "
+                                      "'defined NAME', 'version OP X.Y', or a boolean or number)"
+                                      % (where, text[:80]))
+                word = float(expanded) != 0
+            result = word
+        return result != negate
+
+    def _include(self, number: int, include: "re.Match[str]", depth: int) -> Iterator[Statement]:
+        where = "line %d" % number
+        if include.group(1):
+            raise SubmitError("%s: 'include command' is not supported: condor_submit runs no "
+                              "command a description names" % where)
+        name = include.group(2).strip()
+        if not name:
+            raise SubmitError("%s: include names no file" % where)
+        if depth >= MAX_INCLUDE_DEPTH:
+            raise SubmitError("%s: includes nested more than %d deep (a file includes itself?)"
+                              % (where, MAX_INCLUDE_DEPTH))
+        name = _Macros(self.settings, {}, self.environ).expand(name)
+        yield from self.statements(self.files.read_text(name, "include file"), depth + 1)
+
+    def statement(self, number: int, line: str) -> Statement:
+        line = line.strip()
+        where = ("line %d" % number) if number else "command-line argument"
+        if re.match(r"(?i)^queue(\s|$)", line):
+            return Statement(number, queue=self._queue(line[5:].strip(), where))
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _KEY.match(key):
+            raise SubmitError("Parse error in submit description at %s: %r is not a "
+                              "'name = value' command" % (where, line[:80]))
+        return Statement(number, key, value.strip())
+
+    def _queue(self, args: str, where: str) -> Queue:
+        if not args:
+            return Queue(1, [], None)
+        match = re.match(r"^(\d+)?\s*(.*)$", args, re.S)
+        count = int(match.group(1)) if match.group(1) else 1
+        if count > MAX_JOBS_PER_SUBMIT:
+            raise SubmitError("%s queues %d jobs; at most %d may be submitted at once"
+                              % (where, count, MAX_JOBS_PER_SUBMIT))
+        rest = match.group(2).strip()
+        if not rest:
+            return Queue(count, [], None)
+        loop = re.match(r"(?i)^((?:[A-Za-z_][A-Za-z0-9_.]*(?:\s*,\s*|\s+))*?)"
+                        r"\b(in|from|matching)\b\s*(.*)$", rest, re.S)
+        if not loop:
+            raise SubmitError("%s: cannot understand 'queue %s'" % (where, args[:80]))
+        names = [v for v in re.split(r"[\s,]+", loop.group(1)) if v]
+        variables = names or ["Item"]
+        mode, items_text = loop.group(2).lower(), loop.group(3).strip()
+        if mode == "matching":
+            items = self._matching(items_text)
+        elif items_text.startswith("("):
+            if not items_text.endswith(")"):
+                raise SubmitError("%s: unbalanced parenthesis in the queue item list" % where)
+            items = _items(mode, items_text[1:-1])
+        elif mode == "from":
+            text = self.files.read_text(items_text, "queue item file")
+            items = [line.strip() for line in text.splitlines()]
+            while items and not items[-1]:
+                items.pop()
+        else:
+            items = _items(mode, items_text)
+        if count * len(items) > MAX_JOBS_PER_SUBMIT:
+            raise SubmitError("%s queues %d jobs; at most %d may be submitted at once"
+                              % (where, count * len(items), MAX_JOBS_PER_SUBMIT))
+        return Queue(count, variables, items)
+
+    def _matching(self, text: str) -> List[str]:
+        kind = re.match(r"(?i)^(files|dirs)\b\s*(.*)$", text, re.S)
+        files, dirs = True, True
+        if kind:
+            files, dirs = kind.group(1).lower() == "files", kind.group(1).lower() == "dirs"
+            text = kind.group(2)
+        if text.startswith("(") and text.endswith(")"):
+            text = text[1:-1]
+        found: List[str] = []
+        for pattern in (p for p in re.split(r"[\s,]+", text) if p):
+            found.extend(n for n in self.files.matching(pattern, files, dirs) if n not in found)
+        return found
+
+
+def _items(mode: str, text: str) -> List[str]:
+    if mode == "from":
+        return [line.strip() for line in re.split(r"[\n;]", text) if line.strip()]
+    return [item for item in re.split(r"[\s,]+", text) if item]
+
+
+def _ordered(op: str, left: Tuple[int, ...], right: Tuple[int, ...]) -> bool:
+    return {"==": left == right, "!=": left != right, ">=": left >= right,
+            "<=": left <= right, ">": left > right, "<": left < right}[op]
+
+
+def _item_list_lines(number: int, first: str, lines: Iterator[Tuple[int, str]]) -> str:
     collected = [first]
     size = len(first)
     for _, line in lines:
@@ -165,55 +389,6 @@ def _item_list_lines(number: int, first: str, lines: Iterable[Tuple[int, str]]) 
         if stripped.endswith(")"):
             return "\n".join(collected)
     raise SubmitError("line %d: the queue item list has no closing parenthesis" % number)
-
-
-def _statement(number: int, line: str) -> Statement:
-    line = line.strip()
-    where = ("line %d" % number) if number else "command-line argument"
-    if re.match(r"(?i)^queue(\s|$)", line):
-        return Statement(number, queue=_parse_queue(line[5:].strip(), where))
-    key, sep, value = line.partition("=")
-    key = key.strip()
-    if not sep or not _KEY.match(key):
-        raise SubmitError("Parse error in submit description at %s: %r is not a "
-                          "'name = value' command" % (where, line[:80]))
-    return Statement(number, key, value.strip())
-
-
-def _parse_queue(args: str, where: str) -> Queue:
-    if not args:
-        return Queue(1, [], None)
-    match = re.match(r"^(\d+)?\s*(.*)$", args, re.S)
-    count = int(match.group(1)) if match.group(1) else 1
-    if count > MAX_JOBS_PER_SUBMIT:
-        raise SubmitError("%s queues %d jobs; at most %d may be submitted at once"
-                          % (where, count, MAX_JOBS_PER_SUBMIT))
-    rest = match.group(2).strip()
-    if not rest:
-        return Queue(count, [], None)
-    loop = re.match(r"(?i)^([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)?\s*"
-                    r"\b(in|from|matching)\b\s*(.*)$", rest, re.S)
-    if not loop:
-        raise SubmitError("%s: cannot understand 'queue %s'" % (where, args[:80]))
-    variables = [v.strip() for v in (loop.group(1) or "Item").split(",")]
-    mode, items_text = loop.group(2).lower(), loop.group(3).strip()
-    if mode == "matching":
-        raise SubmitError("%s: 'queue ... matching' is not supported" % where)
-    if items_text.startswith("("):
-        if not items_text.endswith(")"):
-            raise SubmitError("%s: unbalanced parenthesis in the queue item list" % where)
-        items_text = items_text[1:-1]
-    elif mode == "from":
-        raise SubmitError("%s: 'queue ... from FILE' is not supported; list the items "
-                          "in parentheses" % where)
-    if mode == "from":
-        items = [line.strip() for line in re.split(r"[\n;]", items_text) if line.strip()]
-    else:
-        items = [item for item in re.split(r"[\s,]+", items_text) if item]
-    if count * len(items) > MAX_JOBS_PER_SUBMIT:
-        raise SubmitError("%s queues %d jobs; at most %d may be submitted at once"
-                          % (where, count * len(items), MAX_JOBS_PER_SUBMIT))
-    return Queue(count, variables, items)
 
 
 # ---------------------------------------------------------------- macros
@@ -231,18 +406,38 @@ class _Macros:
         if depth > MAX_MACRO_DEPTH:
             raise SubmitError("macro expansion nested more than %d deep (a macro refers "
                               "to itself?)" % MAX_MACRO_DEPTH)
-        return _MACRO.sub(lambda m: self._one(m, depth), text)
+        for _ in range(MAX_MACRO_DEPTH):
+            expanded = _MACRO.sub(lambda m: self._one(m, depth), text)
+            if expanded == text:
+                return expanded
+            text = expanded
+        raise SubmitError("macro expansion nested more than %d deep" % MAX_MACRO_DEPTH)
 
     def _one(self, match: "re.Match[str]", depth: int) -> str:
-        kind, name, default = match.group(1), match.group(2), match.group(3)
-        if kind and kind.upper() == "ENV":
-            return self.environ.get(name, default or "")
-        value = self.value(name, depth)
-        if value is None:
-            value = default or ""
-        if kind:
-            return _filename_part(kind[1:].lower(), value)
-        return value
+        kind, inside = (match.group(1) or "").upper(), match.group(2)
+        if kind in ("", "ENV") or kind.startswith("F"):
+            name, _, default = inside.partition(":")
+            name = name.strip()
+            if not re.match(r"^[A-Za-z0-9_.]+$", name):
+                return match.group(0)
+            if kind == "ENV":
+                value = self.environ.get(name)
+                # HTCondor writes UNDEFINED for a variable that is not set and has no default.
+                return value if value is not None else (default if ":" in inside else "UNDEFINED")
+            value = self.value(name, depth)
+            if value is None:
+                value = default
+            return _filename_part(kind[1:].lower(), value) if kind else value
+        arguments = [a.strip() for a in inside.split(",")]
+        if kind in ("INT", "REAL"):
+            return self._number(kind, arguments, depth)
+        if kind == "CHOICE":
+            return self._choice(arguments, depth)
+        if kind == "RANDOM_CHOICE":
+            if not arguments or not any(arguments):
+                raise SubmitError("$RANDOM_CHOICE() needs a list of choices")
+            return random.choice(arguments)
+        return self._random_integer(arguments, depth)
 
     def value(self, name: str, depth: int) -> Optional[str]:
         lower = name.lower()
@@ -254,25 +449,78 @@ class _Macros:
             return self.expand(self.settings["+" + lower[3:]][1], depth + 1)
         return None
 
+    def _evaluated(self, kind: str, text: str, depth: int) -> Any:
+        """A macro's value, or the text itself, as a ClassAd expression (HTCondor's $INT)."""
+        value = self.value(text, depth) if re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", text) else None
+        source = value if value is not None else text
+        try:
+            result = classad.evaluate(source, {})
+        except classad.ClassAdError:
+            result = None
+        if isinstance(result, bool) or not isinstance(result, (int, float)):
+            raise SubmitError("$%s(): %s does not evaluate to a number" % (kind, text[:80]))
+        return result
+
+    def _number(self, kind: str, arguments: List[str], depth: int) -> str:
+        if not arguments[0]:
+            raise SubmitError("$%s() needs a macro name or an expression" % kind)
+        evaluated = self._evaluated(kind, arguments[0], depth)
+        form = arguments[1] if len(arguments) > 1 else ("%d" if kind == "INT" else "%.16G")
+        if not _PRINTF.match(form):
+            raise SubmitError("$%s(): %r is not a printf format for one number" % (kind, form))
+        try:
+            return form % (int(evaluated) if kind == "INT" else float(evaluated))
+        except (TypeError, ValueError, OverflowError) as err:
+            raise SubmitError("$%s(): %s" % (kind, err))
+
+    def _choice(self, arguments: List[str], depth: int) -> str:
+        if len(arguments) < 2:
+            raise SubmitError("$CHOICE() needs an index and a list")
+        index = self._evaluated("CHOICE", arguments[0], depth)
+        choices = arguments[1:]
+        if len(choices) == 1:
+            listed = self.value(choices[0], depth)
+            if listed is not None:
+                choices = [c.strip() for c in listed.split(",")]
+        if not isinstance(index, int) or not 0 <= index < len(choices):
+            raise SubmitError("$CHOICE(): index %s is outside the list of %d"
+                              % (arguments[0][:80], len(choices)))
+        return choices[index]
+
+    def _random_integer(self, arguments: List[str], depth: int) -> str:
+        if len(arguments) not in (2, 3):
+            raise SubmitError("$RANDOM_INTEGER() takes a minimum, a maximum and a step")
+        low, high = (self._evaluated("RANDOM_INTEGER", a, depth) for a in arguments[:2])
+        step = self._evaluated("RANDOM_INTEGER", arguments[2], depth) if len(arguments) == 3 else 1
+        if not all(isinstance(v, int) for v in (low, high, step)) or step <= 0 or high < low:
+            raise SubmitError("$RANDOM_INTEGER(): %s is not an integer range" % ",".join(arguments))
+        return str(random.randrange(low, high + 1, step))
+
 
 def _filename_part(letters: str, value: str) -> str:
+    """$F(): parts of a path. p the directory, d its last component (dd the last two), n the
+    name without extension, x the extension, q double quotes around the result; with no
+    part letter the whole value. The value's own double quotes are dropped."""
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
-    if not letters or letters == "q":
-        return value
     directory, base = posixpath.split(value)
     stem, ext = posixpath.splitext(base)
-    parts = []
-    if "p" in letters or "d" in letters:
-        parts.append(directory + "/" if directory else "")
+    dirs = letters.count("d")
+    if dirs:
+        parts = [p for p in directory.split("/") if p]
+        result = "".join(p + "/" for p in parts[-dirs:])
+    elif "p" in letters:
+        result = directory + "/" if directory else ""
+    else:
+        result = ""
     if "n" in letters:
-        parts.append(stem)
+        result += stem
     if "x" in letters:
-        parts.append(ext)
-    if "b" in letters:
-        parts.append(base)
-    return "".join(parts)
+        result += ext
+    if not (dirs or set(letters) & set("pnx")):
+        result = value
+    return '"%s"' % result if "q" in letters else result
 
 
 # ---------------------------------------------------------------- building
@@ -289,14 +537,14 @@ def build_jobs(desc: SubmitDescription, *, cluster_id: int, cwd: str,
             settings[lower] = (statement.key, statement.value)
             continue
         queue = statement.queue
-        for item in (queue.items if queue.items is not None else [""]):
+        for row, item in enumerate(queue.items if queue.items is not None else [""]):
             for step in range(queue.count):
-                builtins = _builtins(cluster_id, len(result), step, item, queue.variables)
+                builtins = _builtins(cluster_id, len(result), step, row, item, queue.variables)
                 # A loop variable named like a submit command is that command for this job:
                 # `queue input, arguments from (...)` (HTCondor's manual; law submits this way).
                 job_settings = dict(settings)
                 for name in queue.variables if queue.items is not None else []:
-                    if name.lower() in _COMMANDS:
+                    if name.lower() in commands.ALL:
                         job_settings[name.lower()] = (name, builtins[name.lower()])
                 macros = _Macros(job_settings, builtins, environ)
                 result.append(_job(job_settings, macros, cluster_id, len(result), cwd, environ,
@@ -304,18 +552,16 @@ def build_jobs(desc: SubmitDescription, *, cluster_id: int, cwd: str,
     return result
 
 
-_COMMANDS = set(ATTRIBUTE_NAMES) | EXPRESSION_COMMANDS | INTEGER_COMMANDS | SPECIAL_COMMANDS
-
-
-def _builtins(cluster: int, proc: int, step: int, item: str, variables: List[str]) -> Dict[str, str]:
+def _builtins(cluster: int, proc: int, step: int, row: int, item: str,
+              variables: List[str]) -> Dict[str, str]:
     values = {"cluster": str(cluster), "clusterid": str(cluster), "process": str(proc),
-              "procid": str(proc), "step": str(step), "row": "0", "node": "#pArAlLeLnOdE#"}
+              "procid": str(proc), "step": str(step), "row": str(row), "itemindex": str(row),
+              "node": "#pArAlLeLnOdE#"}
     # Fields are separated by commas and/or white space; the last variable takes the rest.
     parts = re.split(r"[\s,]+", item.strip(), maxsplit=len(variables) - 1) \
         if len(variables) > 1 else [item]
     for index, name in enumerate(variables or ["Item"]):
         values[name.lower()] = parts[index] if index < len(parts) else ""
-    values.setdefault("item", item)
     return values
 
 
@@ -333,8 +579,10 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
     iwd = _absolute(get("initialdir", "initial_dir", "iwd") or cwd, cwd)
     job["Iwd"] = iwd
     for lower, (key, _) in settings.items():
-        if lower not in SPECIAL_COMMANDS:
-            _set_attribute(job, lower, key, get(lower) or "", iwd)
+        if lower.startswith("+"):
+            _set_job_attribute(job, key, get(lower) or "")
+        elif lower in commands.COMMANDS and commands.YIELDS_TO.get(lower) not in settings:
+            _set_attribute(job, lower, get(lower) or "", iwd)
     universe = (get("universe") or "vanilla").lower()
     if universe not in UNIVERSES:
         raise SubmitError("unknown universe %r" % universe)
@@ -345,7 +593,8 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
     if job.get("TransferExecutable") is False and "/" not in executable:
         job["Cmd"] = executable
     else:
-        job["Cmd"] = _absolute(executable, iwd)
+        # HTCondor resolves the executable against the submit directory, not initialdir.
+        job["Cmd"] = _absolute(executable, cwd)
     arguments = get("arguments", "args")
     job["Arguments"] = jobs.join_arguments(parse_arguments(arguments) if arguments else [])
     job["Environment"] = jobs.join_environment(_environment(get("environment", "env"),
@@ -356,42 +605,120 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
     if "X509UserProxy" not in job and _boolean(get("use_x509userproxy") or "false",
                                                "use_x509userproxy"):
         job["X509UserProxy"] = environ.get("X509_USER_PROXY") or "/tmp/x509up_u%d" % uid
+    _retries(job, get("retry_until"), settings)
+    _accounting(job, owner, _boolean(get("nice_user") or "false", "nice_user"))
+    _companions(job)
     return job
 
 
-def _set_attribute(job: Job, lower: str, key: str, value: str, iwd: str) -> None:
-    if lower.startswith("+"):
-        name = key.lstrip("+")
-        name = name[3:] if name.lower().startswith("my.") else name
-        if not value:
-            job[name] = classad.Expr("undefined")  # HTCondor: `+Name =` sets it to undefined
-            return
-        try:
-            job[name] = classad.parse_value(value)
-        except classad.ClassAdError as err:
-            raise SubmitError("attribute %s: %s is not a valid ClassAd expression (%s)"
-                              % (name, value[:80], err))
+def _companions(job: Job) -> None:
+    """What HTCondor adds, drops or bounds beside the attributes commands set one by one."""
+    for name, companions in commands.COMPANIONS.items():
+        if name in job:
+            for companion, value in companions.items():
+                job.setdefault(companion, value)
+    for name, needed in commands.ONLY_WITH.items():
+        if name in job and needed not in job:
+            del job[name]
+    if job["JobUniverse"] != UNIVERSES["grid"]:
+        job.pop("GridResource", None)
+    lease = job.get("JobLeaseDuration")
+    if isinstance(lease, int) and 0 < lease < commands.MIN_JOB_LEASE:
+        job["JobLeaseDuration"] = commands.MIN_JOB_LEASE
+    for name in ("KillSig", "HoldKillSig", "RemoveKillSig"):
+        if isinstance(job.get(name), str) and job[name].isdigit():
+            job[name] = _signal_name(int(job[name]))
+
+
+def _signal_name(number: int) -> str:
+    """HTCondor stores a signal given by number under its name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        raise SubmitError("%d is not a signal number" % number)
+
+
+def _retries(job: Job, retry_until: Optional[str], settings: Mapping[str, Any]) -> None:
+    """max_retries, retry_until and success_exit_code: HTCondor rewrites OnExitRemove so that
+    a job is run again until it succeeds or has run JobMaxRetries + 1 times."""
+    if not (retry_until or "max_retries" in settings or "success_exit_code" in settings):
         return
-    name = ATTRIBUTE_NAMES.get(lower, key)
+    job.setdefault("JobMaxRetries", 2)
+    success = "JobSuccessExitCode" if "JobSuccessExitCode" in job else "0"
+    terms = ["NumJobCompletions > JobMaxRetries", "ExitCode is %s" % success]
+    if retry_until:
+        if re.match(r"^-?\d+$", retry_until):
+            terms.append("ExitCode is %d" % int(retry_until))
+        else:
+            terms.append(classad.unparse(_expression(retry_until, "retry_until")))
+    elif "OnExitRemove" in job:
+        terms.append(classad.unparse(job["OnExitRemove"]))
+    job["OnExitRemove"] = classad.Expr(" || ".join(terms))
+
+
+def _accounting(job: Job, owner: str, nice_user: bool) -> None:
+    """AccountingGroup is group.user, the user being the submitter unless named."""
+    if "AcctGroup" in job:
+        job.setdefault("AcctGroupUser", owner)
+        job["AccountingGroup"] = "%s.%s" % (job["AcctGroup"], job["AcctGroupUser"])
+    elif "AcctGroupUser" in job:
+        job["AccountingGroup"] = job["AcctGroupUser"]
+    elif nice_user:
+        job["AccountingGroup"] = "nice-user.%s" % owner
+
+
+def _set_job_attribute(job: Job, key: str, value: str) -> None:
+    """`+Name = expr` and `MY.Name = expr`: a job attribute, any name."""
+    name = key.lstrip("+")
+    name = name[3:] if name.lower().startswith("my.") else name
+    if not value:
+        job[name] = classad.Expr("undefined")  # HTCondor: `+Name =` sets it to undefined
+        return
+    try:
+        job[name] = classad.parse_value(value)
+    except classad.ClassAdError as err:
+        raise SubmitError("attribute %s: %s is not a valid ClassAd expression (%s)"
+                          % (name, value[:80], err))
+
+
+def _set_attribute(job: Job, command: str, value: str, iwd: str) -> None:
+    name, kind = commands.COMMANDS[command]
     if not value:
         job.pop(name, None)  # HTCondor reads `command =` (empty) as unset, e.g. Parsl's requirements
-    elif name in PATH_ATTRIBUTES:
+    elif kind == commands.PATH:
         job[name] = _absolute(value, iwd)
-    elif name == "TransferInput":
-        job[name] = ",".join(_absolute(p.strip(), iwd) + ("/" if p.strip().endswith("/") else "")
-                             for p in value.split(",") if p.strip())
-    elif name in ("TransferExecutable", "StreamOut", "StreamErr"):
-        job[name] = _boolean(value, key)
-    elif name in ("RequestMemory", "RequestDisk"):
-        job[name] = _size(value, key, "MB" if name == "RequestMemory" else "KB")
-    elif name == "RequestCpus" or lower in EXPRESSION_COMMANDS:
-        job[name] = _expression(value, key)
-    elif lower in INTEGER_COMMANDS:
+    elif kind == commands.PATH_LIST:
+        job[name] = ",".join(_absolute(p, iwd) + ("/" if p.endswith("/") else "")
+                             for p in _list(value))
+    elif kind == commands.LIST:
+        job[name] = ",".join(_list(value))
+    elif kind == commands.LOWER_LIST:
+        job[name] = ",".join(_list(value.lower()))
+    elif kind == commands.KEYWORD:
+        job[name] = value.upper()
+    elif kind == commands.QUOTED_STRING:
+        job[name] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    elif kind == commands.BOOLEAN:
+        job[name] = _boolean(value, command)
+    elif kind in (commands.MEGABYTES, commands.KILOBYTES):
+        job[name] = _size(value, command, "MB" if kind == commands.MEGABYTES else "KB")
+    elif kind == commands.EXPRESSION:
+        job[name] = _expression(value, command)
+    elif kind == commands.INTEGER:
         if not re.match(r"^-?\d+$", value):
-            raise SubmitError("%s must be an integer, not %r" % (key, value[:80]))
+            raise SubmitError("%s must be an integer, not %r" % (command, value[:80]))
         job[name] = int(value)
+    elif kind == commands.NOTIFICATION:
+        if value.lower() not in commands.NOTIFICATIONS:
+            raise SubmitError("notification must be never, always, complete or error, not %r"
+                              % value[:80])
+        job[name] = commands.NOTIFICATIONS[value.lower()]
     else:
         job[name] = value
+
+
+def _list(value: str) -> List[str]:
+    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def _expression(value: str, key: str) -> Any:

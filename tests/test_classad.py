@@ -71,7 +71,11 @@ def test_cycles_evaluate_to_undefined_as_in_htcondor_not_recursion():
     ad = {"A": Expr("B + 1"), "B": Expr("A + 1")}
     assert evaluate("A", ad) is classad.UNDEFINED
     oracle = classad2.ClassAd({"A": classad2.ExprTree("B + 1"), "B": classad2.ExprTree("A + 1")})
-    assert oracle.eval("A") == classad2.Value.Undefined
+    try:
+        theirs = oracle.eval("A")
+    except classad2.ClassAdException:  # 24.0's classad2: the evaluation fails, no value at all
+        theirs = classad2.Value.Undefined
+    assert theirs == classad2.Value.Undefined
 
 
 @pytest.mark.parametrize("text", ["", "1 +", "(1", "a b", "1 ? 2", "\"unterminated", "@", "f(1,"])
@@ -126,19 +130,30 @@ def test_random_text_only_ever_raises_classad_error(text):
 _atoms = st.one_of(
     st.integers(-1000, 1000).map(str),
     st.sampled_from(["JobStatus", "QDate", "R", "B", "S", "Missing", "true", "false",
-                     "undefined", '"abc"', '"ABC"', "2.5"]),
+                     "undefined", "error", '"abc"', '"ABC"', "2.5", "-1.5", "0", "0.0"]),
 )
+# Functions HTCondor has, and abs, which it has not (an error there, so here too).
+_FUNCTION_NAMES = ["floor", "ceiling", "round", "int", "real", "string", "isUndefined", "isError",
+                   "isBoolean", "isInteger", "isReal", "isString", "abs"]
 
 
 def _combine(children):
-    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "==", "!=", "<", ">=",
-                                                  "&&", "||", "=?=", "=!="]), children)
+    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "%", "==", "!=", "<", ">=",
+                                                  "<=", ">", "&&", "||", "=?=", "=!=", "is",
+                                                  "isnt"]), children)
     return st.one_of(binary.map(lambda t: "(%s %s %s)" % t),
                      children.map(lambda c: "!(%s)" % c),
-                     st.tuples(children, children, children).map(lambda t: "(%s ? %s : %s)" % t))
+                     children.map(lambda c: "-(%s)" % c),
+                     st.tuples(st.sampled_from(_FUNCTION_NAMES), children).map(lambda t: "%s(%s)" % t),
+                     st.tuples(st.sampled_from(["min", "max"]), st.lists(children, max_size=3)).map(
+                         lambda t: "%s({%s})" % (t[0], ", ".join(t[1]))),
+                     st.tuples(children, children, children).map(lambda t: "(%s ? %s : %s)" % t),
+                     st.tuples(children, children, children).map(
+                         lambda t: "ifThenElse(%s, %s, %s)" % t))
 
 
-@settings(max_examples=300, deadline=None)
+# 300 generated expressions (issue 22's figure), derandomized: a failure is not a matter of luck.
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.recursive(_atoms, _combine, max_leaves=8))
 def test_generated_expressions_agree_with_htcondor(text):
     expected = theirs(text)

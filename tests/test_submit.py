@@ -39,7 +39,7 @@ def test_alien_description_from_stdin():
         "ALIEN_JOBAGENT_ID": "1234.0", "ALIEN_ALICE_CM_AS_LDAP_PROXY": "host:8084"}
     assert (job["Out"], job["Err"], job["UserLog"]) == \
         ("/logdir/tmpfile.out", "/logdir/tmpfile.err", "/logdir/tmpfile.log")
-    assert job["GridResource"] == "condor ce.host ce.host:9619"
+    assert "GridResource" not in job  # as in HTCondor: a grid resource is for the grid universe
     assert job["Requirements"] == classad.Expr('(Arch == "X86_64")')
     assert (job["ClusterId"], job["ProcId"], job["JobStatus"], job["Owner"]) == (7, 0, 1, "vobox")
 
@@ -144,8 +144,11 @@ def test_a_lone_double_quote_inside_a_new_syntax_value_is_an_error():
 
 def test_stream_output_and_error_are_booleans():
     # dask-jobqueue writes `Stream_Output = True`; HTCondor's StreamOut is a boolean.
-    job = one("executable = /bin/true\nStream_Output = True\nstream_error = false\nqueue\n")
+    job = one("executable = /bin/true\nStream_Output = True\nstream_error = false\n"
+              "output = o\nerror = e\nqueue\n")
     assert (job["StreamOut"], job["StreamErr"]) == (True, False)
+    # As in HTCondor: a stream flag without its file is dropped.
+    assert "StreamOut" not in one("executable = /bin/true\nstream_output = true\nqueue\n")
 
 
 def test_settings_after_a_queue_apply_to_later_queues():
@@ -160,9 +163,12 @@ def test_macros_continuations_comments_and_case():
     assert jobs.argv_of(job) == ["Torino", "dflt"]
 
 
-def test_unknown_commands_and_attributes_are_kept():
-    job = one("executable = /bin/true\nfoo_bar = baz\n+Site = \"Torino\"\nMY.Cores = 8\nqueue\n")
-    assert (job["foo_bar"], job["Site"], job["Cores"]) == ("baz", "Torino", 8)
+def test_unknown_keys_are_macros_and_attributes_are_kept():
+    # As in HTCondor: a key that is no submit command sets no attribute, only a macro.
+    job = one("executable = /bin/true\nfoo_bar = baz\narguments = $(foo_bar)\n"
+              "+Site = \"Torino\"\nMY.Cores = 8\nqueue\n")
+    assert "foo_bar" not in job and jobs.argv_of(job) == ["baz"]
+    assert (job["Site"], job["Cores"]) == ("Torino", 8)
 
 
 def test_request_units():
@@ -171,9 +177,11 @@ def test_request_units():
     assert (job["RequestMemory"], job["RequestDisk"], job["RequestCpus"]) == (2048, 3072, 4)
 
 
-def test_relative_paths_follow_initialdir():
+def test_relative_paths_follow_initialdir_but_the_executable_the_submit_directory():
+    # HTCondor's manual: the executable is found where condor_submit runs, files in initialdir.
     job = one("executable = bin/agent\ninitialdir = /data/run\noutput = ../logs/o\nqueue\n")
-    assert (job["Cmd"], job["Iwd"], job["Out"]) == ("/data/run/bin/agent", "/data/run", "/data/logs/o")
+    assert (job["Iwd"], job["Out"]) == ("/data/run", "/data/logs/o")
+    assert job["Cmd"] == "/home/vobox/bin/agent"
 
 
 def test_append_and_queue_override():
@@ -202,7 +210,14 @@ def test_files_to_check():
     ("executable = /bin/true\nuniverse = nonsense\nqueue\n", "universe"),
     ("executable = /bin/true\n+Bad = (1 +\nqueue\n", "Bad"),
     ("executable = /bin/true\ntransfer_executable = maybe\nqueue\n", "true or false"),
-    ("executable = /bin/true\nqueue x from /etc/list\n", "not supported"),
+    ("executable = /bin/true\nqueue x from /etc/list\n", "no submit directory"),
+    ("executable = /bin/true\nif defined X\nqueue\n", "no 'endif'"),
+    ("executable = /bin/true\nelse\nqueue\n", "without 'if'"),
+    ("executable = /bin/true\nif $(A) == 1\nendif\nqueue\n", "not a valid if condition"),
+    ("executable = /bin/true\ninclude command : cat x\nqueue\n", "not supported"),
+    ("executable = /bin/true\nnotification = sometimes\nqueue\n", "notification"),
+    ("executable = /bin/true\narguments = $INT(Cluster * x)\nqueue\n", "number"),
+    ("executable = /bin/true\narguments = $CHOICE(5, a, b)\nqueue\n", "outside"),
     ("executable = /bin/\0true\nqueue\n", "NUL"),
     ("executable = /bin/true\nqueue 0\n", "no job"),
 ])
@@ -241,3 +256,41 @@ def test_arguments_round_trip(argv):
 def test_environment_round_trips(env):
     job = {"Environment": jobs.join_environment(env)}
     assert jobs.environment_of(job) == env
+
+
+def test_include_and_queue_from_a_file_and_matching_read_the_submit_directory(tmp_path):
+    (tmp_path / "common.inc").write_text("arguments = $(Item)\n")
+    (tmp_path / "items.txt").write_text("a 1\nb 2\n")
+    (tmp_path / "x.dat").write_text("")
+    (tmp_path / "d.dat").mkdir()
+    base = "executable = /bin/true\ninclude : common.inc\n"
+    desc = submit.parse_description(base + "queue name, n from items.txt\n", cwd=str(tmp_path))
+    assert [q.queue.items for q in desc.statements if q.queue] == [["a 1", "b 2"]]
+    found = submit.parse_description(base + "queue matching *.dat\n", cwd=str(tmp_path))
+    assert [q.queue.items for q in found.statements if q.queue] == [["d.dat/", "x.dat"]]
+    files = submit.parse_description(base + "queue matching files *.dat\n", cwd=str(tmp_path))
+    assert [q.queue.items for q in files.statements if q.queue] == [["x.dat"]]
+
+
+def test_conditionals_see_the_macros_set_above_them():
+    text = ("BIG = true\nexecutable = /bin/true\nif defined BIG\n  if $(BIG)\n    arguments = big\n"
+            "  endif\nelif version >= 9.0\n  arguments = new\nelse\n  arguments = old\nendif\nqueue\n")
+    assert jobs.argv_of(one(text)) == ["big"]
+    assert jobs.argv_of(one(text.replace("BIG = true\n", ""))) == ["new"]
+
+
+def test_row_step_item_index_and_number_macros():
+    job_list = build("executable = /bin/true\nN = 4\narguments = $(Item) $(Row) $(ItemIndex) $(Step) "
+                     "$INT(N,%03d) $REAL(N) $CHOICE(Step, x, y)\nqueue 2 in (p, q)\n")
+    assert [jobs.argv_of(j) for j in job_list][1:3] == [["p", "0", "0", "1", "004", "4", "y"],
+                                                        ["q", "1", "1", "0", "004", "4", "x"]]
+
+
+def test_continuation_lines_join_without_a_space_and_commands_store_htcondor_attributes():
+    job = one("executable = /bin/true\narguments = a\\\n  b\nnotification = Error\n"
+              "transfer_output_files = x , y\ntransfer_output_remaps = \"x = z\"\n"
+              "on_exit_hold_reason = \"why\"\nmax_retries = 3\nqueue\n")
+    assert jobs.argv_of(job) == ["ab"]
+    assert (job["JobNotification"], job["TransferOutput"], job["TransferOutputRemaps"],
+            job["OnExitHoldReason"], job["JobMaxRetries"]) == (3, "x,y", "x = z", "why", 3)
+    assert job["OnExitRemove"] == classad.Expr("NumJobCompletions > JobMaxRetries || ExitCode is 0")

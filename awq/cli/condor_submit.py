@@ -174,7 +174,8 @@ def main(argv: List[str]) -> int:
     context = dict(cwd=os.getcwd(), environ=dict(os.environ), owner=jobs.current_owner(),
                    uid=os.getuid(), now=int(time.time()))
     try:
-        desc = submit.parse_description(text, append=opts.append, queue_override=opts.queue)
+        desc = submit.parse_description(text, append=opts.append, queue_override=opts.queue,
+                                        cwd=context["cwd"], environ=context["environ"])
         if opts.maxjobs is not None and desc.job_count() > opts.maxjobs:
             fail("the description queues %d jobs, more than -maxjobs %d: nothing submitted"
                  % (desc.job_count(), opts.maxjobs))

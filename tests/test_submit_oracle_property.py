@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from awq import submit_commands as commands
 from submit_oracle import OracleRefused, differences, oracle_ads, our_ads
+
+# HTCondor's submit runs in a child interpreter (and the bank makes a proxy with
+# openssl): the e2e tier.
+pytestmark = pytest.mark.e2e
 
 VALUES = {
     commands.PATH: ["out.$(Process)", "/tmp/awq-h/x.log", "logs/a.txt", "$(Item).out"],

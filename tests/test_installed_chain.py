@@ -49,7 +49,9 @@ class Site:
 
     def tracked_pids(self) -> list:
         piddir = os.path.join(self.env["WQ_WORKDIR"], "pids")
-        return [int(open(os.path.join(piddir, n)).read()) for n in os.listdir(piddir)]
+        # KIND-I.pid (a loop) and KIND-I.child (its process); .info and .argv describe them.
+        return [int(open(os.path.join(piddir, n)).read()) for n in os.listdir(piddir)
+                if n.endswith((".pid", ".child"))]
 
 
 @pytest.fixture

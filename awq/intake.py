@@ -1,8 +1,10 @@
 """What comes into the master through the spool: job records and removal requests.
 
-A record is deleted only after a snapshot holding its jobs is durable, so
-the intake remembers what it took until the master says the snapshot is
-written (``commit``). A record the master cannot take is moved aside to
+A record or request is deleted only once two snapshot generations hold what
+it brought (state.pickle and state.pickle.1, see awq/spool/published.py): if
+the current one is found damaged, the previous one stands in and still holds
+it. So the intake remembers what it took through two snapshot writes
+(``commit`` after each). A record the master cannot take is moved aside to
 queue/bad with the reason in the log; it is never retried in a loop.
 """
 
@@ -25,14 +27,18 @@ class SpoolIntake:
     def __init__(self, spool: Spool, owner: str):
         self.spool = spool
         self.owner = owner
+        # Taken since the last snapshot, and held by the current snapshot alone: what the
+        # next commit deletes is the second set (now in two generations).
         self.taken_records: Set[str] = set()
+        self.records_saved_once: Set[str] = set()
         self.done_requests: Set[Tuple[str, str, JobId]] = set()   # (action, file, job)
+        self.requests_saved_once: Set[Tuple[str, str, JobId]] = set()
 
     def take_records(self, table: JobTable) -> int:
         """Put the jobs of new records in the table; returns how many came in."""
         added = 0
         for name in self.spool.records.pending():
-            if name in self.taken_records:
+            if name in self.taken_records or name in self.records_saved_once:
                 continue
             try:
                 new_jobs = self._read(name)
@@ -52,19 +58,28 @@ class SpoolIntake:
         wanted = []
         reasons: Dict[Tuple[str, str], str] = {}   # a batch file holds one reason for all
         for action, name, jid in self.spool.requests.pending():
-            if (action, name, jid) not in self.done_requests:
+            key = (action, name, jid)
+            if key not in self.done_requests and key not in self.requests_saved_once:
                 self.done_requests.add((action, name, jid))
                 if (action, name) not in reasons:
                     reasons[(action, name)] = self.spool.requests.reason(action, name)
                 wanted.append(Request(action, jid, reasons[(action, name)]))
         return wanted
 
-    def commit(self) -> None:
-        """The snapshot now holds everything taken: the spool files can go."""
-        self.spool.records.remove(self.taken_records)
-        self.taken_records = set()
-        self.spool.requests.remove({(action, name) for action, name, _ in self.done_requests})
-        self.done_requests = set()
+    def held_records(self) -> List[str]:
+        """Records whose jobs the table holds and whose files are still in queue/: the
+        snapshot names them, so condor_q takes their jobs from it, not from the file."""
+        return sorted(self.taken_records | self.records_saved_once)
+
+    def commit(self) -> bool:
+        """A snapshot holding everything taken is durable: what the one before held too can
+        go. True when something waits for the next snapshot to go (the caller writes one)."""
+        self.spool.records.remove(self.records_saved_once)
+        self.spool.requests.remove({(action, name) for action, name, _
+                                    in self.requests_saved_once})
+        self.records_saved_once, self.taken_records = self.taken_records, set()
+        self.requests_saved_once, self.done_requests = self.done_requests, set()
+        return bool(self.records_saved_once or self.requests_saved_once)
 
     def _read(self, name: str) -> List[Job]:
         cluster, content = self.spool.records.read(name)

@@ -291,7 +291,9 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     held = [job for _, job in master.table.items() if job["JobStatus"] == 5]
     assert len(held) == 200 and {job["HoldReason"] for job in held} == {"disk full at the site"}
     master.apply_requests()  # seen once: nothing is applied twice
-    master.intake.commit()
+    assert master.intake.commit()   # one snapshot generation holds it: the file stays
+    assert len(os.listdir(master.spool.request_dir("hold"))) == 1
+    assert not master.intake.commit()
     assert os.listdir(master.spool.request_dir("hold")) == []
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # importing typing costs a query tool more than its work
     from typing import List, Optional, Set, Tuple
 
     from awq.jobs import JobId
+    from awq.snapshot import Columns
     from awq.spool import Spool
 
 from awq import jobs
@@ -62,9 +63,8 @@ def read_queue_view(spool: Spool) -> QueueView:
         removals = spool.requests.pending_removals()
         untaken = _untaken_records(spool)
         columns = spool.published.snapshot_columns()
-        held = columns.header.get("records") if columns is not None else None
+        held = _held_records(columns)
         if held:
-            held = set(held)
             untaken = [(name, found) for name, found in untaken if name not in held]
         job_set = JobSet(columns)
         known = set(job_set.ids())
@@ -86,9 +86,21 @@ def read_queue_view(spool: Spool) -> QueueView:
 
 
 def _untaken_records(spool: Spool) -> List[Tuple[str, List[Job]]]:
-    """(name, valid jobs) of every record in queue/ now (taken or not: the snapshot read
-    next says which it holds)."""
-    return [(name, _untaken_jobs(spool, name)) for name in spool.records.pending()]
+    """(name, valid jobs) of the records in queue/ now that the snapshot does not already
+    hold. Records a snapshot names are not read: their jobs are in every later snapshot,
+    the one read next included (a big record stays until two snapshots hold it, and
+    validating its jobs again would be most of condor_q's work meanwhile)."""
+    names = spool.records.pending()
+    if not names:
+        return []
+    held = _held_records(spool.published.snapshot_columns())
+    return [(name, _untaken_jobs(spool, name)) for name in names if name not in held]
+
+
+def _held_records(columns: Optional[Columns]) -> Set[str]:
+    """The records a snapshot names as holding (older masters name none)."""
+    held = columns.header.get("records") if columns is not None else None
+    return set(held) if isinstance(held, list) else set()
 
 
 def _taken_meanwhile(spool: Spool, untaken: List[Tuple[str, List[Job]]],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from awq import jobs, submit
 from awq.jobs import Job, JobId, Request
@@ -21,6 +21,9 @@ from awq.jobtable import JobTable
 from awq.spool import Spool, SpoolError
 
 log = logging.getLogger("awq.master")
+
+RequestFile = Tuple[str, str]             # (action, file name)
+Stamp = Optional[Tuple[int, int]]         # a request file's inode and mtime (Requests.stamp)
 
 
 class SpoolIntake:
@@ -33,6 +36,8 @@ class SpoolIntake:
         self.records_saved_once: Set[str] = set()
         self.done_requests: Set[Tuple[str, str, JobId]] = set()   # (action, file, job)
         self.requests_saved_once: Set[Tuple[str, str, JobId]] = set()
+        # What each request file was when carried out: rewritten since, it is a new request.
+        self.request_stamps: Dict[RequestFile, Stamp] = {}
 
     def take_records(self, table: JobTable) -> int:
         """Put the jobs of new records in the table; returns how many came in."""
@@ -54,16 +59,26 @@ class SpoolIntake:
         return added
 
     def requests(self) -> List[Request]:
-        """What condor_rm, condor_hold, ... asked since the last commit."""
+        """What condor_rm, condor_hold, ... asked that was not carried out yet."""
         wanted = []
-        reasons: Dict[Tuple[str, str], str] = {}   # a batch file holds one reason for all
+        reasons: Dict[RequestFile, str] = {}   # a batch file holds one reason for all
+        stamps: Dict[RequestFile, Stamp] = {}    # one stat a file per look
         for action, name, jid in self.spool.requests.pending():
-            key = (action, name, jid)
-            if key not in self.done_requests and key not in self.requests_saved_once:
-                self.done_requests.add((action, name, jid))
-                if (action, name) not in reasons:
-                    reasons[(action, name)] = self.spool.requests.reason(action, name)
-                wanted.append(Request(action, jid, reasons[(action, name)]))
+            key, request_file = (action, name, jid), (action, name)
+            if request_file not in stamps:
+                stamps[request_file] = self.spool.requests.stamp(action, name)
+            if key in self.done_requests or key in self.requests_saved_once:
+                if stamps[request_file] == self.request_stamps.get(request_file):
+                    continue
+                # condor_hold 1.0 again after a release rewrites hold/1.0: a new request.
+                # The old one's result is saved; the file goes after its own generations.
+                self.done_requests.discard(key)
+                self.requests_saved_once.discard(key)
+            self.done_requests.add(key)
+            self.request_stamps[request_file] = stamps[request_file]
+            if request_file not in reasons:
+                reasons[request_file] = self.spool.requests.reason(action, name)
+            wanted.append(Request(action, jid, reasons[request_file]))
         return wanted
 
     def held_records(self) -> List[str]:
@@ -79,6 +94,9 @@ class SpoolIntake:
                                     in self.requests_saved_once})
         self.records_saved_once, self.taken_records = self.taken_records, set()
         self.requests_saved_once, self.done_requests = self.done_requests, set()
+        kept = {(action, name) for action, name, _ in self.requests_saved_once}
+        self.request_stamps = {request_file: stamp for request_file, stamp
+                               in self.request_stamps.items() if request_file in kept}
         return bool(self.records_saved_once or self.requests_saved_once)
 
     def _read(self, name: str) -> List[Job]:

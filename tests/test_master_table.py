@@ -518,3 +518,27 @@ def test_each_transition_writes_its_user_log_event(tmp_path):
     text = log_path.read_text()
     assert "<127.0.0.1:9>" in text and "<unknown>" in text and "disk full" in text
     assert "(return value 3)" in text and "not needed" in text
+
+
+def test_the_same_request_made_again_after_it_was_carried_out_is_carried_out_again(tmp_path):
+    """hold/1.0 stays in the spool until two snapshots hold its result; condor_hold 1.0 after
+    a release rewrites that file, and is a new request."""
+    master = master_with(tmp_path, ad())
+    master.spool.requests.leave("hold", [(1, 0)], "first")
+    master.apply_requests()
+    assert master.intake.commit()          # hold/1.0 is kept for the next generation
+    master.spool.requests.leave("release", [(1, 0)])
+    master.apply_requests()
+    assert master.table.status((1, 0)) == JobStatus.IDLE
+    _, first_mtime = master.spool.requests.stamp("hold", "1.0")
+    master.spool.requests.leave("hold", [(1, 0)], "second")
+    # Within one tick of the file system's clock the rewrite could keep the mtime: a
+    # command started after the release never comes that soon, so say it did not.
+    path = os.path.join(master.spool.requests.directory("hold"), "1.0")
+    os.utime(path, ns=(first_mtime + 1, first_mtime + 1))
+    master.apply_requests()
+    assert master.table.job((1, 0))["HoldReason"] == "second"
+    master.apply_requests()                # and only once
+    master.intake.commit()
+    master.intake.commit()
+    assert os.listdir(master.spool.request_dir("hold")) == []

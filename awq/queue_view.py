@@ -67,7 +67,7 @@ def read_queue_view(spool: Spool) -> QueueView:
         if held:
             untaken = [(name, found) for name, found in untaken if name not in held]
         job_set = JobSet(columns)
-        known = set(job_set.ids())
+        known = set(job_set.ids()) if untaken else set()   # ids cost two columns: only if asked
         if attempt == CONSISTENT_READS or not _taken_meanwhile(spool, untaken, known):
             break
     extra = [job for _, found in untaken for job in found if jobs.job_id(job) not in known]

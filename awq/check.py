@@ -38,6 +38,7 @@ class Generation(NamedTuple):
     path: str
     state: Optional[Dict]    # None: missing or unreadable
     problem: str             # why it is unreadable ("" when it reads, or is missing)
+    refused: bool = False    # refused for its owner, mode or format: never fallen back from
 
 
 def check_spool(spool: Spool) -> List[Finding]:
@@ -84,6 +85,8 @@ def _read_generation(spool: Spool, path: str) -> Generation:
         return Generation(path, None, "")
     except (SnapshotDamaged, snapshot.SnapshotError) as err:
         return Generation(path, None, str(err) or "damaged")
+    except SpoolError as err:
+        return Generation(path, None, str(err), refused=True)
 
 
 def _describe(generation: Generation) -> str:
@@ -101,6 +104,12 @@ def _describe(generation: Generation) -> str:
 def _check_generations(spool: Spool, findings: List[Finding]) -> Optional[Dict]:
     """The state a master would restore, after noting each generation's condition."""
     current, previous = (_read_generation(spool, path) for path in spool.published.generations())
+    # The master reads the previous generation only when the current one does not read.
+    for generation in (current,) if current.state is not None else (current, previous):
+        if generation.refused:
+            findings.append(Finding(NEEDS_ADMIN, "the master refuses to start on %s: %s"
+                                    % (generation.path, generation.problem)))
+            return None
     if current.state is not None:
         findings.append(Finding(SOUND, "%s: %s" % (current.path, _describe(current))))
         if previous.problem:

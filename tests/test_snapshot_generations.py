@@ -187,3 +187,11 @@ def test_a_truncated_snapshot_loses_none_of_50_queued_jobs_on_restart(start_mast
     assert re.search(r"state\.pickle is damaged .* kept as .*state\.pickle\.damaged\.\d+", log)
     assert "restored the job table from the previous generation" in log
     assert tool("alien_work_queue", "--check", "--work-dir", workdir).returncode == check.SOUND
+
+
+def test_check_reports_a_snapshot_the_master_refuses(spool):
+    saved_spool(spool, count=1)
+    os.chmod(spool.snapshot_path, 0o620)
+    findings = check.check_spool(spool)
+    assert check.worst_level(findings) == check.NEEDS_ADMIN
+    assert "writable by group or others" in check.render(spool, findings)

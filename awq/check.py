@@ -113,7 +113,7 @@ def _check_generations(spool: Spool, findings: List[Finding]) -> Optional[Dict]:
     if current.state is not None:
         findings.append(Finding(SOUND, "%s: %s" % (current.path, _describe(current))))
         if previous.problem:
-            findings.append(Finding(SOUND, "%s (the previous generation) is damaged (%s): the "
+            findings.append(Finding(SOUND, "%s (the previous generation) cannot be used (%s): the "
                                            "next snapshot replaces it" % (previous.path,
                                                                           previous.problem)))
         return current.state

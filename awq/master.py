@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 from awq import periodic
 from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
@@ -30,7 +30,7 @@ from awq.jobtable import JobTable
 from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.publish import UNFIT_GRACE, Publisher
 from awq.shared_inputs import SharedInputs
-from awq.spool import REQUEST_ACTIONS, Spool
+from awq.spool import REQUEST_ACTIONS, Spool, SpoolError
 from awq.tasks import TaskBackend
 from awq.waker import Waker
 
@@ -80,7 +80,7 @@ class Master:
     # -- the parts of a turn
 
     def recover(self) -> None:
-        state = self.spool.published.load_snapshot()
+        state = self._load_snapshot()
         if not state:
             return
         finished = self.table.restore(state)
@@ -88,6 +88,40 @@ class Master:
         self.spool.history.append(finished)
         if finished:
             log.info("moved %d finished jobs from the snapshot to history", len(finished))
+
+    def _load_snapshot(self) -> Optional[Dict[str, Any]]:
+        """The newest snapshot generation that reads whole; a damaged one is set aside (the
+        next write would keep it as the previous generation) and the log says what to do."""
+        published = self.spool.published
+        loaded = published.load_generation()
+        if loaded.state is None and loaded.damaged:
+            raise SpoolError(
+                "no generation of the job table snapshot is readable (%s). Starting would lose "
+                "the jobs only they hold: check the disk and run alien_work_queue --check; to "
+                "start with the %d records still in %s, move %s aside"
+                % ("; ".join("%s: %s" % damage for damage in loaded.damaged),
+                   len(self.spool.records.pending()), self.spool.queue_dir,
+                   " and ".join(path for path, _ in loaded.damaged)))
+        for path, why in loaded.damaged:
+            log.error("the job table snapshot %s is damaged (%s); kept as %s for inspection",
+                      path, why, published.set_aside(path))
+        if loaded.state is None:
+            return None
+        if loaded.path != published.snapshot_path:
+            written = loaded.state.get("written")
+            log.warning(
+                "restored the job table from the previous generation %s (written %s, %d jobs): "
+                "%s. No accepted job is lost: records and requests are deleted only once two "
+                "generations hold them, and those still in the spool are taken again; a job that "
+                "changed state since then may do so again (a pilot may run once more). Nothing "
+                "to do unless this repeats (then check the disk); alien_work_queue --check "
+                "verifies the spool",
+                loaded.path, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(written))
+                if isinstance(written, (int, float)) else "at an unknown time",
+                len(loaded.state.get("jobs", ())),
+                "the current one was damaged" if loaded.damaged else
+                "the current one (%s) is missing" % published.snapshot_path)
+        return loaded.state
 
     def apply_requests(self) -> None:
         for request in self.intake.requests():
@@ -102,13 +136,15 @@ class Master:
         if self.table.changed and (force or self.flushing.due()):
             started = time.process_time()   # CPU: waiting for fsync costs the master nothing
             self.spool.published.write_snapshot(dict(self.table.snapshot(),
-                                                     master_pid=os.getpid(), written=now))
+                                                     master_pid=os.getpid(), written=now,
+                                                     records=self.intake.held_records()))
             cost = time.process_time() - started
             self.flushing.interval = min(MAX_FLUSH_INTERVAL,
                                          max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
             self.flushing.done()
             self.table.mark_saved()
-            self.intake.commit()  # only now are the taken jobs durable without their records
+            if self.intake.commit():  # spool files go once two generations hold them
+                self.table.mark_changed()
             self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
             self.publisher.publish(now)
         elif self.publisher.due():

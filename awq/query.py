@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import operator
 import time
-from itertools import repeat
+from itertools import islice, repeat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional,
+                        Sequence, Tuple, Union)
 
     JobList = Union[JobSet, Sequence[Job]]
 
@@ -44,7 +45,8 @@ Fails (exit 1) when the master's heartbeat is 200 s old or more.
 HISTORY_USAGE = """Usage: condor_history [options] [owner | cluster | cluster.proc ...]
 
 Show jobs that have left the alien-workqueue queue (completed or removed),
-newest first, as HTCondor's condor_history does.
+newest first, as HTCondor's condor_history does: read from the end of the
+history, only as far as -limit needs.
 
 Options:
   -constraint EXPR      only jobs for which the ClassAd expression is true
@@ -538,12 +540,19 @@ def render_status(opts: StatusOptions, job_list: JobList, *, now: float,
 
 # ---------------------------------------------------------------- condor_history
 
-def render_history(opts: QOptions, job_list: Sequence[Job], *, now: float) -> str:
-    """Finished jobs, newest first unless -forwards."""
-    ordered = sorted(job_list, key=_finished_at, reverse=not opts.forwards)
-    selected = select_jobs(opts.selection, ordered, now)
-    if opts.limit is not None:
-        selected = selected[:opts.limit]
+HISTORY_CHUNK = 256   # history jobs selected at a time; -limit stops after the chunk that fills it
+
+
+def render_history(opts: QOptions, newest_first: Iterable[Job], *, now: float) -> str:
+    """Finished jobs in the order they left the queue, newest first (HTCondor reads its
+    history file from the end), or oldest first with -forwards. Without -forwards only as
+    many jobs are taken from newest_first as -limit needs."""
+    if opts.forwards:
+        selected = select_jobs(opts.selection, list(newest_first)[::-1], now)
+        if opts.limit is not None:
+            selected = selected[:opts.limit]
+    else:
+        selected = _first_selected(opts.selection, iter(newest_first), opts.limit, now)
     if opts.output.custom():
         return render_ads(opts.output, selected, now)
     lines = [" ID     OWNER          SUBMITTED   RUN_TIME     ST COMPLETED   CMD"]
@@ -555,6 +564,20 @@ def render_history(opts: QOptions, job_list: Sequence[Job], *, now: float) -> st
             classad.escape_control((str(job.get("Cmd", "")) + " "
                                     + str(job.get("Arguments") or "")).strip()[:60])))
     return "".join(line + "\n" for line in lines)
+
+
+def _first_selected(selection: Selection, candidates: Iterator[Job], limit: Optional[int],
+                    now: float) -> List[Job]:
+    """The first jobs (up to limit) that selection matches, taking candidates a chunk at a
+    time: the constraint is evaluated by column over a chunk, and no more is read."""
+    selected: List[Job] = []
+    while limit is None or len(selected) < limit:
+        size = HISTORY_CHUNK if limit is None else min(HISTORY_CHUNK, limit - len(selected))
+        chunk = list(islice(candidates, size))
+        if not chunk:
+            break
+        selected.extend(select_jobs(selection, chunk, now))
+    return selected if limit is None else selected[:limit]
 
 
 def _finished_at(job: Job) -> float:

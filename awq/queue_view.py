@@ -11,8 +11,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import List, Optional
+    from typing import List, Optional, Set, Tuple
 
+    from awq.jobs import JobId
+    from awq.snapshot import Columns
     from awq.spool import Spool
 
 from awq import jobs
@@ -36,20 +38,41 @@ class QueueView:
         self.master_alive = master_alive
 
 
+# Reading again is needed only when the master deleted a record while this view was
+# being read (once per snapshot write at most): a few tries settle it, and the last one is
+# kept whatever it shows (it may count a job that just finished, never miss one).
+CONSISTENT_READS = 3
+
+
 def read_queue_view(spool: Spool) -> QueueView:
     """The master's table, plus records it has not taken yet, as condor_q shows them.
+
+    The records and the removal requests are read before the snapshot. The master
+    deletes a record (or a request) only after snapshots holding what it brought are
+    durable, so whatever is gone by the time this view looks for it is in the snapshot it
+    reads afterwards: every job accepted before the view started is counted, at any
+    moment of the master's intake. (Read the other way round, a snapshot written and a
+    record deleted between the two reads hid the record's jobs from both.) The snapshot
+    names the records it holds (its "records" entry), and holds their jobs as they are
+    now: for those, the file is ignored.
 
     An untaken record passes the master's own validation first, so condor_q
     never lists a job the master will refuse.
     """
-    columns = spool.published.snapshot_columns()
-    job_set = JobSet(columns)
-    untaken = [job for name in spool.records.pending() for job in _untaken_jobs(spool, name)]
-    if untaken:
-        known = set(job_set.ids())
-        untaken = [job for job in untaken if jobs.job_id(job) not in known]
-        job_set = _in_id_order(JobSet(columns, sorted(untaken, key=jobs.job_id)))
-    removals = spool.requests.pending_removals()
+    for attempt in range(1, CONSISTENT_READS + 1):
+        removals = spool.requests.pending_removals()
+        untaken = _untaken_records(spool)
+        columns = spool.published.snapshot_columns()
+        held = _held_records(columns)
+        if held:
+            untaken = [(name, found) for name, found in untaken if name not in held]
+        job_set = JobSet(columns)
+        known = set(job_set.ids()) if untaken else set()   # ids cost two columns: only if asked
+        if attempt == CONSISTENT_READS or not _taken_meanwhile(spool, untaken, known):
+            break
+    extra = [job for _, found in untaken for job in found if jobs.job_id(job) not in known]
+    if extra:
+        job_set = _in_id_order(JobSet(columns, sorted(extra, key=jobs.job_id)))
     if removals:
         where = {jid: index for index, jid in enumerate(job_set.ids())}
         status = job_set.column("JobStatus") or []
@@ -60,6 +83,34 @@ def read_queue_view(spool: Spool) -> QueueView:
     heartbeat = spool.published.read_stat().get("TIMESTAMP")
     return QueueView(job_set, float(heartbeat) if heartbeat is not None else None,
                      spool.master_files.pid(), spool.master_files.is_running())
+
+
+def _untaken_records(spool: Spool) -> List[Tuple[str, List[Job]]]:
+    """(name, valid jobs) of the records in queue/ now that the snapshot does not already
+    hold. Records a snapshot names are not read: their jobs are in every later snapshot,
+    the one read next included (a big record stays until two snapshots hold it, and
+    validating its jobs again would be most of condor_q's work meanwhile)."""
+    names = spool.records.pending()
+    if not names:
+        return []
+    held = _held_records(spool.published.snapshot_columns())
+    return [(name, _untaken_jobs(spool, name)) for name in names if name not in held]
+
+
+def _held_records(columns: Optional[Columns]) -> Set[str]:
+    """The records a snapshot names as holding (older masters name none)."""
+    held = columns.header.get("records") if columns is not None else None
+    return set(held) if isinstance(held, list) else set()
+
+
+def _taken_meanwhile(spool: Spool, untaken: List[Tuple[str, List[Job]]],
+                     in_snapshot: Set[JobId]) -> bool:
+    """Whether a record the snapshot does not name, with jobs it does not hold, was deleted
+    after it was read. The snapshot is then older than the record's taking (its jobs must be
+    shown from the record) or newer than its deletion (its jobs finished and left: shown
+    from the record, a finished job would count as idle); reading again tells which."""
+    return any(not spool.records.exists(name) for name, found in untaken
+               if any(jobs.job_id(job) not in in_snapshot for job in found))
 
 
 def _untaken_jobs(spool: Spool, name: str) -> List[Job]:

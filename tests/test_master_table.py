@@ -297,7 +297,9 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
     held = [job for _, job in master.table.items() if job["JobStatus"] == 5]
     assert len(held) == 200 and {job["HoldReason"] for job in held} == {"disk full at the site"}
     master.apply_requests()  # seen once: nothing is applied twice
-    master.intake.commit()
+    assert master.intake.commit()   # one snapshot generation holds it: the file stays
+    assert len(os.listdir(master.spool.request_dir("hold"))) == 1
+    assert not master.intake.commit()
     assert os.listdir(master.spool.request_dir("hold")) == []
 
 
@@ -462,3 +464,27 @@ def test_work_queue_is_told_the_idle_jobs_kept_in_our_table():
     table.put(ad(ProcId=MIN_WAITING + 10))
     dispatcher.submit_idle(table)
     assert backend.held_back == 11
+
+
+def test_the_same_request_made_again_after_it_was_carried_out_is_carried_out_again(tmp_path):
+    """hold/1.0 stays in the spool until two snapshots hold its result; condor_hold 1.0 after
+    a release rewrites that file, and is a new request."""
+    master = master_with(tmp_path, ad())
+    master.spool.requests.leave("hold", [(1, 0)], "first")
+    master.apply_requests()
+    assert master.intake.commit()          # hold/1.0 is kept for the next generation
+    master.spool.requests.leave("release", [(1, 0)])
+    master.apply_requests()
+    assert master.table.status((1, 0)) == JobStatus.IDLE
+    _, first_mtime = master.spool.requests.stamp("hold", "1.0")
+    master.spool.requests.leave("hold", [(1, 0)], "second")
+    # Within one tick of the file system's clock the rewrite could keep the mtime: a
+    # command started after the release never comes that soon, so say it did not.
+    path = os.path.join(master.spool.requests.directory("hold"), "1.0")
+    os.utime(path, ns=(first_mtime + 1, first_mtime + 1))
+    master.apply_requests()
+    assert master.table.job((1, 0))["HoldReason"] == "second"
+    master.apply_requests()                # and only once
+    master.intake.commit()
+    master.intake.commit()
+    assert os.listdir(master.spool.request_dir("hold")) == []

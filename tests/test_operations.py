@@ -233,7 +233,7 @@ def test_the_units_commands_run_a_job_the_way_systemd_runs_them(prefix, tmp_path
     assert master.wait(int(units["alien-work-queue"]["TimeoutStopSec"][0])) == 0
     assert time.monotonic() - started < 30
     assert "saving the job table and exiting" in _read(logs / "master.log")
-    table = Spool(str(spool)).load_snapshot_if_present() or {"jobs": {}}
+    table = Spool(str(spool)).published.load_snapshot() or {"jobs": {}}
     assert table["jobs"] == {}  # the finished job went to history
     assert "job 1.0" not in procs.log_of(master)  # job lines go to AWQ_LOG_FILE, not the journal
     assert [j["JobStatus"] for j in Spool(str(spool)).history.read()] == [4]

@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="print whether the master on the spool is healthy and exit: 0 "
                              "healthy, 1 master down, 2 degraded (needs no running master)")
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--check", action="store_true",
+                        help="verify the spool (read only; with or without a running master), "
+                             "say what a master would recover on start, and exit: 0 sound, "
+                             "2 the master recovers it by itself, 1 it needs you")
     parser.add_argument("--version", action="version",
                         version="alien_work_queue (alien-workqueue) %s" % __version__)
     return parser
@@ -103,6 +107,8 @@ def _problem(options: argparse.Namespace) -> Optional[str]:
     """What is wrong with the options taken together, if anything."""
     if options.json and not options.status:
         return "--json goes with --status"
+    if options.check and options.status:
+        return "--check and --status exclude each other"
     if options.insecure and options.password:
         return "--insecure and --password exclude each other"
     if bool(options.ssl_key) != bool(options.ssl_cert):
@@ -197,6 +203,8 @@ def main(argv: List[str]) -> int:
     options = parse_args(argv)
     if options.status:
         return print_status(Spool(options.work_dir), options.json)
+    if options.check:
+        return print_check(Spool(options.work_dir))
     # The spool first: a --log-file inside a spool made on this start must find its directory.
     spool = Spool(options.work_dir, create=True)
     setup_logging(options.log_file, options.debug, options.log_max_mb)
@@ -236,6 +244,13 @@ def print_status(spool: Spool, as_json: bool) -> int:
     sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n" if as_json
                      else status.render_report(report))
     return report["health"]
+
+
+def print_check(spool: Spool) -> int:
+    from awq import check  # only here: the master itself never needs it
+    findings = check.check_spool(spool)
+    sys.stdout.write(check.render(spool, findings))
+    return check.worst_level(findings)
 
 
 def workers_password(spool: Spool, options: argparse.Namespace) -> Optional[str]:

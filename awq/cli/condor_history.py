@@ -18,10 +18,12 @@ def main(argv: List[str]) -> int:
         return 0
     check_schedd_name(options.name)
     try:
-        finished = Spool(default_workdir()).history.read()
+        # Lazily, from the end of the file: the rendering reads only as far as -limit needs.
+        text = query.render_history(options, Spool(default_workdir()).history.newest_first(),
+                                    now=time.time())
     except SpoolError as err:
         fail(str(err))
-    sys.stdout.write(query.render_history(options, finished, now=time.time()))
+    sys.stdout.write(text)
     return 0
 
 

@@ -20,6 +20,12 @@ from awq.spool.files import SpoolError
 
 SNAPSHOT_VERSION = 2   # see awq.snapshot
 
+
+class SnapshotDamaged(SpoolError):
+    """The snapshot's bytes are not a whole snapshot (truncated, overwritten): an earlier
+    generation may stand in for it. A snapshot that is refused for any other reason (a
+    newer format, another owner) is never replaced silently."""
+
 # format N -> format N+1, applied in turn on load; the next write saves the new format.
 # (Format 1 -> 2 changed only the encoding: awq.snapshot reads both.)
 SNAPSHOT_UPGRADES: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
@@ -114,7 +120,7 @@ def open_snapshot(data: bytes) -> snapshot.Columns:
     try:
         columns = snapshot.open_columns(data)
     except snapshot.SnapshotError as err:
-        raise SpoolError(str(err))
+        raise SnapshotDamaged(str(err))
     version = columns.version
     if version > SNAPSHOT_VERSION:
         raise SpoolError("the job table snapshot was written by a newer alien-workqueue (format "
@@ -129,7 +135,7 @@ def loads_snapshot(data: bytes) -> Dict[str, Any]:
     try:
         state = columns.state()
     except snapshot.SnapshotError as err:
-        raise SpoolError(str(err))
+        raise SnapshotDamaged(str(err))
     version = columns.version
     while version < SNAPSHOT_VERSION:
         state = SNAPSHOT_UPGRADES[version](state)

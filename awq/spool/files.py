@@ -16,7 +16,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Any, List
+    from typing import Any, List, Optional
 
 LOCK_TIMEOUT = 60.0
 LOCK_RETRY_INTERVAL = 0.005   # flock has no timed wait: poll it, briefly
@@ -129,14 +129,17 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True,
+                 previous: Optional[str] = None) -> None:
     """Replace path with data so that a crash leaves the old or the new file.
 
     durable=False skips the fsyncs: the file appears whole, but only for as long as the
-    machine stays up (for files a restart throws away anyway).
+    machine stays up (for files a restart throws away anyway). previous: a path in the
+    same directory that keeps the file being replaced (the snapshot's previous
+    generation); path itself never goes missing, so a reader always finds a whole file.
     """
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, ".%s.tmp.%d.%s" % (name, os.getpid(), os.urandom(4).hex()))
+    tmp = _temp_name(directory, name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:
@@ -148,11 +151,40 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if previous is not None:
+            _keep_previous(path, previous, durable)
         os.rename(tmp, path)
     except BaseException:
         unlink_quietly(tmp)
         raise
     if durable:
+        fsync_dir(directory or ".")
+
+
+def _temp_name(directory: str, name: str) -> str:
+    return os.path.join(directory, ".%s.tmp.%d.%s" % (name, os.getpid(), os.urandom(4).hex()))
+
+
+def _keep_previous(path: str, previous: str, durable: bool) -> None:
+    """Make previous name the file now at path, by a second link to it (no copy).
+
+    The link is made under a temp name and renamed over previous, so previous too is
+    always whole. Once path is replaced, previous is the only name of the old file.
+    """
+    directory, name = os.path.split(previous)
+    link = _temp_name(directory, name)
+    try:
+        os.link(path, link)
+    except FileNotFoundError:
+        return  # nothing to keep yet (the first write), or set aside: previous stays as it is
+    try:
+        os.rename(link, previous)
+    except BaseException:
+        unlink_quietly(link)
+        raise
+    if durable:
+        # Before path moves on: a crash must never leave a new path beside a previous
+        # that is two generations old.
         fsync_dir(directory or ".")
 
 

@@ -104,6 +104,10 @@ class Records:
                  if cluster_of_record(n) is not None or n.startswith(UPSTREAM_PREFIX)]
         return sorted(names, key=_record_sort_key)
 
+    def exists(self, name: str) -> bool:
+        """Whether the record is still in queue/ (the master deletes it once it is saved)."""
+        return os.path.lexists(os.path.join(self.queue_dir, name))
+
     def read(self, name: str) -> Tuple[Optional[int], Any]:
         """(cluster id, jobs) for our records, (None, description text) for upstream's."""
         path = os.path.join(self.queue_dir, name)

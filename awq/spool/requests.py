@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Dict, Iterable, List, Tuple
+    from typing import Dict, Iterable, List, Optional, Tuple
 
 from awq import jobs
 from awq.jobs import JobId
@@ -90,6 +90,15 @@ class Requests:
         except (FileNotFoundError, SpoolError):
             return ""
         return data.decode("utf-8", "replace").strip()
+
+    def stamp(self, action: str, name: str) -> Optional[Tuple[int, int]]:
+        """The file's inode and modification time (None when it is gone): a request for
+        one job rewritten in place by a later command has a new one."""
+        try:
+            st = os.lstat(os.path.join(self.directory(action), name))
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
 
     def remove(self, done: Iterable[Tuple[str, str]]) -> None:
         """Delete (action, file name) requests the master has carried out."""

@@ -64,8 +64,22 @@ LATE_TIMER_GRACE = 5.0
 Mtimes = Tuple[int, ...]
 
 
-def mtimes(paths: Sequence[str]) -> Mtimes:
-    return tuple(_mtime_ns(p) for p in paths)
+class WatchedSpool:
+    """What may hold news for the master: the spool directories' mtimes, and the drain
+    switch. The master and its watcher child ask it the same questions."""
+
+    def __init__(self, paths: Sequence[str], drain_path: str):
+        self.paths = tuple(paths)
+        self.drain_path = drain_path
+
+    def mtimes(self) -> Mtimes:
+        return tuple(_mtime_ns(p) for p in self.paths)
+
+    def draining(self) -> bool:
+        return os.path.exists(self.drain_path)
+
+    def changed_since(self, baseline: Mtimes, drain: bool) -> bool:
+        return self.mtimes() != baseline or self.draining() != drain
 
 
 def _mtime_ns(path: str) -> int:
@@ -85,11 +99,9 @@ class WakeUpChildren:
     posix_spawn'ed (vfork + exec).
     """
 
-    def __init__(self, backend: TaskBackend, paths: Sequence[str], drain_path: str,
-                 clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, backend: TaskBackend, spool: WatchedSpool, clock: Clock = SYSTEM_CLOCK):
         self.backend = backend
-        self.paths = tuple(paths)
-        self.drain_path = drain_path
+        self.spool = spool
         self.clock = clock
         self.watcher: Optional[int] = None
         self.watcher_retires = Every(LIFETIME, clock)
@@ -110,9 +122,8 @@ class WakeUpChildren:
         if self.watcher is not None and self.watcher_retires.due():
             self._stop_watcher()
         if self.watcher is None and self.fork_before_next_wait:
-            self.watched_drain = os.path.exists(self.drain_path)
-            self.watcher = _spawn_watcher(self.paths, self.drain_path, baseline,
-                                          self.watched_drain, LIFETIME)
+            self.watched_drain = self.spool.draining()
+            self.watcher = _spawn_watcher(self.spool, baseline, self.watched_drain, LIFETIME)
             self.watcher_retires.done()
             self.watched = baseline
         self.fork_before_next_wait = self.watcher is None
@@ -174,14 +185,13 @@ class Waker:
     def __init__(self, backend: TaskBackend, paths: Sequence[str], drain_path: str,
                  clock: Clock = SYSTEM_CLOCK):
         self.backend = backend
-        self.paths = tuple(paths)
-        self.drain_path = drain_path
+        self.spool = WatchedSpool(paths, drain_path)
         self.clock = clock
         self.enabled = False
         self.draining = False            # the drain switch at the last look
         self.baseline: Mtimes = ()       # the spool's mtimes at the last look
         self.vouched = False             # the watcher child watched them since: no stat needed
-        self.children = WakeUpChildren(backend, self.paths, drain_path, clock)
+        self.children = WakeUpChildren(backend, self.spool, clock)
         self.looked: Optional[Tuple[Mtimes, bool]] = None
         self.relook = Every(RELOOK_INTERVAL, clock)
         self.looked_settled = False
@@ -201,7 +211,7 @@ class Waker:
         watched the same mtimes), not even the mtimes are read again.
         """
         if not self.vouched:
-            self.baseline, self.draining = self.baseline_now(), os.path.exists(self.drain_path)
+            self.baseline, self.draining = self.baseline_now(), self.spool.draining()
         self.vouched = False
         return self.needs_look(self.baseline, self.draining)
 
@@ -230,7 +240,7 @@ class Waker:
             # whose duty came): each is a zombie until collected.
             self.children.collect_exited()
             left = deadline - self.clock.now()
-            if left <= 0 or self.changed_since(self.baseline, self.draining):
+            if left <= 0 or self.spool.changed_since(self.baseline, self.draining):
                 return
             self.clock.sleep(min(POLL_INTERVAL, left))
 
@@ -262,10 +272,7 @@ class Waker:
         return self.enabled and self.children.watches(baseline)
 
     def baseline_now(self) -> Mtimes:
-        return mtimes(self.paths)
-
-    def changed_since(self, baseline: Mtimes, drain: bool) -> bool:
-        return mtimes(self.paths) != baseline or os.path.exists(self.drain_path) != drain
+        return self.spool.mtimes()
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -286,8 +293,7 @@ def _spawn_sleeper(delay: float) -> int:
         os._exit(0)
 
 
-def _spawn_watcher(paths: Sequence[str], drain_path: str, baseline: Mtimes, drain: bool,
-                   lifetime: float) -> int:
+def _spawn_watcher(spool: WatchedSpool, baseline: Mtimes, drain: bool, lifetime: float) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid:
@@ -298,7 +304,7 @@ def _spawn_watcher(paths: Sequence[str], drain_path: str, baseline: Mtimes, drai
             signal.signal(signum, signal.SIG_DFL)
         deadline = time.monotonic() + lifetime
         while time.monotonic() < deadline and os.getppid() == parent:
-            if mtimes(paths) != baseline or os.path.exists(drain_path) != drain:
+            if spool.changed_since(baseline, drain):
                 break
             time.sleep(CHILD_POLL_INTERVAL)
     finally:

@@ -119,6 +119,27 @@ class TaskSharedCopies:
                 log.debug("cannot drop %s from the workers' caches: %s", copy, err)
 
 
+class FreeCores:
+    """The connected workers' cores no task holds, as Work Queue's stats last said."""
+
+    def __init__(self, backend: TaskBackend, clock: Clock = SYSTEM_CLOCK):
+        self.backend = backend
+        self.seen = 0
+        self.stats_look = Every(CAPACITY_INTERVAL, clock)
+
+    def look(self) -> int:
+        """The free cores: asked of Work Queue at most every CAPACITY_INTERVAL."""
+        if self.stats_look.take():
+            try:
+                stats = self.backend.stats()
+                self.seen = max(0, int(stats.get("total_cores", 0))
+                                - int(stats.get("committed_cores", 0)))
+            except Exception as err:  # the limit is a tuning, never a reason to stop
+                log.debug("cannot read Work Queue's stats: %s", err)
+                self.seen = 0
+        return self.seen
+
+
 class Dispatcher:
     """Idle jobs become tasks as fast as Work Queue can start them; a task's progress
     becomes its job's state."""
@@ -134,8 +155,7 @@ class Dispatcher:
         self.started_look = Every(NOTE_STARTED_INTERVAL, clock)
         # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
         self.waiting: Dict[int, JobId] = {}
-        self.free_cores = 0
-        self.capacity_look = Every(CAPACITY_INTERVAL, clock)
+        self.free_cores = FreeCores(backend, clock)
         # Idle jobs without a task were left in our table while free cores could start them.
         self._more_to_hand_over = False
         self.told_held_back = -1  # the count of idle jobs without a task Work Queue was told
@@ -194,18 +214,10 @@ class Dispatcher:
 
     def waiting_limit(self) -> int:
         """How many tasks may wait in Work Queue: a few, plus what free cores can start now."""
-        if self.capacity_look.take():
-            try:
-                stats = self.backend.stats()
-                self.free_cores = max(0, int(stats.get("total_cores", 0))
-                                      - int(stats.get("committed_cores", 0)))
-            except Exception as err:  # the limit is a tuning, never a reason to stop
-                log.debug("cannot read Work Queue's stats: %s", err)
-                self.free_cores = 0
-        return MIN_WAITING + min(self.free_cores, MAX_HANDOVER)
+        return MIN_WAITING + min(self.free_cores.look(), MAX_HANDOVER)
 
     def _cores_outnumber_waiting(self) -> bool:
-        return self.free_cores > len(self.waiting) and len(self.tasks) < self.max_tasks
+        return self.free_cores.seen > len(self.waiting) and len(self.tasks) < self.max_tasks
 
     def refill_wanted(self) -> bool:
         """Whether free cores wait for jobs still in our table: hand over more soon."""

@@ -68,7 +68,82 @@ class TaskMap:
         return jid
 
 
+class TaskSharedCopies:
+    """Which shared input copies each task uses: taken when its task is made, let go when
+    the task ends, and swept, here and from the workers' caches, once no task used them
+    for a while. Without a SharedInputs every input is sent as it is."""
+
+    def __init__(self, shared: Optional[SharedInputs], backend: TaskBackend,
+                 clock: Clock = SYSTEM_CLOCK):
+        self.shared = shared
+        self.backend = backend
+        self.copies_of: Dict[int, List[str]] = {}   # task id -> the shared copies it uses
+        self.unused_look = Every(SWEEP_INTERVAL, clock, started_due=False)
+
+    def take_for(self, spec: TaskSpec) -> List[str]:
+        """Send the spec's shareable inputs as content-named copies, cached on the workers;
+        returns the copies taken, to release if the task cannot be made."""
+        if self.shared is None or not spec.shareable:
+            return []
+        copies, kept = [], []
+        for local, remote in spec.inputs:
+            copy = self.shared.acquire(local) if remote in spec.shareable else None
+            if copy is None:
+                kept.append((local, remote))
+            else:
+                spec.cached_inputs.append((copy, remote))
+                copies.append(copy)
+        spec.inputs = kept
+        return copies
+
+    def note_used_by(self, task_id: int, copies: List[str]) -> None:
+        if copies:
+            self.copies_of[task_id] = copies
+
+    def task_ended(self, task_id: int) -> None:
+        self.release(self.copies_of.pop(task_id, ()))
+
+    def release(self, copies: Iterable[str]) -> None:
+        if self.shared is not None:
+            for copy in copies:
+                self.shared.release(copy)
+
+    def forget_unused(self) -> None:
+        """Every SWEEP_INTERVAL: remove the copies no task used for their grace time."""
+        if self.shared is None or not self.unused_look.take():
+            return
+        for copy in self.shared.sweep():
+            try:
+                self.backend.forget_cached(copy)
+            except Exception as err:  # the workers' disks, never a reason to stop
+                log.debug("cannot drop %s from the workers' caches: %s", copy, err)
+
+
+class FreeCores:
+    """The connected workers' cores no task holds, as Work Queue's stats last said."""
+
+    def __init__(self, backend: TaskBackend, clock: Clock = SYSTEM_CLOCK):
+        self.backend = backend
+        self.seen = 0
+        self.stats_look = Every(CAPACITY_INTERVAL, clock)
+
+    def look(self) -> int:
+        """The free cores: asked of Work Queue at most every CAPACITY_INTERVAL."""
+        if self.stats_look.take():
+            try:
+                stats = self.backend.stats()
+                self.seen = max(0, int(stats.get("total_cores", 0))
+                                - int(stats.get("committed_cores", 0)))
+            except Exception as err:  # the limit is a tuning, never a reason to stop
+                log.debug("cannot read Work Queue's stats: %s", err)
+                self.seen = 0
+        return self.seen
+
+
 class Dispatcher:
+    """Idle jobs become tasks as fast as Work Queue can start them; a task's progress
+    becomes its job's state."""
+
     def __init__(self, backend: TaskBackend, job_wrapper: Optional[str] = None,
                  max_tasks: int = MAX_TASKS, shared: Optional[SharedInputs] = None,
                  clock: Clock = SYSTEM_CLOCK):
@@ -76,14 +151,11 @@ class Dispatcher:
         self.job_wrapper = job_wrapper
         self.max_tasks = max_tasks
         self.tasks = TaskMap()
-        self.shared = shared
-        self.copies_of: Dict[int, List[str]] = {}   # task id -> the shared copies it uses
-        self.copies_sweep = Every(SWEEP_INTERVAL, clock, started_due=False)
+        self.copies = TaskSharedCopies(shared, backend, clock)
         self.started_look = Every(NOTE_STARTED_INTERVAL, clock)
         # Tasks not seen on a worker yet (submitted, or put back by Work Queue), oldest first.
         self.waiting: Dict[int, JobId] = {}
-        self.free_cores = 0
-        self.capacity_look = Every(CAPACITY_INTERVAL, clock)
+        self.free_cores = FreeCores(backend, clock)
         # Idle jobs without a task were left in our table while free cores could start them.
         self._more_to_hand_over = False
         self.told_held_back = -1  # the count of idle jobs without a task Work Queue was told
@@ -127,60 +199,25 @@ class Dispatcher:
 
     def _submit(self, job: Job) -> int:
         spec = task_spec(job, self.job_wrapper)
-        copies = self._use_shared_copies(spec)
+        copies = self.copies.take_for(spec)
         try:
             task_id = self.backend.submit(spec)
         except BaseException:
-            self._release(copies)
+            self.copies.release(copies)
             raise
-        if copies:
-            self.copies_of[task_id] = copies
+        self.copies.note_used_by(task_id, copies)
         return task_id
-
-    def _use_shared_copies(self, spec: TaskSpec) -> List[str]:
-        """Send the spec's shareable inputs as content-named copies, cached on the workers."""
-        if self.shared is None or not spec.shareable:
-            return []
-        copies, kept = [], []
-        for local, remote in spec.inputs:
-            copy = self.shared.acquire(local) if remote in spec.shareable else None
-            if copy is None:
-                kept.append((local, remote))
-            else:
-                spec.cached_inputs.append((copy, remote))
-                copies.append(copy)
-        spec.inputs = kept
-        return copies
-
-    def _release(self, copies: Iterable[str]) -> None:
-        if self.shared is not None:
-            for copy in copies:
-                self.shared.release(copy)
 
     def forget_unused_copies(self) -> None:
         """Remove shared copies no task used for a while, here and from the workers' caches."""
-        if self.shared is None or not self.copies_sweep.take():
-            return
-        for copy in self.shared.sweep():
-            try:
-                self.backend.forget_cached(copy)
-            except Exception as err:  # the workers' disks, never a reason to stop
-                log.debug("cannot drop %s from the workers' caches: %s", copy, err)
+        self.copies.forget_unused()
 
     def waiting_limit(self) -> int:
         """How many tasks may wait in Work Queue: a few, plus what free cores can start now."""
-        if self.capacity_look.take():
-            try:
-                stats = self.backend.stats()
-                self.free_cores = max(0, int(stats.get("total_cores", 0))
-                                      - int(stats.get("committed_cores", 0)))
-            except Exception as err:  # the limit is a tuning, never a reason to stop
-                log.debug("cannot read Work Queue's stats: %s", err)
-                self.free_cores = 0
-        return MIN_WAITING + min(self.free_cores, MAX_HANDOVER)
+        return MIN_WAITING + min(self.free_cores.look(), MAX_HANDOVER)
 
     def _cores_outnumber_waiting(self) -> bool:
-        return self.free_cores > len(self.waiting) and len(self.tasks) < self.max_tasks
+        return self.free_cores.seen > len(self.waiting) and len(self.tasks) < self.max_tasks
 
     def refill_wanted(self) -> bool:
         """Whether free cores wait for jobs still in our table: hand over more soon."""
@@ -205,7 +242,7 @@ class Dispatcher:
         if task_id is not None:
             self.waiting.pop(task_id, None)
             self.backend.cancel(task_id)
-            self._release(self.copies_of.pop(task_id, ()))
+            self.copies.task_ended(task_id)
 
     def check_every_task(self, table: JobTable) -> None:
         """Every task: a job whose task reached a worker is running; a running job whose task
@@ -233,7 +270,7 @@ class Dispatcher:
         and its shared copies are let go (a task we cancelled changes no job)."""
         jid = self.tasks.pop_task(result.task_id)
         self.waiting.pop(result.task_id, None)
-        self._release(self.copies_of.pop(result.task_id, ()))
+        self.copies.task_ended(result.task_id)
         if jid is None:
             return  # a task we cancelled
         if table.status(jid) == JobStatus.IDLE:

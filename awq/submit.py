@@ -3,16 +3,17 @@
 Two steps, so condor_submit can validate before it takes a cluster id:
 ``parse_description`` checks the syntax (conditionals, include, every queue
 form), ``build_jobs`` expands macros and produces one job ad per queued job (see
-awq/jobs.py for the job model, awq/submit_commands.py for the command table).
-Pure but for the files a description names itself (include, `queue ... from
-FILE`, `queue ... matching`), read through a SubmitFiles given by the caller.
+awq/jobs.py for the job model, awq/submit_commands.py for the command table,
+awq/submit_queue.py for the queue statement's forms). Pure but for the files a
+description names itself (include, `queue ... from FILE`, `queue ... matching`),
+read through a SubmitFiles given by the caller (awq/submit_files.py, beside
+SubmitError).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import os
 import posixpath
 import random
 import re
@@ -22,12 +23,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 from awq import classad, jobs
 from awq import submit_commands as commands
 from awq.jobs import Job
+from awq.submit_files import MAX_LINE, NoFiles, SubmitError, SubmitFiles
+from awq.submit_queue import (MAX_JOBS_PER_SUBMIT, Queue, item_list_lines, opens_item_list,
+                              parse_queue)
 
-MAX_JOBS_PER_SUBMIT = 10000
-MAX_LINE = 1024 * 1024
 MAX_MACRO_DEPTH = 32
 MAX_INCLUDE_DEPTH = 16
-MAX_INCLUDED_FILE = 16 * 1024 * 1024
 
 # The HTCondor version `if version >= X.Y` compares with: the language implemented here.
 LANGUAGE_VERSION = (24, 0, 24)
@@ -46,75 +47,6 @@ _KEY = re.compile(r"^(\+|MY\.)?([A-Za-z_][A-Za-z0-9_.]*)$", re.I)
 _MACRO = re.compile(r"(?<!\$)\$(ENV|INT|REAL|CHOICE|RANDOM_CHOICE|RANDOM_INTEGER|F[A-Za-z]*)?"
                     r"\(([^()]*)\)", re.I)
 _PRINTF = re.compile(r"^%[-+ 0#]*\d{0,3}(?:\.\d{1,3})?[diouxXeEfgG]$")
-
-
-class SubmitError(ValueError):
-    """Bad submit description; the message is what follows `ERROR: `."""
-
-
-class SubmitFiles:
-    """The files a description names itself, relative to the directory condor_submit runs in."""
-
-    def __init__(self, directory: str):
-        self.directory = directory
-
-    def read_text(self, name: str, what: str) -> str:
-        path = posixpath.join(self.directory, name)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_INCLUDED_FILE + 1)
-        except OSError as err:
-            raise SubmitError("%s %s: %s" % (what, name, err.strerror))
-        if len(data) > MAX_INCLUDED_FILE:
-            raise SubmitError("%s %s is larger than %d bytes" % (what, name, MAX_INCLUDED_FILE))
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SubmitError("%s %s is not UTF-8 text" % (what, name))
-
-    def matching(self, pattern: str, files: bool, dirs: bool) -> List[str]:
-        """Names in the directory matching a glob pattern, directories with a trailing /."""
-        where, _, base = pattern.rpartition("/")
-        directory = posixpath.join(self.directory, where)
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return []
-        found = []
-        for name in names:
-            if name.startswith(".") and not base.startswith(".") or \
-                    not fnmatch.fnmatchcase(name, base):
-                continue
-            shown = (where + "/" + name) if where else name
-            if os.path.isdir(posixpath.join(directory, name)):
-                if dirs:
-                    found.append(shown + "/")
-            elif files:
-                found.append(shown)
-        return found
-
-
-class _NoFiles(SubmitFiles):
-    def __init__(self) -> None:
-        super().__init__("")
-
-    def read_text(self, name: str, what: str) -> str:
-        raise SubmitError("%s %s: no submit directory to read it from" % (what, name))
-
-    def matching(self, pattern: str, files: bool, dirs: bool) -> List[str]:
-        raise SubmitError("queue ... matching %s: no submit directory to look in" % pattern)
-
-
-@dataclasses.dataclass
-class Queue:
-    """One queue statement: `count` jobs per item (one when there is no item list)."""
-
-    count: int
-    variables: List[str]
-    items: Optional[List[str]]
-
-    def size(self) -> int:
-        return self.count * (len(self.items) if self.items is not None else 1)
 
 
 @dataclasses.dataclass
@@ -143,7 +75,7 @@ def parse_description(text: str, append: Sequence[str] = (), cwd: Optional[str] 
     """Check the syntax; `append` lines go before the first queue statement. `cwd`, the
     directory condor_submit runs in, is where include and queue read files; without it
     they are refused."""
-    files = SubmitFiles(cwd) if cwd is not None else _NoFiles()
+    files = SubmitFiles(cwd) if cwd is not None else NoFiles()
     parser = _Parser(files, environ or {})
     statements = list(parser.statements(text, 0))
     extra = [parser.statement(0, line) for line in append]
@@ -192,8 +124,6 @@ def _logical_lines(text: str) -> Iterable[Tuple[int, str]]:
         yield start, pending
 
 
-# `queue a, b from (` with its items on the following lines, up to a line `)` (law does this).
-_OPEN_ITEM_LIST = re.compile(r"(?i)^queue\b[^(]*\b(in|from)\s*\([^)]*$")
 _CONDITIONAL = re.compile(r"(?i)^(if|elif|else|endif)(?:\s+(.*))?$")
 _INCLUDE = re.compile(r"(?i)^include\s*(command\s*)?:\s*(.*)$")
 
@@ -221,15 +151,15 @@ class _Parser:
                                   (conditional.group(2) or "").strip(), stack)
                 continue
             if not all(frame[0] for frame in stack):
-                if _OPEN_ITEM_LIST.match(stripped):
-                    _item_list_lines(number, stripped, lines)
+                if opens_item_list(stripped):
+                    item_list_lines(number, stripped, lines)
                 continue
             include = _INCLUDE.match(stripped)
             if include:
                 yield from self._include(number, include, depth)
                 continue
-            if _OPEN_ITEM_LIST.match(stripped):
-                stripped = _item_list_lines(number, stripped, lines)
+            if opens_item_list(stripped):
+                stripped = item_list_lines(number, stripped, lines)
             statement = self.statement(number, stripped)
             if statement.queue is None:
                 lower = statement.key.lower()
@@ -305,7 +235,7 @@ class _Parser:
         line = line.strip()
         where = ("line %d" % number) if number else "command-line argument"
         if re.match(r"(?i)^queue(\s|$)", line):
-            return Statement(number, queue=self._queue(line[5:].strip(), where))
+            return Statement(number, queue=parse_queue(line[5:].strip(), where, self.files))
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not _KEY.match(key):
@@ -313,82 +243,9 @@ class _Parser:
                               "'name = value' command" % (where, line[:80]))
         return Statement(number, key, value.strip())
 
-    def _queue(self, args: str, where: str) -> Queue:
-        if not args:
-            return Queue(1, [], None)
-        match = re.match(r"^(\d+)?\s*(.*)$", args, re.S)
-        count = int(match.group(1)) if match.group(1) else 1
-        if count > MAX_JOBS_PER_SUBMIT:
-            raise SubmitError("%s queues %d jobs; at most %d may be submitted at once"
-                              % (where, count, MAX_JOBS_PER_SUBMIT))
-        rest = match.group(2).strip()
-        if not rest:
-            return Queue(count, [], None)
-        loop = re.match(r"(?i)^((?:[A-Za-z_][A-Za-z0-9_.]*(?:\s*,\s*|\s+))*?)"
-                        r"\b(in|from|matching)\b\s*(.*)$", rest, re.S)
-        if not loop:
-            raise SubmitError("%s: cannot understand 'queue %s'" % (where, args[:80]))
-        names = [v for v in re.split(r"[\s,]+", loop.group(1)) if v]
-        variables = names or ["Item"]
-        mode, items_text = loop.group(2).lower(), loop.group(3).strip()
-        if mode == "matching":
-            items = self._matching(items_text)
-        elif items_text.startswith("("):
-            if not items_text.endswith(")"):
-                raise SubmitError("%s: unbalanced parenthesis in the queue item list" % where)
-            items = _items(mode, items_text[1:-1])
-        elif mode == "from":
-            text = self.files.read_text(items_text, "queue item file")
-            items = [line.strip() for line in text.splitlines()]
-            while items and not items[-1]:
-                items.pop()
-        else:
-            items = _items(mode, items_text)
-        if count * len(items) > MAX_JOBS_PER_SUBMIT:
-            raise SubmitError("%s queues %d jobs; at most %d may be submitted at once"
-                              % (where, count * len(items), MAX_JOBS_PER_SUBMIT))
-        return Queue(count, variables, items)
-
-    def _matching(self, text: str) -> List[str]:
-        kind = re.match(r"(?i)^(files|dirs)\b\s*(.*)$", text, re.S)
-        files, dirs = True, True
-        if kind:
-            files, dirs = kind.group(1).lower() == "files", kind.group(1).lower() == "dirs"
-            text = kind.group(2)
-        if text.startswith("(") and text.endswith(")"):
-            text = text[1:-1]
-        found: List[str] = []
-        for pattern in (p for p in re.split(r"[\s,]+", text) if p):
-            found.extend(n for n in self.files.matching(pattern, files, dirs) if n not in found)
-        return found
-
-
-def _items(mode: str, text: str) -> List[str]:
-    if mode == "from":
-        return [line.strip() for line in re.split(r"[\n;]", text) if line.strip()]
-    return [item for item in re.split(r"[\s,]+", text) if item]
-
-
 def _ordered(op: str, left: Tuple[int, ...], right: Tuple[int, ...]) -> bool:
     return {"==": left == right, "!=": left != right, ">=": left >= right,
             "<=": left <= right, ">": left > right, "<": left < right}[op]
-
-
-def _item_list_lines(number: int, first: str, lines: Iterator[Tuple[int, str]]) -> str:
-    collected = [first]
-    size = len(first)
-    for _, line in lines:
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        collected.append(stripped)
-        size += len(stripped) + 1
-        if size > MAX_LINE:
-            raise SubmitError("line %d: the queue item list is longer than %d characters"
-                              % (number, MAX_LINE))
-        if stripped.endswith(")"):
-            return "\n".join(collected)
-    raise SubmitError("line %d: the queue item list has no closing parenthesis" % number)
 
 
 # ---------------------------------------------------------------- macros

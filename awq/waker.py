@@ -64,8 +64,22 @@ LATE_TIMER_GRACE = 5.0
 Mtimes = Tuple[int, ...]
 
 
-def mtimes(paths: Sequence[str]) -> Mtimes:
-    return tuple(_mtime_ns(p) for p in paths)
+class WatchedSpool:
+    """What may hold news for the master: the spool directories' mtimes, and the drain
+    switch. The master and its watcher child ask it the same questions."""
+
+    def __init__(self, paths: Sequence[str], drain_path: str):
+        self.paths = tuple(paths)
+        self.drain_path = drain_path
+
+    def mtimes(self) -> Mtimes:
+        return tuple(_mtime_ns(p) for p in self.paths)
+
+    def draining(self) -> bool:
+        return os.path.exists(self.drain_path)
+
+    def changed_since(self, baseline: Mtimes, drain: bool) -> bool:
+        return self.mtimes() != baseline or self.draining() != drain
 
 
 def _mtime_ns(path: str) -> int:
@@ -75,33 +89,109 @@ def _mtime_ns(path: str) -> int:
         return -1
 
 
-class Waker:
-    """The spool watch, the early wake-up and the duty timers, with the children they need.
+class WakeUpChildren:
+    """The children whose exit ends Work Queue's wait(), and their reaping.
 
-    Two kinds of children wake the master: one forked watcher that exits when the
-    spool changes (it lives LIFETIME s, however often the master wakes meanwhile), and
-    `sleep` timers for a duty due sooner than wait() returns (a snapshot write, a
-    refill). A fork copies the master's page tables and makes its next writes copy
-    pages: too dear four times a second. A timer is posix_spawn'ed (vfork + exec).
+    Two kinds: one forked watcher that exits when the spool changes (it lives LIFETIME s,
+    however often the master wakes meanwhile), and `sleep` timers for a duty due sooner
+    than wait() returns (a snapshot write, a refill). A fork copies the master's page
+    tables and makes its next writes copy pages: too dear four times a second. A timer is
+    posix_spawn'ed (vfork + exec).
+    """
+
+    def __init__(self, backend: TaskBackend, spool: WatchedSpool, clock: Clock = SYSTEM_CLOCK):
+        self.backend = backend
+        self.spool = spool
+        self.clock = clock
+        self.watcher: Optional[int] = None
+        self.watcher_retires = Every(LIFETIME, clock)
+        self.watched: Optional[Mtimes] = None    # the mtimes the watcher compares with
+        self.watched_drain = False               # and the drain switch it saw
+        self.fork_before_next_wait = False
+        self.timers: Dict[int, float] = {}   # pid -> when it exits (clock time)
+        self.sleep_command = shutil.which("sleep") or "/bin/sleep"
+
+    def before_wait(self, baseline: Mtimes, next_duty: float) -> None:
+        """A watcher that exits on a change; a timer if next_duty comes before wait() returns.
+
+        Work Queue sends the tasks just handed over only inside wait(), and a fork costs
+        the master more than sending them: a wait() that finds no watcher is ended at
+        once by a timer instead (Work Queue sends its ready tasks before it looks for
+        exited children), and the watcher is forked before the next one.
+        """
+        if self.watcher is not None and self.watcher_retires.due():
+            self._stop_watcher()
+        if self.watcher is None and self.fork_before_next_wait:
+            self.watched_drain = self.spool.draining()
+            self.watcher = _spawn_watcher(self.spool, baseline, self.watched_drain, LIFETIME)
+            self.watcher_retires.done()
+            self.watched = baseline
+        self.fork_before_next_wait = self.watcher is None
+        if self.watcher is None:
+            next_duty = 0.0
+        now = self.clock.now()
+        if next_duty < WAIT_TIMEOUT and not self._timer_by(now + next_duty + TIMER_SLACK):
+            self._start_timer(now, next_duty)
+
+    def watches(self, baseline: Mtimes) -> bool:
+        """Whether the watcher lives and compares with baseline (ask after collect_exited)."""
+        return self.watcher is not None and self.watched == baseline
+
+    def collect_exited(self) -> List[int]:
+        """Reap the children that exited (the backend's process module holds them)."""
+        pids = self.backend.reap_children()
+        for pid in pids:
+            if pid == self.watcher:
+                self.watcher = None
+            self.timers.pop(pid, None)
+        if self.timers:
+            late = self.clock.now() - LATE_TIMER_GRACE
+            for pid in [p for p, when in self.timers.items() if when < late]:
+                _kill_and_reap(pid)
+                del self.timers[pid]
+        return pids
+
+    def stop(self) -> None:
+        """End and reap every child."""
+        self._stop_watcher()
+        for pid in list(self.timers):
+            _kill_and_reap(pid)
+        self.timers.clear()
+
+    def _timer_by(self, deadline: float) -> bool:
+        return any(when <= deadline for when in self.timers.values())
+
+    def _start_timer(self, now: float, delay: float) -> None:
+        try:
+            pid = os.posix_spawn(self.sleep_command,
+                                 ["sleep", "%.3f" % max(delay, MIN_TIMER)], os.environ,
+                                 setsigdef=(signal.SIGTERM, signal.SIGINT))
+        except OSError:  # no sleep(1) here: a forked child sleeps as well, dearer
+            pid = _spawn_sleeper(delay)
+        self.timers[pid] = now + delay
+
+    def _stop_watcher(self) -> None:
+        if self.watcher is not None:
+            _kill_and_reap(self.watcher)
+            self.watcher = None
+
+
+class Waker:
+    """The spool watch and the early wake-up: when to list the spool, and how to wait.
+
+    The children that end a wait early (a spool watcher, duty timers) are WakeUpChildren's.
     """
 
     def __init__(self, backend: TaskBackend, paths: Sequence[str], drain_path: str,
                  clock: Clock = SYSTEM_CLOCK):
         self.backend = backend
-        self.paths = tuple(paths)
-        self.drain_path = drain_path
+        self.spool = WatchedSpool(paths, drain_path)
         self.clock = clock
         self.enabled = False
         self.draining = False            # the drain switch at the last look
         self.baseline: Mtimes = ()       # the spool's mtimes at the last look
         self.vouched = False             # the watcher child watched them since: no stat needed
-        self.child: Optional[int] = None
-        self.child_retires = Every(LIFETIME, clock)
-        self.child_baseline: Optional[Mtimes] = None
-        self.child_drain = False
-        self.fork_before_next_wait = False
-        self.timers: Dict[int, float] = {}   # pid -> when it exits (clock time)
-        self.sleep_command = shutil.which("sleep") or "/bin/sleep"
+        self.children = WakeUpChildren(backend, self.spool, clock)
         self.looked: Optional[Tuple[Mtimes, bool]] = None
         self.relook = Every(RELOOK_INTERVAL, clock)
         self.looked_settled = False
@@ -121,19 +211,19 @@ class Waker:
         watched the same mtimes), not even the mtimes are read again.
         """
         if not self.vouched:
-            self.baseline, self.draining = self.baseline_now(), os.path.exists(self.drain_path)
+            self.baseline, self.draining = self.baseline_now(), self.spool.draining()
         self.vouched = False
         return self.needs_look(self.baseline, self.draining)
 
     def wait_for_task(self, next_duty: float) -> Optional[TaskResult]:
         """wait() in Work Queue until a task result, a spool change or next_duty s pass."""
         if self.enabled:
-            self._ensure_children(next_duty)
+            self.children.before_wait(self.baseline, next_duty)
         result = self.backend.wait(WAIT_TIMEOUT)
-        self._collect_exited()
+        self.children.collect_exited()
         self.vouched = self.child_vouches(self.baseline)
         if self.vouched:
-            self.draining = self.child_drain
+            self.draining = self.children.watched_drain
         return result
 
     def sleep_until_news(self, next_duty: float, stopping: Callable[[], bool]) -> None:
@@ -148,18 +238,15 @@ class Waker:
                 self.backend.wait(0)
             # Children still end while we sleep here (a watcher seeing a change, a timer
             # whose duty came): each is a zombie until collected.
-            self._collect_exited()
+            self.children.collect_exited()
             left = deadline - self.clock.now()
-            if left <= 0 or self.changed_since(self.baseline, self.draining):
+            if left <= 0 or self.spool.changed_since(self.baseline, self.draining):
                 return
             self.clock.sleep(min(POLL_INTERVAL, left))
 
     def stop(self) -> None:
         """End and reap every child (the master is leaving)."""
-        self._stop_child()
-        for pid in list(self.timers):
-            _kill_and_reap(pid)
-        self.timers.clear()
+        self.children.stop()
 
     # -- the parts
 
@@ -182,67 +269,10 @@ class Waker:
         """Whether the watcher child lives and watches baseline: then neither the mtimes nor
         the drain switch changed since (but for its last CHILD_POLL_INTERVAL, after which
         it exits and wakes wait()). Ask right after exited children were collected."""
-        return self.enabled and self.child is not None and self.child_baseline == baseline
+        return self.enabled and self.children.watches(baseline)
 
     def baseline_now(self) -> Mtimes:
-        return mtimes(self.paths)
-
-    def changed_since(self, baseline: Mtimes, drain: bool) -> bool:
-        return mtimes(self.paths) != baseline or os.path.exists(self.drain_path) != drain
-
-    def _ensure_children(self, next_duty: float) -> None:
-        """A watcher that exits on a change; a timer if next_duty comes before wait() returns.
-
-        Work Queue sends the tasks just handed over only inside wait(), and a fork costs
-        the master more than sending them: a wait() that finds no watcher is ended at
-        once by a timer instead (Work Queue sends its ready tasks before it looks for
-        exited children), and the watcher is forked before the next one.
-        """
-        if self.child is not None and self.child_retires.due():
-            self._stop_child()
-        if self.child is None and self.fork_before_next_wait:
-            self.child_drain = os.path.exists(self.drain_path)
-            self.child = _spawn_watcher(self.paths, self.drain_path, self.baseline,
-                                        self.child_drain, LIFETIME)
-            self.child_retires.done()
-            self.child_baseline = self.baseline
-        self.fork_before_next_wait = self.child is None
-        if self.child is None:
-            next_duty = 0.0
-        now = self.clock.now()
-        if next_duty < WAIT_TIMEOUT and not self._timer_by(now + next_duty + TIMER_SLACK):
-            self._start_timer(now, next_duty)
-
-    def _timer_by(self, deadline: float) -> bool:
-        return any(when <= deadline for when in self.timers.values())
-
-    def _start_timer(self, now: float, delay: float) -> None:
-        try:
-            pid = os.posix_spawn(self.sleep_command,
-                                 ["sleep", "%.3f" % max(delay, MIN_TIMER)], os.environ,
-                                 setsigdef=(signal.SIGTERM, signal.SIGINT))
-        except OSError:  # no sleep(1) here: a forked child sleeps as well, dearer
-            pid = _spawn_sleeper(delay)
-        self.timers[pid] = now + delay
-
-    def _collect_exited(self) -> List[int]:
-        """Reap the children that exited (the backend's process module holds them)."""
-        pids = self.backend.reap_children()
-        for pid in pids:
-            if pid == self.child:
-                self.child = None
-            self.timers.pop(pid, None)
-        if self.timers:
-            late = self.clock.now() - LATE_TIMER_GRACE
-            for pid in [p for p, when in self.timers.items() if when < late]:
-                _kill_and_reap(pid)
-                del self.timers[pid]
-        return pids
-
-    def _stop_child(self) -> None:
-        if self.child is not None:
-            _kill_and_reap(self.child)
-            self.child = None
+        return self.spool.mtimes()
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -263,8 +293,7 @@ def _spawn_sleeper(delay: float) -> int:
         os._exit(0)
 
 
-def _spawn_watcher(paths: Sequence[str], drain_path: str, baseline: Mtimes, drain: bool,
-                   lifetime: float) -> int:
+def _spawn_watcher(spool: WatchedSpool, baseline: Mtimes, drain: bool, lifetime: float) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid:
@@ -275,7 +304,7 @@ def _spawn_watcher(paths: Sequence[str], drain_path: str, baseline: Mtimes, drai
             signal.signal(signum, signal.SIG_DFL)
         deadline = time.monotonic() + lifetime
         while time.monotonic() < deadline and os.getppid() == parent:
-            if mtimes(paths) != baseline or os.path.exists(drain_path) != drain:
+            if spool.changed_since(baseline, drain):
                 break
             time.sleep(CHILD_POLL_INTERVAL)
     finally:

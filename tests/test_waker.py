@@ -86,10 +86,10 @@ def waker_on(paths, drain, clock=None) -> Waker:
 
 def timers_ended(waker: Waker) -> None:
     """Wait for the waker's timers to end, and let it collect them as after a wait()."""
-    for timer in list(waker.timers):
+    for timer in list(waker.children.timers):
         assert os.waitpid(timer, 0)[1] == 0  # sleep(1) ran and ended by itself
         waker.backend.exited.append(timer)
-    waker._collect_exited()
+    waker.children.collect_exited()
 
 
 def test_the_first_wait_is_woken_at_once_and_the_watcher_forked_before_the_next(tmp_path):
@@ -98,10 +98,11 @@ def test_the_first_wait_is_woken_at_once_and_the_watcher_forked_before_the_next(
     waker.look()
     try:
         waker.wait_for_task(LIFETIME)
-        assert waker.child is None and len(waker.timers) == 1   # a timer ends this wait
+        children = waker.children
+        assert children.watcher is None and len(children.timers) == 1   # a timer ends this wait
         timers_ended(waker)
         waker.wait_for_task(LIFETIME)
-        assert waker.child and not waker.timers                 # the next has its watcher
+        assert children.watcher and not children.timers                 # the next has its watcher
     finally:
         waker.stop()
 
@@ -135,17 +136,17 @@ def test_snapshot_deadlines_get_cheap_timers_and_one_watcher_lives_on(tmp_path):
         waker.wait_for_task(LIFETIME)   # no watcher yet: this wait only wakes at once
         timers_ended(waker)
         waker.wait_for_task(0.2)
-        first = waker.child
-        assert first and len(waker.timers) == 1
+        first = waker.children.watcher
+        assert first and len(waker.children.timers) == 1
         waker.wait_for_task(0.2)  # that timer is soon enough
         waker.wait_for_task(LIFETIME)
-        assert waker.child == first and len(waker.timers) == 1
+        assert waker.children.watcher == first and len(waker.children.timers) == 1
         timers_ended(waker)
         waker.wait_for_task(LIFETIME)
-        assert not waker.timers
+        assert not waker.children.timers
     finally:
         waker.stop()
-    assert waker.child is None
+    assert waker.children.watcher is None
 
 
 def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_path):
@@ -160,7 +161,7 @@ def test_the_spool_is_not_looked_at_again_while_the_watcher_vouches_for_it(tmp_p
         assert waker.child_vouches(baseline) and waker.vouched      # it watches these
         assert not waker.draining
         assert not waker.child_vouches(baseline + (1,))
-        child = waker.child
+        child = waker.children.watcher
         (tmp_path / "record").write_text("new job")                 # the child sees it and exits
         assert os.waitpid(child, 0)[0] == child
         waker.backend.exited.append(child)
@@ -181,7 +182,7 @@ def test_the_watcher_child_exits_when_the_drain_file_appears(tmp_path):
         timers_ended(waker)
         waker.wait_for_task(LIFETIME)
         assert waker.child_vouches(baseline) and not waker.draining
-        child = waker.child
+        child = waker.children.watcher
         (tmp_path / "drain").write_text("")
         assert os.waitpid(child, 0)[0] == child
         waker.backend.exited.append(child)

@@ -80,7 +80,7 @@ class Master:
     # -- the parts of a turn
 
     def recover(self) -> None:
-        state = self._load_snapshot()
+        state = newest_readable_snapshot(self.spool)
         if not state:
             return
         finished = self.table.restore(state)
@@ -88,40 +88,6 @@ class Master:
         self.spool.history.append(finished)
         if finished:
             log.info("moved %d finished jobs from the snapshot to history", len(finished))
-
-    def _load_snapshot(self) -> Optional[Dict[str, Any]]:
-        """The newest snapshot generation that reads whole; a damaged one is set aside (the
-        next write would keep it as the previous generation) and the log says what to do."""
-        published = self.spool.published
-        loaded = published.load_generation()
-        if loaded.state is None and loaded.damaged:
-            raise SpoolError(
-                "no generation of the job table snapshot is readable (%s). Starting would lose "
-                "the jobs only they hold: check the disk and run alien_work_queue --check; to "
-                "start with the %d records still in %s, move %s aside"
-                % ("; ".join("%s: %s" % damage for damage in loaded.damaged),
-                   len(self.spool.records.pending()), self.spool.queue_dir,
-                   " and ".join(path for path, _ in loaded.damaged)))
-        for path, why in loaded.damaged:
-            log.error("the job table snapshot %s is damaged (%s); kept as %s for inspection",
-                      path, why, published.set_aside(path))
-        if loaded.state is None:
-            return None
-        if loaded.path != published.snapshot_path:
-            written = loaded.state.get("written")
-            log.warning(
-                "restored the job table from the previous generation %s (written %s, %d jobs): "
-                "%s. No accepted job is lost: records and requests are deleted only once two "
-                "generations hold them, and those still in the spool are taken again; a job that "
-                "changed state since then may do so again (a pilot may run once more). Nothing "
-                "to do unless this repeats (then check the disk); alien_work_queue --check "
-                "verifies the spool",
-                loaded.path, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(written))
-                if isinstance(written, (int, float)) else "at an unknown time",
-                len(loaded.state.get("jobs", ())),
-                "the current one was damaged" if loaded.damaged else
-                "the current one (%s) is missing" % published.snapshot_path)
-        return loaded.state
 
     def apply_requests(self) -> None:
         for request in self.intake.requests():
@@ -217,6 +183,41 @@ class Master:
         if self.dispatcher.refill_wanted():
             due = min(due, REFILL_INTERVAL)
         return due
+
+
+def newest_readable_snapshot(spool: Spool) -> Optional[Dict[str, Any]]:
+    """The newest snapshot generation that reads whole; a damaged one is set aside (the
+    next write would keep it as the previous generation) and the log says what to do."""
+    published = spool.published
+    loaded = published.load_generation()
+    if loaded.state is None and loaded.damaged:
+        raise SpoolError(
+            "no generation of the job table snapshot is readable (%s). Starting would lose "
+            "the jobs only they hold: check the disk and run alien_work_queue --check; to "
+            "start with the %d records still in %s, move %s aside"
+            % ("; ".join("%s: %s" % damage for damage in loaded.damaged),
+               len(spool.records.pending()), spool.queue_dir,
+               " and ".join(path for path, _ in loaded.damaged)))
+    for path, why in loaded.damaged:
+        log.error("the job table snapshot %s is damaged (%s); kept as %s for inspection",
+                  path, why, published.set_aside(path))
+    if loaded.state is None:
+        return None
+    if loaded.path != published.snapshot_path:
+        written = loaded.state.get("written")
+        log.warning(
+            "restored the job table from the previous generation %s (written %s, %d jobs): "
+            "%s. No accepted job is lost: records and requests are deleted only once two "
+            "generations hold them, and those still in the spool are taken again; a job that "
+            "changed state since then may do so again (a pilot may run once more). Nothing "
+            "to do unless this repeats (then check the disk); alien_work_queue --check "
+            "verifies the spool",
+            loaded.path, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(written))
+            if isinstance(written, (int, float)) else "at an unknown time",
+            len(loaded.state.get("jobs", ())),
+            "the current one was damaged" if loaded.damaged else
+            "the current one (%s) is missing" % published.snapshot_path)
+    return loaded.state
 
 
 if __name__ == "__main__":

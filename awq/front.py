@@ -107,7 +107,6 @@ class ServerAuth:
         self.key = secrets.token_hex(KEY_LENGTH // 2).encode()
         self.expected = response_to(password, self.key)
         self.step = 0
-        self.peer_proved = False
 
     def opening(self) -> bytes:
         return IDENT + b"\n" + self.key + b"\n"
@@ -121,10 +120,9 @@ class ServerAuth:
         if self.step == 2:
             return response_to(self.password, line) + b"\n", None
         if self.step == 3:
-            self.peer_proved = secrets.compare_digest(line, self.expected)
-            return (b"ok\n" if self.peer_proved else b"failure\n"), None
-        if not self.peer_proved:
-            return b"", "presented the wrong password"
+            if not secrets.compare_digest(line, self.expected):
+                return b"failure\n", "presented the wrong password"
+            return b"ok\n", None
         if line != b"ok":
             return b"", "refused our password (its password file differs)"
         return b"", ""

@@ -250,6 +250,9 @@ class Front:
                     return
                 raise
             sock.setblocking(False)
+            _interactive(sock)
+            # A worker that vanishes is noticed as Work Queue notices its own (CCTools sets it).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             link = Link(sock, str(address[0]), self.password,
                         time.monotonic() + self.handshake_timeout)
             self.links[id(link)] = link
@@ -356,6 +359,7 @@ class Front:
         family = socket.AF_INET6 if ":" in self.inner_address[0] else socket.AF_INET
         inner = socket.socket(family, socket.SOCK_STREAM)
         inner.setblocking(False)
+        _interactive(inner)
         err = inner.connect_ex(self.inner_address)
         if err not in (0, errno.EINPROGRESS):
             inner.close()
@@ -470,6 +474,14 @@ class Front:
             except (KeyError, ValueError):
                 pass
             side.sock.close()
+
+
+def _interactive(sock: socket.socket) -> None:
+    """No Nagle delay: Work Queue's messages are small and answered (CCTools sets the same)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
 
 
 def raise_open_file_limit() -> None:

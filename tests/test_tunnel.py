@@ -1,9 +1,15 @@
-"""The README's stunnel recipe, run for real: a worker reaches the master only through TLS."""
+"""The README's stunnel recipe, run for real: a worker reaches the master only through TLS.
+
+The master listens on loopback only (--interface 127.0.0.1) and the tunnel's TLS end on
+another address of this host, 127.0.0.2, standing for the public one: nothing but the
+tunnel answers there.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 
 from conftest import write_script
@@ -12,15 +18,25 @@ from testkit import free_port, wait_until
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
 
 
+PUBLIC = "127.0.0.2"  # all of 127/8 is this host: the address other hosts would use
+
+
 def make_certificate(tmp_path) -> str:
-    key, cert = tmp_path / "awq.key", tmp_path / "awq.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=120)
+    """As the README makes it: one PEM file with the key and a self-signed certificate."""
     pem = tmp_path / "awq.pem"
-    pem.write_bytes(key.read_bytes() + cert.read_bytes())
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=awq-master", "-keyout", str(pem), "-out", str(pem)],
+                   check=True, capture_output=True, timeout=120)
     pem.chmod(0o600)
     return str(pem)
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+        return True
+    except OSError:
+        return False
 
 
 def stunnel(procs, tmp_path, name: str, options: str):
@@ -33,14 +49,15 @@ def stunnel(procs, tmp_path, name: str, options: str):
 def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
         tmp_path, procs, start_master, start_worker, tool):
     pem = make_certificate(tmp_path)
-    master = start_master()
+    master = start_master("--interface", "127.0.0.1")
+    assert not reachable(PUBLIC, master.port)  # the plain port is closed to other hosts
     tls_port, plain_port = free_port(), free_port()
     server = stunnel(procs, tmp_path, "tunnel-master",
-            "[awq]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\ncert = %s\n"
-            % (tls_port, master.port, pem))
+            "[awq]\naccept = %s:%d\nconnect = 127.0.0.1:%d\ncert = %s\n"
+            % (PUBLIC, tls_port, master.port, pem))
     client = stunnel(procs, tmp_path, "tunnel-worker",
-                     "client = yes\n[awq]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\n"
-                     "verifyPeer = yes\nCAfile = %s\n" % (plain_port, tls_port, pem))
+                     "client = yes\n[awq]\naccept = 127.0.0.1:%d\nconnect = %s:%d\n"
+                     "verifyPeer = yes\nCAfile = %s\n" % (plain_port, PUBLIC, tls_port, pem))
     wait_until(lambda: "Configuration successful" in procs.log_of(client), 30,
                what="the worker-side tunnel to start")
     pilot = write_script(tmp_path / "pilot.sh", 'echo "proxy: $(cat "$X509_USER_PROXY")"\n')

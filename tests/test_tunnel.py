@@ -21,14 +21,17 @@ STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
 PUBLIC = "127.0.0.2"  # all of 127/8 is this host: the address other hosts would use
 
 
-def make_certificate(tmp_path) -> str:
-    """As the README makes it: one PEM file with the key and a self-signed certificate."""
-    pem = tmp_path / "awq.pem"
+def make_certificate(tmp_path):
+    """As the README makes them: the master's PEM (key and self-signed certificate), 0600,
+    and the certificate alone for the workers' side."""
+    pem, crt = tmp_path / "awq.pem", tmp_path / "awq.crt"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=awq-master", "-keyout", str(pem), "-out", str(pem)],
                    check=True, capture_output=True, timeout=120)
     pem.chmod(0o600)
-    return str(pem)
+    subprocess.run(["openssl", "x509", "-in", str(pem), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=120)
+    return str(pem), str(crt)
 
 
 def reachable(host: str, port: int) -> bool:
@@ -48,7 +51,7 @@ def stunnel(procs, tmp_path, name: str, options: str):
 
 def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
         tmp_path, procs, start_master, start_worker, tool):
-    pem = make_certificate(tmp_path)
+    pem, crt = make_certificate(tmp_path)
     master = start_master("--interface", "127.0.0.1")
     assert not reachable(PUBLIC, master.port)  # the plain port is closed to other hosts
     tls_port, plain_port = free_port(), free_port()
@@ -57,7 +60,7 @@ def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
             % (PUBLIC, tls_port, master.port, pem))
     client = stunnel(procs, tmp_path, "tunnel-worker",
                      "client = yes\n[awq]\naccept = 127.0.0.1:%d\nconnect = %s:%d\n"
-                     "verifyPeer = yes\nCAfile = %s\n" % (plain_port, PUBLIC, tls_port, pem))
+                     "verifyPeer = yes\nCAfile = %s\n" % (plain_port, PUBLIC, tls_port, crt))
     wait_until(lambda: "Configuration successful" in procs.log_of(client), 30,
                what="the worker-side tunnel to start")
     pilot = write_script(tmp_path / "pilot.sh", 'echo "proxy: $(cat "$X509_USER_PROXY")"\n')
@@ -67,8 +70,13 @@ def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
     out = tmp_path / "pilot.out"
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nx509userproxy = %s\nqueue\n"
                 % (pilot, out, proxy)).returncode == 0
-    start_worker(plain_port)  # the worker knows only its end of the tunnel
+    # As the recipe has it: a foreman on the worker host knows only its end of the tunnel,
+    # and its worker beside it connects to the foreman on loopback. (The foreman's port is
+    # closed to other hosts by the firewall, which a test on a shared machine cannot set.)
+    foreman_port = free_port()
+    start_worker(plain_port, extra=["--foreman", "--foreman-port", str(foreman_port)])
+    start_worker(foreman_port)
     wait_until(lambda: out.exists() and "secret-proxy-bytes" in out.read_text(), 90,
-               what="the pilot to run through the tunnel")
+               what="the pilot to run through the tunnel and the foreman")
     # The master's side of the tunnel carried the worker's connection.
     assert "accepted connection from 127.0.0.1" in procs.log_of(server)

@@ -41,6 +41,9 @@ MAX_PENDING = 256         # connections proving themselves at once; past it the 
 REFUSAL_WINDOW = 60.0     # s: one log line per peer per window, the rest counted
 MAX_LINE = 1024           # CCTools' longest authentication line
 CHUNK = 65536             # bytes read at once while relaying
+# A master killed with SIGKILL takes its front with it (PR_SET_PDEATHSIG), but the port is
+# free only once the kernel has ended it: a master restarted at once waits this long for it.
+PREVIOUS_FRONT_GONE_WITHIN = 1.0
 MAX_BUFFERED = 4 << 20    # bytes held for a slow side before the other side is not read
 
 IDENT = b"auth password sha1"
@@ -494,29 +497,38 @@ def raise_open_file_limit() -> None:
             pass
 
 
-def listen(interface: str, port: int) -> socket.socket:
+def listen(interface: str, port: int,
+           settle: float = PREVIOUS_FRONT_GONE_WITHIN) -> socket.socket:
     """The public socket; OSError names the likely cause when it cannot be had."""
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((interface, port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError as err:
-        sock.close()
-        where = "%s:%d" % (interface or "*", port)
-        if err.errno == errno.EADDRINUSE:
-            raise OSError("port %s is already in use: another alien_work_queue, a "
-                          "foreman of alien_wq_worker.sh or another program listens there "
-                          "(choose another with --port)" % where)
-        if err.errno == errno.EADDRNOTAVAIL:
-            raise OSError("cannot listen on %s: no interface of this host has the "
-                          "address %s (--interface)" % (where, interface))
-        if err.errno == errno.EACCES:
-            raise OSError("cannot listen on %s: ports below 1024 need privileges"
-                          % where)
-        raise OSError("cannot listen on %s: %s" % (where, err.strerror))
-    return sock
+    deadline = time.monotonic() + settle
+    while True:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((interface, port))
+            sock.listen(socket.SOMAXCONN)
+            return sock
+        except OSError as err:
+            sock.close()
+            if err.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                _explain_listen_failure(err, interface, port)
+            time.sleep(0.05)
+
+
+def _explain_listen_failure(err: OSError, interface: str, port: int) -> None:
+    """Raise the one line that names the likely cause."""
+    where = "%s:%d" % (interface or "*", port)
+    if err.errno == errno.EADDRINUSE:
+        raise OSError("port %s is already in use: another alien_work_queue, a foreman of "
+                      "alien_wq_worker.sh or another program listens there (choose another "
+                      "with --port)" % where)
+    if err.errno == errno.EADDRNOTAVAIL:
+        raise OSError("cannot listen on %s: no interface of this host has the address %s "
+                      "(--interface)" % (where, interface))
+    if err.errno == errno.EACCES:
+        raise OSError("cannot listen on %s: ports below 1024 need privileges" % where)
+    raise OSError("cannot listen on %s: %s" % (where, err.strerror))
 
 
 def run_child(public: socket.socket, inner_address: Tuple[str, int],
@@ -574,12 +586,14 @@ def start_front(public: socket.socket, inner_address: Tuple[str, int],
                 password_file: Optional[str], keep_fds: Tuple[int, ...] = ()) -> FrontProcess:
     """Fork the front; the child keeps only the public socket, the pipe and the log's fds."""
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         try:
             import signal
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            _die_with_parent(parent)
             os.close(write_fd)
             keep = {0, 1, 2, public.fileno(), read_fd} | set(keep_fds)
             _close_all_but(keep)
@@ -589,6 +603,22 @@ def start_front(public: socket.socket, inner_address: Tuple[str, int],
         run_child(public, inner_address, password_file, read_fd)
     os.close(read_fd)
     return FrontProcess(pid, write_fd, public.getsockname()[:2])
+
+
+def _die_with_parent(parent: int) -> None:
+    """End with the master even when a child it forked still holds the pipe's other end."""
+    import ctypes
+    import signal
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pipe alone says the master is gone
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _reopen_log_files() -> None:

@@ -9,6 +9,7 @@ says when its port is busy or its TLS flags cannot work, before it makes a spool
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -16,9 +17,9 @@ import threading
 import pytest
 
 from awq import front
-from conftest import (LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, PYTHON, REPO, product_env,
-                      write_script)
-from testkit import wait_until
+from conftest import (LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, PYTHON, REPO, MasterHandle,
+                      product_env, write_script)
+from testkit import free_port, pid_alive, wait_until
 
 PASSWORD = b"the-password\n"   # as CCTools reads a file: the newline is part of it
 SILENT_CONNECTIONS = 20        # what issue 21 measured with
@@ -29,6 +30,7 @@ WORK_QUEUE_AUTH_TIMEOUT = 5.0
 # next time the master calls wait() (at least once a second), then it is sent the job.
 JOB_STARTS_WITHIN = MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE
 NEW_WORKER_RUNS_A_JOB_WITHIN = 2 * MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE
+FRONT_GONE_WITHIN = front.PREVIOUS_FRONT_GONE_WITHIN * LOAD_ALLOWANCE
 # A unit-tier exchange over loopback between threads of this process.
 LOOPBACK_EXCHANGE_WITHIN = 10.0
 
@@ -349,3 +351,27 @@ def test_refusals_reach_the_master_log_once_a_minute(tmp_path, start_master, sta
     assert master.log().count("refused a connection from 127.0.0.1") == 1
     assert "presented the wrong password" in master.log()
 
+
+
+def test_the_front_dies_with_a_killed_master_and_the_port_is_free_again(procs, workdir):
+    port = free_port()
+    env = product_env(workdir)
+
+    def start(round_number: int) -> MasterHandle:
+        return MasterHandle(procs, workdir, ["--port", str(port)], env,
+                            name="master-%d" % round_number).start()
+
+    master = start(0)
+    front_pid = int(wait_until(lambda: _front_pid(master.log()), 30, what="the front's PID"))
+    master.proc.send_signal(signal.SIGKILL)  # the master alone, not its process group
+    master.proc.wait(30)
+    # The kernel ends the front with its parent (PR_SET_PDEATHSIG); only its reaping by init
+    # is left, which takes the time a process needs to be scheduled on busy CPUs.
+    wait_until(lambda: not pid_alive(front_pid), FRONT_GONE_WITHIN, what="the front to end")
+    start(1)  # on the same port: the foremen know only that one
+
+
+def _front_pid(text: str):
+    import re
+    found = re.findall(r"the front \(PID (\d+)\)", text)
+    return int(found[-1]) if found else None

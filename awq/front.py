@@ -204,6 +204,9 @@ class Front:
         self.pending: "collections.OrderedDict[int, Link]" = collections.OrderedDict()
         self.links: Dict[int, Link] = {}
         self.running = True
+        self.next_tick = 0.0
+        self.buffer = bytearray(CHUNK)
+        self.view = memoryview(self.buffer)
 
     # -- the loop
 
@@ -223,8 +226,12 @@ class Front:
                 if link.client.closed and (link.inner is None or link.inner.closed):
                     continue
                 self._serve_side(link, side, events)
-        self._expire()
-        self.refusals.tick()
+        if self.pending:
+            self._expire()
+        now = time.monotonic()
+        if now >= self.next_tick:  # refusal windows are counted in seconds
+            self.next_tick = now + 1.0
+            self.refusals.tick()
 
     def close(self) -> None:
         self.refusals.tick(final=True)
@@ -295,7 +302,9 @@ class Front:
                 self._drop(link)
 
     def _read(self, link: Link, side: Side) -> None:
-        data = side.sock.recv(CHUNK)
+        # One buffer for every read: recv(CHUNK) would allocate CHUNK bytes per message.
+        size = side.sock.recv_into(self.buffer)
+        data = self.view[:size]
         if not data:
             if id(link) in self.pending:
                 if side is link.client:
@@ -311,9 +320,17 @@ class Front:
         if link.relaying:
             other = link.inner if side is link.client else link.client
             assert other is not None
+            if not other.outgoing:
+                # Most messages pass at once: no buffer, no change to what the selector watches.
+                try:
+                    sent = other.sock.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
             other.outgoing += data
             self._flush(link, other)
-            self._watch(link, side)
             return
         side.incoming += data
         if side is link.inner:

@@ -577,9 +577,23 @@ class FrontProcess:
         self.pid = pid
         self.stop_write_fd = stop_write_fd
         self.address = address
+        self.stopping = False
+
+    def wait_for_exit(self) -> None:
+        """Block until the front has ended (reaped here, or by Work Queue's process module)."""
+        while True:
+            try:
+                pid, _ = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if pid:
+                return
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the pipe the front watches, wait for it a bounded time, then kill it."""
+        self.stopping = True
         if self.stop_write_fd >= 0:
             os.close(self.stop_write_fd)
             self.stop_write_fd = -1

@@ -375,3 +375,13 @@ def _front_pid(text: str):
     import re
     found = re.findall(r"the front \(PID (\d+)\)", text)
     return int(found[-1]) if found else None
+
+
+def test_the_master_stops_when_its_front_is_killed(start_master):
+    master = start_master()
+    front_pid = int(wait_until(lambda: _front_pid(master.log()), 30, what="the front's PID"))
+    os.kill(front_pid, signal.SIGKILL)  # e.g. the OOM killer
+    # The master notices at its next turn: wait() returns within a second, or the spool poll.
+    master.proc.wait(MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE)
+    assert master.proc.returncode == 1
+    assert "the front (PID %d) ended" % front_pid in master.log()

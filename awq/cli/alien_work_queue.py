@@ -9,6 +9,7 @@ import logging.handlers
 import os
 import signal
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, List, Optional
 
@@ -247,12 +248,35 @@ def main(argv: List[str]) -> int:
                     project_name=options.project_name if options.catalog_host else "",
                     unfit_grace=options.unfit_grace)
     install_signal_handlers(master)
+    front_ended = watch_front(gate, master) if gate is not None else None
     try:
-        return master.run()
+        status = master.run()
+        return 1 if front_ended is not None and front_ended.is_set() else status
     finally:
         if gate is not None:
             gate.stop()
         lock.release()
+
+
+def watch_front(gate: front.FrontProcess, master: Master) -> "threading.Event":
+    """Stop the master if its front ends: no worker could reach it any more.
+
+    A thread that waits for the front's exit: the master's own loop blocks inside
+    Work Queue, and SIGCHLD is the early wake-up's. The master then exits (1) with its
+    table saved, for its supervisor to start it again with a new front.
+    """
+    ended = threading.Event()
+
+    def wait() -> None:
+        gate.wait_for_exit()
+        if not gate.stopping:
+            ended.set()
+            log.error("the front (PID %d) ended: workers can no longer connect; stopping so "
+                      "that the master can be started again", gate.pid)
+            master.stop_requested = True
+
+    threading.Thread(target=wait, name="front-watch", daemon=True).start()
+    return ended
 
 
 def start_front(backend: "Backend", public: "socket.socket",

@@ -320,7 +320,7 @@ class Front:
         if link.relaying:
             other = link.inner if side is link.client else link.client
             assert other is not None
-            if not other.outgoing:
+            if not other.outgoing and not other.connecting:
                 # Most messages pass at once: no buffer, no change to what the selector watches.
                 try:
                     sent = other.sock.send(data)
@@ -390,8 +390,10 @@ class Front:
         link.inner = Side(inner)
         link.inner.connecting = err != 0
         # Work Queue accepts only inside wait(), which the master calls at least once a second
-        # with nothing queued: the deadline now covers reaching it too.
+        # with nothing queued: the deadline now covers reaching it too. The latest deadline
+        # goes last, so the pending are still in deadline order.
         link.deadline = time.monotonic() + self.handshake_timeout + 1.0
+        self.pending.move_to_end(id(link))
         if link.client_auth is None:
             link.inner.outgoing += link.client.incoming
             link.client.incoming.clear()
@@ -475,9 +477,9 @@ class Front:
         other = link.inner if side is link.client else link.client
         if other is not None and other.outgoing and not other.closed:
             try:
-                other.sock.setblocking(True)
-                other.sock.settimeout(self.handshake_timeout)
-                other.sock.sendall(bytes(other.outgoing))
+                # One try, without blocking: a peer that does not read must not stall the
+                # front, and what fits in its socket buffer is what a direct close would pass.
+                other.sock.send(other.outgoing)
             except OSError:
                 pass
         self._drop(link)

@@ -231,6 +231,43 @@ def test_a_silent_connection_is_closed_at_its_deadline(running_front):
     assert "did not prove the password within 0.2 s" in lines[0]
 
 
+def test_without_a_password_a_connection_is_carried_once_it_speaks():
+    """--insecure: the front cannot check a password, but a silent stranger still never
+    reaches Work Queue, and one that speaks is relayed both ways."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+    public = front.listen("127.0.0.1", 0)
+    lines = []
+    gate = front.Front(public, upstream.getsockname()[:2], None,
+                       refusals=front.RefusalLog(emit=lines.append), handshake_timeout=600.0)
+    thread = threading.Thread(target=gate.serve, daemon=True)
+    thread.start()
+    try:
+        port = public.getsockname()[1]
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        worker = socket.create_connection(("127.0.0.1", port))
+        worker.sendall(b"workqueue hello\n")
+        upstream.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+        carried, _ = upstream.accept()  # the first connection Work Queue sees is the worker's
+        with carried:
+            carried.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+            assert carried.recv(4096) == b"workqueue hello\n"
+            carried.sendall(b"task 1\n")
+            worker.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+            assert worker.recv(4096) == b"task 1\n"
+        for sock in silent + [worker]:
+            sock.close()
+    finally:
+        gate.running = False
+        upstream.close()
+
+
+def test_interface_and_catalog_mode_exclude_each_other():
+    from awq.cli import alien_work_queue
+    with pytest.raises(SystemExit):
+        alien_work_queue.parse_args(["--interface", "127.0.0.1", "--catalog-host", "h"])
+    assert alien_work_queue.parse_args(["--interface", "127.0.0.1"]).interface == "127.0.0.1"
+
+
 def test_a_busy_port_names_the_likely_cause():
     with socket.create_server(("127.0.0.1", 0)) as taken:
         with pytest.raises(OSError, match="already in use: another alien_work_queue"):

@@ -29,6 +29,7 @@ import os
 import resource
 import secrets
 import selectors
+import signal
 import socket
 import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
@@ -44,6 +45,8 @@ CHUNK = 65536             # bytes read at once while relaying
 # A master killed with SIGKILL takes its front with it (PR_SET_PDEATHSIG), but the port is
 # free only once the kernel has ended it: a master restarted at once waits this long for it.
 PREVIOUS_FRONT_GONE_WITHIN = 1.0
+# The front leaves as soon as it sees the master's pipe close; past this it is killed.
+FRONT_STOP_WAIT = 5.0
 MAX_BUFFERED = 4 << 20    # bytes held for a slow side before the other side is not read
 
 IDENT = b"auth password sha1"
@@ -563,7 +566,7 @@ def run_child(public: socket.socket, inner_address: Tuple[str, int],
     except BaseException as err:  # the master must hear of it: workers can no longer reach it
         log.error("the front stopped: %s: %s; stopping the master", type(err).__name__, err)
         try:
-            os.kill(os.getppid(), 15)
+            os.kill(os.getppid(), signal.SIGTERM)
         except OSError:
             pass
         code = 1
@@ -593,7 +596,7 @@ class FrontProcess:
             if pid:
                 return
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = FRONT_STOP_WAIT) -> None:
         """Close the pipe the front watches, wait for it a bounded time, then kill it."""
         self.stopping = True
         if self.stop_write_fd >= 0:
@@ -609,7 +612,7 @@ class FrontProcess:
                 return
             time.sleep(0.01)
         try:
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except (OSError, ChildProcessError):
             pass
@@ -623,7 +626,6 @@ def start_front(public: socket.socket, inner_address: Tuple[str, int],
     pid = os.fork()
     if pid == 0:  # the child
         try:
-            import signal
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             _die_with_parent(parent)
@@ -641,7 +643,6 @@ def start_front(public: socket.socket, inner_address: Tuple[str, int],
 def _die_with_parent(parent: int) -> None:
     """End with the master even when a child it forked still holds the pipe's other end."""
     import ctypes
-    import signal
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

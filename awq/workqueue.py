@@ -13,6 +13,7 @@ import inspect
 import logging
 import os
 import signal
+import socket
 import stat
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -37,6 +38,11 @@ def import_work_queue() -> Any:
         "cannot import the Work Queue Python module: tried %s. Install CCTools' "
         "Python bindings (Debian: python3-workqueue; conda: ndcctools) or source "
         "$ALIEN_WORKQUEUE/etc/env.sh" % "; ".join(errors))
+
+
+def tls_supported() -> bool:
+    """Whether the installed bindings take a TLS key and certificate (CCTools 8 on Debian: no)."""
+    return "ssl" in inspect.signature(import_work_queue().WorkQueue.__init__).parameters
 
 
 class Backend:
@@ -90,6 +96,27 @@ class Backend:
             getattr(self.queue, "specify_master_mode")
         setter(mode)
         self.queue.specify_name(project)
+
+    # -- listening behind the front (awq/front.py)
+
+    def listen_on_loopback(self) -> Tuple[str, int]:
+        """Make Work Queue accept on 127.0.0.1 only, on a port of its own; return that address.
+
+        CCTools 8 binds every interface and has no setting for one address, and it
+        asks its listening socket for the port it reports: the socket it polls is
+        replaced in place (dup2) by one bound to loopback, which only the front and
+        this host's processes reach.
+        """
+        listener = _listening_descriptor(self.port)
+        inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        inner.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        inner.bind(("127.0.0.1", 0))
+        inner.listen(socket.SOMAXCONN)
+        inner.setblocking(False)  # as CCTools sets its own listener: it polls, then accepts
+        address = inner.getsockname()[:2]
+        os.dup2(inner.fileno(), listener, inheritable=False)
+        inner.close()
+        return address
 
     # -- waking wait() early (see EarlyWake)
 
@@ -250,6 +277,30 @@ STAT_NAMES = ("workers_connected", "workers_busy", "workers_idle", "total_cores"
               "committed_cores", "total_memory", "total_disk", "tasks_waiting",
               "tasks_on_workers", "total_workers_lost", "total_tasks_dispatched",
               "max_cores", "max_memory", "max_disk")  # max_*: the largest connected worker
+
+
+def _listening_descriptor(port: int) -> int:
+    """Work Queue's listening socket in this process: the one listening on `port`."""
+    try:
+        fds = sorted(int(name) for name in os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            probe = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            if listening and probe.getsockname()[1] == port:
+                return fd
+        except OSError:
+            pass
+        finally:
+            probe.close()
+    raise OSError("cannot find Work Queue's listening socket on port %d" % port)
 
 
 def _hostname(task: Any) -> Optional[str]:

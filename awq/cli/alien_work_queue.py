@@ -9,10 +9,16 @@ import logging.handlers
 import os
 import signal
 import sys
+import threading
 import time
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-from awq import __version__, classad, jobs, periodic, spool as spool_mod, status
+if TYPE_CHECKING:
+    import socket
+
+    from awq.workqueue import Backend
+
+from awq import __version__, classad, front, jobs, periodic, spool as spool_mod, status
 from awq.cli.common import run_main
 from awq.dispatch import MAX_TASKS
 from awq.master import Master
@@ -57,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", metavar="PORT", type=int, default=DEFAULT_PORT,
                         help="port workers and foremen connect to (default: %d; 0 picks a free one)"
                              % DEFAULT_PORT)
+    parser.add_argument("--interface", metavar="ADDR", default="",
+                        help="listen for workers on this address only (e.g. 127.0.0.1 behind a "
+                             "tunnel; default: every address)")
     parser.add_argument("--password", metavar="FILE",
                         help="workers and foremen authenticate with the password in FILE (yours, "
                              "mode 0600; default: WORK_DIR/password, created on first start)")
@@ -119,6 +128,9 @@ def _problem(options: argparse.Namespace) -> Optional[str]:
             return "%s %s: file does not exist or is not readable" % (flag, path)
     if not 0 <= options.port <= 65535:
         return "--port %d is not a TCP port" % options.port
+    if options.interface and options.catalog_host:
+        return ("--interface cannot be used with --catalog-host: in catalog mode Work Queue "
+                "listens itself, on every address")
     if options.max_tasks < 1:
         return "--max-tasks must be at least 1"
     if options.log_max_mb < 1:
@@ -205,19 +217,36 @@ def main(argv: List[str]) -> int:
         return print_status(Spool(options.work_dir), options.json)
     if options.check:
         return print_check(Spool(options.work_dir))
+    from awq.workqueue import Backend, tls_supported  # late: --help works without Work Queue
+    # What the network refuses is said before a spool or a password is made for nothing.
+    if options.ssl_key and not tls_supported():
+        raise OSError("--ssl-key/--ssl-cert: the installed Work Queue has no TLS support "
+                      "(Debian's CCTools 8 has none): tunnel the port instead (README, Security)")
+    public = front.listen(options.interface, options.port)
     # The spool first: a --log-file inside a spool made on this start must find its directory.
     spool = Spool(options.work_dir, create=True)
     setup_logging(options.log_file, options.debug, options.log_max_mb)
-    from awq.workqueue import Backend  # late: --help works without Work Queue
     lock = spool.master_files.lock()
     password = workers_password(spool, options)
     debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
     tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
-    backend = Backend(options.port, password_file=password, tls=tls,
+    port = options.port
+    if options.catalog_host:
+        # Work Queue advertises the port of the socket it polls: in catalog mode it keeps
+        # the public port itself, without the front (README, Security).
+        port = public.getsockname()[1]
+        public.close()
+        public = None
+        log.warning("catalog mode: workers reach Work Queue directly, without the front; a "
+                    "connection that never proves the password stalls the master")
+    backend = Backend(0 if public else port, password_file=password, tls=tls,
                       catalog_host=options.catalog_host, catalog_port=options.catalog_port,
                       project_name=options.project_name, debug_log=debug_log,
                       stats_log=_absolute(options.wq_log),
                       staging_dir=os.path.join(spool.root, "outputs"))
+    gate = None
+    if public is not None:
+        gate = start_front(backend, public, None if tls else password)
     if tls is None:
         log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
                     "or tunnel it (README, Security)", "" if backend.supports_tls else
@@ -228,10 +257,48 @@ def main(argv: List[str]) -> int:
                     project_name=options.project_name if options.catalog_host else "",
                     unfit_grace=options.unfit_grace)
     install_signal_handlers(master)
+    front_ended = watch_front(gate, master) if gate is not None else None
     try:
-        return master.run()
+        status = master.run()
+        return 1 if front_ended is not None and front_ended.is_set() else status
     finally:
+        if gate is not None:
+            gate.stop()
         lock.release()
+
+
+def watch_front(gate: front.FrontProcess, master: Master) -> "threading.Event":
+    """Stop the master if its front ends: no worker could reach it any more.
+
+    A thread that waits for the front's exit: the master's own loop blocks inside
+    Work Queue, and SIGCHLD is the early wake-up's. The master then exits (1) with its
+    table saved, for its supervisor to start it again with a new front.
+    """
+    ended = threading.Event()
+
+    def wait() -> None:
+        gate.wait_for_exit()
+        if not gate.stopping:
+            ended.set()
+            log.error("the front (PID %d) ended: workers can no longer connect; stopping so "
+                      "that the master can be started again", gate.pid)
+            master.stop_requested = True
+
+    threading.Thread(target=wait, name="front-watch", daemon=True).start()
+    return ended
+
+
+def start_front(backend: "Backend", public: "socket.socket",
+                password: Optional[str]) -> front.FrontProcess:
+    """Work Queue behind the front: it listens on loopback, the front on the public port."""
+    inner = backend.listen_on_loopback()
+    gate = front.start_front(public, inner, password)
+    address = public.getsockname()
+    public.close()  # the front's now
+    backend.port = address[1]
+    log.info("the front (PID %d) takes workers on %s:%d and hands Work Queue on %s:%d only "
+             "those that prove the password", gate.pid, address[0], address[1], inner[0], inner[1])
+    return gate
 
 
 def print_status(spool: Spool, as_json: bool) -> int:

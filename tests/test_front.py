@@ -1,0 +1,424 @@
+"""The front (awq/front.py): strangers who connect and say nothing cost the master nothing.
+
+Unit tier: the password exchange, the refusal log and the front's loop in this process,
+against a stand-in for Work Queue that plays CCTools' exchange. End-to-end: a real master
+and real workers while silent connections wait on its port; --interface; what the master
+says when its port is busy or its TLS flags cannot work, before it makes a spool.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from awq import front
+from conftest import (LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, PYTHON, REPO, MasterHandle,
+                      product_env, write_script)
+from testkit import free_port, pid_alive, wait_until
+
+PASSWORD = b"the-password\n"   # as CCTools reads a file: the newline is part of it
+SILENT_CONNECTIONS = 20        # what issue 21 measured with
+# CCTools 8 gives each connection this long to prove the password, inside its own loop: the
+# old master spent at least this on the first silent connection before anything else.
+WORK_QUEUE_AUTH_TIMEOUT = 5.0
+# A job on a connected worker starts once the master notices it; a new worker is taken the
+# next time the master calls wait() (at least once a second), then it is sent the job.
+JOB_STARTS_WITHIN = MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE
+NEW_WORKER_RUNS_A_JOB_WITHIN = 2 * MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE
+FRONT_GONE_WITHIN = front.PREVIOUS_FRONT_GONE_WITHIN * LOAD_ALLOWANCE
+# A unit-tier exchange over loopback between threads of this process.
+LOOPBACK_EXCHANGE_WITHIN = 10.0
+
+
+# ---------------------------------------------------------------- the exchange, on paper
+
+def run_exchange(server: front.ServerAuth, client: front.ClientAuth):
+    """Feed each side the other's lines in CCTools' order; each side's verdict."""
+    to_client = [line for line in server.opening().split(b"\n") if line]
+    to_server = [line for line in client.opening().split(b"\n") if line]
+    verdicts = {"server": None, "client": None}
+    while to_client or to_server:
+        if to_server:
+            reply, verdict = server.feed(to_server.pop(0))
+            to_client += [line for line in reply.split(b"\n") if line]
+            if verdict is not None:
+                verdicts["server"] = verdict
+                if verdict:
+                    break
+        if to_client:
+            reply, verdict = client.feed(to_client.pop(0))
+            to_server += [line for line in reply.split(b"\n") if line]
+            if verdict is not None:
+                verdicts["client"] = verdict
+                if verdict:
+                    break
+    return verdicts
+
+
+def test_the_same_password_passes_the_exchange():
+    assert run_exchange(front.ServerAuth(PASSWORD), front.ClientAuth(PASSWORD)) == \
+        {"server": "", "client": ""}
+
+
+def test_another_password_is_refused_by_the_front():
+    verdicts = run_exchange(front.ServerAuth(PASSWORD), front.ClientAuth(b"guess\n"))
+    assert verdicts["client"] == "Work Queue has another password" or \
+        verdicts["server"] == "presented the wrong password"
+
+
+def test_a_worker_without_a_password_is_refused_at_its_first_line():
+    auth = front.ServerAuth(PASSWORD)
+    reply, verdict = auth.feed(b"workqueue 8 host linux x86_64 8.0.0")
+    assert reply == b"" and "does not use password authentication" in verdict
+
+
+def test_the_response_is_sha1_of_password_space_key():
+    import hashlib
+    assert front.response_to(b"pw\n", b"abc") == hashlib.sha1(b"pw\n abc").hexdigest().encode()
+
+
+# ---------------------------------------------------------------- the refusal log
+
+def test_refusals_are_one_line_per_peer_per_minute_with_a_count():
+    now = [1000.0]
+    lines = []
+    refusals = front.RefusalLog(window=60.0, clock=lambda: now[0], emit=lines.append)
+    for _ in range(300):
+        refusals.refused("10.0.0.7", "presented the wrong password")
+        now[0] += 0.1
+    refusals.refused("10.0.0.8", "did not prove the password within 5 s")
+    assert len(lines) == 2
+    assert "10.0.0.7: presented the wrong password" in lines[0]
+    now[0] = 1000.0 + 60.0
+    refusals.tick()
+    assert len(lines) == 3 and "refused 299 more connections from 10.0.0.7" in lines[2]
+    refusals.tick()
+    assert len(lines) == 3  # the count was said; a quiet peer adds nothing
+    now[0] += 61
+    refusals.tick()
+    assert refusals.peers == {}  # forgotten: memory stays bounded by the peers of a minute
+
+
+# ---------------------------------------------------------------- the loop, in this process
+
+class FakeWorkQueue:
+    """Plays Work Queue's side: one connection at a time, blocking, as CCTools 8 does."""
+
+    def __init__(self, password: bytes):
+        self.password = password
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[:2]
+        self.received = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+                reader = conn.makefile("rb")
+                auth = front.ServerAuth(self.password)
+                conn.sendall(auth.opening())
+                verdict = None
+                while auth.step < front.AUTH_LINES and not verdict:
+                    reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
+                    conn.sendall(reply)
+                if verdict == "":
+                    line = reader.readline()
+                    self.received.append(line)
+                    conn.sendall(b"echo " + line)
+
+    def close(self):
+        self.listener.close()
+
+
+def prove(sock: socket.socket, password: bytes) -> bytes:
+    """A worker's side of the exchange over a blocking socket; what it then gets back."""
+    sock.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+    reader = sock.makefile("rb")
+    auth = front.ClientAuth(password)
+    sock.sendall(auth.opening())
+    while True:
+        reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
+        sock.sendall(reply)
+        if verdict is not None and (verdict or auth.step >= 4):
+            break
+    if verdict:
+        return b"refused: " + verdict.encode()
+    sock.sendall(b"workqueue hello\n")
+    return reader.readline()
+
+
+@pytest.fixture
+def running_front():
+    fake = FakeWorkQueue(PASSWORD)
+    public = front.listen("127.0.0.1", 0)
+    lines = []
+    made = []
+
+    def start(**options):
+        gate = front.Front(public, fake.address, PASSWORD,
+                           refusals=front.RefusalLog(emit=lines.append), **options)
+        made.append(gate)
+        thread = threading.Thread(target=gate.serve, daemon=True)
+        thread.start()
+        return gate, public.getsockname()[1], lines, fake
+    yield start
+    for gate in made:
+        gate.running = False
+    fake.close()
+
+
+def test_a_worker_that_proves_the_password_is_carried_past_silent_connections(running_front):
+    # Long enough that only serving the silent ones side by side can let the worker through.
+    _, port, _, fake = running_front(handshake_timeout=600.0)
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(SILENT_CONNECTIONS)]
+    worker = socket.create_connection(("127.0.0.1", port))
+    assert prove(worker, PASSWORD) == b"echo workqueue hello\n"
+    assert fake.received == [b"workqueue hello\n"]
+    for sock in silent + [worker]:
+        sock.close()
+
+
+def test_a_wrong_password_never_reaches_work_queue_and_is_logged_once(running_front):
+    _, port, lines, fake = running_front()
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", port)) as stranger:
+            assert prove(stranger, b"guess\n").startswith(b"refused")
+    wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
+    assert fake.received == []
+    assert len(lines) == 1 and "127.0.0.1: presented the wrong password" in lines[0]
+
+
+def test_pending_connections_are_bounded_and_the_oldest_goes_first(running_front):
+    _, port, lines, _ = running_front(handshake_timeout=600.0, max_pending=3)
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+
+    def closed_by_the_front(sock: socket.socket) -> bool:
+        sock.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+        data = b""
+        while True:  # the front's opening lines, then its end of the connection
+            chunk = sock.recv(4096)
+            if not chunk:
+                return True
+            data += chunk
+
+    assert closed_by_the_front(silent[0]) and closed_by_the_front(silent[1])
+    wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
+    assert "too many connections proving themselves at once" in lines[0]
+    worker = socket.create_connection(("127.0.0.1", port))
+    assert prove(worker, PASSWORD) == b"echo workqueue hello\n"
+    for sock in silent + [worker]:
+        sock.close()
+
+
+def test_a_silent_connection_is_closed_at_its_deadline(running_front):
+    _, port, lines, _ = running_front(handshake_timeout=0.2)
+    with socket.create_connection(("127.0.0.1", port)) as silent:
+        silent.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+        while silent.recv(4096):
+            pass
+    wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
+    assert "did not prove the password within 0.2 s" in lines[0]
+
+
+def test_without_a_password_a_connection_is_carried_once_it_speaks():
+    """--insecure: the front cannot check a password, but a silent stranger still never
+    reaches Work Queue, and one that speaks is relayed both ways."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+    public = front.listen("127.0.0.1", 0)
+    lines = []
+    gate = front.Front(public, upstream.getsockname()[:2], None,
+                       refusals=front.RefusalLog(emit=lines.append), handshake_timeout=600.0)
+    thread = threading.Thread(target=gate.serve, daemon=True)
+    thread.start()
+    try:
+        port = public.getsockname()[1]
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        worker = socket.create_connection(("127.0.0.1", port))
+        worker.sendall(b"workqueue hello\n")
+        upstream.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+        carried, _ = upstream.accept()  # the first connection Work Queue sees is the worker's
+        with carried:
+            carried.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+            assert carried.recv(4096) == b"workqueue hello\n"
+            carried.sendall(b"task 1\n")
+            worker.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+            assert worker.recv(4096) == b"task 1\n"
+        for sock in silent + [worker]:
+            sock.close()
+    finally:
+        gate.running = False
+        upstream.close()
+
+
+def test_interface_and_catalog_mode_exclude_each_other():
+    from awq.cli import alien_work_queue
+    with pytest.raises(SystemExit):
+        alien_work_queue.parse_args(["--interface", "127.0.0.1", "--catalog-host", "h"])
+    assert alien_work_queue.parse_args(["--interface", "127.0.0.1"]).interface == "127.0.0.1"
+
+
+def test_a_busy_port_names_the_likely_cause():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        with pytest.raises(OSError, match="already in use: another alien_work_queue"):
+            front.listen("127.0.0.1", taken.getsockname()[1])
+
+
+# ---------------------------------------------------------------- a real master
+
+def submit(tool, tmp_path, name: str) -> str:
+    out = tmp_path / (name + ".out")
+    pilot = write_script(tmp_path / "pilot.sh", "echo pilot ran\n")
+    assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
+                % (pilot, out)).returncode == 0
+    return str(out)
+
+
+def ran(path: str) -> bool:
+    return os.path.exists(path) and "pilot ran" in open(path).read()
+
+
+def test_silent_connections_do_not_delay_jobs_or_new_workers(tmp_path, procs, start_master,
+                                                             start_worker, tool):
+    master = start_master()
+    first_worker = start_worker(master.port)
+    first = submit(tool, tmp_path, "before")
+    wait_until(lambda: ran(first), 60, what="the first pilot (warm-up)")
+    silent = [socket.create_connection(("127.0.0.1", master.port))
+              for _ in range(SILENT_CONNECTIONS)]
+    try:
+        # Before, the master proved passwords itself, one connection at a time: the first
+        # silent one alone held it WORK_QUEUE_AUTH_TIMEOUT, longer than this bound.
+        assert JOB_STARTS_WITHIN < WORK_QUEUE_AUTH_TIMEOUT
+        during = submit(tool, tmp_path, "during")
+        wait_until(lambda: ran(during), JOB_STARTS_WITHIN,
+                   what="a pilot on the connected worker while strangers wait")
+        # A worker that connects now is taken, and given work, as quickly.
+        procs.stop(first_worker)
+        start_worker(master.port)
+        second = submit(tool, tmp_path, "new-worker")
+        wait_until(lambda: ran(second), NEW_WORKER_RUNS_A_JOB_WITHIN,
+                   what="a pilot on a worker that connected among the strangers")
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+@pytest.mark.e2e
+def test_a_busy_port_is_reported_before_a_spool_or_password_is_made(tmp_path):
+    spool = tmp_path / "spool"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        result = subprocess.run([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir",
+                                 str(spool), "--port", str(taken.getsockname()[1]),
+                                 "--interface", "127.0.0.1"],
+                                capture_output=True, text=True, cwd=REPO,
+                                env=product_env(str(spool)), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not spool.exists()
+
+
+@pytest.mark.e2e
+def test_tls_flags_without_tls_are_refused_before_a_spool_is_made(tmp_path):
+    spool = tmp_path / "spool"
+    key = tmp_path / "key.pem"
+    key.write_text("not used\n")
+    result = subprocess.run([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", str(spool),
+                             "--port", "0", "--ssl-key", str(key), "--ssl-cert", str(key)],
+                            capture_output=True, text=True, cwd=REPO,
+                            env=product_env(str(spool)), timeout=60)
+    assert result.returncode == 1 and "no TLS support" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not spool.exists()
+
+
+def connects(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=LOOPBACK_EXCHANGE_WITHIN).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_interface_listens_on_that_address_only(tmp_path, start_master, start_worker, tool):
+    # 127.0.0.2 is this host as well (all of 127/8 is loopback): another address to knock on.
+    master = start_master("--interface", "127.0.0.1")
+    assert connects("127.0.0.1", master.port)
+    assert not connects("127.0.0.2", master.port)
+    inner = int(wait_until(lambda: _inner_port(master.log()), 30, what="the front's line"))
+    assert not connects("127.0.0.2", inner)  # Work Queue itself: loopback only
+    start_worker(master.port)
+    job = submit(tool, tmp_path, "interface")
+    wait_until(lambda: ran(job), 60, what="a pilot through --interface")
+
+
+def test_without_interface_every_address_reaches_the_front(start_master):
+    master = start_master()
+    assert connects("127.0.0.2", master.port)
+
+
+def _inner_port(text: str):
+    import re
+    found = re.findall(r"hands Work Queue on 127\.0\.0\.1:(\d+)", text)
+    return int(found[-1]) if found else None
+
+
+def test_refusals_reach_the_master_log_once_a_minute(tmp_path, start_master, start_worker):
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    wrong.chmod(0o600)
+    master = start_master()
+    worker = start_worker(master.port, password=str(wrong))
+    wait_until(lambda: "wrong password for manager" in open(worker.log_path).read(), 30,
+               what="the worker to say its password was refused")
+    # It retries: each try is refused, the log says so once.
+    wait_until(lambda: open(worker.log_path).read().count("wrong password for manager") >= 3,
+               30, what="the worker to try again")
+    assert master.log().count("refused a connection from 127.0.0.1") == 1
+    assert "presented the wrong password" in master.log()
+
+
+
+def test_the_front_dies_with_a_killed_master_and_the_port_is_free_again(procs, workdir):
+    port = free_port()
+    env = product_env(workdir)
+
+    def start(round_number: int) -> MasterHandle:
+        return MasterHandle(procs, workdir, ["--port", str(port)], env,
+                            name="master-%d" % round_number).start()
+
+    master = start(0)
+    front_pid = int(wait_until(lambda: _front_pid(master.log()), 30, what="the front's PID"))
+    master.proc.send_signal(signal.SIGKILL)  # the master alone, not its process group
+    master.proc.wait(30)
+    # The kernel ends the front with its parent (PR_SET_PDEATHSIG); only its reaping by init
+    # is left, which takes the time a process needs to be scheduled on busy CPUs.
+    wait_until(lambda: not pid_alive(front_pid), FRONT_GONE_WITHIN, what="the front to end")
+    start(1)  # on the same port: the foremen know only that one
+
+
+def _front_pid(text: str):
+    import re
+    found = re.findall(r"the front \(PID (\d+)\)", text)
+    return int(found[-1]) if found else None
+
+
+def test_the_master_stops_when_its_front_is_killed(start_master):
+    master = start_master()
+    front_pid = int(wait_until(lambda: _front_pid(master.log()), 30, what="the front's PID"))
+    os.kill(front_pid, signal.SIGKILL)  # e.g. the OOM killer
+    # The master notices at its next turn: wait() returns within a second, or the spool poll.
+    master.proc.wait(MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE)
+    assert master.proc.returncode == 1
+    assert "the front (PID %d) ended" % front_pid in master.log()

@@ -626,8 +626,12 @@ def start_front(public: socket.socket, inner_address: Tuple[str, int],
     pid = os.fork()
     if pid == 0:  # the child
         try:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-                signal.signal(signum, signal.SIG_DFL)
+            # A TERM or INT for the whole group (systemd's default KillMode, a Ctrl-C, a
+            # killpg) is the master's to handle: it saves its table and then closes the pipe
+            # that ends us. Ending first would look like a front that died under it.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_IGN)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             _die_with_parent(parent)
             os.close(write_fd)
             keep = {0, 1, 2, public.fileno(), read_fd} | set(keep_fds)

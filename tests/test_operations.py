@@ -22,8 +22,8 @@ import pytest
 
 from awq import classad, snapshot
 from awq.spool import Spool, loads_snapshot
-from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN, PYTHON, REPO,
-                      SNAPSHOT_WITHIN, cmake_install, product_env)
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN,
+                      PYTHON, REPO, SNAPSHOT_WITHIN, cmake_install, product_env)
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 # One per snapshot format: every version must load what each earlier one wrote.
@@ -206,7 +206,9 @@ def test_the_units_commands_run_a_job_the_way_systemd_runs_them(prefix, tmp_path
                                 env=envs["alien-work-queue"], capture_output=True, text=True,
                                 timeout=60)
         assert submit.returncode == 0, submit.stderr
-        wait_until(lambda: "job 1.0: running -> completed" in _read(logs / "master.log"), 90,
+        # The units' worker joins the master through the units' foreman: one hop more.
+        wait_until(lambda: "job 1.0: running -> completed" in _read(logs / "master.log"),
+                   JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN,
                    what="the pilot done through the units' foreman and worker")
         assert "pilot on" in _read(tmp_path / "pilot.out")
         status = subprocess.run(command("%s/bin/alien_wq_worker.sh status" % prefix, {}),
@@ -234,7 +236,7 @@ def test_the_units_commands_run_a_job_the_way_systemd_runs_them(prefix, tmp_path
     assert master.wait(int(units["alien-work-queue"]["TimeoutStopSec"][0])) == 0
     assert time.monotonic() - started < 30
     assert "saving the job table and exiting" in _read(logs / "master.log")
-    table = Spool(str(spool)).load_snapshot_if_present() or {"jobs": {}}
+    table = Spool(str(spool)).published.load_snapshot() or {"jobs": {}}
     assert table["jobs"] == {}  # the finished job went to history
     assert "job 1.0" not in procs.log_of(master)  # job lines go to AWQ_LOG_FILE, not the journal
     assert [j["JobStatus"] for j in Spool(str(spool)).history.read()] == [4]

@@ -75,6 +75,9 @@ MASTER_WAITS_EVERY = max(WAIT_TIMEOUT, SERVICE_INTERVAL)
 WORKER_JOINS_WITHIN = WORKER_RETRY_AFTER + MASTER_WAITS_EVERY
 # A foreman is a manager too: its workers join it as a worker joins the master, one hop more.
 FOREMAN_HOP_WITHIN = WORKER_JOINS_WITHIN * LOAD_ALLOWANCE
+# From submit to its task's start on a worker already joined (seen by the task itself, not
+# condor_q): the master notices the record and Work Queue sends the task in its next wait().
+TASK_STARTS_WITHIN = (MASTER_NOTICES_WITHIN + MASTER_WAITS_EVERY) * LOAD_ALLOWANCE
 # From submit (or from its worker's start) to condor_q showing the job running: the master
 # notices the record, hands the task to a joined worker, sees it started at its next task
 # sweep, then publishes.

@@ -16,8 +16,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import (LOAD_ALLOWANCE, PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, WORKER_KILL_FLOOR,
-                      MasterHandle, product_env)
+from conftest import (LOAD_ALLOWANCE, PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, TASK_STARTS_WITHIN,
+                      WORKER_KILL_FLOOR, MasterHandle, product_env)
 from testkit import free_port, pid_alive, wait_until
 
 PILOT = """#!/bin/sh
@@ -151,7 +151,7 @@ def test_removed_pilots_end_and_the_worker_takes_new_work(tmp_path, pilots, busy
         "%s: the last pilot ended %.1f s after removal" % (how, ended_after)
     newcomer = write_pilot(tmp_path, pilots, seconds=1)
     cluster = submit_pilots(tool, newcomer, 1)
-    wait_until(lambda: "%d.0" % cluster in recorded(pilots), 10, interval=0.2,
+    wait_until(lambda: "%d.0" % cluster in recorded(pilots), TASK_STARTS_WITHIN, interval=0.2,
                what="a new job to start on the same worker")
 
 

@@ -10,13 +10,17 @@ import subprocess
 import urllib.request
 from typing import Optional
 
-from conftest import write_script
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, SNAPSHOT_WITHIN,
+                      WORKER_JOINS_WITHIN, write_script)
 from testkit import free_port, wait_until
+
+
+UNFIT_GRACE = 1.0  # s an idle job waits here before the master says no worker fits it
 
 
 def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(
         tmp_path, start_master, start_worker, tool):
-    master = start_master("--unfit-grace", "1")
+    master = start_master("--unfit-grace", str(UNFIT_GRACE))
     start_worker(master.port, cores=1)
     pilot = write_script(tmp_path / "pilot.sh", "echo four cores\n")
     out = tmp_path / "pilot.out"
@@ -27,12 +31,14 @@ def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(
         text = tool("condor_q", "-l").stdout
         match = re.search(r'^LastRejectedMatchReason = "(.*)"$', text, re.M)
         return match.group(1) if match else ""
-    wait_until(reason, 30, interval=0.5, what="condor_q -l to say why the job stays idle")
+    # Noticed, the small worker joined, the grace over, then the snapshot that carries why.
+    wait_until(reason, (MASTER_NOTICES_WITHIN + WORKER_JOINS_WITHIN + UNFIT_GRACE + SNAPSHOT_WITHIN)
+               * LOAD_ALLOWANCE, interval=0.5, what="condor_q -l to say why the job stays idle")
     assert reason() == "no connected worker has 4 of cores (the largest has 1)"
     assert "job 1.0 stays idle: no connected worker has 4 of cores" in master.log()
     assert tool("condor_q", "-af", "JobStatus").stdout == "1\n"
     start_worker(master.port, cores=4)
-    wait_until(lambda: out.exists() and out.read_text() == "four cores\n", 60,
+    wait_until(lambda: out.exists() and out.read_text() == "four cores\n", JOB_DONE_WITHIN,
                what="the pilot to run on the 4-core worker")
 
 

@@ -136,8 +136,11 @@ def test_killing_a_foreman_does_not_lose_its_jobs(tmp_path, procs, start_master)
     foremen[0].kill()
     foremen[0].wait(10)
     gate.write_text("")
+    # The master hears of the lost foreman inside its wait() and requeues its jobs; its
+    # workers try the other foreman next: each job's way again, through one hop.
     wait_until(lambda: len([j for j in finished_jobs(master.workdir).values()
-                            if j["ClusterId"] == cluster]) == 4, 120, interval=0.25,
+                            if j["ClusterId"] == cluster]) == 4,
+               JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN, interval=0.25,
                what="every job to finish after the foreman died")
     for proc in range(4):
         assert "end %d" % proc in (tmp_path / ("f.%d.out" % proc)).read_text()

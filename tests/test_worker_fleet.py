@@ -10,9 +10,10 @@ import time
 import pytest
 import work_queue
 
-from conftest import FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE, PROGRAM_STARTS_WITHIN
+from conftest import FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE
 from testkit import pid_alive, wait_until
-from test_worker_script import fake_worker, run_one_task, script_factory  # noqa: F401 (fixture)
+from test_worker_script import CHILD_UP_WITHIN, fake_worker, run_one_task
+from test_worker_script import script_factory  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +47,6 @@ def uptime_shown_within(seconds: float) -> float:
     return (seconds + UPTIME_RESOLUTION) * LOAD_ALLOWANCE
 
 
-# start-workers leaves each slot's loop running in the background: a slot's child (and its
-# PID file) is up once that loop has started it, with no timer before.
-SLOTS_UP_WITHIN = PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE
-
-
 def read_pid(path: str) -> int:
     return int(open(path).read())
 
@@ -67,7 +63,7 @@ def test_worker_resources_reach_work_queue_worker(script_factory, tmp_path):
                             WQ_WORKER_CORES="4", WQ_WORKER_MEMORY="2048", WQ_WORKER_DISK="3000")
     assert script.run("start-workers").returncode == 0
     wait_until(lambda: len([n for n in os.listdir(str(tmp_path)) if n.startswith("args-")]) == 2,
-               SLOTS_UP_WITHIN, what="both fake workers")
+               CHILD_UP_WITHIN, what="both fake workers")
     for name in os.listdir(str(tmp_path)):
         if name.startswith("args-"):
             args = open(str(tmp_path / name)).read()
@@ -132,7 +128,7 @@ def test_status_shows_restart_count_and_uptime_per_slot(script_factory, tmp_path
     script = script_factory(1, WQ_WORKER_BIN=fake_worker(tmp_path, SLEEPER), WQ_NUM_WORKERS="3",
                             WQ_NUM_FOREMEN="0")
     assert script.run("start-workers").returncode == 0
-    wait_until(lambda: len(pids_of(script, ".child")) == 3, SLOTS_UP_WITHIN, what="three children")
+    wait_until(lambda: len(pids_of(script, ".child")) == 3, CHILD_UP_WITHIN, what="three children")
 
     def up_two_seconds(line: str, slot: int) -> bool:
         match = re.match(r"worker +%d +loop \d+ +running +child (\d+) +up (\d+)s +restarts 0 "
@@ -149,7 +145,7 @@ def test_status_shows_restart_count_and_uptime_per_slot(script_factory, tmp_path
     os.kill(int(re.search(r"child (\d+)", lines[1]).group(1)), 15)
     # The first restart waits 1 s (WQ_RESTART_DELAY doubles from there), then starts a child.
     wait_until(lambda: "restarts 1" in script.run("status").stdout.splitlines()[1],
-               1 * LOAD_ALLOWANCE + SLOTS_UP_WITHIN,
+               1 * LOAD_ALLOWANCE + CHILD_UP_WITHIN,
                interval=0.2, what="slot 2 restarted")
     line = script.run("status").stdout.splitlines()[1]
     assert re.search(r"up [01]s +restarts 1 ", line), line
@@ -163,7 +159,7 @@ def test_two_hundred_slots_stop_fast_and_a_stranger_survives(script_factory, tmp
                             WQ_NUM_FOREMEN="0", WQ_MASTER="127.0.0.1:1")
     assert script.run("start-workers").returncode == 0
     assert script.run("count-workers").stdout.strip() == "200"
-    wait_until(lambda: len(pids_of(script, ".child")) == 200, SLOTS_UP_WITHIN, interval=0.2,
+    wait_until(lambda: len(pids_of(script, ".child")) == 200, CHILD_UP_WITHIN, interval=0.2,
                what="200 children")
     stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
     try:
@@ -230,7 +226,7 @@ def test_factory_starts_workers_that_run_tasks_and_stop_factory_leaves_nothing(s
     result = script.run("start-factory")
     assert result.returncode == 0, result.stderr
     child_file = os.path.join(script.workdir, "pids", "factory-1.child")
-    wait_until(lambda: os.path.exists(child_file), SLOTS_UP_WITHIN, what="the factory's PID file")
+    wait_until(lambda: os.path.exists(child_file), CHILD_UP_WITHIN, what="the factory's PID file")
     factory = read_pid(child_file)
     # The task's parent is the worker that ran it; that worker is in the factory's group.
     done = run_one_task(queue, "echo $PPID", timeout=90)

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Type
+from typing import Callable, Dict, List, Optional, Sequence, Type, Union
 
 
 class WaitTimedOut(AssertionError):
@@ -57,16 +57,19 @@ def port_is_free(port: int) -> bool:
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
-               what: str = "condition",
+               what: Union[str, Callable[[], str]] = "condition",
                failure: Type[Exception] = WaitTimedOut) -> object:
-    """predicate()'s first true value, looked at every `interval` s for at most `timeout` s."""
+    """predicate()'s first true value, looked at every `interval` s for at most `timeout` s.
+    `what` names the wait; a function is called only on timeout, so it can tell what was
+    seen last."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise failure("timed out after %.1f s waiting for %s" % (timeout, what))
+            raise failure("timed out after %.1f s waiting for %s"
+                          % (timeout, what() if callable(what) else what))
         time.sleep(interval)
 
 

@@ -30,7 +30,8 @@ if REPO not in sys.path:
 from testkit import (Processes, free_port, free_port_block, pid_alive,  # noqa: E402,F401
                      wait_until)
 
-from awq.master import MAX_FLUSH_INTERVAL  # noqa: E402
+from awq.master import MAX_FLUSH_INTERVAL, STATE_POLL_INTERVAL  # noqa: E402
+from awq.waker import SERVICE_INTERVAL, WAIT_TIMEOUT  # noqa: E402
 
 
 # ---------------------------------------------------------------- how long the mechanisms take
@@ -58,6 +59,35 @@ REMOVED_JOB_GONE_WITHIN = (MASTER_NOTICES_WITHIN + 2 * SNAPSHOT_WITHIN) * LOAD_A
 # From condor_rm to the pilot's end: the master notices the request and cancels the task;
 # the worker kills it once it is WORKER_KILL_FLOOR old.
 PILOT_ENDS_WITHIN = (MASTER_NOTICES_WITHIN + WORKER_KILL_FLOOR) * LOAD_ALLOWANCE
+# A program of ours or of Work Queue's runs no timer before it is up (an interpreter, its
+# imports, the spool's load; or a C binary binding its port): this much of its own work,
+# unloaded, is what a start may take.
+PROGRAM_STARTS_WITHIN = 10.0
+# The master logs "listening for workers" (and what it recovered) once it is up.
+MASTER_LISTENS_WITHIN = PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE
+# work_queue_worker tries a manager that is not (yet, or any more) listening again after
+# --min-backoff (1 s by default), doubling each time; one that listens it joins at once.
+WORKER_RETRY_AFTER = 1.0
+# Work Queue takes in a connecting worker only inside the master's wait(), which the master
+# enters at least this often, with tasks out or not.
+MASTER_WAITS_EVERY = max(WAIT_TIMEOUT, SERVICE_INTERVAL)
+# A worker started beside the master (or after the job) joins it: one missed try at most.
+WORKER_JOINS_WITHIN = WORKER_RETRY_AFTER + MASTER_WAITS_EVERY
+# A foreman is a manager too: its workers join it as a worker joins the master, one hop more.
+FOREMAN_HOP_WITHIN = WORKER_JOINS_WITHIN * LOAD_ALLOWANCE
+# From submit to its task's start on a worker already joined (seen by the task itself, not
+# condor_q): the master notices the record and Work Queue sends the task in its next wait().
+TASK_STARTS_WITHIN = (MASTER_NOTICES_WITHIN + MASTER_WAITS_EVERY) * LOAD_ALLOWANCE
+# From submit (or from its worker's start) to condor_q showing the job running: the master
+# notices the record, hands the task to a joined worker, sees it started at its next task
+# sweep, then publishes.
+JOB_RUNS_WITHIN = (MASTER_NOTICES_WITHIN + WORKER_JOINS_WITHIN + STATE_POLL_INTERVAL
+                   + SNAPSHOT_WITHIN) * LOAD_ALLOWANCE
+# From submit to the job in history, besides its own run time: noticed, handed to a joined
+# worker, its result back (the worker reports an exit at once); the snapshot that takes it
+# in and the one that shows it done, which moves it to history as it is written.
+JOB_DONE_WITHIN = (MASTER_NOTICES_WITHIN + WORKER_JOINS_WITHIN
+                   + 2 * SNAPSHOT_WITHIN) * LOAD_ALLOWANCE
 
 
 # ---------------------------------------------------------------- the two tiers
@@ -204,7 +234,7 @@ class MasterHandle:
         self.proc: Optional[subprocess.Popen] = None
         self.port = 0
 
-    def start(self, timeout: float = 30) -> "MasterHandle":
+    def start(self, timeout: float = MASTER_LISTENS_WITHIN) -> "MasterHandle":
         argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", self.workdir, "--port", "0"]
         self.proc = self.procs.start(argv + self.extra_args, self.name, env=self.env, cwd=REPO)
         self.port = int(wait_until(self._logged_port, timeout, what="the master's port"))

@@ -24,9 +24,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Union
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)  # testkit, shared by the tests and the benchmarks, lives at the root
+
+# pid_alive is testkit's, re-exported: tests import it from here too.
+from testkit import free_port_block, pid_alive, wait_until  # noqa: E402,F401
 
 PACKAGES = "munge slurmctld slurmd slurm-client"
 # Where Debian puts them; looked up here rather than on PATH so a test's PATH (an
@@ -96,17 +104,9 @@ SQUEUE_SEPARATOR = "\x1f"
 
 
 def free_ports(count: int) -> List[int]:
-    """count distinct ports free on 127.0.0.1 now (all held open together while chosen)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """count distinct ports free on 127.0.0.1 now."""
+    base = free_port_block(count)
+    return list(range(base + 1, base + count + 1))
 
 
 def port_listening(port: int) -> bool:
@@ -114,15 +114,6 @@ def port_listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def find_program(name: str) -> str:
@@ -134,18 +125,10 @@ def find_program(name: str) -> str:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float,
-              what: Union[str, Callable[[], str]]) -> object:
-    """Poll predicate until it returns something true; what (or what() when it is a
-    function, evaluated on timeout so it can tell the last thing seen) names the wait."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise SlurmError("timed out after %.0f s waiting for %s"
-                             % (timeout, what() if callable(what) else what))
-        time.sleep(POLL_INTERVAL)
+             what: Union[str, Callable[[], str]]) -> object:
+    """testkit's wait_until at POLL_INTERVAL, failing as a SlurmError; what (or what() when
+    it is a function, called on timeout so it can tell the last thing seen) names the wait."""
+    return wait_until(predicate, timeout, interval=POLL_INTERVAL, what=what, failure=SlurmError)
 
 
 def _tail(path: str, lines: int = 20) -> str:

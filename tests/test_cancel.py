@@ -16,7 +16,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from conftest import PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, MasterHandle, product_env
+from conftest import (LOAD_ALLOWANCE, PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, TASK_STARTS_WITHIN,
+                      WORKER_KILL_FLOOR, MasterHandle, product_env)
 from testkit import free_port, pid_alive, wait_until
 
 PILOT = """#!/bin/sh
@@ -110,6 +111,14 @@ def test_every_task_of_200_leads_its_own_process_group(tmp_path, pilots, busy_cp
         assert pids == groups, "job %s: pilot %s in groups %s" % (job, pids, groups)
 
 
+# work_queue_worker's main loop waits on its manager's connection at most this long a round;
+# the kernel closes a killed master's sockets, and the closed link ends the wait at once,
+# but the round the worker was in (starting or reporting tasks) finishes first.
+WORKER_ROUND_WITHIN = 5.0
+# A worker whose master died kills all its tasks as it disconnects: none younger than
+# WORKER_KILL_FLOOR.
+ORPHANS_END_WITHIN = (WORKER_ROUND_WITHIN + WORKER_KILL_FLOOR) * LOAD_ALLOWANCE
+
 REMOVE_AFTER = 20  # s after submit when periodic_remove turns true
 # QDate is in whole seconds, and periodic_remove is looked at every --periodic-interval (1 s
 # here): it turns true, as the master sees it, this long after REMOVE_AFTER at most.
@@ -142,7 +151,7 @@ def test_removed_pilots_end_and_the_worker_takes_new_work(tmp_path, pilots, busy
         "%s: the last pilot ended %.1f s after removal" % (how, ended_after)
     newcomer = write_pilot(tmp_path, pilots, seconds=1)
     cluster = submit_pilots(tool, newcomer, 1)
-    wait_until(lambda: "%d.0" % cluster in recorded(pilots), 10, interval=0.2,
+    wait_until(lambda: "%d.0" % cluster in recorded(pilots), TASK_STARTS_WITHIN, interval=0.2,
                what="a new job to start on the same worker")
 
 
@@ -180,7 +189,7 @@ def test_kill_minus_nine_of_the_master_leaves_no_orphan_and_never_two_copies(
     master.proc.send_signal(signal.SIGKILL)
     master.proc.wait(10)
     start(1)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ORPHANS_END_WITHIN
     worst = 0
     while time.monotonic() < deadline:
         alive = alive_pilots(pilots)

@@ -10,7 +10,8 @@ import os
 import re
 import time
 
-from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, write_script
+from conftest import (JOB_DONE_WITHIN, JOB_RUNS_WITHIN, REMOVED_JOB_GONE_WITHIN,
+                      REQUEST_SHOWN_WITHIN, write_script)
 from testkit import wait_until
 
 TARDIS_SUBMIT = re.compile(r"^\*\* Proc (\d+\.\d+):$", re.M)
@@ -45,14 +46,15 @@ def test_tardis_submit_status_suspend_and_remove(tmp_path, start_master, start_w
     def status() -> list:
         return tool("condor_q", job_id, "-af:t", "JobStatus", "ClusterId", "ProcId").stdout \
             .rstrip("\n").split("\t")
-    wait_until(lambda: status()[0] == "2", 60, what="the drone to run")
+    wait_until(lambda: status()[0] == "2", JOB_RUNS_WITHIN, what="the drone to run")
     assert status()[1:] == job_id.split(".")
     suspended = tool("condor_suspend", job_id)
     assert suspended.returncode == 0 and suspended.stdout == "Job %s suspended\n" % job_id
     wait_until(lambda: status()[0] == "7", REQUEST_SHOWN_WITHIN,
                what="status 7 after condor_suspend")
     assert tool("condor_continue", job_id).stdout == "Job %s continued\n" % job_id
-    wait_until(lambda: status()[0] == "2", 60, what="the drone to run again")
+    # Continued: requeued, then its way to running once more.
+    wait_until(lambda: status()[0] == "2", JOB_RUNS_WITHIN, what="the drone to run again")
     removed = tool("condor_rm", job_id)
     assert removed.returncode == 0 and removed.stdout == "Job %s marked for removal\n" % job_id
     wait_until(lambda: status() == [""], REMOVED_JOB_GONE_WITHIN,
@@ -78,7 +80,8 @@ def test_law_submit_query_and_history(tmp_path, start_master, start_worker, tool
     queued = law_blocks(tool("condor_q", "%s.0" % cluster, "-af:lng", *attrs).stdout)
     assert len(queued) in (0, 1)  # it may have finished already
     wait_until(lambda: law_blocks(tool("condor_history", "%s.0" % cluster, "-af:lng",
-                                       *attrs).stdout), 60, what="the job in condor_history")
+                                       *attrs).stdout), JOB_DONE_WITHIN,
+               what="the job in condor_history")
     done = law_blocks(tool("condor_history", "%s.0" % cluster, "-af:lng", *attrs).stdout)[0]
     assert (done["ClusterId"], done["ProcId"], done["JobStatus"], done["ExitCode"]) == \
         (cluster, "0", "4", "3")
@@ -106,7 +109,8 @@ def test_parsl_leave_in_queue_and_remove_then_forcex(tmp_path, start_master, sta
 
     def status() -> str:
         return tool("condor_q", job_id, "-af:jr", "JobStatus").stdout.strip()
-    wait_until(lambda: status() == "%s 4" % job_id, 60, what="the job completed, still listed")
+    wait_until(lambda: status() == "%s 4" % job_id, JOB_DONE_WITHIN,
+               what="the job completed, still listed")
     assert (work / "parsl.out").read_text() == "parsl block ran\n"
     # A completed job leaves with the snapshot after the one that showed it completed,
     # unless leave_in_queue keeps it: it stays.

@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from awq import jobs
 from awq.queue_view import read_queue_view
 from awq.spool import Spool
-from conftest import PYTHON, REPO, MasterHandle, password_args, product_env, run_tool
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, JOB_RUNS_WITHIN, PYTHON, REPO,
+                      REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, MasterHandle,
+                      password_args, product_env, run_tool)
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
@@ -129,12 +131,16 @@ def test_killing_a_foreman_does_not_lose_its_jobs(tmp_path, procs, start_master)
                                      "output = %s/f.$(Process).out\nqueue 4\n" % (job, tmp_path))
     running = lambda: sum(1 for j in read_queue_view(Spool(master.workdir)).jobs.ads()
                           if j["JobStatus"] == jobs.JobStatus.RUNNING)
-    wait_until(lambda: running() == 4, 60, what="4 running jobs")
+    wait_until(lambda: running() == 4, JOB_RUNS_WITHIN + FOREMAN_HOP_WITHIN,
+               what="4 running jobs")
     foremen[0].kill()
     foremen[0].wait(10)
     gate.write_text("")
+    # The master hears of the lost foreman inside its wait() and requeues its jobs; its
+    # workers try the other foreman next: each job's way again, through one hop.
     wait_until(lambda: len([j for j in finished_jobs(master.workdir).values()
-                            if j["ClusterId"] == cluster]) == 4, 120, interval=0.25,
+                            if j["ClusterId"] == cluster]) == 4,
+               JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN, interval=0.25,
                what="every job to finish after the foreman died")
     for proc in range(4):
         assert "end %d" % proc in (tmp_path / ("f.%d.out" % proc)).read_text()
@@ -153,7 +159,7 @@ def test_concurrent_submitters_and_readers(tmp_path, start_master, start_worker,
         batches = list(pool.map(lambda _: _submit_batch(workdir, job, 25), range(20)))
     clusters = [c for batch in batches for c in batch]
     assert len(clusters) == 500 and len(set(clusters)) == 500
-    wait_until(lambda: len(read_queue_view(Spool(workdir)).jobs) == 500, 30,
+    wait_until(lambda: len(read_queue_view(Spool(workdir)).jobs) == 500, REQUEST_SHOWN_WITHIN,
                what="500 jobs in the queue view")
     listing = run_tool("condor_q", ["-af", "ClusterId"], workdir)
     assert sorted(int(x) for x in listing.stdout.split()) == sorted(clusters)
@@ -194,7 +200,8 @@ def test_sigterm_saves_the_table_and_restart_requeues_running_jobs(tmp_path, sta
     job.chmod(0o755)
     worker = start_worker(master.port)
     cluster = submit(workdir, "executable = %s\noutput = %s/t.out\nqueue\n" % (job, tmp_path))
-    wait_until(lambda: read_queue_view(Spool(workdir)).jobs.column("JobStatus") == [2], 30,
+    wait_until(lambda: read_queue_view(Spool(workdir)).jobs.column("JobStatus") == [2],
+               JOB_RUNS_WITHIN,
                what="the job to run")
     master.stop(signal.SIGTERM)
     assert master.proc.returncode == 0
@@ -205,7 +212,8 @@ def test_sigterm_saves_the_table_and_restart_requeues_running_jobs(tmp_path, sta
     assert "requeued" in again.log()
     gate.write_text("")
     start_worker(again.port)
-    wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 60, what="the requeued job")
+    wait_until(lambda: (cluster, 0) in finished_jobs(workdir), JOB_DONE_WITHIN,
+               what="the requeued job")
     done = finished_jobs(workdir)[(cluster, 0)]
     assert done["JobStatus"] == jobs.JobStatus.COMPLETED and done["NumJobStarts"] == 2
     assert (tmp_path / "t.out").read_text() == "end\n"
@@ -223,7 +231,8 @@ def test_removal_requested_while_the_master_is_down_is_carried_out(tmp_path, sta
     assert removed.returncode == 0, removed.stderr
     again = start_master()
     start_worker(again.port)
-    wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 30, what="the removal")
+    wait_until(lambda: (cluster, 0) in finished_jobs(workdir), REMOVED_JOB_GONE_WITHIN,
+               what="the removal")
     assert finished_jobs(workdir)[(cluster, 0)]["JobStatus"] == jobs.JobStatus.REMOVED
     # It never reached a worker: no task was made for it, so it can never run later.
     assert "job %d.0: idle -> removed" % cluster in again.log()
@@ -251,6 +260,6 @@ def test_half_written_temp_files_are_ignored_then_swept(tmp_path, procs, start_m
     job = short_job(tmp_path)
     cluster = submit(workdir, "executable = %s\noutput = %s/h.out\nqueue\n" % (job, tmp_path))
     start_worker(master.port)
-    wait_until(lambda: (cluster, 0) in finished_jobs(workdir), 30, what="the job")
+    wait_until(lambda: (cluster, 0) in finished_jobs(workdir), JOB_DONE_WITHIN, what="the job")
     assert master.proc.poll() is None and pid_alive(master.proc.pid)
     assert 99 not in [c for c, _ in finished_jobs(workdir)]

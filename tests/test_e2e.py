@@ -12,7 +12,9 @@ import urllib.request
 import pytest
 
 from awq.spool import Spool
-from conftest import REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, product_env, write_script
+from conftest import (JOB_DONE_WITHIN, JOB_RUNS_WITHIN, LOAD_ALLOWANCE, MASTER_WAITS_EVERY,
+                      REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, product_env, write_script)
+from test_fleet_master import CATALOG_UPDATE_PERIOD
 from testkit import free_port, wait_until
 
 IDLE_OR_RUNNING = "JobStatus==1 || JobStatus==2"
@@ -26,7 +28,8 @@ def submit_ok(tool, description: str, *args: str, cwd=None) -> int:
     return int(match.group(2))
 
 
-def read_when_complete(path, marker: str, timeout: float = 60) -> str:
+# The master writes a job's output as its result comes back, before the job reaches history.
+def read_when_complete(path, marker: str, timeout: float = JOB_DONE_WITHIN) -> str:
     def content():
         if os.path.exists(path):
             text = open(path).read()
@@ -110,7 +113,7 @@ def test_condor_q_counts_idle_and_running_the_way_clients_parse(tmp_path, start_
     assert len(q_lines(tool, "-constraint", "JobStatus==1")) == 3
     assert len(q_lines(tool, "-constraint", IDLE_OR_RUNNING)) == 3
     start_worker(master.port, cores=1)
-    wait_until(lambda: len(q_lines(tool, "-constraint", "JobStatus==2")) == 1, 30,
+    wait_until(lambda: len(q_lines(tool, "-constraint", "JobStatus==2")) == 1, JOB_RUNS_WITHIN,
                what="one running job")
     assert len(q_lines(tool, "-constraint", "JobStatus==1")) == 2
     assert len(q_lines(tool, "-constraint", IDLE_OR_RUNNING)) == 3
@@ -125,7 +128,8 @@ def test_condor_q_counts_idle_and_running_the_way_clients_parse(tmp_path, start_
     assert formatted.count("%d %s \n" % (cluster, job)) == 3
     assert tool("condor_q").returncode == 0
     (tmp_path / "go").write_text("")
-    wait_until(lambda: not q_lines(tool, "-constraint", IDLE_OR_RUNNING), 60,
+    # Taken in and the worker joined already: what is left is less than one job's way through.
+    wait_until(lambda: not q_lines(tool, "-constraint", IDLE_OR_RUNNING), JOB_DONE_WITHIN,
                what="the queue to empty")
     for proc in range(3):
         assert "finished" in read_when_complete(tmp_path / ("o.%d" % proc), "finished")
@@ -145,7 +149,7 @@ def test_condor_rm_idle_job_never_runs_and_running_job_is_cancelled(tmp_path, st
     running_cluster = submit_ok(tool, "executable = %s\noutput = %s/g.out\nqueue\n"
                                 % (gated, tmp_path))
     start_worker(master.port)
-    wait_until(lambda: len(q_lines(tool, "-constraint", "JobStatus==2")) == 1, 30,
+    wait_until(lambda: len(q_lines(tool, "-constraint", "JobStatus==2")) == 1, JOB_RUNS_WITHIN,
                what="the gated job to run")
     assert tool("condor_rm", "%d.0" % running_cluster).stdout.strip() \
         == "Job %d.0 marked for removal" % running_cluster
@@ -176,7 +180,7 @@ def test_drain_holds_new_jobs_and_master_exits_after_running_ones(tmp_path, star
     start_worker(master.port)
     gated = gated_job(tmp_path)
     submit_ok(tool, "executable = %s\noutput = %s/first.out\nqueue\n" % (gated, tmp_path))
-    wait_until(lambda: len(q_lines(tool, "-constraint", "JobStatus==2")) == 1, 30,
+    wait_until(lambda: len(q_lines(tool, "-constraint", "JobStatus==2")) == 1, JOB_RUNS_WITHIN,
                what="the first job to run")
     open(os.path.join(workdir, "drain"), "w").close()
     later = write_script(tmp_path / "later.sh", "echo later\n")
@@ -184,7 +188,9 @@ def test_drain_holds_new_jobs_and_master_exits_after_running_ones(tmp_path, star
                               % (later, tmp_path))
     assert master.proc.poll() is None
     (tmp_path / "go").write_text("")
-    assert master.proc.wait(30) == 0
+    # The running job ends, then the master sees the queue empty under the drain: no later
+    # than the job's result back and one more look.
+    assert master.proc.wait(JOB_DONE_WITHIN) == 0
     assert "finished" in (tmp_path / "first.out").read_text()
     assert not (tmp_path / "later.out").exists()
     assert os.path.exists(os.path.join(workdir, "queue", "%d.job" % later_cluster))
@@ -206,7 +212,10 @@ def test_catalog_mode_lists_the_master_under_its_project(tmp_path, procs, start_
                 return "project %s" % project in r.read().decode(errors="replace")
         except OSError:
             return False
-    wait_until(listed, 60, interval=0.5, what="the catalog to list the project")
+    # The master's first wait() reports to the catalog; if that came before the catalog
+    # listened, Work Queue's next report follows one update period later.
+    wait_until(listed, CATALOG_UPDATE_PERIOD + MASTER_WAITS_EVERY * LOAD_ALLOWANCE, interval=0.5,
+               what="the catalog to list the project")
 
 
 def test_condor_q_fails_when_the_heartbeat_is_stale(start_master, tool, workdir):

@@ -8,7 +8,7 @@ import re
 import pytest
 import work_queue
 
-from conftest import free_port_block, wait_until
+from conftest import LOAD_ALLOWANCE, PROGRAM_STARTS_WITHIN, free_port_block, wait_until
 from test_worker_fleet import SLEEPER
 from test_worker_script import fake_worker, script_factory  # noqa: F401 (fixture)
 
@@ -76,7 +76,9 @@ def test_condor_factory_submits_with_the_sites_condor_submit_not_ours(script_fac
                             PATH="%s:%s:%s" % (ours, site, os.environ["PATH"]))
     result = script.run("start-factory")
     assert result.returncode == 0, result.stderr
-    wait_until(lambda: os.listdir(str(calls)), FACTORY_QUERY_TIMEOUT + 30, interval=0.2,
+    # Then it starts its submit command: a program's start.
+    wait_until(lambda: os.listdir(str(calls)),
+               FACTORY_QUERY_TIMEOUT + PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE, interval=0.2,
                what="the factory's first condor_submit")
     assert {name.split("-")[0] for name in os.listdir(str(calls))} == {"site"}
     status = script.run("status").stdout

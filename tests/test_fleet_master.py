@@ -10,13 +10,18 @@ import subprocess
 import urllib.request
 from typing import Optional
 
-from conftest import write_script
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, MASTER_WAITS_EVERY,
+                      PROGRAM_STARTS_WITHIN, SNAPSHOT_WITHIN, WORKER_JOINS_WITHIN,
+                      write_script)
 from testkit import free_port, wait_until
+
+
+UNFIT_GRACE = 1.0  # s an idle job waits here before the master says no worker fits it
 
 
 def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(
         tmp_path, start_master, start_worker, tool):
-    master = start_master("--unfit-grace", "1")
+    master = start_master("--unfit-grace", str(UNFIT_GRACE))
     start_worker(master.port, cores=1)
     pilot = write_script(tmp_path / "pilot.sh", "echo four cores\n")
     out = tmp_path / "pilot.out"
@@ -27,19 +32,21 @@ def test_a_four_core_pilot_waits_with_a_reason_then_runs_on_a_four_core_worker(
         text = tool("condor_q", "-l").stdout
         match = re.search(r'^LastRejectedMatchReason = "(.*)"$', text, re.M)
         return match.group(1) if match else ""
-    wait_until(reason, 30, interval=0.5, what="condor_q -l to say why the job stays idle")
+    # Noticed, the small worker joined, the grace over, then the snapshot that carries why.
+    wait_until(reason, (MASTER_NOTICES_WITHIN + WORKER_JOINS_WITHIN + UNFIT_GRACE + SNAPSHOT_WITHIN)
+               * LOAD_ALLOWANCE, interval=0.5, what="condor_q -l to say why the job stays idle")
     assert reason() == "no connected worker has 4 of cores (the largest has 1)"
     assert "job 1.0 stays idle: no connected worker has 4 of cores" in master.log()
     assert tool("condor_q", "-af", "JobStatus").stdout == "1\n"
     start_worker(master.port, cores=4)
-    wait_until(lambda: out.exists() and out.read_text() == "four cores\n", 60,
+    wait_until(lambda: out.exists() and out.read_text() == "four cores\n", JOB_DONE_WITHIN,
                what="the pilot to run on the 4-core worker")
 
 
 # Work Queue (CCTools 8) sends a manager's status to its catalog at its first wait() and
 # then once a minute (WORK_QUEUE_UPDATE_INTERVAL in work_queue.c).
 CATALOG_UPDATE_PERIOD = 60.0
-CATALOG_START_BOUND = 30.0   # s for catalog_server to listen (it starts in well under one)
+CATALOG_START_BOUND = PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE  # catalog_server to listen
 
 
 def start_catalog(procs, tmp_path) -> int:
@@ -91,7 +98,10 @@ def test_the_catalog_sees_every_idle_job_not_only_the_tasks_handed_over(
         if entry and entry["tasks_waiting"] + entry["tasks_left"] == jobs:
             return entry
         return None
-    entry = wait_until(whole_queue_listed, CATALOG_UPDATE_PERIOD + 30, interval=0.5,
+    # The first report may leave before the jobs are taken in; the next follows a period later.
+    listed_within = CATALOG_UPDATE_PERIOD + (MASTER_NOTICES_WITHIN + MASTER_WAITS_EVERY) \
+        * LOAD_ALLOWANCE
+    entry = wait_until(whole_queue_listed, listed_within, interval=0.5,
                        what="the catalog to list all %d idle jobs as demand" % jobs)
     assert 0 < entry["tasks_waiting"] < jobs   # handed over a few at a time, the rest told
     assert entry["workers"] == 0

@@ -14,8 +14,9 @@ import threading
 import time
 from typing import Dict, List, Tuple
 
-from conftest import free_port, wait_until, write_script
-from slurm_cluster import JOB_END_TIMEOUT, JOB_START_TIMEOUT, MARKER_VARIABLE, slurm_fixture
+from conftest import JOB_RUNS_WITHIN, LOAD_ALLOWANCE, free_port, wait_until, write_script
+from slurm_cluster import (JOB_END_TIMEOUT, JOB_START_TIMEOUT, MARKER_VARIABLE, MESSAGE_TIMEOUT,
+                           slurm_fixture)
 from test_fleet_master import CATALOG_UPDATE_PERIOD, start_catalog
 from test_worker_script import script_factory  # noqa: F401 (fixture)
 
@@ -28,8 +29,8 @@ WORKERS, WORKER_CORES = 8, 2
 PILOTS = WORKERS * WORKER_CORES
 # From condor_submit to every pilot running: the master's next catalog update, the
 # factory's next look, sbatch to a running worker, the worker finding the master in the
-# catalog, the pilots handed over. The issue's 150 s is that sum with room to spare.
-ALL_RUNNING_BOUND = CATALOG_UPDATE_PERIOD + FACTORY_CYCLE + JOB_START_TIMEOUT + 30
+# catalog (one query as it starts), then a job's way to running once its worker is there.
+ALL_RUNNING_BOUND = CATALOG_UPDATE_PERIOD + FACTORY_CYCLE + JOB_START_TIMEOUT + JOB_RUNS_WITHIN
 # A master killed and restarted on its port: its workers look it up again in the catalog.
 RECONNECT_BOUND = 60.0
 # After condor_rm -all: the catalog may still show the old demand for one update period,
@@ -45,8 +46,13 @@ def statuses(tool, cluster: int) -> List[int]:
     return sorted(int(s) for s in out + history)
 
 
+SAMPLE_INTERVAL = 1.0   # s between FleetWatch's looks at squeue
+# A sample is a pause and one squeue, which Slurm answers within its MESSAGE_TIMEOUT.
+SAMPLE_WITHIN = SAMPLE_INTERVAL * LOAD_ALLOWANCE + MESSAGE_TIMEOUT
+
+
 class FleetWatch:
-    """Samples our batch jobs in squeue every second, with what the queue held then."""
+    """Samples our batch jobs in squeue every SAMPLE_INTERVAL, with what the queue held then."""
 
     def __init__(self, node) -> None:
         self.node = node
@@ -57,7 +63,7 @@ class FleetWatch:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(SAMPLE_INTERVAL):
             try:
                 count = len(self.node.jobs())
             except Exception:   # squeue busy for a moment: the next sample counts
@@ -108,7 +114,7 @@ def test_a_burst_grows_the_fleet_through_sbatch_and_it_shrinks_when_the_jobs_are
         assert tool("condor_submit", stdin="executable = %s\narguments = %s\nqueue %d\n"
                     % (pilot, gate_b, WORKERS)).returncode == 0
         watch.phase = "full"
-        wait_until(lambda: len(watch.counts("full")) >= 3, 30, interval=0.5,
+        wait_until(lambda: len(watch.counts("full")) >= 3, 3 * SAMPLE_WITHIN, interval=0.5,
                    what="three samples of the full fleet")
         # kill -9 of the master in the middle; restarted on its port, it loses no job.
         master.stop(signal.SIGKILL)

@@ -13,8 +13,13 @@ import pytest
 
 from awq.queue_view import read_queue_view
 from awq.spool import Spool
-from conftest import PYTHON, REPO, REQUEST_SHOWN_WITHIN, product_env, write_script
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_WAITS_EVERY, PROGRAM_STARTS_WITHIN,
+                      PYTHON, REPO, REQUEST_SHOWN_WITHIN, product_env, write_script)
 from testkit import wait_until
+
+# A worker just started connects at once; Work Queue checks its password inside the
+# master's next wait().
+WORKER_REFUSED_WITHIN = (PROGRAM_STARTS_WITHIN + MASTER_WAITS_EVERY) * LOAD_ALLOWANCE
 
 NOBODY = 65534
 
@@ -244,8 +249,8 @@ def test_unauthenticated_worker_gets_no_task(tmp_path, start_master, start_worke
     # The front refuses both and logs it (one line per peer a minute: both are 127.0.0.1);
     # each worker's own log says why.
     wait_until(lambda: "requires a password" in open(no_password.log_path).read()
-               and "wrong password for manager" in open(wrong_password.log_path).read(), 30,
-               what="both workers to be refused")
+               and "wrong password for manager" in open(wrong_password.log_path).read(),
+               WORKER_REFUSED_WITHIN, what="both workers to be refused")
     assert "refused a connection from 127.0.0.1" in master.log()
     assert not out.exists()
     queue = tool("condor_q", "-af", "JobStatus").stdout.split()
@@ -253,7 +258,7 @@ def test_unauthenticated_worker_gets_no_task(tmp_path, start_master, start_worke
     for worker in (no_password, wrong_password):
         assert not re.search(r"pilot ran", open(worker.log_path).read())
     start_worker(master.port, password=str(password))
-    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
+    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), JOB_DONE_WITHIN,
                what="the authenticated worker to run the pilot")
 
 
@@ -272,14 +277,15 @@ def test_master_makes_a_private_password_and_a_plain_worker_gets_nothing(tmp_pat
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nx509userproxy = %s\nqueue\n"
                 % (job, out, proxy)).returncode == 0
     plain = start_worker(master.port, password=None)
-    wait_until(lambda: "password" in master.log().split("not encrypted", 1)[1], 30,
+    wait_until(lambda: "password" in master.log().split("not encrypted", 1)[1],
+               WORKER_REFUSED_WITHIN,
                what="the master to refuse the plain worker")
     scratch = tmp_path / "worker1"
     assert not out.exists()
     assert not [f for _, _, files in os.walk(str(scratch)) for f in files if "proxy" in f or "x509" in f]
     assert plain.poll() is None or "pilot ran" not in open(plain.log_path).read()
     start_worker(master.port)  # the spool's password, as alien_wq_worker.sh finds it
-    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
+    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), JOB_DONE_WITHIN,
                what="the authenticated worker to run the pilot")
     # The same password on the next start: workers keep working across restarts.
     before = open(password).read()
@@ -312,7 +318,7 @@ def test_insecure_master_warns_and_serves_any_worker(tmp_path, start_master, sta
     assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n"
                 % (job, out)).returncode == 0
     start_worker(master.port, password=None)
-    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), 60,
+    wait_until(lambda: out.exists() and "pilot ran" in out.read_text(), JOB_DONE_WITHIN,
                what="the plain worker to run the pilot")
 
 

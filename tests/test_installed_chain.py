@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import MasterHandle, cmake_install, sourced_env
+from conftest import MASTER_LISTENS_WITHIN, MasterHandle, cmake_install, sourced_env
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 
@@ -45,7 +45,8 @@ class Site:
                 "--port", str(self.port)] + list(args)
         self.master.proc = self.procs.start(argv, self.master.name, env=self.env, cwd=str(self.tmp))
         self.master.port = self.port
-        wait_until(lambda: "listening for workers" in self.master.log(), 30, what="the master")
+        wait_until(lambda: "listening for workers" in self.master.log(), MASTER_LISTENS_WITHIN,
+                   what="the master")
 
     def tracked_pids(self) -> list:
         piddir = os.path.join(self.env["WQ_WORKDIR"], "pids")

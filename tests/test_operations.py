@@ -22,7 +22,8 @@ import pytest
 
 from awq import classad, snapshot
 from awq.spool import Spool, loads_snapshot
-from conftest import PYTHON, REPO, cmake_install, product_env
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN,
+                      PYTHON, REPO, SNAPSHOT_WITHIN, cmake_install, product_env)
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 # One per snapshot format: every version must load what each earlier one wrote.
@@ -189,7 +190,7 @@ def test_the_units_commands_run_a_job_the_way_systemd_runs_them(prefix, tmp_path
                                "--log-file", str(logs / "master.log")]
     master = procs.start(master_argv, "unit-master", env=envs["alien-work-queue"])
     wait_until(lambda: "listening for workers on port %d" % port in _read(logs / "master.log")
-               or master.poll() is not None, 30, what="the master listening")
+               or master.poll() is not None, MASTER_LISTENS_WITHIN, what="the master listening")
     assert master.poll() is None, procs.log_of(master) + _read(logs / "master.log")
 
     try:
@@ -205,7 +206,9 @@ def test_the_units_commands_run_a_job_the_way_systemd_runs_them(prefix, tmp_path
                                 env=envs["alien-work-queue"], capture_output=True, text=True,
                                 timeout=60)
         assert submit.returncode == 0, submit.stderr
-        wait_until(lambda: "job 1.0: running -> completed" in _read(logs / "master.log"), 90,
+        # The units' worker joins the master through the units' foreman: one hop more.
+        wait_until(lambda: "job 1.0: running -> completed" in _read(logs / "master.log"),
+                   JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN,
                    what="the pilot done through the units' foreman and worker")
         assert "pilot on" in _read(tmp_path / "pilot.out")
         status = subprocess.run(command("%s/bin/alien_wq_worker.sh status" % prefix, {}),
@@ -281,7 +284,9 @@ def test_work_queue_graph_log_plots_the_masters_performance_log(tmp_path, start_
     job.write_text("#!/bin/sh\nsleep 0.2\n")
     job.chmod(0o755)
     assert tool("condor_submit", stdin="executable = %s\nqueue 6\n" % job).returncode == 0
-    wait_until(lambda: len(Spool(master.workdir).history.read()) == 6, 60, what="6 jobs done")
+    # Six 0.2 s jobs on two cores: three rounds after the first job's way through.
+    wait_until(lambda: len(Spool(master.workdir).history.read()) == 6,
+               JOB_DONE_WITHIN + 3 * 0.2 * LOAD_ALLOWANCE, what="6 jobs done")
     master.stop()
 
     # The log is Work Queue's: a header of field names, then one line of numbers per event.
@@ -325,8 +330,10 @@ def test_a_snapshot_written_by_an_earlier_master_loads_with_every_job(tmp_path, 
     master = start_master()
     # Logged after "listening for workers", which start_master waits for: not at once.
     wait_until(lambda: "recovered 4 jobs from the snapshot (1 requeued after running)"
-               in master.log(), 30, what="the master to say what it recovered")
-    wait_until(lambda: spool.published.load_snapshot()["written"] >= started, 30,
+               in master.log(), MASTER_LISTENS_WITHIN, what="the master to say what it recovered")
+    # The recovery changed the table: its snapshot follows within a snapshot interval.
+    wait_until(lambda: spool.published.load_snapshot()["written"] >= started,
+               SNAPSHOT_WITHIN * LOAD_ALLOWANCE,
                what="the master's own snapshot")
     after = spool.published.load_snapshot()["jobs"]
     assert set(after) == set(before)
@@ -383,7 +390,8 @@ def test_a_log_file_inside_a_spool_made_on_this_start(procs, workdir):
     log = os.path.join(workdir, "master.log")
     master = procs.start([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", workdir,
                           "--port", "0", "--log-file", log], "master", env=product_env(workdir))
-    wait_until(lambda: os.path.exists(log) and "listening for workers" in open(log).read(), 30,
+    wait_until(lambda: os.path.exists(log) and "listening for workers" in open(log).read(),
+               MASTER_LISTENS_WITHIN,
                what="the master to log into the spool it made")
     assert master.poll() is None
 

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, REMOVED_JOB_GONE_WITHIN, REPO
+from conftest import JOB_DONE_WITHIN, JOB_RUNS_WITHIN, PYTHON, REMOVED_JOB_GONE_WITHIN, REPO
 from testkit import wait_until
 
 TOOLS = ("condor_submit", "condor_q", "condor_rm", "condor_status", "condor_history",
@@ -73,8 +73,9 @@ def test_parsl_condor_provider(tmp_path, condor_path, start_master, start_worker
 
     def state(job_id):
         return provider.status([job_id])[0].state
-    wait_until(lambda: state(long) == JobState.RUNNING, 60, 0.2, what="the long block running")
-    wait_until(lambda: state(short) == JobState.COMPLETED, 60, 0.2,
+    wait_until(lambda: state(long) == JobState.RUNNING, JOB_RUNS_WITHIN, 0.2,
+               what="the long block running")
+    wait_until(lambda: state(short) == JobState.COMPLETED, JOB_DONE_WITHIN, 0.2,
                what="the short block completed (kept by leave_in_queue)")
     outputs = [p for p in scripts.iterdir() if p.name.endswith(".stdout")
                and "short" in p.name]
@@ -202,10 +203,10 @@ def test_law_htcondor_job_manager(tmp_path, condor_path, start_master, start_wor
 
     def status(job_id):
         return manager.query(job_id)["status"]
-    wait_until(lambda: status(long_id) == manager.RUNNING, 60, 0.2,
+    wait_until(lambda: status(long_id) == manager.RUNNING, JOB_RUNS_WITHIN, 0.2,
                what="the long law job running")
     # The short one finishes and leaves the queue: law finds it through condor_history.
-    wait_until(lambda: status(short_id) == manager.FINISHED, 60, 0.2,
+    wait_until(lambda: status(short_id) == manager.FINISHED, JOB_DONE_WITHIN, 0.2,
                what="the short law job finished (through condor_history)")
     done = manager.query(short_id)
     assert done["code"] == 0 and done["error"] is None, done

@@ -7,7 +7,8 @@ import socket
 import subprocess
 
 from awq import status
-from conftest import PYTHON, product_env
+from awq.publish import STATUS_INTERVAL
+from conftest import JOB_DONE_WITHIN, LOAD_ALLOWANCE, PYTHON, product_env
 from testkit import wait_until
 
 
@@ -31,7 +32,9 @@ def test_status_of_a_live_master_then_of_a_stopped_one(tmp_path, start_master, s
         report = json.loads(result.stdout)
         done = report["completed_last_hour"] == 3 and report["workers"]["connected"] == 1
         return (result, report) if done else None
-    result, report = wait_until(healthy_report, 60, interval=0.5, what="3 jobs done, 1 worker")
+    # The worker count is Work Queue's, published every STATUS_INTERVAL.
+    result, report = wait_until(healthy_report, JOB_DONE_WITHIN + STATUS_INTERVAL * LOAD_ALLOWANCE,
+                                interval=0.5, what="3 jobs done, 1 worker")
     assert result.returncode == 0 and report["health"] == 0
     assert report["master"]["pid"] == master.proc.pid and report["master"]["port"] == master.port
     assert report["workers"]["cores_total"] == 2

@@ -12,7 +12,8 @@ import shutil
 import socket
 import subprocess
 
-from conftest import write_script
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE,
+                      PROGRAM_STARTS_WITHIN, write_script)
 from testkit import free_port, wait_until
 
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel") or "stunnel4"
@@ -61,7 +62,8 @@ def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
     client = stunnel(procs, tmp_path, "tunnel-worker",
                      "client = yes\n[awq]\naccept = 127.0.0.1:%d\nconnect = %s:%d\n"
                      "verifyPeer = yes\nCAfile = %s\n" % (plain_port, PUBLIC, tls_port, crt))
-    wait_until(lambda: "Configuration successful" in procs.log_of(client), 30,
+    wait_until(lambda: "Configuration successful" in procs.log_of(client),
+               PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE,
                what="the worker-side tunnel to start")
     pilot = write_script(tmp_path / "pilot.sh", 'echo "proxy: $(cat "$X509_USER_PROXY")"\n')
     proxy = tmp_path / "proxy"
@@ -76,7 +78,9 @@ def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
     foreman_port = free_port()
     start_worker(plain_port, extra=["--foreman", "--foreman-port", str(foreman_port)])
     start_worker(foreman_port)
-    wait_until(lambda: out.exists() and "secret-proxy-bytes" in out.read_text(), 90,
+    # The tunnel relays bytes as they come: it adds no timer to a job's way through.
+    wait_until(lambda: out.exists() and "secret-proxy-bytes" in out.read_text(),
+               JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN,
                what="the pilot to run through the tunnel and the foreman")
     # The master's side of the tunnel carried the worker's connection.
     assert "accepted connection from 127.0.0.1" in procs.log_of(server)

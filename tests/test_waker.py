@@ -11,7 +11,7 @@ from awq.pacing import ManualClock
 from awq.spool import Spool
 from awq.tasks import TaskResult
 from awq.waker import LIFETIME, RELOOK_INTERVAL, SERVICE_INTERVAL, SETTLE_NS, Waker
-from conftest import wait_until
+from conftest import JOB_DONE_WITHIN, wait_until
 
 # A loaded machine may hold a runnable process off the CPU for a while: slack on top of
 # what each wait below derives from the mechanism it waits on.
@@ -48,7 +48,7 @@ def test_an_idle_master_leaves_no_child_unreaped(tmp_path, start_master, start_w
         result = tool("condor_submit", stdin="executable = /bin/true\noutput = %s\nqueue\n"
                       % (tmp_path / "out"))
         assert result.returncode == 0, result.stderr
-        wait_until(lambda: len(spool.history.read()) == cycle, 60,
+        wait_until(lambda: len(spool.history.read()) == cycle, JOB_DONE_WITHIN,
                    what="job %d in the history" % cycle)
         # Idle now. A spool change ends the watcher child (a request for no job: nothing
         # else happens); a timer ends when the snapshot it was started for is due.

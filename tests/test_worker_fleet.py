@@ -10,9 +10,10 @@ import time
 import pytest
 import work_queue
 
-from conftest import LOAD_ALLOWANCE
+from conftest import FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE
 from testkit import pid_alive, wait_until
-from test_worker_script import fake_worker, run_one_task, script_factory  # noqa: F401 (fixture)
+from test_worker_script import CHILD_UP_WITHIN, fake_worker, run_one_task
+from test_worker_script import script_factory  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +63,7 @@ def test_worker_resources_reach_work_queue_worker(script_factory, tmp_path):
                             WQ_WORKER_CORES="4", WQ_WORKER_MEMORY="2048", WQ_WORKER_DISK="3000")
     assert script.run("start-workers").returncode == 0
     wait_until(lambda: len([n for n in os.listdir(str(tmp_path)) if n.startswith("args-")]) == 2,
-               10, what="both fake workers")
+               CHILD_UP_WITHIN, what="both fake workers")
     for name in os.listdir(str(tmp_path)):
         if name.startswith("args-"):
             args = open(str(tmp_path / name)).read()
@@ -109,7 +110,9 @@ def test_restarts_back_off_and_a_long_run_resets_the_delay(script_factory, tmp_p
     started = time.monotonic()
     assert script.run("start-workers").returncode == 0
     count = str(tmp_path / "count")
-    wait_until(lambda: os.path.exists(count) and open(count).read().strip() == "5", 30,
+    # Restarted after 1, 2, 2 s, then run 4's 3 s and 1 s more: the fifth run starts then.
+    wait_until(lambda: os.path.exists(count) and open(count).read().strip() == "5",
+               (1 + 2 + 2 + 3 + 1) * LOAD_ALLOWANCE,
                interval=0.1, what="the fifth run")
     elapsed = time.monotonic() - started
     log = open(os.path.join(script.workdir, "log", "worker-1.log")).read()
@@ -125,7 +128,7 @@ def test_status_shows_restart_count_and_uptime_per_slot(script_factory, tmp_path
     script = script_factory(1, WQ_WORKER_BIN=fake_worker(tmp_path, SLEEPER), WQ_NUM_WORKERS="3",
                             WQ_NUM_FOREMEN="0")
     assert script.run("start-workers").returncode == 0
-    wait_until(lambda: len(pids_of(script, ".child")) == 3, 10, what="three children")
+    wait_until(lambda: len(pids_of(script, ".child")) == 3, CHILD_UP_WITHIN, what="three children")
 
     def up_two_seconds(line: str, slot: int) -> bool:
         match = re.match(r"worker +%d +loop \d+ +running +child (\d+) +up (\d+)s +restarts 0 "
@@ -140,7 +143,9 @@ def test_status_shows_restart_count_and_uptime_per_slot(script_factory, tmp_path
                        what="three slots up for 2 s, none restarted")
     # A child that ends is restarted: the count goes up, the uptime starts again.
     os.kill(int(re.search(r"child (\d+)", lines[1]).group(1)), 15)
-    wait_until(lambda: "restarts 1" in script.run("status").stdout.splitlines()[1], 10,
+    # The first restart waits 1 s (WQ_RESTART_DELAY doubles from there), then starts a child.
+    wait_until(lambda: "restarts 1" in script.run("status").stdout.splitlines()[1],
+               1 * LOAD_ALLOWANCE + CHILD_UP_WITHIN,
                interval=0.2, what="slot 2 restarted")
     line = script.run("status").stdout.splitlines()[1]
     assert re.search(r"up [01]s +restarts 1 ", line), line
@@ -154,7 +159,7 @@ def test_two_hundred_slots_stop_fast_and_a_stranger_survives(script_factory, tmp
                             WQ_NUM_FOREMEN="0", WQ_MASTER="127.0.0.1:1")
     assert script.run("start-workers").returncode == 0
     assert script.run("count-workers").stdout.strip() == "200"
-    wait_until(lambda: len(pids_of(script, ".child")) == 200, 30, interval=0.2,
+    wait_until(lambda: len(pids_of(script, ".child")) == 200, CHILD_UP_WITHIN, interval=0.2,
                what="200 children")
     stranger = subprocess.Popen(["sleep", "1000"], start_new_session=True)
     try:
@@ -221,7 +226,7 @@ def test_factory_starts_workers_that_run_tasks_and_stop_factory_leaves_nothing(s
     result = script.run("start-factory")
     assert result.returncode == 0, result.stderr
     child_file = os.path.join(script.workdir, "pids", "factory-1.child")
-    wait_until(lambda: os.path.exists(child_file), 10, what="the factory's PID file")
+    wait_until(lambda: os.path.exists(child_file), CHILD_UP_WITHIN, what="the factory's PID file")
     factory = read_pid(child_file)
     # The task's parent is the worker that ran it; that worker is in the factory's group.
     done = run_one_task(queue, "echo $PPID", timeout=90)
@@ -256,7 +261,8 @@ def test_a_foreman_killed_under_load_comes_back_and_no_job_is_lost(script_factor
     out.mkdir()
     assert tool("condor_submit", stdin="executable = %s\narguments = $(Process)\noutput = %s/$(Process)"
                 "\nqueue 40\n" % (job, out)).returncode == 0
-    wait_until(lambda: len(os.listdir(str(out))) >= 4, 60, what="jobs to run through the foremen")
+    wait_until(lambda: len(os.listdir(str(out))) >= 4, JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN,
+               what="jobs to run through the foremen")
     foreman = read_pid(os.path.join(script.workdir, "pids", "foreman-1.child"))
     os.kill(foreman, 9)
     wait_until(lambda: len(Spool(workdir).history.read()) == 40, 180, interval=0.5,

@@ -10,8 +10,12 @@ import time
 import pytest
 import work_queue
 
-from conftest import REPO
+from conftest import LOAD_ALLOWANCE, PROGRAM_STARTS_WITHIN, REPO
 from testkit import free_port_block, pid_alive, wait_until
+
+# start-workers leaves each slot's loop running in the background: the child's PID file is
+# there once that loop has started it, with no timer before.
+CHILD_UP_WITHIN = PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE
 
 pytestmark = pytest.mark.e2e
 
@@ -190,7 +194,8 @@ def test_stop_kills_a_child_that_ignores_term_by_the_configured_binary(script_fa
     script = script_factory(1, WQ_WORKER_BIN=stubborn, WQ_NUM_WORKERS="1")
     assert script.run("start-workers").returncode == 0
     child_file = os.path.join(script.workdir, "pids", "worker-1.child")
-    wait_until(lambda: os.path.exists(child_file) and open(child_file).read().strip(), 10,
+    wait_until(lambda: os.path.exists(child_file) and open(child_file).read().strip(),
+               CHILD_UP_WITHIN,
                what="the child's PID file")
     child = int(open(child_file).read())
     assert pid_alive(child)
@@ -208,7 +213,8 @@ def test_workdir_and_everything_in_it_are_private(script_factory, tmp_path):
     script = script_factory(1, WQ_WORKER_BIN=fake_worker(tmp_path, "sleep 1000 & wait"),
                             WQ_NUM_WORKERS="1", WQ_NUM_FOREMEN="1")
     assert script.run("start-workers").returncode == 0
-    wait_until(lambda: os.path.exists(os.path.join(script.workdir, "pids", "worker-1.child")), 10,
+    wait_until(lambda: os.path.exists(os.path.join(script.workdir, "pids", "worker-1.child")),
+               CHILD_UP_WITHIN,
                what="the worker's PID file")
     for root, dirs, files in os.walk(script.workdir):
         assert mode_of(root) == 0o700, root

@@ -211,3 +211,19 @@ def test_history_rotates_and_still_reads_both_files(spool):
     assert os.path.exists(spool.history_path + ".1")
     kept = sorted(jobs.job_id(j)[0] for j in spool.history.read())
     assert kept[-1] == 9 and kept == list(range(kept[0], 10)) and kept[0] > 1
+
+
+def test_a_request_made_again_is_a_new_file_in_a_changed_directory(spool):
+    """Parsl cancels with `condor_rm ID; condor_rm -forcex ID`: the second request for the same
+    job must wake the master (the directory changes) and be told apart from the first, which
+    is kept until two snapshots hold it (a new inode)."""
+    spool.requests.leave("rm", [(7, 0)])
+    first = spool.requests.stamp("rm", "7.0")
+    directory = spool.requests.directory("rm")
+    before = os.stat(directory).st_ino, os.stat(directory).st_mtime_ns
+    os.utime(directory, ns=(0, 0))            # any later change of the directory shows
+    spool.requests.leave("rm", [(7, 0)], "again")
+    assert spool.requests.stamp("rm", "7.0")[0] != first[0]
+    assert os.stat(directory).st_mtime_ns != 0 and before[0] == os.stat(directory).st_ino
+    assert sorted(os.listdir(directory)) == ["7.0"]        # no temp file left behind
+    assert spool.requests.reason("rm", "7.0") == "again"

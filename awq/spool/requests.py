@@ -52,12 +52,10 @@ class Requests:
             atomic_write(os.path.join(directory, name), b"\n".join(lines) + b"\n")
             return
         for jid in ids:
-            path = os.path.join(directory, jobs.format_job_id(jid))
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            # A new file each time, renamed in: the directory changes (that is what wakes the
+            # master) and the file gets a new inode, so a request made again for a job whose
+            # earlier one is still kept (condor_rm; condor_rm -forcex) is seen as new.
+            atomic_write(os.path.join(directory, jobs.format_job_id(jid)), data, durable=False)
         if ids:
             # The file's name is the request, made durable by one fsync of the directory
             # instead of one per file; after a crash at worst the reason text is lost, not

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
     from awq.workqueue import Backend
 
-from awq import __version__, classad, front, jobs, periodic, spool as spool_mod, status
+from awq import (__version__, classad, front, front_process, jobs, periodic, spool as spool_mod,
+                 status)
 from awq.cli.common import run_main
 from awq.dispatch import MAX_TASKS
 from awq.master import Master
@@ -267,7 +268,7 @@ def main(argv: List[str]) -> int:
         lock.release()
 
 
-def watch_front(gate: front.FrontProcess, master: Master) -> "threading.Event":
+def watch_front(gate: front_process.FrontProcess, master: Master) -> "threading.Event":
     """Stop the master if its front ends: no worker could reach it any more.
 
     A thread that waits for the front's exit: the master's own loop blocks inside
@@ -289,10 +290,10 @@ def watch_front(gate: front.FrontProcess, master: Master) -> "threading.Event":
 
 
 def start_front(backend: "Backend", public: "socket.socket",
-                password: Optional[str]) -> front.FrontProcess:
+                password: Optional[str]) -> front_process.FrontProcess:
     """Work Queue behind the front: it listens on loopback, the front on the public port."""
     inner = backend.listen_on_loopback()
-    gate = front.start_front(public, inner, password)
+    gate = front_process.start_front(public, inner, password)
     address = public.getsockname()
     public.close()  # the front's now
     backend.port = address[1]

@@ -1,0 +1,145 @@
+"""Proving a stranger: the front as the manager to it, then as the worker to Work Queue.
+
+A stranger that proves the password (or, without one, that speaks at all) is carried:
+the front connects to Work Queue on loopback, proves the password there in the
+stranger's place, and hands the pair to the relay.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import time
+from typing import List, Optional, Tuple
+
+from awq.front_auth import AUTH_LINES, RefusalLog
+from awq.front_link import MAX_BUFFERED, Link, Relay, Side, interactive
+
+log = logging.getLogger("awq.front")
+
+MAX_LINE = 1024           # CCTools' longest authentication line
+
+
+class Handshake:
+    """The password exchanges of every link still proving itself."""
+
+    def __init__(self, relay: Relay, inner_address: Tuple[str, int],
+                 password: Optional[bytes], refusals: RefusalLog,
+                 handshake_timeout: float) -> None:
+        self.relay = relay
+        self.inner_address = inner_address
+        self.password = password
+        self.refusals = refusals
+        self.handshake_timeout = handshake_timeout
+
+    def refuse(self, link: Link, reason: str) -> None:
+        self.refusals.refused(link.peer, reason)
+        self.relay.drop(link)
+
+    def received(self, link: Link, side: Side, data: memoryview) -> None:
+        """Bytes from a side of a link that is not yet relayed."""
+        side.incoming += data
+        if side is link.inner:
+            self._proving_inner(link)
+        elif link.inner is None:
+            self._proving_client(link)
+        elif len(link.client.incoming) > MAX_BUFFERED:  # proved; waits for Work Queue's end
+            self.relay.drop(link)
+
+    def _proving_client(self, link: Link) -> None:
+        if link.server_auth is None:
+            self._carry(link)  # no password: it spoke, which a silent stranger does not
+            return
+        try:
+            lines = _lines(link.client, AUTH_LINES - link.server_auth.step)
+        except ValueError:
+            self.refuse(link, "sent a line longer than any in the password exchange")
+            return
+        for line in lines:
+            reply, problem = link.server_auth.feed(line)
+            link.client.outgoing += reply
+            if problem:
+                self.relay.flush(link, link.client)
+                self.refuse(link, problem)
+                return
+            if problem == "":
+                self._carry(link)
+                break
+        self.relay.flush(link, link.client)
+
+    def _carry(self, link: Link) -> None:
+        """The stranger proved itself (or spoke): connect to Work Queue on loopback."""
+        family = socket.AF_INET6 if ":" in self.inner_address[0] else socket.AF_INET
+        inner = socket.socket(family, socket.SOCK_STREAM)
+        inner.setblocking(False)
+        interactive(inner)
+        err = inner.connect_ex(self.inner_address)
+        if err not in (0, errno.EINPROGRESS):
+            inner.close()
+            log.error("cannot reach Work Queue at %s:%d: %s", self.inner_address[0],
+                      self.inner_address[1], os.strerror(err))
+            self.relay.drop(link)
+            return
+        link.inner = Side(inner)
+        link.inner.connecting = err != 0
+        # Work Queue accepts only inside wait(), which the master calls at least once a second
+        # with nothing queued: the deadline now covers reaching it too. The latest deadline
+        # goes last, so the pending are still in deadline order.
+        link.deadline = time.monotonic() + self.handshake_timeout + 1.0
+        self.relay.pending.move_to_end(id(link))
+        if link.client_auth is None:
+            link.inner.outgoing += link.client.incoming
+            link.client.incoming.clear()
+            self._start_relay(link)
+        else:
+            link.inner.outgoing += link.client_auth.opening()
+        self.relay.watch(link, link.inner)
+        self.relay.watch(link, link.client)
+        self.relay.flush(link, link.inner)
+
+    def _proving_inner(self, link: Link) -> None:
+        assert link.inner is not None and link.client_auth is not None
+        try:
+            lines = _lines(link.inner, AUTH_LINES - link.client_auth.step)
+        except ValueError:
+            log.error("Work Queue sent an unexpected line to the front")
+            self.relay.drop(link)
+            return
+        for line in lines:
+            reply, problem = link.client_auth.feed(line)
+            link.inner.outgoing += reply
+            if problem:
+                log.error("the front cannot hand %s to Work Queue: %s", link.peer, problem)
+                self.relay.drop(link)
+                return
+            if problem == "":
+                # What each side sent past the exchange belongs to the other.
+                link.inner.outgoing += link.client.incoming
+                link.client.incoming.clear()
+                link.client.outgoing += link.inner.incoming
+                link.inner.incoming.clear()
+                self._start_relay(link)
+                self.relay.flush(link, link.client)
+                break
+        self.relay.flush(link, link.inner)
+
+    def _start_relay(self, link: Link) -> None:
+        link.relaying = True
+        self.relay.pending.pop(id(link), None)
+        log.debug("carrying %s to Work Queue", link.peer)
+
+
+def _lines(side: Side, most: int) -> List[bytes]:
+    """At most `most` whole lines: past the exchange, the bytes are Work Queue's protocol."""
+    lines: List[bytes] = []
+    while len(lines) < most:
+        end = side.incoming.find(b"\n")
+        if end < 0:
+            if len(side.incoming) > MAX_LINE:
+                raise ValueError("line too long")
+            break
+        lines.append(bytes(side.incoming[:end]).rstrip(b"\r"))
+        del side.incoming[:end + 1]
+    return lines

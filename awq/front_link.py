@@ -1,0 +1,143 @@
+"""A stranger's connection through the front, and the relay that passes its bytes.
+
+A Link pairs the stranger's socket with the one to Work Queue (once it is carried);
+the Relay keeps the selector watching what each side waits for, passes bytes both
+ways, and closes the pair.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import selectors
+import socket
+from typing import Dict, Optional
+
+from awq.front_auth import ClientAuth, ServerAuth
+
+MAX_BUFFERED = 4 << 20    # bytes held for a slow side before the other side is not read
+
+
+class Side:
+    """One socket of a pair, with what is waiting to be written to it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.outgoing = bytearray()
+        self.incoming = bytearray()
+        self.closed = False
+        self.connecting = False  # a connect under way says it is done by becoming writable
+
+
+class Link:
+    """A stranger's connection: proving itself, then (once carried) relayed to Work Queue."""
+
+    def __init__(self, client: socket.socket, peer: str, password: Optional[bytes],
+                 deadline: float) -> None:
+        self.client = Side(client)
+        self.inner: Optional[Side] = None
+        self.peer = peer
+        self.deadline = deadline
+        self.server_auth = ServerAuth(password) if password is not None else None
+        self.client_auth = ClientAuth(password) if password is not None else None
+        self.relaying = False
+        if self.server_auth:
+            self.client.outgoing += self.server_auth.opening()
+
+    def other(self, side: Side) -> Optional[Side]:
+        """The side that what `side` sends goes to."""
+        return self.inner if side is self.client else self.client
+
+
+class Relay:
+    """Every open link: what the selector watches on each side, passing bytes, closing."""
+
+    def __init__(self, selector: selectors.BaseSelector) -> None:
+        self.selector = selector
+        # Links still proving themselves, in deadline order (the oldest first).
+        self.pending: "collections.OrderedDict[int, Link]" = collections.OrderedDict()
+        self.links: Dict[int, Link] = {}
+
+    def forward(self, link: Link, side: Side, data: memoryview) -> None:
+        """Pass what a carried side sent to the other side."""
+        other = link.other(side)
+        assert other is not None
+        if not other.outgoing and not other.connecting:
+            # Most messages pass at once: no buffer, no change to what the selector watches.
+            try:
+                sent = other.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        other.outgoing += data
+        self.flush(link, other)
+
+    def flush(self, link: Link, side: Side) -> None:
+        if side.closed:
+            return
+        while side.outgoing:
+            try:
+                sent = side.sock.send(side.outgoing)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as err:
+                if err.errno == errno.ENOTCONN:  # a connect still under way
+                    break
+                raise
+            del side.outgoing[:sent]
+        self.watch(link, side)
+        other = link.other(side)
+        if other is not None and not other.closed:
+            self.watch(link, other)
+
+    def watch(self, link: Link, side: Side) -> None:
+        """Read a side unless the other is backed up; write it while it has bytes waiting."""
+        if side.closed:
+            return
+        other = link.other(side)
+        events = 0
+        if other is None or len(other.outgoing) < MAX_BUFFERED:
+            events |= selectors.EVENT_READ
+        if side.outgoing or side.connecting:
+            events |= selectors.EVENT_WRITE
+        try:
+            key = self.selector.get_key(side.sock)
+            if key.events != events:
+                self.selector.modify(side.sock, events, (link, side))
+        except KeyError:
+            self.selector.register(side.sock, events, (link, side))
+
+    def finish(self, link: Link, side: Side) -> None:
+        """One side closed: hand over what the other still has to say to it, then close both."""
+        other = link.other(side)
+        if other is not None and other.outgoing and not other.closed:
+            try:
+                # One try, without blocking: a peer that does not read must not stall the
+                # front, and what fits in its socket buffer is what a direct close would pass.
+                other.sock.send(other.outgoing)
+            except OSError:
+                pass
+        self.drop(link)
+
+    def drop(self, link: Link) -> None:
+        self.pending.pop(id(link), None)
+        self.links.pop(id(link), None)
+        for side in (link.client, link.inner):
+            if side is None or side.closed:
+                continue
+            side.closed = True
+            try:
+                self.selector.unregister(side.sock)
+            except (KeyError, ValueError):
+                pass
+            side.sock.close()
+
+
+def interactive(sock: socket.socket) -> None:
+    """No Nagle delay: Work Queue's messages are small and answered (CCTools sets the same)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass

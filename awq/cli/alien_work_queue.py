@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 if TYPE_CHECKING:
     import socket
@@ -55,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", metavar="DIR", default=None,
                         help="spool directory (default: $AWQ_WORKDIR or %s)"
                              % spool_mod.DEFAULT_WORKDIR)
+    _add_network_options(parser)
+    _add_pace_options(parser)
+    _add_log_options(parser)
+    _add_status_options(parser)
+    parser.add_argument("--version", action="version",
+                        version="alien_work_queue (alien-workqueue) %s" % __version__)
+    return parser
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog-host", metavar="HOST",
                         help="advertise this master to the catalog server HOST (catalog mode)")
     parser.add_argument("--catalog-port", metavar="PORT", type=int, default=DEFAULT_CATALOG_PORT,
@@ -77,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="TLS key for worker connections (needs a Work Queue built with TLS)")
     parser.add_argument("--ssl-cert", metavar="FILE",
                         help="TLS certificate for worker connections (with --ssl-key)")
+
+
+def _add_pace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tasks", metavar="N", type=int, default=MAX_TASKS,
                         help="at most N jobs handed to Work Queue at once (default: %d)" % MAX_TASKS)
     parser.add_argument("--periodic-interval", metavar="S", type=float, default=periodic.INTERVAL,
@@ -86,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="after S seconds idle, a job no connected worker is big enough for "
                              "gets LastRejectedMatchReason and a warning (default: %d)"
                              % UNFIT_GRACE)
-    _add_log_options(parser)
+
+
+def _add_status_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", action="store_true",
                         help="print whether the master on the spool is healthy and exit: 0 "
                              "healthy, 1 master down, 2 degraded (needs no running master)")
@@ -95,9 +110,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="verify the spool (read only; with or without a running master), "
                              "say what a master would recover on start, and exit: 0 sound, "
                              "2 the master recovers it by itself, 1 it needs you")
-    parser.add_argument("--version", action="version",
-                        version="alien_work_queue (alien-workqueue) %s" % __version__)
-    return parser
 
 
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
@@ -218,7 +230,7 @@ def main(argv: List[str]) -> int:
         return print_status(Spool(options.work_dir), options.json)
     if options.check:
         return print_check(Spool(options.work_dir))
-    from awq.workqueue import Backend, tls_supported  # late: --help works without Work Queue
+    from awq.workqueue import tls_supported  # late: --help works without Work Queue
     # What the network refuses is said before a spool or a password is made for nothing.
     if options.ssl_key and not tls_supported():
         raise OSError("--ssl-key/--ssl-cert: the installed Work Queue has no TLS support "
@@ -229,7 +241,6 @@ def main(argv: List[str]) -> int:
     setup_logging(options.log_file, options.debug, options.log_max_mb)
     lock = spool.master_files.lock()
     password = workers_password(spool, options)
-    debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
     tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
     port = options.port
     if options.catalog_host:
@@ -240,11 +251,7 @@ def main(argv: List[str]) -> int:
         public = None
         log.warning("catalog mode: workers reach Work Queue directly, without the front; a "
                     "connection that never proves the password stalls the master")
-    backend = Backend(0 if public else port, password_file=password, tls=tls,
-                      catalog_host=options.catalog_host, catalog_port=options.catalog_port,
-                      project_name=options.project_name, debug_log=debug_log,
-                      stats_log=_absolute(options.wq_log),
-                      staging_dir=os.path.join(spool.root, "outputs"))
+    backend = _backend(options, spool, 0 if public else port, password, tls)
     gate = None
     if public is not None:
         gate = start_front(backend, public, None if tls else password)
@@ -252,11 +259,7 @@ def main(argv: List[str]) -> int:
         log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
                     "or tunnel it (README, Security)", "" if backend.supports_tls else
                     " (this Work Queue has no TLS)")
-    master = Master(spool, backend, owner=jobs.current_owner(),
-                    job_wrapper=_absolute(options.job_wrapper), max_tasks=options.max_tasks,
-                    periodic_interval=options.periodic_interval,
-                    project_name=options.project_name if options.catalog_host else "",
-                    unfit_grace=options.unfit_grace)
+    master = _master(options, spool, backend)
     install_signal_handlers(master)
     front_ended = watch_front(gate, master) if gate is not None else None
     try:
@@ -266,6 +269,26 @@ def main(argv: List[str]) -> int:
         if gate is not None:
             gate.stop()
         lock.release()
+
+
+def _backend(options: argparse.Namespace, spool: Spool, port: int, password: Optional[str],
+             tls: Optional[Tuple[str, str]]) -> "Backend":
+    """Work Queue as the options ask (port 0: behind the front, on loopback)."""
+    from awq.workqueue import Backend  # late: --help works without Work Queue
+    debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
+    return Backend(port, password_file=password, tls=tls,
+                   catalog_host=options.catalog_host, catalog_port=options.catalog_port,
+                   project_name=options.project_name, debug_log=debug_log,
+                   stats_log=_absolute(options.wq_log),
+                   staging_dir=os.path.join(spool.root, "outputs"))
+
+
+def _master(options: argparse.Namespace, spool: Spool, backend: "Backend") -> Master:
+    return Master(spool, backend, owner=jobs.current_owner(),
+                  job_wrapper=_absolute(options.job_wrapper), max_tasks=options.max_tasks,
+                  periodic_interval=options.periodic_interval,
+                  project_name=options.project_name if options.catalog_host else "",
+                  unfit_grace=options.unfit_grace)
 
 
 def watch_front(gate: front_process.FrontProcess, master: Master) -> "threading.Event":

@@ -55,68 +55,21 @@ class Backend:
                  stats_log: Optional[str] = None, staging_dir: Optional[str] = None):
         self.wq = import_work_queue()
         self.supports_tls = "ssl" in inspect.signature(self.wq.WorkQueue.__init__).parameters
-        kwargs: Dict[str, Any] = {"port": port}
-        if debug_log:
-            kwargs["debug_log"] = debug_log
-        if stats_log:
-            kwargs["stats_log"] = stats_log
-        if tls:
-            if not self.supports_tls:
-                raise OSError("this Work Queue (%s) has no TLS support: --ssl-key/--ssl-cert "
-                              "cannot be used" % getattr(self.wq, "__file__", "?"))
-            kwargs["ssl"] = tls
-        try:
-            self.queue = self.wq.WorkQueue(**kwargs)
-        except Exception as err:
-            raise OSError("cannot listen on port %d for workers: %s" % (port, err))
+        self.queue = _new_queue(self.wq, self.supports_tls, port, tls, debug_log, stats_log)
         self.port = self.queue.port
         if password_file:
             self.queue.specify_password_file(password_file)
         if catalog_host:
-            self._enable_catalog(catalog_host, catalog_port, project_name)
-        self._states = self._state_table()
+            _enable_catalog(self.wq, self.queue, catalog_host, catalog_port, project_name)
+        self._states = _state_table(self.wq)
         self._wake = EarlyWake()
         self._staging = OutputStaging(staging_dir) if staging_dir else None
-
-    def _state_table(self) -> dict:
-        """Work Queue's task states (work_queue_task_state_t) in the master's terms."""
-        table = {}
-        for name, state in (("READY", TaskState.WAITING), ("RUNNING", TaskState.ON_WORKER),
-                            ("WAITING_RETRIEVAL", TaskState.ON_WORKER),
-                            ("RETRIEVED", TaskState.FINISHED), ("DONE", TaskState.FINISHED)):
-            table[getattr(self.wq, "WORK_QUEUE_TASK_" + name)] = state
-        return table
-
-    def _enable_catalog(self, host: str, port: int, project: str) -> None:
-        # A name makes Work Queue advertise itself: only ever to the catalog asked for.
-        self.queue.specify_catalog_server(host, port)
-        mode = getattr(self.wq, "WORK_QUEUE_MANAGER_MODE_CATALOG",
-                       getattr(self.wq, "WORK_QUEUE_MASTER_MODE_CATALOG", 1))
-        setter = getattr(self.queue, "specify_manager_mode", None) or \
-            getattr(self.queue, "specify_master_mode")
-        setter(mode)
-        self.queue.specify_name(project)
 
     # -- listening behind the front (awq/front.py)
 
     def listen_on_loopback(self) -> Tuple[str, int]:
-        """Make Work Queue accept on 127.0.0.1 only, on a port of its own; return that address.
-
-        CCTools 8 binds every interface and has no setting for one address, and it
-        asks its listening socket for the port it reports: the socket it polls is
-        replaced in place (dup2) by one bound to loopback, which only the front and
-        this host's processes reach.
-        """
-        listener = _listening_descriptor(self.port)
-        inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        inner.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        inner.bind(("127.0.0.1", 0))
-        inner.listen(socket.SOMAXCONN)
-        inner.setblocking(False)  # as CCTools sets its own listener: it polls, then accepts
-        address = inner.getsockname()[:2]
-        os.dup2(inner.fileno(), listener, inheritable=False)
-        inner.close()
-        return address
+        """Make Work Queue accept on 127.0.0.1 only, on a port of its own; return that address."""
+        return _move_listener_to_loopback(_listening_descriptor(self.port))
 
     # -- waking wait() early (see EarlyWake)
 
@@ -214,6 +167,62 @@ class Backend:
         """Work Queue's own counters that an admin asks about (work_queue_stats)."""
         stats = self.queue.stats
         return {name: int(getattr(stats, name, 0)) for name in STAT_NAMES}
+
+
+def _new_queue(wq: Any, supports_tls: bool, port: int, tls: Optional[Tuple[str, str]],
+               debug_log: Optional[str], stats_log: Optional[str]) -> Any:
+    kwargs: Dict[str, Any] = {"port": port}
+    if debug_log:
+        kwargs["debug_log"] = debug_log
+    if stats_log:
+        kwargs["stats_log"] = stats_log
+    if tls:
+        if not supports_tls:
+            raise OSError("this Work Queue (%s) has no TLS support: --ssl-key/--ssl-cert "
+                          "cannot be used" % getattr(wq, "__file__", "?"))
+        kwargs["ssl"] = tls
+    try:
+        return wq.WorkQueue(**kwargs)
+    except Exception as err:
+        raise OSError("cannot listen on port %d for workers: %s" % (port, err))
+
+
+def _state_table(wq: Any) -> Dict[int, TaskState]:
+    """Work Queue's task states (work_queue_task_state_t) in the master's terms."""
+    table = {}
+    for name, state in (("READY", TaskState.WAITING), ("RUNNING", TaskState.ON_WORKER),
+                        ("WAITING_RETRIEVAL", TaskState.ON_WORKER),
+                        ("RETRIEVED", TaskState.FINISHED), ("DONE", TaskState.FINISHED)):
+        table[getattr(wq, "WORK_QUEUE_TASK_" + name)] = state
+    return table
+
+
+def _enable_catalog(wq: Any, queue: Any, host: str, port: int, project: str) -> None:
+    # A name makes Work Queue advertise itself: only ever to the catalog asked for.
+    queue.specify_catalog_server(host, port)
+    mode = getattr(wq, "WORK_QUEUE_MANAGER_MODE_CATALOG",
+                   getattr(wq, "WORK_QUEUE_MASTER_MODE_CATALOG", 1))
+    setter = getattr(queue, "specify_manager_mode", None) or getattr(queue, "specify_master_mode")
+    setter(mode)
+    queue.specify_name(project)
+
+
+def _move_listener_to_loopback(listener: int) -> Tuple[str, int]:
+    """Replace Work Queue's listening socket in place (dup2) by one on 127.0.0.1.
+
+    CCTools 8 binds every interface and has no setting for one address, and it asks its
+    listening socket for the port it reports: the socket it polls is swapped for one that
+    only the front (awq/front.py) and this host's processes reach.
+    """
+    inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    inner.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    inner.bind(("127.0.0.1", 0))
+    inner.listen(socket.SOMAXCONN)
+    inner.setblocking(False)  # as CCTools sets its own listener: it polls, then accepts
+    address = inner.getsockname()[:2]
+    os.dup2(inner.fileno(), listener, inheritable=False)
+    inner.close()
+    return address
 
 
 class OutputStaging:

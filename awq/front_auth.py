@@ -73,17 +73,25 @@ class RefusalLog:
                      entry[2]))
 
 
-class ServerAuth:
-    """The manager's side of the password exchange, fed the peer's lines one by one."""
+class _Exchange:
+    """What both sides of CCTools' symmetric exchange start with: the identification line and
+    a random key of their own, then the peer's lines fed one by one."""
 
     def __init__(self, password: bytes) -> None:
         self.password = password
         self.key = secrets.token_hex(KEY_LENGTH // 2).encode()
-        self.expected = response_to(password, self.key)
         self.step = 0
 
     def opening(self) -> bytes:
         return IDENT + b"\n" + self.key + b"\n"
+
+
+class ServerAuth(_Exchange):
+    """The manager's side of the password exchange, fed the peer's lines one by one."""
+
+    def __init__(self, password: bytes) -> None:
+        super().__init__(password)
+        self.expected = response_to(password, self.key)
 
     def feed(self, line: bytes) -> Tuple[bytes, Optional[str]]:
         """What to send back, and why the peer is refused (None: go on, "" : done)."""
@@ -102,16 +110,8 @@ class ServerAuth:
         return b"", ""
 
 
-class ClientAuth:
+class ClientAuth(_Exchange):
     """The worker's side of the exchange, played towards Work Queue."""
-
-    def __init__(self, password: bytes) -> None:
-        self.password = password
-        self.key = secrets.token_hex(KEY_LENGTH // 2).encode()
-        self.step = 0
-
-    def opening(self) -> bytes:
-        return IDENT + b"\n" + self.key + b"\n"
 
     def feed(self, line: bytes) -> Tuple[bytes, Optional[str]]:
         self.step += 1

@@ -71,10 +71,31 @@ def wait_for_count(count: Callable[[], int], total: int, what: str, stall: float
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/PID/stat."""
+    """CPU a process has cost: its own utime + stime, its reaped children's (cutime +
+    cstime) and its live children's (the master's front, a watcher), from /proc."""
+    fields = _stat_fields(pid)
+    total = sum(int(value) for value in fields[11:15])
+    for child in _children_of(pid):
+        try:
+            child_fields = _stat_fields(child)
+        except OSError:
+            continue  # ended meanwhile: its CPU shows in cutime at its reaping
+        total += int(child_fields[11]) + int(child_fields[12])
+    return total / CLK_TCK
+
+
+def _stat_fields(pid: int) -> List[str]:
+    """/proc/PID/stat after the command name: [0] is the state, [1] the parent's PID."""
     with open("/proc/%d/stat" % pid) as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return handle.read().rsplit(")", 1)[1].split()
+
+
+def _children_of(pid: int) -> List[int]:
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
 
 
 def rss_mb(pid: int) -> float:

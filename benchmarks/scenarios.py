@@ -513,7 +513,7 @@ def throughput(target: Target, ctx: Context) -> Result:
     notes = ["submitted as %s; a job is done when its output file exists"
              % ("%d upstream condor_submit calls from 4 bash loops" % total if upstream
                 else "4 condor_submit calls with `queue %d`" % (total // 4)),
-             "master CPU from /proc/PID/stat over the same window (submit -> last output)"]
+             "master CPU from /proc (its own, its children's: the front, the watcher) over the same window (submit -> last output)"]
     return {"yardstick": _yardstick_summary(ys), "figures": figures, "notes": notes,
             "command": _cmd("throughput")}
 

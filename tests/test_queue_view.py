@@ -14,18 +14,7 @@ from awq import jobs
 from awq.master import Master
 from awq.queue_view import read_queue_view
 from awq.spool import Spool, atomic_write
-
-
-def job(cluster: int, proc: int = 0, **extra) -> dict:
-    ad = {"ClusterId": cluster, "ProcId": proc, "JobStatus": 1, "QDate": 1, "Cmd": "/bin/true",
-          "Owner": "alice", "EnteredCurrentStatus": 1}
-    ad.update(extra)
-    return ad
-
-
-@pytest.fixture
-def spool(tmp_path):
-    return Spool(str(tmp_path / "spool"), create=True)
+from test_spool import job, spool  # noqa: F401 (the spool fixture and the job ad, shared)
 
 
 def test_queue_view_merges_snapshot_records_and_removals(spool):

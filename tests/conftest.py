@@ -259,6 +259,13 @@ class MasterHandle:
         self.procs.stop(self.proc, sig)
 
 
+
+def master_on_port(procs: Processes, workdir: str, port: int, round_number: int) -> MasterHandle:
+    """Round N of a restart test's master: every round listens on the same port, the only
+    one its foremen and workers know."""
+    return MasterHandle(procs, workdir, ["--port", str(port)], product_env(workdir),
+                        name="master-%d" % round_number).start()
+
 @pytest.fixture
 def workdir(tmp_path):
     path = tmp_path / "spool"

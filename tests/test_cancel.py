@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from conftest import (LOAD_ALLOWANCE, PILOT_ENDS_WITHIN, REQUEST_SHOWN_WITHIN, TASK_STARTS_WITHIN,
-                      WORKER_KILL_FLOOR, MasterHandle, product_env)
+                      WORKER_KILL_FLOOR, MasterHandle, master_on_port)
 from testkit import free_port, pid_alive, wait_until
 
 PILOT = """#!/bin/sh
@@ -173,11 +173,9 @@ def test_condor_hold_stops_the_pilot(tmp_path, pilots, busy_cpus, start_master, 
 def test_kill_minus_nine_of_the_master_leaves_no_orphan_and_never_two_copies(
         tmp_path, procs, pilots, workdir, start_worker, tool):
     port = free_port()
-    env = product_env(workdir)
 
     def start(round_number: int) -> MasterHandle:
-        return MasterHandle(procs, workdir, ["--port", str(port)], env,
-                            name="master-%d" % round_number).start()
+        return master_on_port(procs, workdir, port, round_number)
     master = start(0)
     for _ in range(4):
         start_worker(port, cores=250)

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from awq import jobs
 from awq.queue_view import read_queue_view
 from awq.spool import Spool
-from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, JOB_RUNS_WITHIN, PYTHON, REPO,
-                      REMOVED_JOB_GONE_WITHIN, REQUEST_SHOWN_WITHIN, MasterHandle,
-                      password_args, product_env, run_tool)
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, JOB_RUNS_WITHIN, PYTHON,
+                      REMOVED_JOB_GONE_WITHIN, REPO, REQUEST_SHOWN_WITHIN, MasterHandle,
+                      master_on_port, password_args, run_tool)
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
@@ -69,12 +69,9 @@ def test_kill_minus_nine_of_the_master_loses_no_job(tmp_path, procs, workdir):
     seed = int(os.environ.get("AWQ_CRASH_SEED", time.time()))
     rng = random.Random(seed)
     port = free_port()
-    env = product_env(workdir)
 
     def start_master(round_number: int) -> MasterHandle:
-        # Every restart listens on the same port: the foremen know only that one.
-        return MasterHandle(procs, workdir, ["--port", str(port)], env,
-                            name="master-%d" % round_number).start()
+        return master_on_port(procs, workdir, port, round_number)
 
     master = start_master(0)
     start_foremen_and_workers(procs, tmp_path, port, foremen=2, workers=6)

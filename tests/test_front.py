@@ -18,7 +18,7 @@ import pytest
 
 from awq import front
 from conftest import (LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, PYTHON, REPO, MasterHandle,
-                      product_env, write_script)
+                      master_on_port, product_env, write_script)
 from testkit import free_port, pid_alive, wait_until
 
 PASSWORD = b"the-password\n"   # as CCTools reads a file: the newline is part of it
@@ -392,11 +392,9 @@ def test_refusals_reach_the_master_log_once_a_minute(tmp_path, start_master, sta
 
 def test_the_front_dies_with_a_killed_master_and_the_port_is_free_again(procs, workdir):
     port = free_port()
-    env = product_env(workdir)
 
     def start(round_number: int) -> MasterHandle:
-        return MasterHandle(procs, workdir, ["--port", str(port)], env,
-                            name="master-%d" % round_number).start()
+        return master_on_port(procs, workdir, port, round_number)
 
     master = start(0)
     front_pid = int(wait_until(lambda: _front_pid(master.log()), 30, what="the front's PID"))

@@ -61,8 +61,26 @@ def test_a_sleeping_job_runs_until_scancel_ends_it(slurm_cluster, tmp_path):
     assert slurm_cluster.jobs() == []
 
 
-def test_teardown_cancels_jobs_and_ends_every_daemon_by_pid(tmp_path):
+# Where Debian's packaged Slurm and munge keep their sockets, state and logs.
+SYSTEM_PLACES = ("/run/munge", "/var/lib/munge", "/var/log/munge", "/etc/munge", "/run/slurm",
+                 "/var/lib/slurm", "/var/log/slurm", "/var/spool/slurmd", "/etc/slurm")
+
+
+def system_files() -> dict:
+    """Every file under the system Slurm's and munge's places, with its size and mtime."""
+    found = {}
+    for place in SYSTEM_PLACES:
+        for directory, _, names in os.walk(place):
+            for name in [""] + names:
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                found[path] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def test_teardown_cancels_jobs_ends_every_daemon_by_pid_and_system_slurm_is_untouched(tmp_path):
     pid_file = str(tmp_path / "job.pid")
+    before = system_files()
     with SlurmCluster(cpus=2) as cluster:
         directory = cluster.directory
         daemon_pids = dict(cluster.daemon_pids)
@@ -77,6 +95,7 @@ def test_teardown_cancels_jobs_and_ends_every_daemon_by_pid(tmp_path):
     assert not pid_alive(job_pid)
     assert [port for port in ports if port_listening(port)] == []
     assert not os.path.exists(directory)
+    assert system_files() == before
 
 
 def test_teardown_ends_a_job_process_that_escaped_slurms_tracking(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+from awq import exit_rules
 from awq.jobs import Job, JobId, JobStatus
 from awq.jobtable import JobTable
 from awq.pacing import SYSTEM_CLOCK, Clock, Every
@@ -266,8 +267,10 @@ class Dispatcher:
                 self.waiting[task_id] = jid
 
     def record_result(self, result: TaskResult, table: JobTable) -> None:
-        """A finished task's job is completed, or held with Work Queue's reason; the task
-        and its shared copies are let go (a task we cancelled changes no job)."""
+        """A finished task's job completes, runs again or is held, as its exit and its
+        OnExitHold/OnExitRemove decide (exit_rules); a task Work Queue could not run is
+        held with Work Queue's reason. The task and its shared copies are let go (a task
+        we cancelled changes no job)."""
         jid = self.tasks.pop_task(result.task_id)
         self.waiting.pop(result.task_id, None)
         self.copies.task_ended(result.task_id)
@@ -276,6 +279,8 @@ class Dispatcher:
         if table.status(jid) == JobStatus.IDLE:
             table.mark_running(jid, result.host)  # finished before a look saw it running
         if result.succeeded:
-            table.complete(jid, result.exit_code if result.exit_code is not None else 0)
+            # A requeued job has no task now: the next submit_idle hands it over again.
+            table.end_run(jid, exit_rules.decide_exit(table.job(jid), result.exit_code,
+                                                      result.exit_signal))
         else:
             table.hold(jid, result.failure)

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple
 
-from awq import classad, jobs, userlog
+from awq import classad, exit_rules, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
 
 log = logging.getLogger("awq.master")
@@ -184,12 +184,33 @@ class JobTable:
                          ExitCode=exit_code, ExitBySignal=False, CompletionDate=int(time.time()),
                          **_left_host(self._jobs[jid]))
 
-    def hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE) -> None:
-        self._set_status(jid, JobStatus.HELD, reason,
-                         HoldReason=reason, HoldReasonCode=code, **_left_host(self._jobs[jid]))
+    def hold(self, jid: JobId, reason: str, code: int = HOLD_CODE_WORK_QUEUE,
+             subcode: int = 0, **attributes: Any) -> None:
+        self._set_status(jid, JobStatus.HELD, reason, HoldReason=reason, HoldReasonCode=code,
+                         HoldReasonSubCode=subcode, **dict(_left_host(self._jobs[jid]),
+                                                           **attributes))
+
+    def end_run(self, jid: JobId, outcome: exit_rules.ExitOutcome) -> None:
+        """A pilot ended: its exit is written into the job, which then completes, is held,
+        or goes back to idle to run again, as exit_rules decided (HTCondor's OnExitHold
+        and OnExitRemove)."""
+        if outcome.action == exit_rules.HOLD:
+            self.hold(jid, outcome.reason, outcome.code, outcome.subcode, **outcome.attributes)
+        elif outcome.action == exit_rules.REQUEUE:
+            attributes = dict(outcome.attributes, **_left_host(self._jobs[jid]))
+            self._set_status(jid, JobStatus.IDLE, "it runs again: " + outcome.reason,
+                             **attributes)
+            job = self._jobs[jid]
+            userlog.write_event(job, userlog.EVICTED, userlog.requeued_body(
+                job.get("ExitCode"), _exit_signal(job), outcome.reason))
+        else:
+            self._set_status(jid, JobStatus.COMPLETED, _exit_text(outcome.attributes),
+                             CompletionDate=int(time.time()),
+                             **dict(outcome.attributes, **_left_host(self._jobs[jid])))
 
     def release(self, jid: JobId, reason: str) -> None:
-        self._set_status(jid, JobStatus.IDLE, reason, HoldReason=None, HoldReasonCode=None)
+        self._set_status(jid, JobStatus.IDLE, reason, HoldReason=None, HoldReasonCode=None,
+                         HoldReasonSubCode=None)
 
     def suspend(self, jid: JobId) -> None:
         self._set_status(jid, JobStatus.SUSPENDED, "a running pilot was stopped; it starts "
@@ -240,12 +261,30 @@ def _user_log_event(job: Job) -> Optional[Event]:
         host = job.get("RemoteHost") or "unknown"
         return userlog.EXECUTE, "Job executing on host: <%s>" % host
     if status == JobStatus.COMPLETED:
-        return userlog.TERMINATED, userlog.terminated_body(job["ExitCode"])
+        return userlog.TERMINATED, userlog.terminated_body(job.get("ExitCode"), _exit_signal(job))
     if status == JobStatus.HELD:
-        return userlog.HELD, userlog.held_body(job["HoldReason"])
+        return userlog.HELD, userlog.held_body(job["HoldReason"], _int(job.get("HoldReasonCode")),
+                                               _int(job.get("HoldReasonSubCode")))
     if status == JobStatus.REMOVED:
         return userlog.ABORTED, userlog.aborted_body(job["RemoveReason"])
     return None  # idle or suspended: HTCondor writes no event either
+
+
+def _exit_signal(job: Job) -> Optional[int]:
+    """The signal that ended the job's last run, if one did."""
+    if job.get("ExitBySignal") is True:
+        return _int(job.get("ExitSignal"))
+    return None
+
+
+def _exit_text(attributes: Mapping[str, Any]) -> str:
+    if attributes.get("ExitBySignal"):
+        return "killed by signal %s" % attributes.get("ExitSignal")
+    return "exit code %s" % attributes.get("ExitCode")
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _start(job: Job, host: Optional[str], now: int) -> Dict[str, Any]:

@@ -56,6 +56,8 @@ class TaskResult(NamedTuple):
     exit_code: Optional[int]
     failure: str       # why Work Queue could not run it; empty when it succeeded
     host: Optional[str] = None   # the worker that ran it, "address:port"
+    # The signal that ended the task, when the backend can tell one from an exit status.
+    exit_signal: Optional[int] = None
 
 
 class TaskBackend(Protocol):

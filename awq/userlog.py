@@ -13,7 +13,11 @@ from awq.jobs import Job, format_job_id, job_id
 
 log = logging.getLogger("awq.userlog")
 
-SUBMIT, EXECUTE, TERMINATED, ABORTED, HELD = "000", "001", "005", "009", "012"
+SUBMIT, EXECUTE, EVICTED, TERMINATED, ABORTED, HELD = "000", "001", "004", "005", "009", "012"
+
+# We measure no usage; HTCondor's parsers expect these lines where it writes them.
+_RUN_USAGE = ("\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
+              "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage")
 
 
 def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
@@ -25,18 +29,35 @@ def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> s
 # or end this one with a line "...", in a log that clients parse. Control characters are
 # escaped, so it stays on its one line.
 
-def held_body(reason: str) -> str:
-    return "Job was held.\n\t" + escape_control(reason)
+def held_body(reason: str, code: int = 0, subcode: int = 0) -> str:
+    """HTCondor's 012 event: the reason, then its code and subcode (JobHeldEvent)."""
+    return "Job was held.\n\t%s\n\tCode %d Subcode %d" % (
+        escape_control(reason) or "Reason unspecified", code, subcode)
 
 
 def aborted_body(reason: str) -> str:
     return "Job was aborted.\n\t" + escape_control(reason)
 
 
-def terminated_body(exit_code: int) -> str:
-    return ("Job terminated.\n\t(1) Normal termination (return value %d)\n"
-            "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
-            "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage" % exit_code)
+def termination_line(exit_code: Optional[int], exit_signal: Optional[int] = None) -> str:
+    """How the job ended, as HTCondor's 004 and 005 events say it."""
+    if exit_signal is not None:
+        return "\t(0) Abnormal termination (signal %d)\n\t(0) No core file" % exit_signal
+    return "\t(1) Normal termination (return value %d)" % (exit_code or 0)
+
+
+def terminated_body(exit_code: Optional[int], exit_signal: Optional[int] = None) -> str:
+    """HTCondor's 005 event: a job that left the queue when its program ended."""
+    return "Job terminated.\n%s\n%s" % (termination_line(exit_code, exit_signal), _RUN_USAGE)
+
+
+def requeued_body(exit_code: Optional[int], exit_signal: Optional[int], reason: str) -> str:
+    """HTCondor's 004 event for a job whose program ended and which runs again because
+    OnExitRemove was false (the shadow's logRequeueEvent: JobEvictedEvent with
+    terminate_and_requeued)."""
+    return ("Job was evicted.\n\t(0) Job terminated and was requeued\n%s\n"
+            "\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n%s\n\t%s"
+            % (_RUN_USAGE, termination_line(exit_code, exit_signal), escape_control(reason)))
 
 
 def write_event(job: Job, code: str, body: str) -> None:

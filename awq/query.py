@@ -34,6 +34,8 @@ Options:
   -long, -l             every attribute of each job
   -json                 the jobs as JSON
   -nobatch / -batch     one line per job (default) / one line per batch
+  -run / -idle          only running / idle jobs
+  -hold                 held jobs with when and why they were held (ID OWNER HELD_SINCE HOLD_REASON)
   -allusers, -wide, -global   accepted
   -name NAME            the schedd (only the local one is known)
   -pool HOST            accepted
@@ -118,6 +120,7 @@ class QOptions:
         self.help = False
         self.limit: Optional[int] = None
         self.forwards = False      # condor_history: oldest first
+        self.hold = False          # condor_q -hold: HTCondor's table of held jobs and reasons
 
 
 class StatusOptions:
@@ -210,6 +213,7 @@ def _filter_flag(flag: str, opts: QOptions) -> None:
     wanted = {"run": "JobStatus == 2", "hold": "JobStatus == 5", "idle": "JobStatus == 1"}
     if flag in wanted:
         opts.selection.constraints.append(wanted[flag])
+    opts.hold = opts.hold or flag == "hold"
 
 
 def parse_target(text: str) -> Target:
@@ -368,17 +372,41 @@ def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str)
         selected = selected[:opts.limit]
     if opts.output.custom():
         return render_ads(opts.output, job_set, now, selected)
+    if opts.hold and not opts.totals:
+        return _banner(schedd_name, now) + _held_table(job_set, selected, now) + "\n" \
+            + _totals_lines(job_set, selected, opts.selection.owners)
     if opts.selection.constraints and not opts.totals:
         # Upstream's contract, which AliEn counts with `wc -l`: one line per job, nothing else.
         return _job_table(job_set, selected, now, header=False)
     totals = _totals_lines(job_set, selected, opts.selection.owners)
     if opts.totals:
         return totals
-    header = "\n\n-- Schedd: %s : <127.0.0.1> @ %s\n" % (
-        schedd_name, time.strftime("%m/%d/%y %H:%M:%S", time.localtime(now)))
+    header = _banner(schedd_name, now)
     table = _batch_table(job_set.ads(selected), now) if opts.batch \
         else _job_table(job_set, selected, now)
     return header + table + "\n" + totals
+
+
+def _banner(schedd_name: str, now: float) -> str:
+    return "\n\n-- Schedd: %s : <127.0.0.1> @ %s\n" % (
+        schedd_name, time.strftime("%m/%d/%y %H:%M:%S", time.localtime(now)))
+
+
+def _held_table(job_set: JobSet, selected: Sequence[int], now: float) -> str:
+    """condor_q -hold: HTCondor's columns ID, OWNER, HELD_SINCE (when the job entered its
+    status) and HOLD_REASON."""
+    def column(name: str) -> List[Any]:   # only these columns: a job's others stay packed
+        values = job_set.column(name) or [None] * len(job_set)
+        return [values[i] for i in selected]
+
+    lines = [" ID          OWNER          HELD_SINCE  HOLD_REASON\n"]
+    for cluster, proc, owner, since, reason in zip(
+            column("ClusterId"), column("ProcId"), column("Owner"),
+            column("EnteredCurrentStatus"), column("HoldReason")):
+        lines.append("%-12s %-14s %11s %s\n" % (
+            _id_text(cluster, proc), _printable(_text(owner)[:14]), _date(since, now),
+            _printable(_text(reason))))
+    return "".join(lines)
 
 
 def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True) -> str:

@@ -136,3 +136,23 @@ def test_af_lng_is_what_law_parses():
     assert text == "ClusterId = 1\nJobStatus = 1\n\nClusterId = 2\nJobStatus = 2\n\n"
     assert q("1", "-af:,", "ClusterId", "JobStatus") == "1, 1\n"
     assert q("1", "-af:tn", "ClusterId", "JobStatus") == "1\n1\n"
+
+
+def test_hold_shows_htcondors_held_table_with_the_reason():
+    held = [job(1, 1), job(4, 5, HoldReason="The job attribute OnExitHold expression "
+                            "'ExitCode == 3' evaluated to TRUE", HoldReasonCode=3),
+            job(6, 5, HoldReason="bad\nline", Owner="someone-with-a-long-name")]
+    text = query.render_q(query.parse_q_args(["-hold"]), held, now=NOW, schedd_name="s")
+    lines = text.splitlines()
+    header = lines.index(" ID          OWNER          HELD_SINCE  HOLD_REASON")
+    assert lines[0:2] == ["", ""] and lines[2].startswith("-- Schedd: s : <127.0.0.1> @ ")
+    since = query._date(NOW - 30, NOW)
+    assert lines[header + 1] == ("4.0          vobox          %11s The job attribute OnExitHold "
+                                 "expression 'ExitCode == 3' evaluated to TRUE" % since)
+    assert lines[header + 2].startswith("6.0          someone-with-a ")
+    assert lines[header + 2].endswith(" bad\\x0aline")
+    assert lines[-1].startswith("Total for all users: 3 jobs;")
+    assert "2 jobs; 0 completed, 0 removed, 0 idle, 0 running, 2 held" in text
+    # Counting stays one line per job, with the filter as a constraint, for -hold -totals too.
+    assert "2 held" in query.render_q(query.parse_q_args(["-hold", "-totals"]), held, now=NOW,
+                                      schedd_name="s")

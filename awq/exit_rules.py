@@ -38,7 +38,8 @@ class ExitOutcome(NamedTuple):
     subcode: int = 0             # HoldReasonSubCode, for HOLD
 
 
-def exit_attributes(job: Job, exit_code: Optional[int], exit_signal: Optional[int]) -> Dict[str, Any]:
+def exit_attributes(job: Job, exit_code: Optional[int],
+                    exit_signal: Optional[int]) -> Dict[str, Any]:
     """What an exit sets on the ad: HTCondor writes ExitCode for an exit and ExitSignal for a
     signal (never both), ExitBySignal always, and counts the completion."""
     completions = job.get("NumJobCompletions", 0)
@@ -87,8 +88,9 @@ def _policy(ad: Job, name: str, now: Optional[float]) -> Optional[bool]:
     if name not in ad:
         return False
     value = ad[name]
-    if value is classad.UNDEFINED or (isinstance(value, classad.Expr) and _literal_undefined(value)):
-        return False   # HTCondor: "if the expr is defined to be undefined, treat that a false result"
+    if value is classad.UNDEFINED or (isinstance(value, classad.Expr)
+                                      and _literal_undefined(value)):
+        return False   # HTCondor: an expression "defined to be undefined" is false
     number = _number(_evaluated(ad, name, now))
     return None if number is None else number != 0
 

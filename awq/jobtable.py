@@ -202,7 +202,7 @@ class JobTable:
                              **attributes)
             job = self._jobs[jid]
             userlog.write_event(job, userlog.EVICTED, userlog.requeued_body(
-                job.get("ExitCode"), _exit_signal(job), outcome.reason))
+                _int(job.get("ExitCode")), _exit_signal(job), outcome.reason))
         else:
             self._set_status(jid, JobStatus.COMPLETED, _exit_text(outcome.attributes),
                              CompletionDate=int(time.time()),
@@ -261,7 +261,8 @@ def _user_log_event(job: Job) -> Optional[Event]:
         host = job.get("RemoteHost") or "unknown"
         return userlog.EXECUTE, "Job executing on host: <%s>" % host
     if status == JobStatus.COMPLETED:
-        return userlog.TERMINATED, userlog.terminated_body(job.get("ExitCode"), _exit_signal(job))
+        return userlog.TERMINATED, userlog.terminated_body(_int(job.get("ExitCode")),
+                                                           _exit_signal(job))
     if status == JobStatus.HELD:
         return userlog.HELD, userlog.held_body(job["HoldReason"], _int(job.get("HoldReasonCode")),
                                                _int(job.get("HoldReasonSubCode")))

@@ -57,6 +57,8 @@ class TaskResult(NamedTuple):
     failure: str       # why Work Queue could not run it; empty when it succeeded
     host: Optional[str] = None   # the worker that ran it, "address:port"
     # The signal that ended the task, when the backend can tell one from an exit status.
+    # CCTools' worker cannot: it reports WTERMSIG in place of the exit status
+    # (work_queue_worker.c, handle_completed_tasks), so workqueue.Backend leaves it None.
     exit_signal: Optional[int] = None
 
 

@@ -307,7 +307,11 @@ fleet() {
     if [ -x "$dir/alien_wq_fleet" ]; then
         AWQ_SCRIPT_DIR=$dir "$dir/alien_wq_fleet" "$@"
     elif [ -f "$dir/../awq/fleet.py" ]; then
-        AWQ_SCRIPT_DIR=$dir PYTHONPATH="$dir/..${PYTHONPATH:+:$PYTHONPATH}" python3 -m awq.fleet "$@"
+        # The package's directory goes on sys.path from inside, as in the installed commands:
+        # no PYTHONPATH of ours in any environment.
+        AWQ_SCRIPT_DIR=$dir python3 -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
+from awq.fleet import cli
+cli()' "$dir/.." "$@"
     else
         die "cannot find alien_wq_fleet beside $SELF: reinstall alien-workqueue"
     fi

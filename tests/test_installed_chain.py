@@ -8,8 +8,20 @@ import subprocess
 
 import pytest
 
-from conftest import MASTER_LISTENS_WITHIN, MasterHandle, cmake_install, sourced_env
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN, PROGRAM_STARTS_WITHIN,
+                      MasterHandle, cmake_install, sourced_env)
 from testkit import free_port, free_port_block, pid_alive, wait_until
+
+pytestmark = pytest.mark.e2e
+
+# A worker that alien_wq_worker.sh starts first comes up (a C binary: no timer before it
+# listens), then runs the job it is handed as a joined worker does.
+WORKER_RUNS_A_JOB_WITHIN = PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE + JOB_DONE_WITHIN
+# What Work Queue's worker sets on every task, over the task's own values: the task's
+# allocation and the directories of its sandbox (the README lists them). PWD is the
+# sandbox, set by the task's shell.
+SET_BY_WORK_QUEUE = {"CORES", "MEMORY", "DISK", "GPUS", "OMP_NUM_THREADS", "TMPDIR", "TMP", "TEMP",
+                     "WORKER_TMPDIR", "WORK_QUEUE_SANDBOX", "PWD"}
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +117,42 @@ def test_installed_site_runs_jobs_with_and_without_the_wrapper(site):
     assert len(pids) == 16
     assert site.run("alien_wq_worker.sh", "stop").returncode == 0
     assert [pid for pid in pids if pid_alive(pid)] == []
+
+
+def environment_block(data: bytes) -> dict:
+    entries = [e.decode() for e in data.split(b"\0") if b"=" in e]
+    return dict(e.split("=", 1) for e in entries)
+
+
+def test_a_getenv_job_gets_the_submitters_environment_and_nothing_of_ours(site):
+    """The installed condor_submit, a master and a worker from alien_wq_worker.sh: a job with
+    `getenv = true` sees every variable of the submitter's as it was (its own PYTHONPATH, none
+    of ours); anything else it sees is the worker's own environment or what Work Queue sets."""
+    site.env.update(WQ_NUM_FOREMEN="0", WQ_NUM_WORKERS="1")
+    site.start_master()
+    assert site.run("alien_wq_worker.sh", "start-workers").returncode == 0
+    job = site.tmp / "printenv.sh"
+    job.write_text("#!/bin/sh\nexec env -0\n")
+    job.chmod(0o755)
+    submitter = {k: v for k, v in site.env.items() if k not in SET_BY_WORK_QUEUE}
+    submitter.update(PYTHONPATH="/the/users/own/python", WITH_SPACES=" a  b ",
+                     WITH_QUOTES="it's \"quoted\";x=y", EMPTY="", NEWLINE="one\ntwo")
+    done = subprocess.run(["condor_submit"], input="executable = printenv.sh\noutput = job.env\n"
+                          "getenv = true\nqueue\n", env=submitter, cwd=str(site.tmp),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    output = site.tmp / "job.env"
+    seen = environment_block(wait_until(lambda: output.exists() and output.read_bytes(),
+                                        WORKER_RUNS_A_JOB_WITHIN, what="the job's environment"))
+    worker_pid = int(open(os.path.join(site.env["WQ_WORKDIR"], "pids", "worker-1.child")).read())
+    with open("/proc/%d/environ" % worker_pid, "rb") as handle:
+        workers = environment_block(handle.read())
+
+    # HTCondor skips a value with a newline (it cannot be written into the job ad).
+    expected = {k: v for k, v in submitter.items() if k != "NEWLINE"}
+    assert {k: seen.get(k) for k in expected} == expected
+    assert seen["PYTHONPATH"] == "/the/users/own/python"
+    assert not [k for k, v in seen.items() if "lib/alien-workqueue" in v or "dist-packages" in v]
+    others = {k: v for k, v in seen.items() if k not in expected}
+    assert {k: v for k, v in others.items() if k not in SET_BY_WORK_QUEUE} == \
+        {k: workers[k] for k in others if k not in SET_BY_WORK_QUEUE}

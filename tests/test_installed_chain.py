@@ -156,3 +156,6 @@ def test_a_getenv_job_gets_the_submitters_environment_and_nothing_of_ours(site):
     others = {k: v for k, v in seen.items() if k not in expected}
     assert {k: v for k, v in others.items() if k not in SET_BY_WORK_QUEUE} == \
         {k: workers[k] for k in others if k not in SET_BY_WORK_QUEUE}
+    # And the worker's is what alien_wq_worker.sh was given: none of the settings it
+    # exports for itself (WQ_PASSWORD, WQ_FACTORY_*, ...) reaches the worker, so no job.
+    assert set(workers) - set(site.env) == set()

@@ -8,6 +8,7 @@ for a fixed list and for generated match lists over an environment of awkward na
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -122,3 +123,16 @@ def test_getenv_agrees_with_htcondor():
                 if inherited(g) != t]
     assert disagree == [], "%d of %d disagree, first: %r" % (len(disagree), len(getenvs),
                                                              disagree[:3])
+
+
+def test_condor_submit_reads_the_environment_it_was_started_with(tmp_path, monkeypatch):
+    from awq.cli.condor_submit import starting_environment
+    block = tmp_path / "environ"
+    block.write_bytes(b"A=1\0B=x=y\0A=second\0NOVALUE\0=nameless\0EMPTY=\0LATIN=\xe9\0")
+    assert starting_environment(str(block)) == {"A": "1", "B": "x=y", "EMPTY": "",
+                                                "LATIN": os.fsdecode(b"\xe9")}
+    # Where the kernel's copy cannot be read: the interpreter's view.
+    monkeypatch.setenv("AWQ_ONLY_HERE", "yes")
+    assert starting_environment(str(tmp_path / "missing"))["AWQ_ONLY_HERE"] == "yes"
+    # This process's own block holds what it was started with, not what it set since.
+    assert "AWQ_ONLY_HERE" not in starting_environment()

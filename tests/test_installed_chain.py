@@ -128,9 +128,13 @@ def environment_block(data: bytes) -> dict:
 def test_a_getenv_job_gets_the_submitters_environment_and_nothing_of_ours(site):
     """The installed condor_submit, a master and a worker from alien_wq_worker.sh: a job with
     `getenv = true` sees every variable of the submitter's as it was (its own PYTHONPATH, none
-    of ours); anything else it sees is the worker's own environment or what Work Queue sets."""
+    of ours, nothing of the master's), and besides them only what Work Queue sets on every task;
+    the worker's environment is what alien_wq_worker.sh was given."""
     site.env.update(WQ_NUM_FOREMEN="0", WQ_NUM_WORKERS="1")
+    # The master's own environment has a name no one else has: it must reach no job.
+    site.env["AWQ_THE_MASTERS_OWN"] = "master"
     site.start_master()
+    del site.env["AWQ_THE_MASTERS_OWN"]
     assert site.run("alien_wq_worker.sh", "start-workers").returncode == 0
     job = site.tmp / "printenv.sh"
     job.write_text("#!/bin/sh\nexec env -0\n")
@@ -153,6 +157,7 @@ def test_a_getenv_job_gets_the_submitters_environment_and_nothing_of_ours(site):
     expected = {k: v for k, v in submitter.items() if k != "NEWLINE"}
     assert {k for k in expected if seen.get(k) != expected[k]} == REPLACE_THE_JOBS
     assert seen["PYTHONPATH"] == "/the/users/own/python"
+    assert "AWQ_THE_MASTERS_OWN" not in seen
     assert not [k for k, v in seen.items() if "lib/alien-workqueue" in v or "dist-packages" in v]
     # Nothing else: a name the job did not set would be the worker's, and the worker's
     # environment is what alien_wq_worker.sh was given, none of the settings it exports

@@ -13,7 +13,6 @@ SubmitError).
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import posixpath
 import random
 import re
@@ -671,11 +670,53 @@ def _environment(value: Optional[str], getenv: Optional[str],
 
 
 def _inherited(getenv: str, environ: Mapping[str, str]) -> Dict[str, str]:
-    word = _boolean_word(getenv)
-    if word is not None:
-        return dict(environ) if word else {}
-    patterns = [p for p in re.split(r"[\s,]+", getenv) if p]
-    return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    """The submitter's variables `getenv` imports, as HTCondor 24's condor_submit picks them.
+
+    A value that is a ClassAd expression giving a boolean or a number (`true`, `1`,
+    `!false`) is every variable when true or non-zero, none otherwise; anything else is a
+    match list (names split at commas, semicolons and white space, compared without case;
+    `*` as in _name_matches; `!NAME` excludes, and a list of exclusions alone starts from
+    every variable). A value with a newline cannot be written into the job ad: HTCondor
+    skips that variable.
+    """
+    try:
+        switch = classad.evaluate(getenv, {})
+    except classad.ClassAdError:
+        switch = None   # not an expression: a match list
+    if isinstance(switch, (bool, int, float)):
+        if not classad.is_true(switch):
+            return {}
+        wanted, unwanted = ["*"], []
+    else:
+        members = [m.lower() for m in re.split(r"[\s,;]+", getenv) if m]
+        unwanted = [m[1:] for m in members if m.startswith("!")]
+        wanted = [m for m in members if not m.startswith("!")] or ["*"]
+    chosen: Dict[str, str] = {}
+    for name, value in environ.items():
+        if "\n" in value:
+            continue
+        lower = name.lower()
+        if (any(_name_matches(lower, p) for p in wanted)
+                and not any(_name_matches(lower, p) for p in unwanted)):
+            chosen[name] = value
+    return chosen
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """HTCondor's wildcard: one `*` anywhere (prefix*suffix), or two when the second ends
+    the pattern (prefix*middle*: the middle anywhere after the prefix). `?`, `[` and any
+    other character are literal; any other placement of `*` matches nothing."""
+    stars = pattern.count("*")
+    if stars == 0:
+        return name == pattern
+    if stars == 1:
+        prefix, suffix = pattern.split("*")
+        return (len(name) >= len(prefix) + len(suffix) and name.startswith(prefix)
+                and name.endswith(suffix))
+    if stars == 2 and pattern.endswith("*"):
+        prefix, middle = pattern[:-1].split("*")
+        return name.startswith(prefix) and middle in name[len(prefix):]
+    return False
 
 
 def parse_environment(value: str) -> Dict[str, str]:

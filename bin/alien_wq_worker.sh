@@ -6,6 +6,14 @@ set -u
 umask 077   # WQ_WORKDIR, logs, PID files: for our eyes only
 
 PROG=alien_wq_worker.sh
+# The foremen, workers and factory get the environment the caller gave this script, and a
+# job sees its worker's: the settings this script exports for itself (to awq.fleet and its
+# own loops) would otherwise reach every job. The names the caller exported go down to the
+# loops, which un-export every other name before they start their child.
+if [ -z "${AWQ_CALLERS_VARIABLES+set}" ]; then
+    AWQ_CALLERS_VARIABLES=" $(compgen -e | tr '\n' ' ')"
+    export AWQ_CALLERS_VARIABLES
+fi
 SELF=$(cd "$(dirname "$0")" && pwd)/${0##*/}
 
 # cron and systemd may start us without HOME: bash's ~ then asks the password database.
@@ -307,10 +315,25 @@ fleet() {
     if [ -x "$dir/alien_wq_fleet" ]; then
         AWQ_SCRIPT_DIR=$dir "$dir/alien_wq_fleet" "$@"
     elif [ -f "$dir/../awq/fleet.py" ]; then
-        AWQ_SCRIPT_DIR=$dir PYTHONPATH="$dir/..${PYTHONPATH:+:$PYTHONPATH}" python3 -m awq.fleet "$@"
+        # The package's directory goes on sys.path from inside, as in the installed commands:
+        # no PYTHONPATH of ours in any environment.
+        AWQ_SCRIPT_DIR=$dir python3 -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1))
+from awq.fleet import cli
+cli()' "$dir/.." "$@"
     else
         die "cannot find alien_wq_fleet beside $SELF: reinstall alien-workqueue"
     fi
+}
+
+# Only what the caller exported stays exported: see AWQ_CALLERS_VARIABLES.
+keep_only_callers_environment() {
+    local name
+    for name in $(compgen -e); do
+        case $AWQ_CALLERS_VARIABLES in
+            *" $name "*) ;;
+            *) export -n "${name?}" ;;   # the variable named by $name
+        esac
+    done
 }
 
 # The restart loop of one slot (run detached by start-*). Its child leads its own process
@@ -331,6 +354,7 @@ run_loop() {
     # The factory's .info comes with its plan (start); the others' from the loop's own
     # start-time environment, so status never rebuilds it from the caller's.
     [ "$kind" = factory ] || write_file "$PIDS/$kind-$i.info" "$(describe_slot "$kind" "$i")"
+    keep_only_callers_environment
     while [ ! -e "$WQ_DRAIN" ]; do
         mkdir -p "$WQ_WORKDIR/$kind-$i"
         if [ "$kind" = factory ]; then

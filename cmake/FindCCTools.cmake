@@ -1,7 +1,7 @@
 # Find CCTools under -DCCTOOLS=<prefix>: work_queue_worker, and a Python (3.9 or newer)
 # that imports Work Queue's module (ndcctools.work_queue or work_queue).
 #
-# Sets CCTOOLS_WORKER, CCTOOLS_PYTHON (the interpreter the bin/ wrappers will run)
+# Sets CCTOOLS_WORKER, CCTOOLS_PYTHON (the interpreter the installed commands will run)
 # and CCTOOLS_PYTHONPATH (the directory holding the module; empty if importable as is).
 
 if(NOT CCTOOLS)
@@ -29,7 +29,9 @@ if(CCTOOLS STREQUAL "/usr")
 endif()
 list(APPEND _awq_dirs "NONE")  # already importable (conda, or on the default path)
 
-set(_awq_probe "import sys\nif sys.version_info < (3, 9): sys.exit(3)\ntry:\n    import ndcctools.work_queue\nexcept ImportError:\n    import work_queue\n")
+# Probed as the installed commands run (bin/awq-command.in): isolated (-I), the module's
+# directory put on sys.path from inside, so what passes here is what the commands will do.
+set(_awq_probe "import sys\nif sys.version_info < (3, 9): sys.exit(3)\nif sys.argv[1:] and sys.argv[1]: sys.path.insert(0, sys.argv[1])\ntry:\n    import ndcctools.work_queue\nexcept ImportError:\n    import work_queue\n")
 set(_awq_tried "")
 set(_awq_too_old "")
 foreach(_awq_python IN LISTS _awq_interpreters)
@@ -42,8 +44,7 @@ foreach(_awq_python IN LISTS _awq_interpreters)
     else()
       set(_awq_pp "${_awq_dir}")
     endif()
-    execute_process(COMMAND "${CMAKE_COMMAND}" -E env "PYTHONPATH=${_awq_pp}"
-                            "${_awq_python}" -c "${_awq_probe}"
+    execute_process(COMMAND "${_awq_python}" -I -c "${_awq_probe}" "${_awq_pp}"
                     RESULT_VARIABLE _awq_rc OUTPUT_QUIET ERROR_QUIET)
     if(_awq_rc EQUAL 0)
       set(CCTOOLS_PYTHON "${_awq_python}")
@@ -53,7 +54,11 @@ foreach(_awq_python IN LISTS _awq_interpreters)
       list(APPEND _awq_too_old "${_awq_python}")
       break()
     endif()
-    list(APPEND _awq_tried "${_awq_python} with PYTHONPATH=${_awq_pp}")
+    if(_awq_pp)
+      list(APPEND _awq_tried "${_awq_python} -I, with ${_awq_pp} on sys.path")
+    else()
+      list(APPEND _awq_tried "${_awq_python} -I, as it is")
+    endif()
   endforeach()
   if(CCTOOLS_PYTHON)
     break()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 import work_queue
 
-from conftest import LOAD_ALLOWANCE, PROGRAM_STARTS_WITHIN, free_port_block, wait_until
-from test_worker_fleet import SLEEPER
-from test_worker_script import fake_worker, script_factory  # noqa: F401 (fixture)
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_WAITS_EVERY, PROGRAM_STARTS_WITHIN,
+                      free_port_block, wait_until, write_script)
+from test_worker_fleet import SLEEPER, live_processes, read_pid
+from test_worker_script import CHILD_UP_WITHIN, fake_worker, script_factory  # noqa: F401 (fixture)
 
 # Every test here runs alien_wq_worker.sh or a factory: the e2e tier.
 pytestmark = pytest.mark.e2e
@@ -117,3 +119,65 @@ def test_an_installed_script_plans_with_the_installed_planner(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("-T slurm, 1..1 workers of 1 cores, route direct")
     assert (tmp_path / "factory-1.argv").read_bytes().startswith(b"/usr/bin/work_queue_factory\0")
+
+
+# CCTools 8's work_queue_factory looks at the demand and its workers every 30 s (fixed).
+FACTORY_CYCLE = 30.0
+# Its first cycle runs as it starts: its direct query of the master (answered inside the
+# master's next wait), then its workers' start.
+FIRST_WORKERS_WITHIN = (MASTER_WAITS_EVERY + 2 * PROGRAM_STARTS_WITHIN) * LOAD_ALLOWANCE
+# Each cycle logs what it decided (CCTools 8: "|submitted: N |needed: M |...").
+CYCLE_LINE = re.compile(r"\|submitted: (\d+) \|needed: (\d+) ")
+FLEET_MIN, FLEET_MAX = 2, 4
+SAMPLE_INTERVAL = 0.5   # s between looks at the fleet: a worker lives for many of them
+# Workers must not leave idle while watched: the factory would replace them only at a later
+# cycle, and that gap is CCTools' (README: "below the minimum for up to two cycles").
+WATCHED_IDLE_TIMEOUT = int(FIRST_WORKERS_WITHIN + FACTORY_CYCLE * LOAD_ALLOWANCE) + 1
+
+
+def fleet_size(factory_pid: int) -> int:
+    """The factory's workers: the work_queue_worker processes in its process group (not the
+    shell the local batch system starts each through)."""
+    return sum(1 for group, cmdline in live_processes().values()
+               if group == factory_pid and cmdline.split(" ", 1)[0].endswith("work_queue_worker"))
+
+
+def test_the_fleet_never_drops_below_its_minimum_while_demand_is_under_it(
+        script_factory, start_master, tool, tmp_path):
+    """WQ_FACTORY_MIN=2 with no job, then one job (demand 1), then none: the fleet has its
+    2 workers before any job and keeps them through the next factory cycle, which sees less
+    demand than the minimum; it never goes below 2, nor above what was asked."""
+    master = start_master("--insecure")   # no password: the factory reads the demand directly
+    script = script_factory(master.port, WQ_FACTORY_TYPE="local", WQ_FACTORY_MIN=str(FLEET_MIN),
+                            WQ_FACTORY_MAX=str(FLEET_MAX), WQ_IDLETIMEOUT=str(WATCHED_IDLE_TIMEOUT))
+    assert script.run("start-factory").returncode == 0
+    child_file = os.path.join(script.workdir, "pids", "factory-1.child")
+    wait_until(lambda: os.path.exists(child_file) and open(child_file).read().strip(),
+               CHILD_UP_WITHIN, what="the factory's PID file")
+    factory = read_pid(child_file)
+    wait_until(lambda: fleet_size(factory) >= FLEET_MIN, FIRST_WORKERS_WITHIN, interval=0.2,
+               what="the factory's first %d workers, with no job queued" % FLEET_MIN)
+    reached = time.monotonic()
+    out = tmp_path / "job.out"
+    job = write_script(tmp_path / "job.sh", "echo ran\n")
+    assert tool("condor_submit", stdin="executable = %s\noutput = %s\nqueue\n" % (job, out)
+                ).returncode == 0
+    log = os.path.join(script.workdir, "log", "factory-1.log")
+
+    def cycles() -> list:
+        return CYCLE_LINE.findall(open(log).read()) if os.path.exists(log) else []
+    samples = []
+    ran = False
+    # Watched up to the factory's next cycle, which sees a demand under the minimum.
+    deadline = reached + FACTORY_CYCLE * LOAD_ALLOWANCE
+    while len(cycles()) < 2 and time.monotonic() < deadline:
+        samples.append(fleet_size(factory))
+        ran = ran or (out.exists() and out.read_text() == "ran\n")
+        time.sleep(SAMPLE_INTERVAL)
+    assert len(cycles()) >= 2, "no second factory cycle within %.0f s" % (deadline - reached)
+    assert ran or wait_until(lambda: out.exists() and out.read_text() == "ran\n", JOB_DONE_WITHIN,
+                             what="the job to run on the fleet")
+    assert cycles()[1] == (str(FLEET_MIN), str(FLEET_MIN))   # submitted, needed: the minimum
+    assert min(samples) == FLEET_MIN, samples
+    assert max(samples) == FLEET_MIN, samples   # demand never above the minimum
+    assert script.run("stop-factory").returncode == 0

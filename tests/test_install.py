@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from awq import classad, jobs
 from conftest import REPO, cmake_install
 
 pytestmark = pytest.mark.e2e
@@ -56,10 +57,12 @@ def test_cmake_installs_every_module_byte_compiled(prefix):
         assert any(entry.startswith(name[:-3] + ".") for entry in cached), module
 
 
-def test_wrappers_use_a_fixed_interpreter(prefix):
+def test_wrappers_use_a_fixed_interpreter_and_export_nothing(prefix):
     text = open(os.path.join(prefix, "bin", "condor_q")).read()
+    assert text.startswith("#!/usr/bin/python3 -I\n")
     assert "/usr/bin/env" not in text
-    assert 'exec "/usr/bin/python3" -m awq.cli.condor_q "$@"' in text
+    assert "PYTHONPATH" not in text.split("\n", 6)[-1]   # past the comment that names it
+    assert "from awq.cli.condor_q import cli" in text
 
 
 def test_upstream_spelling_mkdir_build_make_install(tmp_path):
@@ -73,19 +76,21 @@ def test_upstream_spelling_mkdir_build_make_install(tmp_path):
 
 def test_env_sh_sets_the_environment_and_is_idempotent(prefix, tmp_path):
     script = ('set -u; . "%s/etc/env.sh"; . "%s/etc/env.sh"; echo "$CCTOOLS"; echo "$ALIEN_WORKQUEUE"; '
-              'echo "$PATH"; echo "$PYTHONPATH"; command -v condor_q; '
-              'python3 -c "import awq, work_queue; print(awq.__file__)"') % (prefix, prefix)
-    out = subprocess.run(["bash", "-c", script], env=CLEAN_ENV, capture_output=True, text=True,
-                         cwd=str(tmp_path))  # not the repository: import the installed awq
-    assert out.returncode == 0, out.stderr
-    cctools, home, path, pythonpath, condor_q, awq_file = out.stdout.splitlines()
-    assert (cctools, home) == ("/usr", prefix)
-    assert path.split(":")[:2] == [prefix + "/bin", "/usr/bin"]
-    assert path.count(prefix + "/bin") == 1
-    assert pythonpath.split(":") == [prefix + "/lib/alien-workqueue/python",
-                                     "/usr/lib/python3/dist-packages"]
-    assert condor_q == prefix + "/bin/condor_q"
-    assert awq_file.startswith(prefix)
+              'echo "$PATH"; echo "${PYTHONPATH-unset}"; command -v condor_q; condor_q -version'
+              ) % (prefix, prefix)
+    for users_pythonpath in (None, "/the/users/own:/second"):
+        env = dict(CLEAN_ENV, PYTHONPATH=users_pythonpath) if users_pythonpath else CLEAN_ENV
+        out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                             cwd=str(tmp_path))  # not the repository: the installed awq runs
+        assert out.returncode == 0, out.stderr
+        cctools, home, path, pythonpath, condor_q, version = out.stdout.splitlines()[:6]
+        assert (cctools, home) == ("/usr", prefix)
+        assert path.split(":")[:2] == [prefix + "/bin", "/usr/bin"]
+        assert path.count(prefix + "/bin") == 1
+        # Left as the user had it: the commands need none, and a CE hands it to its jobs.
+        assert pythonpath == (users_pythonpath or "unset")
+        assert condor_q == prefix + "/bin/condor_q"
+        assert version.startswith("$CondorVersion:")
 
 
 def test_installed_commands_work_without_env_sh(prefix, tmp_path):
@@ -101,6 +106,28 @@ def test_installed_commands_work_without_env_sh(prefix, tmp_path):
                                text=True, cwd=str(tmp_path))
     assert submitted.returncode == 0, submitted.stderr
     assert "2 job(s) submitted to cluster 1." in submitted.stdout
+
+
+def test_condor_submit_hands_getenv_exactly_the_users_environment(prefix, tmp_path):
+    """From any directory, whatever PYTHONPATH the user has: the installed command imports
+    the installed package only, and a `getenv = true` job gets the environment condor_submit
+    was started with, no variable added or changed (no PYTHONPATH of ours, no LC_CTYPE from
+    the interpreter's locale coercion under LANG=C)."""
+    decoy = tmp_path / "decoy"
+    (decoy / "awq").mkdir(parents=True)
+    (decoy / "awq" / "__init__.py").write_text('raise SystemExit("the decoy awq was imported")\n')
+    users = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C", "LC_CTYPE": "C",
+             "PYTHONPATH": str(decoy), "PYTHONHOME": "/nonexistent", "AWQ_WORKDIR": str(tmp_path / "s"),
+             "WITH_SPACES": " a  b ", "WITH_QUOTES": "it's \"quoted\"", "EMPTY": "",
+             "SHLVL": "3", "_": "/usr/bin/condor_submit", "NEWLINE": "one\ntwo"}
+    done = subprocess.run([os.path.join(prefix, "bin", "condor_submit"), "-dry-run", "-"],
+                          input="executable = /bin/true\ngetenv = true\nqueue\n", env=users,
+                          cwd=str(decoy), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith("Environment = "))
+    environment = jobs.environment_of({"Environment": classad.parse_value(line.split(" = ", 1)[1])})
+    # HTCondor skips a value with a newline: it cannot be written into the job ad.
+    assert environment == {k: v for k, v in users.items() if k != "NEWLINE"}
 
 
 def test_configure_fails_clearly_without_cctools(tmp_path):

@@ -8,8 +8,21 @@ import subprocess
 
 import pytest
 
-from conftest import MASTER_LISTENS_WITHIN, MasterHandle, cmake_install, sourced_env
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN, PROGRAM_STARTS_WITHIN,
+                      MasterHandle, cmake_install, sourced_env)
 from testkit import free_port, free_port_block, pid_alive, wait_until
+
+pytestmark = pytest.mark.e2e
+
+# A worker that alien_wq_worker.sh starts first comes up (a C binary: no timer before it
+# listens), then runs the job it is handed as a joined worker does.
+WORKER_RUNS_A_JOB_WITHIN = PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE + JOB_DONE_WITHIN
+# What Work Queue's worker sets on every task (the task's allocation, the directories of its
+# sandbox), and PWD, which the task's shell sets to the sandbox.
+SET_ON_EVERY_TASK = {"CORES", "MEMORY", "DISK", "OMP_NUM_THREADS", "TMPDIR", "TMP", "TEMP",
+                     "WORKER_TMPDIR", "WORK_QUEUE_SANDBOX", "PWD"}
+# Those of them that replace the job's own value (the README lists them).
+REPLACE_THE_JOBS = SET_ON_EVERY_TASK - {"WORK_QUEUE_SANDBOX", "WORKER_TMPDIR"}
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +118,49 @@ def test_installed_site_runs_jobs_with_and_without_the_wrapper(site):
     assert len(pids) == 16
     assert site.run("alien_wq_worker.sh", "stop").returncode == 0
     assert [pid for pid in pids if pid_alive(pid)] == []
+
+
+def environment_block(data: bytes) -> dict:
+    entries = [e.decode() for e in data.split(b"\0") if b"=" in e]
+    return dict(e.split("=", 1) for e in entries)
+
+
+def test_a_getenv_job_gets_the_submitters_environment_and_nothing_of_ours(site):
+    """The installed condor_submit, a master and a worker from alien_wq_worker.sh: a job with
+    `getenv = true` sees every variable of the submitter's as it was (its own PYTHONPATH, none
+    of ours, nothing of the master's), and besides them only what Work Queue sets on every task;
+    the worker's environment is what alien_wq_worker.sh was given."""
+    site.env.update(WQ_NUM_FOREMEN="0", WQ_NUM_WORKERS="1")
+    # The master's own environment has a name no one else has: it must reach no job.
+    site.env["AWQ_THE_MASTERS_OWN"] = "master"
+    site.start_master()
+    del site.env["AWQ_THE_MASTERS_OWN"]
+    assert site.run("alien_wq_worker.sh", "start-workers").returncode == 0
+    job = site.tmp / "printenv.sh"
+    job.write_text("#!/bin/sh\nexec env -0\n")
+    job.chmod(0o755)
+    submitter = dict(site.env, PYTHONPATH="/the/users/own/python", WITH_SPACES=" a  b ",
+                     WITH_QUOTES="it's \"quoted\";x=y", EMPTY="", NEWLINE="one\ntwo")
+    submitter.update({name: "the submitter's " + name for name in SET_ON_EVERY_TASK})
+    done = subprocess.run(["condor_submit"], input="executable = printenv.sh\noutput = job.env\n"
+                          "getenv = true\nqueue\n", env=submitter, cwd=str(site.tmp),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    output = site.tmp / "job.env"
+    seen = environment_block(wait_until(lambda: output.exists() and output.read_bytes(),
+                                        WORKER_RUNS_A_JOB_WITHIN, what="the job's environment"))
+    worker_pid = int(open(os.path.join(site.env["WQ_WORKDIR"], "pids", "worker-1.child")).read())
+    with open("/proc/%d/environ" % worker_pid, "rb") as handle:
+        workers = environment_block(handle.read())
+
+    # HTCondor skips a value with a newline (it cannot be written into the job ad).
+    expected = {k: v for k, v in submitter.items() if k != "NEWLINE"}
+    assert {k for k in expected if seen.get(k) != expected[k]} == REPLACE_THE_JOBS
+    assert seen["PYTHONPATH"] == "/the/users/own/python"
+    assert "AWQ_THE_MASTERS_OWN" not in seen
+    assert not [k for k, v in seen.items() if "lib/alien-workqueue" in v or "dist-packages" in v]
+    # Nothing else: a name the job did not set would be the worker's, and the worker's
+    # environment is what alien_wq_worker.sh was given, none of the settings it exports
+    # for itself (WQ_PASSWORD, WQ_FACTORY_*, ...).
+    assert set(seen) - set(expected) == set()
+    assert set(workers) - set(site.env) == set()

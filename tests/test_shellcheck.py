@@ -32,7 +32,7 @@ def shell_files() -> list:
 def test_the_shell_scripts_are_found():
     names = shell_files()
     for expected in ("bin/alien_wq_worker.sh", "etc/alien_job_wrapper.sh", "scripts/test.sh",
-                     ".ci/run", "etc/env.sh.in", "bin/awq-command.in"):
+                     ".ci/run", "etc/env.sh.in"):
         assert expected in names
 
 

@@ -7,7 +7,7 @@ import os
 import stat
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from awq import classad, jobs, query, submit
 from awq.cli.common import check_schedd_name, fail, run_main
@@ -164,6 +164,26 @@ def print_result(opts: Options, cluster: int, job_list: List[dict]) -> None:
     sys.stdout.write("%d job(s) submitted to cluster %d.\n" % (count, cluster))
 
 
+def starting_environment(block_path: str = "/proc/self/environ") -> Dict[str, str]:
+    """The environment this process was started with, exactly as the user's shell passed it.
+
+    os.environ is not quite that: with a C or POSIX locale the interpreter adds LC_CTYPE
+    to it at start (PEP 538's locale coercion), which a job with `getenv` would then get.
+    The kernel keeps the block given to exec unchanged; without it, os.environ.
+    """
+    try:
+        with open(block_path, "rb") as handle:
+            block = handle.read()
+    except OSError:
+        return dict(os.environ)
+    env: Dict[str, str] = {}
+    for entry in block.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and name:   # a name given twice: the first, as getenv() and os.environ take
+            env.setdefault(os.fsdecode(name), os.fsdecode(value))
+    return env
+
+
 def main(argv: List[str]) -> int:
     opts = parse_args(argv)
     if opts is None:
@@ -171,7 +191,7 @@ def main(argv: List[str]) -> int:
         return 0
     check_schedd_name(opts.name)
     text = read_description(opts.file)
-    context = dict(cwd=os.getcwd(), environ=dict(os.environ), owner=jobs.current_owner(),
+    context = dict(cwd=os.getcwd(), environ=starting_environment(), owner=jobs.current_owner(),
                    uid=os.getuid(), now=int(time.time()))
     try:
         desc = submit.parse_description(text, append=opts.append, queue_override=opts.queue,

@@ -111,7 +111,7 @@ class Master:
         if last_chance:
             self.unapplied_starts = {}
         if counted:
-            log.warning("%d jobs started after the last snapshot before the master died: "
+            log.warning("%d job(s) started after the last snapshot before the master died: "
                         "NumJobStarts counts those starts (from the start journal %s)",
                         counted, self.spool.starts_dir)
 

@@ -163,7 +163,7 @@ def test_a_start_after_the_last_snapshot_counts_after_a_kill(tmp_path, caplog):
     assert job["JobStatus"] == JobStatus.IDLE and job["NumJobStarts"] == 1
     assert job["JobRunCount"] == 1 and job["LastJobStatus"] == JobStatus.RUNNING
     assert job["LastRemoteHost"] == "127.0.0.1:9" and "JobCurrentStartDate" in job
-    assert "1 jobs started after the last snapshot" in caplog.text
+    assert "1 job(s) started after the last snapshot" in caplog.text
     start_on_worker(again)
     job = again.table.job((1, 0))
     assert job["NumJobStarts"] == 2 and job["JobRunCount"] == 2

@@ -69,7 +69,7 @@ class JournaledStart:
 
 def encode_start(jid: JobId, starts: int, started_at: int, host: Optional[str]) -> bytes:
     """One journal line: "C.P STARTS TIME HOST\\n" (HOST "-" when unknown)."""
-    if host:
+    if host and (len(host) > MAX_HOST_CHARS or not HOST_CHARS.issuperset(host)):
         host = "".join(c if c in HOST_CHARS else "?" for c in host[:MAX_HOST_CHARS])
     return ("%d.%d %d %d %s\n" % (jid[0], jid[1], starts, started_at,
                                   host or UNKNOWN_HOST)).encode("ascii")

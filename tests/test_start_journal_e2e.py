@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 
 import pytest
@@ -12,12 +13,15 @@ import pytest
 from awq import jobs
 from awq.spool import Spool
 from awq.spool.starts import merge_lines
-from conftest import (JOB_DONE_WITHIN, JOB_RUNS_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN,
-                      PILOT_ENDS_WITHIN, PYTHON, REPO, REQUEST_SHOWN_WITHIN, WORKER_JOINS_WITHIN,
-                      MasterHandle, master_on_port, product_env, run_tool, write_script)
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, JOB_RUNS_WITHIN, LOAD_ALLOWANCE,
+                      MASTER_LISTENS_WITHIN, PILOT_ENDS_WITHIN, PYTHON, REPO,
+                      REQUEST_SHOWN_WITHIN, WORKER_JOINS_WITHIN, MasterHandle, master_on_port,
+                      password_args, product_env, run_tool, write_script)
 from testkit import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
+
+WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
 
 # The master of the round that gets killed writes its first snapshot at once and then
 # none for this long: every start it sees lands in the journal alone, as a start just
@@ -107,3 +111,47 @@ def test_a_start_just_before_a_kill_minus_nine_is_counted(tmp_path, procs, workd
         assert done[jid]["NumJobStarts"] == 2 and done[jid]["JobRunCount"] == 2, done[jid]
         assert "job %d.0: idle -> running: on" % jid[0] in again.log()
         assert "(start 2)" in again.log()
+
+
+def test_a_foremans_own_retry_is_invisible_to_the_master(tmp_path, procs, workdir,
+                                                         start_master):
+    """The limit the README states: a foreman re-runs a pilot whose worker died on another
+    of its workers, and Work Queue tells the master nothing (the task stays on the
+    foreman). The job shows one start; if Work Queue ever tells, this fails and the
+    README's limit must go."""
+    master = start_master()
+    foreman_port = free_port()
+    password = password_args(workdir)
+    (tmp_path / "foreman").mkdir()
+    procs.start([WQ_WORKER, "--foreman", "--foreman-port", str(foreman_port), "--workdir",
+                 str(tmp_path / "foreman"), "--timeout", "120"] + password
+                + ["127.0.0.1", str(master.port)], "foreman")
+
+    def worker_of_foreman(name: str):
+        (tmp_path / name).mkdir()
+        return procs.start([WQ_WORKER, "--cores", "1", "--workdir", str(tmp_path / name),
+                            "--timeout", "120"] + password
+                           + ["127.0.0.1", str(foreman_port)], name)
+    first = worker_of_foreman("worker1")
+    pid_file = tmp_path / "pilot.pid"
+    pilot = write_script(tmp_path / "pilot.sh",
+                         'if [ -e "$1" ]; then echo second run; exit 0; fi\n: > "$1"\n'
+                         'echo $$ > "$2.tmp" && mv "$2.tmp" "$2"\nexec sleep 600\n')
+    cluster = submit(workdir, "executable = %s\narguments = %s %s\noutput = %s\nqueue\n"
+                     % (pilot, tmp_path / "mark", pid_file, tmp_path / "pilot.out"))
+    wait_until(lambda: pid_file.exists() and "job %d.0: idle -> running" % cluster
+               in master.log(), JOB_RUNS_WITHIN + FOREMAN_HOP_WITHIN,
+               what="the pilot running under the foreman")
+    os.kill(first.pid, signal.SIGKILL)         # the worker dies; its pilot lives on
+    first.wait(MASTER_LISTENS_WITHIN)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    worker_of_foreman("worker2")               # the foreman runs the pilot again here
+    history = Spool(workdir).history
+    done = wait_until(lambda: {jobs.job_id(j): j for j in history.read()}.get((cluster, 0)),
+                      JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN, interval=0.2,
+                      what="the pilot's second run to end")
+    assert (tmp_path / "pilot.out").read_text() == "second run\n"   # it did run twice
+    assert done["JobStatus"] == jobs.JobStatus.COMPLETED
+    assert done["NumJobStarts"] == 1           # and the master saw one start
+    assert master.log().count("job %d.0: idle -> running" % cluster) == 1
+    assert "job %d.0: running -> idle" % cluster not in master.log()

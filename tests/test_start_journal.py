@@ -244,3 +244,45 @@ def test_a_table_without_a_journal_still_counts_starts():
     table.put(ad())
     table.mark_running((1, 0), "h")
     assert table.job((1, 0))["NumJobStarts"] == 1 and "JobLastStartDate" not in table.job((1, 0))
+
+
+# -- alien_work_queue --check
+
+
+def test_check_says_the_master_will_count_the_starts_the_snapshot_missed(tmp_path):
+    from awq import check
+    spool_dir = str(tmp_path / "spool")
+    master = a_master(spool_dir)
+    master.recover()
+    master.table.put(ad())
+    master.flush(force=True)
+    start_on_worker(master)
+    master.start_journal.close()
+
+    def journal_files():
+        return {name: os.stat(os.path.join(spool_dir, "starts", name)).st_mtime_ns
+                for name in segment_names(spool_dir)}
+    before = journal_files()
+    findings = check.check_spool(Spool(spool_dir))
+    text = check.render(Spool(spool_dir), findings)
+    assert "holds starts of 1 jobs (0 of them not in the snapshot" in text, text
+    assert "counts them in NumJobStarts on its next start" in text
+    assert check.worst_level(findings) == check.RECOVERS
+    assert journal_files() == before and before   # --check reads only
+    master.flush(force=True)           # once the snapshot counts the start: sound again
+    assert check.worst_level(check.check_spool(Spool(spool_dir))) == check.SOUND
+
+
+def test_check_names_a_journal_the_master_would_refuse(tmp_path):
+    from awq import check
+    spool_dir = str(tmp_path / "spool")
+    Spool(spool_dir, create=True)
+    os.mkdir(os.path.join(spool_dir, "starts"), 0o700)
+    with open(os.path.join(spool_dir, "starts", "1"), "wb") as segment:
+        segment.write(b"1.0 1 5 h\ntorn")
+    findings = check.check_spool(Spool(spool_dir))
+    assert "1 damaged lines" in check.render(Spool(spool_dir), findings)
+    os.chmod(os.path.join(spool_dir, "starts", "1"), 0o666)
+    findings = check.check_spool(Spool(spool_dir))
+    assert check.worst_level(findings) == check.NEEDS_ADMIN
+    assert "refuses to start on its start journal" in check.render(Spool(spool_dir), findings)

@@ -118,6 +118,58 @@ def merge_lines(data: bytes, into: Dict[JobId, JournaledStart]) -> int:
     return skipped
 
 
+class JournalRead:
+    """What the journal's segments say: the latest start per job, the lines skipped as
+    damaged, and the segments' paths, oldest first."""
+
+    __slots__ = ("latest", "damaged_lines", "segments")
+
+    def __init__(self) -> None:
+        self.latest: Dict[JobId, JournaledStart] = {}
+        self.damaged_lines = 0
+        self.segments: List[str] = []
+
+
+def read_journal(directory: str) -> JournalRead:
+    """Read every segment, changing nothing (the master's replay, and --check). A segment
+    or directory another user owns or could write is refused (SpoolError)."""
+    found = JournalRead()
+    try:
+        check_trusted(directory, want_dir=True)
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return found
+    for number in sorted(int(name) for name in names if name.isdigit()):
+        path = os.path.join(directory, str(number))
+        data = _read_segment(path)
+        if data is not None:
+            found.damaged_lines += merge_lines(data, found.latest)
+            found.segments.append(path)
+    return found
+
+
+def _read_segment(path: str) -> Optional[bytes]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SpoolError("%s is a symbolic link: refusing to use it" % path)
+        raise SpoolError("cannot open %s: %s" % (path, err.strerror))
+    try:
+        check_stat(path, os.fstat(fd), want_dir=False)
+        chunks = []
+        while True:
+            chunk = os.read(fd, READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 class StartJournal:
     """The master's start journal (see the module text); the master alone writes it."""
 
@@ -139,44 +191,14 @@ class StartJournal:
         Creates the directory on first use. The segments stay until two snapshots written
         after this replay hold what they say (after_snapshot)."""
         make_spool_directory(self.directory)
-        check_trusted(self.directory, want_dir=True)
-        latest: Dict[JobId, JournaledStart] = {}
-        skipped = 0
-        numbers = sorted(int(name) for name in os.listdir(self.directory) if name.isdigit())
-        for number in numbers:
-            path = os.path.join(self.directory, str(number))
-            data = self._read_segment(path)
-            if data is None:
-                continue
-            skipped += merge_lines(data, latest)
-            self._unsaved.append(path)
-        if numbers:
-            self._next_number = numbers[-1] + 1
-        if skipped:
+        found = read_journal(self.directory)
+        self._unsaved.extend(found.segments)
+        if found.segments:
+            self._next_number = int(os.path.basename(found.segments[-1])) + 1
+        if found.damaged_lines:
             log.warning("the start journal %s had %d damaged lines (a crash tears the last "
-                        "one); skipped them", self.directory, skipped)
-        return latest
-
-    def _read_segment(self, path: str) -> Optional[bytes]:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise SpoolError("%s is a symbolic link: refusing to use it" % path)
-            raise SpoolError("cannot open %s: %s" % (path, err.strerror))
-        try:
-            check_stat(path, os.fstat(fd), want_dir=False)
-            chunks = []
-            while True:
-                chunk = os.read(fd, READ_CHUNK_BYTES)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+                        "one); skipped them", self.directory, found.damaged_lines)
+        return found.latest
 
     # -- while the master runs
 

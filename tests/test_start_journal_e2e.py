@@ -77,6 +77,9 @@ def test_a_start_just_before_a_kill_minus_nine_is_counted(tmp_path, procs, workd
 
     slow = SlowSnapshotMaster(procs, workdir, ["--port", str(port)], product_env(workdir),
                               name="master-1").start()
+    # Its one snapshot, written in its first turn: job B must come after it.
+    wait_until(lambda: (Spool(workdir).published.load_snapshot() or {}).get("master_pid")
+               == slow.proc.pid, MASTER_LISTENS_WITHIN, what="the slow master's one snapshot")
     # Job B is taken from its record by this master and is in none of its snapshots.
     record_only = submit(workdir, "executable = %s\narguments = %s\nqueue\n"
                          % (pilot, tmp_path / "mark-b"))

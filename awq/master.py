@@ -6,7 +6,9 @@ What matters, in order:
    the record is deleted only after a snapshot holding the job is durable.
    On start the table is reloaded: idle jobs go back to Work Queue, jobs that
    were running are requeued (pilots are safe to rerun; NumJobStarts shows
-   the attempt), removal requests left behind are carried out.
+   the attempt), removal requests left behind are carried out. Every start is
+   journaled the moment it is seen (awq/spool/starts.py), so a start no
+   snapshot held yet is still counted after a kill -9.
 2. Jobs start fast: see awq/waker.py.
 3. condor_q never talks to us: it reads the snapshot and stat/latest.
 
@@ -22,12 +24,11 @@ import os
 import time
 from typing import Any, Dict, Optional, Tuple
 
-from awq.jobs import JobId
-
 from awq import periodic
 from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
 from awq.control import JobControl
 from awq.intake import SpoolIntake
+from awq.jobs import JobId
 from awq.jobtable import JobTable
 from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.publish import UNFIT_GRACE, Publisher
@@ -135,7 +136,9 @@ class Master:
                                          max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
             self.flushing.done()
             self.table.mark_saved()
-            if not self.unapplied_starts:  # the journal still holds starts no table has
+            # Segments go once two snapshots count their starts; while starts still wait
+            # for their jobs' records (a drain), no snapshot counts them yet.
+            if not self.unapplied_starts:
                 self.start_journal.after_snapshot()
             if self.intake.commit():  # spool files go once two generations hold them
                 self.table.mark_changed()

@@ -55,7 +55,10 @@ class TaskResult(NamedTuple):
     succeeded: bool
     exit_code: Optional[int]
     failure: str       # why Work Queue could not run it; empty when it succeeded
-    host: Optional[str] = None   # the worker that ran it, "address:port"
+    host: Optional[str] = None   # the worker that ran it, by its host name
+    # The worker's address:port: another than where its start was counted means Work Queue
+    # ran the task again after that worker went away (dispatch.Dispatcher.started_on).
+    address: Optional[str] = None
 
 
 class TaskBackend(Protocol):
@@ -70,6 +73,8 @@ class TaskBackend(Protocol):
     def task_state(self, task_id: int) -> "TaskState": ...
 
     def task_host(self, task_id: int) -> Optional[str]: ...
+
+    def task_address(self, task_id: int) -> Optional[str]: ...
 
     def wait(self, timeout: int) -> Optional[TaskResult]: ...
 

@@ -286,3 +286,50 @@ def test_check_names_a_journal_the_master_would_refuse(tmp_path):
     findings = check.check_spool(Spool(spool_dir))
     assert check.worst_level(findings) == check.NEEDS_ADMIN
     assert "refuses to start on its start journal" in check.render(Spool(spool_dir), findings)
+
+
+# -- a task Work Queue sent again between two looks
+
+
+def test_a_task_moved_to_another_worker_between_looks_is_a_new_start(tmp_path, caplog):
+    master = a_master(str(tmp_path / "spool"))
+    master.recover()
+    master.table.put(ad())
+    start_on_worker(master)
+    backend, dispatcher = master.backend, master.dispatcher
+    backend.addresses = {1: "127.0.0.1:2"}   # lost its worker, sent to another at once
+    dispatcher.check_every_task(master.table)
+    assert master.table.job((1, 0))["NumJobStarts"] == 1   # Work Queue lost no worker yet
+    dispatcher.free_cores.workers_lost = 1     # as its stats say once it has
+    with caplog.at_level(logging.INFO, logger="awq.master"):
+        dispatcher.check_every_task(master.table)
+    job = master.table.job((1, 0))
+    assert job["NumJobStarts"] == 2 and job["JobStatus"] == JobStatus.RUNNING
+    assert "running -> idle: its worker 127.0.0.1:9 went away" in caplog.text
+    assert "(start 2)" in caplog.text
+    dispatcher.check_every_task(master.table)  # the same address: no more starts
+    assert master.table.job((1, 0))["NumJobStarts"] == 2
+
+
+def test_a_task_that_ran_again_and_ended_between_looks_counts_both_starts(tmp_path):
+    from awq.tasks import TaskResult
+    master = a_master(str(tmp_path / "spool"))
+    master.recover()
+    master.table.put(ad())
+    start_on_worker(master)
+    master.dispatcher.record_result(TaskResult(1, True, 0, "", "h2", "127.0.0.1:2"),
+                                    master.table)
+    job = master.table.job((1, 0))
+    assert job["JobStatus"] == JobStatus.COMPLETED and job["NumJobStarts"] == 2
+    assert job["LastRemoteHost"] == "h2"
+
+
+def test_a_result_from_the_worker_the_start_was_counted_on_adds_none(tmp_path):
+    from awq.tasks import TaskResult
+    master = a_master(str(tmp_path / "spool"))
+    master.recover()
+    master.table.put(ad())
+    start_on_worker(master)
+    master.dispatcher.record_result(TaskResult(1, True, 0, "", "h", "127.0.0.1:9"),
+                                    master.table)
+    assert master.table.job((1, 0))["NumJobStarts"] == 1

@@ -158,3 +158,31 @@ def test_a_foremans_own_retry_is_invisible_to_the_master(tmp_path, procs, workdi
     assert done["NumJobStarts"] == 1           # and the master saw one start
     assert master.log().count("job %d.0: idle -> running" % cluster) == 1
     assert "job %d.0: running -> idle" % cluster not in master.log()
+
+
+def test_a_rerun_after_a_worker_on_the_master_died_is_a_start_and_a_log_line(
+        tmp_path, workdir, start_master, start_worker):
+    """Where Work Queue does tell: a worker straight on the master dies, its task goes back
+    to waiting, and its next start is counted and logged."""
+    master = start_master()
+    first = start_worker(master.port)
+    pid_file = tmp_path / "pilot.pid"
+    pilot = write_script(tmp_path / "pilot.sh",
+                         'if [ -e "$1" ]; then echo second run; exit 0; fi\n: > "$1"\n'
+                         'echo $$ > "$2.tmp" && mv "$2.tmp" "$2"\nexec sleep 600\n')
+    cluster = submit(workdir, "executable = %s\narguments = %s %s\noutput = %s\nqueue\n"
+                     % (pilot, tmp_path / "mark", pid_file, tmp_path / "pilot.out"))
+    wait_until(lambda: pid_file.exists() and "job %d.0: idle -> running" % cluster
+               in master.log(), JOB_RUNS_WITHIN, what="the pilot running")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(MASTER_LISTENS_WITHIN)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    start_worker(master.port)
+    history = Spool(workdir).history
+    done = wait_until(lambda: {jobs.job_id(j): j for j in history.read()}.get((cluster, 0)),
+                      JOB_DONE_WITHIN, interval=0.2, what="the pilot's second run to end")
+    assert done["NumJobStarts"] == 2 and done["JobRunCount"] == 2
+    assert done["JobLastStartDate"] <= done["JobCurrentStartDate"]
+    log = master.log()
+    assert "job %d.0: running -> idle: its worker" % cluster in log
+    assert "job %d.0: idle -> running: on" % cluster in log and "(start 2)" in log

@@ -25,7 +25,8 @@ Segments found at start are kept the same way until two snapshots written
 after the replay hold what they said.
 
 A damaged line (torn by a crash, edited by hand) is skipped, never an error:
-the journal only ever raises a count the snapshot already has.
+the journal only ever raises a count, so a skipped line loses the one start it
+held and nothing else.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from awq.spool.codec import SnapshotDamaged
 from awq.spool.files import TEMP_NAME_PATTERN, visible_names
 from awq.spool.published import DAMAGED_SUFFIX
 from awq.spool.records import UPSTREAM_PREFIX, cluster_of_record
+from awq.spool.starts import read_journal
 
 SOUND = 0
 NEEDS_ADMIN = 1
@@ -56,6 +57,7 @@ def check_spool(spool: Spool) -> List[Finding]:
         highest = max([highest, int(used.get("max_cluster_id", 0) or 0)]
                       + [jid[0] for jid in in_snapshot])
     _check_counter(spool, highest, findings)
+    _check_start_journal(spool, used, findings)
     _check_leftovers(spool, findings)
     return findings
 
@@ -209,6 +211,32 @@ def _check_counter(spool: Spool, highest: int, findings: List[Finding]) -> None:
         findings.append(Finding(NEEDS_ADMIN, "the cluster counter %s says %s, but cluster %d "
                                              "exists: new jobs would reuse ids; write %d into it"
                                 % (spool.counter_path, text, highest, highest + 1)))
+
+
+def _check_start_journal(spool: Spool, used: Optional[Dict], findings: List[Finding]) -> None:
+    """Starts the journal holds and the snapshot a master would restore does not."""
+    try:
+        found = read_journal(spool.starts_dir)
+    except SpoolError as err:
+        findings.append(Finding(NEEDS_ADMIN, "the master refuses to start on its start "
+                                             "journal: %s" % err))
+        return
+    saved = used["jobs"] if used else {}
+    missed = [jid for jid, start in found.latest.items()
+              if start.starts > int(saved.get(jid, {}).get("NumJobStarts", 0) or 0)]
+    if missed:
+        running = spool.master_files.is_running()
+        findings.append(Finding(
+            SOUND if running else RECOVERS,
+            "the start journal %s holds starts of %d jobs (%d of them not in the snapshot, "
+            "taken from their records since) that the snapshot does not count: %s"
+            % (spool.starts_dir, len(missed), sum(jid not in saved for jid in missed),
+               "the running master's next snapshot will" if running else
+               "the master counts them in NumJobStarts on its next start")))
+    if found.damaged_lines:
+        findings.append(Finding(SOUND, "the start journal %s has %d damaged lines (a crash "
+                                       "tears the last one): skipped, those starts are not "
+                                       "counted" % (spool.starts_dir, found.damaged_lines)))
 
 
 def _check_leftovers(spool: Spool, findings: List[Finding]) -> None:

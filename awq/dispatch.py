@@ -126,6 +126,7 @@ class FreeCores:
     def __init__(self, backend: TaskBackend, clock: Clock = SYSTEM_CLOCK):
         self.backend = backend
         self.seen = 0
+        self.workers_lost = 0    # Work Queue's count so far, read with the cores
         self.stats_look = Every(CAPACITY_INTERVAL, clock)
 
     def look(self) -> int:
@@ -135,6 +136,7 @@ class FreeCores:
                 stats = self.backend.stats()
                 self.seen = max(0, int(stats.get("total_cores", 0))
                                 - int(stats.get("committed_cores", 0)))
+                self.workers_lost = int(stats.get("total_workers_lost", 0))
             except Exception as err:  # the limit is a tuning, never a reason to stop
                 log.debug("cannot read Work Queue's stats: %s", err)
                 self.seen = 0
@@ -160,6 +162,11 @@ class Dispatcher:
         # Idle jobs without a task were left in our table while free cores could start them.
         self._more_to_hand_over = False
         self.told_held_back = -1  # the count of idle jobs without a task Work Queue was told
+        # Task id -> the worker address:port its job's current start was counted on. Work
+        # Queue sends a task whose worker it lost to another at once when one is free, so
+        # a look may never see it waiting in between: a new address is that start.
+        self.started_on: Dict[int, str] = {}
+        self.workers_lost_seen = 0
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
@@ -236,11 +243,32 @@ class Dispatcher:
                 continue
             del self.waiting[task_id]
             if state == TaskState.ON_WORKER and table.status(jid) == JobStatus.IDLE:
-                table.mark_running(jid, self.backend.task_host(task_id))
+                self._started(table, jid, task_id)
+
+    def _started(self, table: JobTable, jid: JobId, task_id: int,
+                 address: Optional[str] = None, host: Optional[str] = None) -> None:
+        """Count a start of jid's task, on the worker it is on now (or address, host)."""
+        table.mark_running(jid, host or self.backend.task_host(task_id))
+        address = address or self.backend.task_address(task_id)
+        if address:
+            self.started_on[task_id] = address
+
+    def _count_unseen_start(self, table: JobTable, jid: JobId, task_id: int,
+                            address: Optional[str], host: Optional[str]) -> None:
+        """A running job's task is (or ran) on another worker than the one its start was
+        counted on: Work Queue lost that worker and sent the task again between two looks.
+        Counted as the requeue and the start a look would have seen."""
+        counted_on = self.started_on.get(task_id)
+        if address is None or counted_on is None or address == counted_on:
+            return
+        table.requeue(jid, "its worker %s went away or stopped answering"
+                      % table.job(jid).get("RemoteHost", counted_on))
+        self._started(table, jid, task_id, address, host)
 
     def cancel(self, jid: JobId) -> None:
         task_id = self.tasks.pop_job(jid)
         if task_id is not None:
+            self.started_on.pop(task_id, None)
             self.waiting.pop(task_id, None)
             self.backend.cancel(task_id)
             self.copies.task_ended(task_id)
@@ -253,17 +281,26 @@ class Dispatcher:
         a finished task not yet returned by wait() keeps its job running, so a
         job's state never goes backwards on its way out.
         """
+        # Only when Work Queue lost a worker since the last look can a task have moved to
+        # another: the addresses are not asked for on every look, as they cost per task.
+        lost = self.free_cores.workers_lost
+        moved_possible, self.workers_lost_seen = lost != self.workers_lost_seen, lost
         for jid, task_id in self.tasks.items():
             status = table.status(jid)
             state = self.backend.task_state(task_id)
             if state == TaskState.ON_WORKER and status == JobStatus.IDLE:
                 self.waiting.pop(task_id, None)
-                table.mark_running(jid, self.backend.task_host(task_id))
+                self._started(table, jid, task_id)
+            elif state == TaskState.ON_WORKER and status == JobStatus.RUNNING and moved_possible:
+                self._count_unseen_start(table, jid, task_id,
+                                         self.backend.task_address(task_id),
+                                         self.backend.task_host(task_id))
             elif state == TaskState.WAITING and status == JobStatus.RUNNING:
                 # Work Queue gave up on the worker: it disconnected, or stopped answering
                 # its keepalives (e.g. blocked); name it so the admin can look there.
                 table.requeue(jid, "its worker %s went away or stopped answering"
                               % table.job(jid).get("RemoteHost", "(unknown)"))
+                self.started_on.pop(task_id, None)
                 self.waiting[task_id] = jid
 
     def record_result(self, result: TaskResult, table: JobTable) -> None:
@@ -276,6 +313,9 @@ class Dispatcher:
         self.copies.task_ended(result.task_id)
         if jid is None:
             return  # a task we cancelled
+        if table.status(jid) == JobStatus.RUNNING:  # it may have run again since a look
+            self._count_unseen_start(table, jid, result.task_id, result.address, result.host)
+        self.started_on.pop(result.task_id, None)
         if table.status(jid) == JobStatus.IDLE:
             table.mark_running(jid, result.host)  # finished before a look saw it running
         if result.succeeded:

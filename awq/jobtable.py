@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple,
+                    Optional, Set, Tuple)
 
 from awq import classad, exit_rules, jobs, userlog
 from awq.jobs import FINAL_STATES, Job, JobId, JobStatus
+
+if TYPE_CHECKING:
+    from awq.spool.starts import StartJournal
 
 log = logging.getLogger("awq.master")
 
@@ -72,6 +76,9 @@ class JobTable:
         self._by_status = StatusIndex()
         self._changed = False
         self.max_cluster_id = 0
+        # Every start is written here too, at once: the snapshot comes later, and a master
+        # killed before it would forget the start (awq/spool/starts.py).
+        self.start_journal: Optional[StartJournal] = None
 
     def put(self, job: Job) -> None:
         """Store a job as it is (every write to the table goes through here)."""
@@ -172,8 +179,38 @@ class JobTable:
             self.put(job)
 
     def mark_running(self, jid: JobId, host: Optional[str] = None) -> None:
-        self._set_status(jid, JobStatus.RUNNING, "on " + (host or "a worker"),
-                         **_start(self._jobs[jid], host, int(time.time())))
+        """A job's task reached a worker: one more start, journaled before any snapshot."""
+        now = int(time.time())
+        start = _start(self._jobs[jid], host, now)
+        again = " (start %d)" % start["NumJobStarts"] if start["NumJobStarts"] > 1 else ""
+        self._set_status(jid, JobStatus.RUNNING, "on %s%s" % (host or "a worker", again),
+                         **start)
+        if self.start_journal is not None:
+            self.start_journal.record(jid, start["NumJobStarts"], now, host)
+
+    def count_journaled_start(self, jid: JobId, starts: int, started_at: int,
+                              host: Optional[str]) -> bool:
+        """A start the restored snapshot missed (the master died after the job started and
+        before its next snapshot; the start journal kept it). NumJobStarts takes the
+        journal's count when larger; a job the snapshot had idle ran meanwhile, so it
+        comes back as a job that was running does. Returns whether the job changed."""
+        job = self._jobs[jid]
+        known = int(job.get("NumJobStarts", 0))
+        if starts <= known:
+            return False
+        updates: Dict[str, Any] = {"NumJobStarts": starts, "JobRunCount": starts,
+                                   "JobStartDate": job.get("JobStartDate", started_at)}
+        if started_at >= int(job.get("JobCurrentStartDate", 0)):
+            updates.update(JobCurrentStartDate=started_at,
+                           JobLastStartDate=job.get("JobCurrentStartDate"))
+        if job.get("JobStatus") == JobStatus.IDLE:
+            updates["LastJobStatus"] = int(JobStatus.RUNNING)
+            if host:
+                updates["LastRemoteHost"] = host
+        self.put(_updated(job, updates))
+        log.info("job %s: %d starts, not the snapshot's %d: the start journal kept what the "
+                 "master saw before it died", jobs.format_job_id(jid), starts, known)
+        return True
 
     def requeue(self, jid: JobId, reason: str) -> None:
         """A running job lost its worker: idle again, to be started anew."""
@@ -289,8 +326,11 @@ def _int(value: Any) -> int:
 
 
 def _start(job: Job, host: Optional[str], now: int) -> Dict[str, Any]:
-    """What a start on a worker sets; NumJobStarts counts every attempt (HTCondor)."""
-    return {"NumJobStarts": int(job.get("NumJobStarts", 0)) + 1, "JobCurrentStartDate": now,
+    """What a start on a worker sets, as HTCondor: NumJobStarts and JobRunCount count every
+    attempt, JobStartDate is the first one's time, JobLastStartDate the one before this."""
+    starts = int(job.get("NumJobStarts", 0)) + 1
+    return {"NumJobStarts": starts, "JobRunCount": starts, "JobCurrentStartDate": now,
+            "JobLastStartDate": job.get("JobCurrentStartDate"),
             "JobStartDate": job.get("JobStartDate", now), "RemoteHost": host}
 
 

@@ -6,7 +6,9 @@ What matters, in order:
    the record is deleted only after a snapshot holding the job is durable.
    On start the table is reloaded: idle jobs go back to Work Queue, jobs that
    were running are requeued (pilots are safe to rerun; NumJobStarts shows
-   the attempt), removal requests left behind are carried out.
+   the attempt), removal requests left behind are carried out. Every start is
+   journaled the moment it is seen (awq/spool/starts.py), so a start no
+   snapshot held yet is still counted after a kill -9.
 2. Jobs start fast: see awq/waker.py.
 3. condor_q never talks to us: it reads the snapshot and stat/latest.
 
@@ -26,11 +28,13 @@ from awq import periodic
 from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
 from awq.control import JobControl
 from awq.intake import SpoolIntake
+from awq.jobs import JobId
 from awq.jobtable import JobTable
 from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.publish import UNFIT_GRACE, Publisher
 from awq.shared_inputs import SharedInputs
 from awq.spool import REQUEST_ACTIONS, Spool, SpoolError
+from awq.spool.starts import JournaledStart, StartJournal
 from awq.tasks import TaskBackend
 from awq.waker import Waker
 
@@ -62,6 +66,11 @@ class Master:
         self.backend = backend
         self.clock = clock
         self.table = JobTable()
+        self.start_journal = StartJournal(spool.starts_dir)
+        self.table.start_journal = self.start_journal
+        # Starts a dead master journaled for jobs not in the table yet: those it took from
+        # records after its last snapshot, taken again in the first turn.
+        self.unapplied_starts: Dict[JobId, JournaledStart] = {}
         self.intake = SpoolIntake(spool, owner)
         self.shared_inputs = SharedInputs(spool.shared_dir)
         self.dispatcher = Dispatcher(backend, job_wrapper, max_tasks, self.shared_inputs,
@@ -81,13 +90,31 @@ class Master:
 
     def recover(self) -> None:
         state = newest_readable_snapshot(self.spool)
-        if not state:
-            return
-        finished = self.table.restore(state)
-        # The snapshot may hold finished jobs whose history line was lost.
-        self.spool.history.append(finished)
-        if finished:
-            log.info("moved %d finished jobs from the snapshot to history", len(finished))
+        if state:
+            finished = self.table.restore(state)
+            # The snapshot may hold finished jobs whose history line was lost.
+            self.spool.history.append(finished)
+            if finished:
+                log.info("moved %d finished jobs from the snapshot to history", len(finished))
+        self.unapplied_starts = self.start_journal.replay()
+        self.apply_journaled_starts()
+
+    def apply_journaled_starts(self, last_chance: bool = False) -> None:
+        """Count the starts the journal kept and the snapshot missed, before any job is
+        dispatched again. last_chance: the records were taken again, so a start of a job
+        still not in the table belongs to one that left (finished, in history)."""
+        counted = 0
+        for jid, start in list(self.unapplied_starts.items()):
+            if jid in self.table:
+                counted += self.table.count_journaled_start(jid, start.starts,
+                                                            start.started_at, start.host)
+                del self.unapplied_starts[jid]
+        if last_chance:
+            self.unapplied_starts = {}
+        if counted:
+            log.warning("%d job(s) started after the last snapshot before the master died: "
+                        "NumJobStarts counts those starts (from the start journal %s)",
+                        counted, self.spool.starts_dir)
 
     def apply_requests(self) -> None:
         for request in self.intake.requests():
@@ -109,6 +136,10 @@ class Master:
                                          max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
             self.flushing.done()
             self.table.mark_saved()
+            # Segments go once two snapshots count their starts; while starts still wait
+            # for their jobs' records (a drain), no snapshot counts them yet.
+            if not self.unapplied_starts:
+                self.start_journal.after_snapshot()
             if self.intake.commit():  # spool files go once two generations hold them
                 self.table.mark_changed()
             self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
@@ -144,6 +175,7 @@ class Master:
         if self.table.changed:  # finished jobs just went to history: leave a snapshot without them
             self.flush(force=True)
         self.waker.stop()
+        self.start_journal.close()
         return 0
 
     def turn(self) -> bool:
@@ -151,6 +183,8 @@ class Master:
         if self.waker.look():
             if not self.waker.draining:
                 self.intake.take_records(self.table)
+                if self.unapplied_starts:
+                    self.apply_journaled_starts(last_chance=True)
             self.apply_requests()
         draining = self.waker.draining
         self.apply_periodic_expressions()

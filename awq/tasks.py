@@ -55,11 +55,14 @@ class TaskResult(NamedTuple):
     succeeded: bool
     exit_code: Optional[int]
     failure: str       # why Work Queue could not run it; empty when it succeeded
-    host: Optional[str] = None   # the worker that ran it, "address:port"
+    host: Optional[str] = None   # the worker that ran it, by its host name
     # The signal that ended the task, when the backend can tell one from an exit status.
     # CCTools' worker cannot: it reports WTERMSIG in place of the exit status
     # (work_queue_worker.c, handle_completed_tasks), so workqueue.Backend leaves it None.
     exit_signal: Optional[int] = None
+    # The worker's address:port: another than where its start was counted means Work Queue
+    # ran the task again after that worker went away (dispatch.Dispatcher.started_on).
+    address: Optional[str] = None
 
 
 class TaskBackend(Protocol):
@@ -74,6 +77,8 @@ class TaskBackend(Protocol):
     def task_state(self, task_id: int) -> "TaskState": ...
 
     def task_host(self, task_id: int) -> Optional[str]: ...
+
+    def task_address(self, task_id: int) -> Optional[str]: ...
 
     def wait(self, timeout: int) -> Optional[TaskResult]: ...
 

@@ -127,6 +127,12 @@ class Backend:
         task = getattr(self.queue, "_task_table", {}).get(task_id)
         return _hostname(task) if task is not None else None
 
+    def task_address(self, task_id: int) -> Optional[str]:
+        """The address:port of the worker a task is on now (a new connection each time Work
+        Queue sends the task again); None while it waits."""
+        task = getattr(self.queue, "_task_table", {}).get(task_id)
+        return _address(task) if task is not None else None
+
     def wait(self, timeout: int) -> Optional[TaskResult]:
         task = self.queue.wait(timeout)
         if task is None:
@@ -138,7 +144,8 @@ class Backend:
             problem = self._staging.deliver(task.id)
             if problem and succeeded:
                 succeeded, exit_code, failure = False, None, problem
-        return TaskResult(task.id, succeeded, exit_code, failure, _hostname(task))
+        return TaskResult(task.id, succeeded, exit_code, failure, _hostname(task),
+                          _address(task))
 
     def _describe_failure(self, task: Any) -> str:
         text = getattr(task, "result_str", None)
@@ -310,6 +317,14 @@ def _listening_descriptor(port: int) -> int:
         finally:
             probe.close()
     raise OSError("cannot find Work Queue's listening socket on port %d" % port)
+
+
+def _address(task: Any) -> Optional[str]:
+    try:
+        address = task.host
+    except Exception:  # as for the host name: not yet sent anywhere
+        return None
+    return str(address) if address else None
 
 
 def _hostname(task: Any) -> Optional[str]:

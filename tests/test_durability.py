@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from awq import jobs
 from awq.queue_view import read_queue_view
 from awq.spool import Spool
-from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, JOB_RUNS_WITHIN, PYTHON,
-                      REMOVED_JOB_GONE_WITHIN, REPO, REQUEST_SHOWN_WITHIN, MasterHandle,
-                      master_on_port, password_args, run_tool)
+from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, JOB_RUNS_WITHIN,
+                      MASTER_LISTENS_WITHIN, PYTHON, REMOVED_JOB_GONE_WITHIN, REPO,
+                      REQUEST_SHOWN_WITHIN, MasterHandle, master_on_port, password_args,
+                      run_tool)
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 WQ_WORKER = shutil.which("work_queue_worker") or "work_queue_worker"
@@ -252,7 +253,9 @@ def test_half_written_temp_files_are_ignored_then_swept(tmp_path, procs, start_m
         with open(path, "wb") as handle:
             handle.write(data)
     master = start_master()
-    assert not os.path.exists(torn) and not os.path.exists(torn_state)
+    # The master sweeps just after it logs its port, which start_master waits for.
+    wait_until(lambda: not os.path.exists(torn) and not os.path.exists(torn_state),
+               MASTER_LISTENS_WITHIN, what="the sweep of dead writers' temp files")
     assert os.path.exists(in_progress)
     job = short_job(tmp_path)
     cluster = submit(workdir, "executable = %s\noutput = %s/h.out\nqueue\n" % (job, tmp_path))

@@ -46,6 +46,11 @@ class FakeBackend:
     def task_host(self, task_id: int) -> Optional[str]:
         return "127.0.0.1:9" if self.states.get(task_id) == TaskState.ON_WORKER else None
 
+    def task_address(self, task_id: int) -> Optional[str]:
+        if self.states.get(task_id) != TaskState.ON_WORKER:
+            return None
+        return getattr(self, "addresses", {}).get(task_id, "127.0.0.1:9")
+
     def wait(self, timeout: int) -> Optional[TaskResult]:
         return self.results.pop(0) if self.results else None
 

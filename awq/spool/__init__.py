@@ -18,12 +18,15 @@ Layout (upstream's names kept)::
       history/history        finished jobs, one JSON object a line
       drain                  upstream's drain switch
       password               the workers' password, made by the master (0600)
+      starts/N               the master's start journal: a line per job start (starts.py)
 
 A Spool knows these paths and is made of one part a concern, each given only
 the paths it uses: ``records`` (queue/ and the cluster counter, records.py),
 ``requests`` (rm/, hold/, ..., requests.py), ``published`` and ``history``
 (the snapshot, stat/ and history/, published.py) and ``master_files``
-(master.lock, the password, crash leftovers, master_files.py). files.py holds
+(master.lock, the password, crash leftovers, master_files.py). The master's
+start journal (starts.py) is the master's alone: it makes its own from
+``starts_dir``, so a query tool never imports it. files.py holds
 the durable primitives they all write with, codec.py the encodings. What
 condor_q shows, the snapshot merged with the records not taken yet, is
 awq.queue_view's.
@@ -80,6 +83,7 @@ class Spool:
         self.drain_path = os.path.join(self.root, "drain")
         self.password_path = os.path.join(self.root, "password")
         self.shared_dir = os.path.join(self.root, "shared")  # the master's (awq/shared_inputs.py)
+        self.starts_dir = os.path.join(self.root, "starts")  # the master's (spool/starts.py)
         self.request_dirs = {action: os.path.join(self.root, action) for action in REQUEST_ACTIONS}
 
         self.published = Published(self.snapshot_path, self.stat_dir, self.stat_path,

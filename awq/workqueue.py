@@ -145,7 +145,7 @@ class Backend:
             if problem and succeeded:
                 succeeded, exit_code, failure = False, None, problem
         return TaskResult(task.id, succeeded, exit_code, failure, _hostname(task),
-                          _address(task))
+                          address=_address(task))
 
     def _describe_failure(self, task: Any) -> str:
         text = getattr(task, "result_str", None)

@@ -317,7 +317,7 @@ def test_a_task_that_ran_again_and_ended_between_looks_counts_both_starts(tmp_pa
     master.recover()
     master.table.put(ad())
     start_on_worker(master)
-    master.dispatcher.record_result(TaskResult(1, True, 0, "", "h2", "127.0.0.1:2"),
+    master.dispatcher.record_result(TaskResult(1, True, 0, "", "h2", address="127.0.0.1:2"),
                                     master.table)
     job = master.table.job((1, 0))
     assert job["JobStatus"] == JobStatus.COMPLETED and job["NumJobStarts"] == 2
@@ -330,6 +330,6 @@ def test_a_result_from_the_worker_the_start_was_counted_on_adds_none(tmp_path):
     master.recover()
     master.table.put(ad())
     start_on_worker(master)
-    master.dispatcher.record_result(TaskResult(1, True, 0, "", "h", "127.0.0.1:9"),
+    master.dispatcher.record_result(TaskResult(1, True, 0, "", "h", address="127.0.0.1:9"),
                                     master.table)
     assert master.table.job((1, 0))["NumJobStarts"] == 1

@@ -7,7 +7,8 @@ of them starve authenticated workers. The front listens on the public port,
 in a child process of its own, and proves the password itself on any number
 of connections at once (non-blocking, each bounded in time, a bounded number
 pending). Only a connection that proved it is carried to Work Queue, which
-listens on loopback, and the front then relays its bytes both ways.
+listens on a Unix socket only this user reaches, and the front then relays its
+bytes both ways.
 
 The password exchange is CCTools' symmetric one (link_auth_password): each
 side sends an identification line and a random key, answers with the SHA1 of
@@ -31,7 +32,7 @@ import resource
 import selectors
 import socket
 import time
-from typing import Optional, Tuple
+from typing import Optional
 
 from awq.front_auth import (AUTH_LINES, ClientAuth, RefusalLog, ServerAuth, read_password,
                             response_to)
@@ -57,7 +58,7 @@ class Front:
     """The accept/expire loop over one public listening socket; links are proved and relayed
     by the Handshake and the Relay it holds."""
 
-    def __init__(self, public: socket.socket, inner_address: Tuple[str, int],
+    def __init__(self, public: socket.socket, inner_path: str,
                  password: Optional[bytes], refusals: Optional[RefusalLog] = None,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, max_pending: int = MAX_PENDING,
                  stop_fd: Optional[int] = None) -> None:
@@ -74,7 +75,7 @@ class Front:
             self.selector.register(stop_fd, selectors.EVENT_READ, "stop")
         self.relay = Relay(self.selector)
         self.pending = self.relay.pending
-        self.handshake = Handshake(self.relay, inner_address, password, self.refusals,
+        self.handshake = Handshake(self.relay, inner_path, password, self.refusals,
                                    handshake_timeout)
         self.running = True
         self.next_tick = 0.0

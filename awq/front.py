@@ -26,13 +26,14 @@ process the master starts in awq/front_process.py.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import resource
 import selectors
 import socket
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from awq.front_auth import (AUTH_LINES, ClientAuth, RefusalLog, ServerAuth, read_password,
                             response_to)
@@ -47,7 +48,11 @@ log = logging.getLogger("awq.front")
 
 HANDSHAKE_TIMEOUT = 5.0   # s a connection has to prove the password: Work Queue's own short
 #                           timeout, which a real worker on any network meets
-MAX_PENDING = 256         # connections proving themselves at once; past it the oldest goes
+MAX_PENDING = 256         # connections proving themselves at once; past it one goes (_victim)
+# When the front is full, an address holding more than its equal share of the pending
+# connections, and more than this part of them, loses its own first: one flooding address
+# cannot push out another's worker. The part lets a foreman's host start its workers at once.
+PEER_SHARE_FLOOR = 1 / 32
 CHUNK = 65536             # bytes read at once while relaying
 # A master killed with SIGKILL takes its front with it (PR_SET_PDEATHSIG), but the port is
 # free only once the kernel has ended it: a master restarted at once waits this long for it.
@@ -139,10 +144,25 @@ class Front:
             self.pending[id(link)] = link
             self.relay.watch(link, link.client)
             if len(self.pending) > self.max_pending:
-                _, oldest = self.pending.popitem(last=False)
-                self.handshake.refuse(oldest, "too many connections proving themselves at once")
+                victim, reason = self._victim()
+                self.handshake.refuse(victim, reason)
             if link.client.outgoing:
                 self.relay.flush(link, link.client)
+
+    def _victim(self) -> Tuple[Link, str]:
+        """Which pending connection goes when too many are: the oldest of the address that
+        holds the most, if it holds more than its share; else the oldest. One that proved
+        the password (waiting for Work Queue) goes last: it is a worker."""
+        unproven = [link for link in self.pending.values() if not _proven(link)]
+        if not unproven:
+            return next(iter(self.pending.values())), "too many connections proving " \
+                "themselves at once"
+        held = collections.Counter(link.peer for link in unproven)
+        peer, count = held.most_common(1)[0]
+        if count > max(1, self.max_pending * PEER_SHARE_FLOOR, self.max_pending // len(held)):
+            return next(link for link in unproven if link.peer == peer), \
+                "too many of its connections proving themselves at once"
+        return unproven[0], "too many connections proving themselves at once"
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -189,6 +209,13 @@ class Front:
             log.error("Work Queue closed the front's connection for %s before it was "
                       "carried", link.peer)
             self.relay.drop(link)
+
+
+def _proven(link: Link) -> bool:
+    """Whether the stranger proved the password (or, without one, spoke): carried already,
+    or waiting for its last line."""
+    return link.inner is not None or (link.server_auth is not None
+                                      and link.server_auth.step >= 3)
 
 
 def raise_open_file_limit() -> None:

@@ -223,10 +223,47 @@ def test_pending_connections_are_bounded_and_the_oldest_goes_first(running_front
 
     assert closed_by_the_front(silent[0]) and closed_by_the_front(silent[1])
     wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
-    assert "too many connections proving themselves at once" in lines[0]
+    assert "127.0.0.1: too many of its connections proving themselves at once" in lines[0]
     worker = socket.create_connection(("127.0.0.1", port))
     assert prove(worker, PASSWORD) == b"echo workqueue hello\n"
     for sock in silent + [worker]:
+        sock.close()
+
+
+def connect_from(source: str, port: int) -> socket.socket:
+    """A connection to the front from `source` (all of 127/8 is this host: another peer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_a_flood_from_one_address_cannot_push_out_another_peers_worker(running_front):
+    """Past max_pending, the address holding the most loses its own connections: a worker
+    whose handshake is under way keeps its slot however many a flooder opens."""
+    _, port, lines, _ = running_front(handshake_timeout=600.0, max_pending=8)
+    worker = connect_from("127.0.0.1", port)      # the oldest pending connection
+    flood = [connect_from("127.0.0.2", port) for _ in range(40)]
+    # The front took them all in (it closes the flood's oldest as it goes) before the
+    # worker goes on with its exchange.
+    wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
+    assert len(lines) == 1, lines
+    assert "127.0.0.2: too many of its connections proving themselves at once" in lines[0]
+    assert prove(worker, PASSWORD) == b"echo workqueue hello\n"
+    for sock in flood + [worker]:
+        sock.close()
+
+
+def test_among_many_addresses_the_oldest_goes_first(running_front):
+    _, port, _, _ = running_front(handshake_timeout=600.0, max_pending=8)
+    # Accepted in the order they connected (the listen backlog is a queue).
+    crowd = [connect_from("127.0.0.%d" % (10 + index), port) for index in range(8)]
+    newcomer = connect_from("127.0.0.1", port)
+    crowd[0].settimeout(LOOPBACK_EXCHANGE_WITHIN)
+    while crowd[0].recv(4096):   # the front's opening lines, then its end of the connection
+        pass
+    assert prove(newcomer, PASSWORD) == b"echo workqueue hello\n"
+    for sock in crowd + [newcomer]:
         sock.close()
 
 

@@ -234,10 +234,13 @@ def _move_listener_to_unix_socket(listener: int, directory: str, name: str) -> s
     _remove(path)  # left by a master that was killed: the spool's lock says none runs now
     inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        previous = os.open(".", os.O_RDONLY)
+        previous = os.open(".", getattr(os, "O_PATH", os.O_RDONLY))  # even if unreadable
         try:
             os.chdir(directory)
             inner.bind(name)
+        except OSError as err:
+            raise OSError("cannot make Work Queue's private socket %s: %s (the spool must be "
+                          "on a file system that holds Unix sockets)" % (path, err.strerror))
         finally:
             os.fchdir(previous)
             os.close(previous)

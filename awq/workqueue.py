@@ -230,8 +230,12 @@ def _move_listener_to_unix_socket(listener: int, directory: str, name: str) -> s
     bytes of a socket address.
     """
     _private_directory(directory)
+    # Left by masters that were killed (on this port or another): the spool's lock says
+    # none runs now.
+    for stale in os.listdir(directory):
+        if stat.S_ISSOCK(os.lstat(os.path.join(directory, stale)).st_mode):
+            _remove(os.path.join(directory, stale))
     path = os.path.join(directory, name)
-    _remove(path)  # left by a master that was killed: the spool's lock says none runs now
     inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         previous = os.open(".", getattr(os, "O_PATH", os.O_RDONLY))  # even if unreadable

@@ -267,6 +267,27 @@ def test_among_many_addresses_the_oldest_goes_first(running_front):
         sock.close()
 
 
+def test_a_connection_that_proved_the_password_is_never_the_one_pushed_out(running_front):
+    _, port, _, fake = running_front(handshake_timeout=600.0, max_pending=2)
+    worker = socket.create_connection(("127.0.0.1", port))
+    worker.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+    reader = worker.makefile("rb")
+    auth = front.ClientAuth(PASSWORD)
+    worker.sendall(auth.opening())
+    for _ in range(3):   # the front's identification, key, and answer to our key
+        reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
+        assert not verdict
+        if auth.step < 3:
+            worker.sendall(reply)   # our answer to its key: the password is proved
+    assert reader.readline() == b"ok\n"   # the front checked our answer
+    # It waits for our last "ok" while strangers from the same address fill the front.
+    strangers = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+    worker.sendall(b"ok\nworkqueue hello\n")
+    assert reader.readline() == b"echo workqueue hello\n"
+    for sock in strangers + [worker]:
+        sock.close()
+
+
 def test_a_silent_connection_is_closed_at_its_deadline(running_front):
     _, port, lines, _ = running_front(handshake_timeout=0.2)
     with socket.create_connection(("127.0.0.1", port)) as silent:

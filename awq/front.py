@@ -7,7 +7,8 @@ of them starve authenticated workers. The front listens on the public port,
 in a child process of its own, and proves the password itself on any number
 of connections at once (non-blocking, each bounded in time, a bounded number
 pending). Only a connection that proved it is carried to Work Queue, which
-listens on loopback, and the front then relays its bytes both ways.
+listens on a Unix socket only this user reaches, and the front then relays its
+bytes both ways.
 
 The password exchange is CCTools' symmetric one (link_auth_password): each
 side sends an identification line and a random key, answers with the SHA1 of
@@ -25,6 +26,7 @@ process the master starts in awq/front_process.py.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import resource
@@ -46,7 +48,11 @@ log = logging.getLogger("awq.front")
 
 HANDSHAKE_TIMEOUT = 5.0   # s a connection has to prove the password: Work Queue's own short
 #                           timeout, which a real worker on any network meets
-MAX_PENDING = 256         # connections proving themselves at once; past it the oldest goes
+MAX_PENDING = 256         # connections proving themselves at once; past it one goes (_victim)
+# When the front is full, an address holding more than its equal share of the pending
+# connections, and more than this part of them, loses its own first: one flooding address
+# cannot push out another's worker. The part lets a foreman's host start its workers at once.
+PEER_SHARE_FLOOR = 1 / 32
 CHUNK = 65536             # bytes read at once while relaying
 # A master killed with SIGKILL takes its front with it (PR_SET_PDEATHSIG), but the port is
 # free only once the kernel has ended it: a master restarted at once waits this long for it.
@@ -57,7 +63,7 @@ class Front:
     """The accept/expire loop over one public listening socket; links are proved and relayed
     by the Handshake and the Relay it holds."""
 
-    def __init__(self, public: socket.socket, inner_address: Tuple[str, int],
+    def __init__(self, public: socket.socket, inner_path: str,
                  password: Optional[bytes], refusals: Optional[RefusalLog] = None,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, max_pending: int = MAX_PENDING,
                  stop_fd: Optional[int] = None) -> None:
@@ -74,7 +80,7 @@ class Front:
             self.selector.register(stop_fd, selectors.EVENT_READ, "stop")
         self.relay = Relay(self.selector)
         self.pending = self.relay.pending
-        self.handshake = Handshake(self.relay, inner_address, password, self.refusals,
+        self.handshake = Handshake(self.relay, inner_path, password, self.refusals,
                                    handshake_timeout)
         self.running = True
         self.next_tick = 0.0
@@ -138,10 +144,25 @@ class Front:
             self.pending[id(link)] = link
             self.relay.watch(link, link.client)
             if len(self.pending) > self.max_pending:
-                _, oldest = self.pending.popitem(last=False)
-                self.handshake.refuse(oldest, "too many connections proving themselves at once")
+                victim, reason = self._victim()
+                self.handshake.refuse(victim, reason)
             if link.client.outgoing:
                 self.relay.flush(link, link.client)
+
+    def _victim(self) -> Tuple[Link, str]:
+        """Which pending connection goes when too many are: the oldest of the address that
+        holds the most, if it holds more than its share; else the oldest. One that proved
+        the password (waiting for Work Queue) goes last: it is a worker."""
+        unproven = [link for link in self.pending.values() if not _proven(link)]
+        if not unproven:
+            return next(iter(self.pending.values())), "too many connections proving " \
+                "themselves at once"
+        held = collections.Counter(link.peer for link in unproven)
+        peer, count = held.most_common(1)[0]
+        if count > max(1, self.max_pending * PEER_SHARE_FLOOR, self.max_pending // len(held)):
+            return next(link for link in unproven if link.peer == peer), \
+                "too many of its connections proving themselves at once"
+        return unproven[0], "too many connections proving themselves at once"
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -188,6 +209,13 @@ class Front:
             log.error("Work Queue closed the front's connection for %s before it was "
                       "carried", link.peer)
             self.relay.drop(link)
+
+
+def _proven(link: Link) -> bool:
+    """Whether the stranger proved the password (or, without one, spoke): carried already,
+    or waiting for its last line."""
+    return link.inner is not None or (link.server_auth is not None
+                                      and link.server_auth.step >= 3)
 
 
 def raise_open_file_limit() -> None:

@@ -1,8 +1,8 @@
 """Proving a stranger: the front as the manager to it, then as the worker to Work Queue.
 
 A stranger that proves the password (or, without one, that speaks at all) is carried:
-the front connects to Work Queue on loopback, proves the password there in the
-stranger's place, and hands the pair to the relay.
+the front connects to Work Queue's private Unix socket, proves the password there in
+the stranger's place, and hands the pair to the relay.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import logging
 import os
 import socket
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from awq.front_auth import AUTH_LINES, RefusalLog
-from awq.front_link import MAX_BUFFERED, Link, Relay, Side, interactive
+from awq.front_link import MAX_BUFFERED, Link, Relay, Side
 
 log = logging.getLogger("awq.front")
 
@@ -25,11 +25,11 @@ MAX_LINE = 1024           # CCTools' longest authentication line
 class Handshake:
     """The password exchanges of every link still proving itself."""
 
-    def __init__(self, relay: Relay, inner_address: Tuple[str, int],
+    def __init__(self, relay: Relay, inner_path: str,
                  password: Optional[bytes], refusals: RefusalLog,
                  handshake_timeout: float) -> None:
         self.relay = relay
-        self.inner_address = inner_address
+        self.inner_path = inner_path
         self.password = password
         self.refusals = refusals
         self.handshake_timeout = handshake_timeout
@@ -70,16 +70,16 @@ class Handshake:
         self.relay.flush(link, link.client)
 
     def _carry(self, link: Link) -> None:
-        """The stranger proved itself (or spoke): connect to Work Queue on loopback."""
-        family = socket.AF_INET6 if ":" in self.inner_address[0] else socket.AF_INET
-        inner = socket.socket(family, socket.SOCK_STREAM)
+        """The stranger proved itself (or spoke): connect to Work Queue's Unix socket."""
+        inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         inner.setblocking(False)
-        interactive(inner)
-        err = inner.connect_ex(self.inner_address)
+        _name_our_end(inner)
+        err = inner.connect_ex(self.inner_path)
         if err not in (0, errno.EINPROGRESS):
             inner.close()
-            log.error("cannot reach Work Queue at %s:%d: %s", self.inner_address[0],
-                      self.inner_address[1], os.strerror(err))
+            # EAGAIN: Work Queue's backlog is full, which only connections that proved the
+            # password fill: it has not called wait() for that long.
+            log.error("cannot reach Work Queue at %s: %s", self.inner_path, os.strerror(err))
             self.relay.drop(link)
             return
         link.inner = Side(inner)
@@ -129,6 +129,21 @@ class Handshake:
         link.relaying = True
         self.relay.pending.pop(id(link), None)
         log.debug("carrying %s to Work Queue", link.peer)
+
+
+def _name_our_end(sock: socket.socket) -> None:
+    """Give our end of the connection an address (Linux: an abstract one the kernel picks).
+
+    Work Queue refuses a connection whose peer address getnameinfo cannot name
+    (link_accept). An unbound Unix socket's peer address is empty, and glibc then reads
+    the name past what accept returned, so whether it can be named would be luck; an
+    abstract name starts with a NUL byte, which getnameinfo names "localhost" port 0. No
+    one can connect to it: it does not listen.
+    """
+    try:
+        sock.bind("")
+    except OSError:
+        pass  # no autobind here: the peer address stays empty
 
 
 def _lines(side: Side, most: int) -> List[bytes]:

@@ -21,14 +21,17 @@ log = logging.getLogger("awq.front")
 FRONT_STOP_WAIT = 5.0
 
 
-def run_child(public: socket.socket, inner_address: Tuple[str, int],
+def run_child(public: socket.socket, inner_path: str,
               password_file: Optional[str], stop_fd: int) -> None:
     """The front's process: serve until the master's pipe closes; never returns."""
     code = 0
     try:
         raise_open_file_limit()
         password = read_password(password_file) if password_file else None
-        front = Front(public, inner_address, password, stop_fd=stop_fd)
+        # By its name from inside its directory: a long spool path would not fit in the
+        # 108 bytes of a socket address.
+        os.chdir(os.path.dirname(inner_path))
+        front = Front(public, os.path.basename(inner_path), password, stop_fd=stop_fd)
         front.serve()
         front.close()
     except BaseException as err:  # the master must hear of it: workers can no longer reach it
@@ -86,7 +89,7 @@ class FrontProcess:
             pass
 
 
-def start_front(public: socket.socket, inner_address: Tuple[str, int],
+def start_front(public: socket.socket, inner_path: str,
                 password_file: Optional[str], keep_fds: Tuple[int, ...] = ()) -> FrontProcess:
     """Fork the front; the child keeps only the public socket, the pipe and the log's fds."""
     read_fd, write_fd = os.pipe()
@@ -107,7 +110,7 @@ def start_front(public: socket.socket, inner_address: Tuple[str, int],
             _reopen_log_files()
         except BaseException:
             os._exit(1)
-        run_child(public, inner_address, password_file, read_fd)
+        run_child(public, inner_path, password_file, read_fd)
     os.close(read_fd)
     return FrontProcess(pid, write_fd, public.getsockname()[:2])
 

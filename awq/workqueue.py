@@ -67,9 +67,14 @@ class Backend:
 
     # -- listening behind the front (awq/front.py)
 
-    def listen_on_loopback(self) -> Tuple[str, int]:
-        """Make Work Queue accept on 127.0.0.1 only, on a port of its own; return that address."""
-        return _move_listener_to_loopback(_listening_descriptor(self.port))
+    def listen_privately(self, directory: str, public_port: int) -> str:
+        """Make Work Queue accept only on a Unix socket in `directory` (made ours alone);
+        return its path. Work Queue then reports `public_port` as its own (see
+        _move_listener_to_unix_socket)."""
+        path = _move_listener_to_unix_socket(_listening_descriptor(self.port),
+                                             directory, str(public_port))
+        self.port = public_port
+        return path
 
     # -- waking wait() early (see EarlyWake)
 
@@ -214,22 +219,59 @@ def _enable_catalog(wq: Any, queue: Any, host: str, port: int, project: str) -> 
     queue.specify_name(project)
 
 
-def _move_listener_to_loopback(listener: int) -> Tuple[str, int]:
-    """Replace Work Queue's listening socket in place (dup2) by one on 127.0.0.1.
+def _move_listener_to_unix_socket(listener: int, directory: str, name: str) -> str:
+    """Replace Work Queue's listening socket in place (dup2) by a Unix socket only we reach.
 
-    CCTools 8 binds every interface and has no setting for one address, and it asks its
-    listening socket for the port it reports: the socket it polls is swapped for one that
-    only the front (awq/front.py) and this host's processes reach.
+    CCTools 8 binds every interface and has no setting for one address. A TCP port on
+    loopback would still be open to every local user, and a silent connection there stalls
+    Work Queue as any did before the front: a Unix socket in a directory only we can enter
+    is reached by the front (awq/front.py) alone. CCTools takes such a peer: link_accept
+    and add_worker only need getnameinfo to name its address (the front binds its end, see
+    front_handshake), and they set TCP options whose failure they ignore.
+
+    Work Queue reports as its port (work_queue_port(), the catalog's "port") what
+    getnameinfo makes of its listener's address; for a Unix socket that is the path it was
+    bound to: bound as the bare `name` (the public port's number) from inside `directory`,
+    Work Queue reports the port the front listens on, as workers must be told in catalog
+    mode. Bound from inside the directory also keeps a long spool path within the 108
+    bytes of a socket address.
     """
-    inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    inner.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    inner.bind(("127.0.0.1", 0))
-    inner.listen(socket.SOMAXCONN)
-    inner.setblocking(False)  # as CCTools sets its own listener: it polls, then accepts
-    address = inner.getsockname()[:2]
-    os.dup2(inner.fileno(), listener, inheritable=False)
-    inner.close()
-    return address
+    _private_directory(directory)
+    # Left by masters that were killed (on this port or another): the spool's lock says
+    # none runs now.
+    for stale in os.listdir(directory):
+        if stat.S_ISSOCK(os.lstat(os.path.join(directory, stale)).st_mode):
+            _remove(os.path.join(directory, stale))
+    path = os.path.join(directory, name)
+    inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        previous = os.open(".", getattr(os, "O_PATH", os.O_RDONLY))  # even if unreadable
+        try:
+            os.chdir(directory)
+            inner.bind(name)
+        except OSError as err:
+            raise OSError("cannot make Work Queue's private socket %s: %s (the spool must be "
+                          "on a file system that holds Unix sockets)" % (path, err.strerror))
+        finally:
+            os.fchdir(previous)
+            os.close(previous)
+        inner.listen(socket.SOMAXCONN)
+        inner.setblocking(False)  # as CCTools sets its own listener: it polls, then accepts
+        os.dup2(inner.fileno(), listener, inheritable=False)
+    finally:
+        inner.close()
+    return path
+
+
+def _private_directory(directory: str) -> None:
+    """Make `directory` if needed; refuse it unless only we can use it."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise OSError("%s must be a directory of ours that only we can use" % directory)
 
 
 class OutputStaging:
@@ -245,14 +287,7 @@ class OutputStaging:
         self._mode = job_files.JOB_FILE_MODE & ~umask
         self._expected: Dict[int, List[Tuple[str, str]]] = {}   # task id -> (staged, path)
         self._count = 0
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            pass
-        info = os.lstat(directory)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() \
-                or info.st_mode & 0o077:
-            raise OSError("%s must be a directory of ours that only we can use" % directory)
+        _private_directory(directory)
         # Left by a master that stopped: their tasks are gone, their jobs run again.
         for name in os.listdir(directory):
             os.unlink(os.path.join(directory, name))
@@ -310,7 +345,8 @@ def _listening_descriptor(port: int) -> int:
             continue
         try:
             listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-            if listening and probe.getsockname()[1] == port:
+            if listening and probe.family in (socket.AF_INET, socket.AF_INET6) \
+                    and probe.getsockname()[1] == port:
                 return fd
         except OSError:
             pass

@@ -9,6 +9,7 @@ says when its port is busy or its TLS flags cannot work, before it makes a spool
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,8 +18,8 @@ import threading
 import pytest
 
 from awq import front
-from conftest import (LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, PYTHON, REPO, MasterHandle,
-                      master_on_port, product_env, write_script)
+from conftest import (JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_NOTICES_WITHIN, PYTHON, REPO,
+                      MasterHandle, master_on_port, product_env, write_script)
 from testkit import free_port, pid_alive, wait_until
 
 PASSWORD = b"the-password\n"   # as CCTools reads a file: the newline is part of it
@@ -109,10 +110,10 @@ def test_refusals_are_one_line_per_peer_per_minute_with_a_count():
 class FakeWorkQueue:
     """Plays Work Queue's side: one connection at a time, blocking, as CCTools 8 does."""
 
-    def __init__(self, password: bytes):
+    def __init__(self, password: bytes, path: str):
         self.password = password
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = self.listener.getsockname()[:2]
+        self.listener = unix_listener(path)
+        self.address = path
         self.received = []
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
@@ -141,6 +142,14 @@ class FakeWorkQueue:
         self.listener.close()
 
 
+def unix_listener(path: str) -> socket.socket:
+    """A listening Unix socket at path, as the master makes Work Queue's."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(socket.SOMAXCONN)
+    return listener
+
+
 def prove(sock: socket.socket, password: bytes) -> bytes:
     """A worker's side of the exchange over a blocking socket; what it then gets back."""
     sock.settimeout(LOOPBACK_EXCHANGE_WITHIN)
@@ -159,8 +168,8 @@ def prove(sock: socket.socket, password: bytes) -> bytes:
 
 
 @pytest.fixture
-def running_front():
-    fake = FakeWorkQueue(PASSWORD)
+def running_front(tmp_path):
+    fake = FakeWorkQueue(PASSWORD, str(tmp_path / "wq"))
     public = front.listen("127.0.0.1", 0)
     lines = []
     made = []
@@ -214,10 +223,68 @@ def test_pending_connections_are_bounded_and_the_oldest_goes_first(running_front
 
     assert closed_by_the_front(silent[0]) and closed_by_the_front(silent[1])
     wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
-    assert "too many connections proving themselves at once" in lines[0]
+    assert "127.0.0.1: too many of its connections proving themselves at once" in lines[0]
     worker = socket.create_connection(("127.0.0.1", port))
     assert prove(worker, PASSWORD) == b"echo workqueue hello\n"
     for sock in silent + [worker]:
+        sock.close()
+
+
+def connect_from(source: str, port: int) -> socket.socket:
+    """A connection to the front from `source` (all of 127/8 is this host: another peer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_a_flood_from_one_address_cannot_push_out_another_peers_worker(running_front):
+    """Past max_pending, the address holding the most loses its own connections: a worker
+    whose handshake is under way keeps its slot however many a flooder opens."""
+    _, port, lines, _ = running_front(handshake_timeout=600.0, max_pending=8)
+    worker = connect_from("127.0.0.1", port)      # the oldest pending connection
+    flood = [connect_from("127.0.0.2", port) for _ in range(40)]
+    # The front took them all in (it closes the flood's oldest as it goes) before the
+    # worker goes on with its exchange.
+    wait_until(lambda: lines, LOOPBACK_EXCHANGE_WITHIN, what="the refusal line")
+    assert len(lines) == 1, lines
+    assert "127.0.0.2: too many of its connections proving themselves at once" in lines[0]
+    assert prove(worker, PASSWORD) == b"echo workqueue hello\n"
+    for sock in flood + [worker]:
+        sock.close()
+
+
+def test_among_many_addresses_the_oldest_goes_first(running_front):
+    _, port, _, _ = running_front(handshake_timeout=600.0, max_pending=8)
+    # Accepted in the order they connected (the listen backlog is a queue).
+    crowd = [connect_from("127.0.0.%d" % (10 + index), port) for index in range(8)]
+    newcomer = connect_from("127.0.0.1", port)
+    crowd[0].settimeout(LOOPBACK_EXCHANGE_WITHIN)
+    while crowd[0].recv(4096):   # the front's opening lines, then its end of the connection
+        pass
+    assert prove(newcomer, PASSWORD) == b"echo workqueue hello\n"
+    for sock in crowd + [newcomer]:
+        sock.close()
+
+
+def test_a_connection_that_proved_the_password_is_never_the_one_pushed_out(running_front):
+    _, port, _, fake = running_front(handshake_timeout=600.0, max_pending=2)
+    worker = socket.create_connection(("127.0.0.1", port))
+    worker.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+    reader = worker.makefile("rb")
+    auth = front.ClientAuth(PASSWORD)
+    worker.sendall(auth.opening())
+    for _ in range(3):   # the front's identification, key, and answer to our key
+        reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
+        assert not verdict
+        if auth.step < 3:
+            worker.sendall(reply)   # our answer to its key: the password is proved
+    assert reader.readline() == b"ok\n"   # the front checked our answer
+    # It waits for our last "ok" while strangers from the same address fill the front.
+    strangers = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+    worker.sendall(b"ok\nworkqueue hello\n")
+    assert reader.readline() == b"echo workqueue hello\n"
+    for sock in strangers + [worker]:
         sock.close()
 
 
@@ -231,13 +298,13 @@ def test_a_silent_connection_is_closed_at_its_deadline(running_front):
     assert "did not prove the password within 0.2 s" in lines[0]
 
 
-def test_without_a_password_a_connection_is_carried_once_it_speaks():
+def test_without_a_password_a_connection_is_carried_once_it_speaks(tmp_path):
     """--insecure: the front cannot check a password, but a silent stranger still never
     reaches Work Queue, and one that speaks is relayed both ways."""
-    upstream = socket.create_server(("127.0.0.1", 0))
+    upstream = unix_listener(str(tmp_path / "wq"))
     public = front.listen("127.0.0.1", 0)
     lines = []
-    gate = front.Front(public, upstream.getsockname()[:2], None,
+    gate = front.Front(public, upstream.getsockname(), None,
                        refusals=front.RefusalLog(emit=lines.append), handshake_timeout=600.0)
     thread = threading.Thread(target=gate.serve, daemon=True)
     thread.start()
@@ -261,11 +328,11 @@ def test_without_a_password_a_connection_is_carried_once_it_speaks():
         upstream.close()
 
 
-def test_interface_and_catalog_mode_exclude_each_other():
+def test_interface_goes_with_catalog_mode():
+    """The front serves catalog mode too: it listens where --interface says."""
     from awq.cli import alien_work_queue
-    with pytest.raises(SystemExit):
-        alien_work_queue.parse_args(["--interface", "127.0.0.1", "--catalog-host", "h"])
-    assert alien_work_queue.parse_args(["--interface", "127.0.0.1"]).interface == "127.0.0.1"
+    options = alien_work_queue.parse_args(["--interface", "127.0.0.1", "--catalog-host", "h"])
+    assert options.interface == "127.0.0.1" and options.catalog_host == "h"
 
 
 def test_a_busy_port_names_the_likely_cause():
@@ -356,8 +423,6 @@ def test_interface_listens_on_that_address_only(tmp_path, start_master, start_wo
     master = start_master("--interface", "127.0.0.1")
     assert connects("127.0.0.1", master.port)
     assert not connects("127.0.0.2", master.port)
-    inner = int(wait_until(lambda: _inner_port(master.log()), 30, what="the front's line"))
-    assert not connects("127.0.0.2", inner)  # Work Queue itself: loopback only
     start_worker(master.port)
     job = submit(tool, tmp_path, "interface")
     wait_until(lambda: ran(job), 60, what="a pilot through --interface")
@@ -368,10 +433,43 @@ def test_without_interface_every_address_reaches_the_front(start_master):
     assert connects("127.0.0.2", master.port)
 
 
-def _inner_port(text: str):
-    import re
-    found = re.findall(r"hands Work Queue on 127\.0\.0\.1:(\d+)", text)
-    return int(found[-1]) if found else None
+def listening_tcp_ports(pids) -> set:
+    """The TCP ports the processes pids listen on, from their sockets and /proc/net/tcp*."""
+    inodes = set()
+    for pid in pids:
+        directory = "/proc/%d/fd" % pid
+        for name in os.listdir(directory):
+            try:
+                target = os.readlink(os.path.join(directory, name))
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:   # 0A: TCP_LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_work_queue_is_reached_only_through_the_front(tmp_path, start_master, start_worker,
+                                                      tool, workdir):
+    """No local user reaches Work Queue: the master and its front listen on no TCP port but
+    the public one, and Work Queue's Unix socket is in a directory only we can enter."""
+    master = start_master()
+    front_pid = _front_pid(master.log())   # logged before the port the master was waited for
+    assert listening_tcp_ports([master.proc.pid, front_pid]) == {master.port}
+    socket_dir = os.path.join(workdir, "workqueue")
+    info = os.stat(socket_dir)
+    assert info.st_uid == os.geteuid() and info.st_mode & 0o777 == 0o700
+    assert os.listdir(socket_dir) == [str(master.port)]   # the number Work Queue reports
+    start_worker(master.port)
+    job = submit(tool, tmp_path, "private")
+    wait_until(lambda: ran(job), JOB_DONE_WITHIN,
+               what="a pilot through the front and the Unix socket")
 
 
 def test_refusals_reach_the_master_log_once_a_minute(tmp_path, start_master, start_worker):
@@ -420,3 +518,39 @@ def test_the_master_stops_when_its_front_is_killed(start_master):
     master.proc.wait(MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE)
     assert master.proc.returncode == 1
     assert "the front (PID %d) ended" % front_pid in master.log()
+
+
+def test_catalog_mode_goes_through_the_front_on_the_port_it_advertises(
+        tmp_path, procs, start_master, tool, workdir):
+    """Workers that find the master by name through the catalog reach the front: the
+    catalog lists the front's port, and silent strangers there cost a job nothing."""
+    from test_fleet_master import CATALOG_UPDATE_PERIOD, catalog_view, start_catalog
+    catalog_port = start_catalog(procs, tmp_path)
+    project = "awq_front_%d" % os.getpid()
+    master = start_master("--catalog-host", "127.0.0.1", "--catalog-port", str(catalog_port),
+                          "--project-name", project, "--interface", "127.0.0.1")
+    assert _front_pid(master.log())
+    # The master's first wait() reports to the catalog; if that came before the catalog
+    # listened, Work Queue's next report follows one update period later.
+    entry = wait_until(lambda: catalog_view(catalog_port, project),
+                       CATALOG_UPDATE_PERIOD + MASTER_NOTICES_WITHIN * LOAD_ALLOWANCE,
+                       interval=0.5, what="the catalog to list the project")
+    assert entry["port"] == master.port
+    silent = [socket.create_connection(("127.0.0.1", master.port))
+              for _ in range(SILENT_CONNECTIONS)]
+    try:
+        scratch = tmp_path / "by-name"
+        scratch.mkdir()
+        procs.start([shutil.which("work_queue_worker") or "work_queue_worker", "--cores", "1",
+                     "--workdir", str(scratch), "--timeout", "120",
+                     "--password", os.path.join(workdir, "password"),
+                     "-M", project, "--catalog", "127.0.0.1:%d" % catalog_port], "by-name")
+        # Without the front, each silent connection ahead of the worker held Work Queue
+        # WORK_QUEUE_AUTH_TIMEOUT in turn: two alone took longer than this bound.
+        assert NEW_WORKER_RUNS_A_JOB_WITHIN < 2 * WORK_QUEUE_AUTH_TIMEOUT
+        job = submit(tool, tmp_path, "by-name")
+        wait_until(lambda: ran(job), NEW_WORKER_RUNS_A_JOB_WITHIN,
+                   what="a pilot on a worker that found the master through the catalog")
+    finally:
+        for sock in silent:
+            sock.close()

@@ -31,6 +31,9 @@ log = logging.getLogger("awq.master")
 
 DEFAULT_PORT = 9094
 DEFAULT_CATALOG_PORT = 9097  # CCTools' catalog_server default
+# In the spool, the directory (ours alone) of the Unix socket the front hands Work Queue
+# its workers through.
+WORK_QUEUE_SOCKET_DIR = "workqueue"
 LOG_MAX_MB = 100             # --log-file is rotated at this size...
 LOG_BACKUPS = 5              # ...keeping this many old files
 
@@ -76,7 +79,8 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
                              % DEFAULT_PORT)
     parser.add_argument("--interface", metavar="ADDR", default="",
                         help="listen for workers on this address only (e.g. 127.0.0.1 behind a "
-                             "tunnel; default: every address)")
+                             "tunnel; default: every address). In catalog mode, workers try "
+                             "each address of this host the catalog lists")
     parser.add_argument("--password", metavar="FILE",
                         help="workers and foremen authenticate with the password in FILE (yours, "
                              "mode 0600; default: WORK_DIR/password, created on first start)")
@@ -141,9 +145,6 @@ def _problem(options: argparse.Namespace) -> Optional[str]:
             return "%s %s: file does not exist or is not readable" % (flag, path)
     if not 0 <= options.port <= 65535:
         return "--port %d is not a TCP port" % options.port
-    if options.interface and options.catalog_host:
-        return ("--interface cannot be used with --catalog-host: in catalog mode Work Queue "
-                "listens itself, on every address")
     if options.max_tasks < 1:
         return "--max-tasks must be at least 1"
     if options.log_max_mb < 1:
@@ -242,41 +243,30 @@ def main(argv: List[str]) -> int:
     lock = spool.master_files.lock()
     password = workers_password(spool, options)
     tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
-    port = options.port
-    if options.catalog_host:
-        # Work Queue advertises the port of the socket it polls: in catalog mode it keeps
-        # the public port itself, without the front (README, Security).
-        port = public.getsockname()[1]
-        public.close()
-        public = None
-        log.warning("catalog mode: workers reach Work Queue directly, without the front; a "
-                    "connection that never proves the password stalls the master")
-    backend = _backend(options, spool, 0 if public else port, password, tls)
-    gate = None
-    if public is not None:
-        gate = start_front(backend, public, None if tls else password)
+    backend = _backend(options, spool, password, tls)
+    gate = start_front(backend, public, None if tls else password,
+                       os.path.join(spool.root, WORK_QUEUE_SOCKET_DIR))
     if tls is None:
         log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
                     "or tunnel it (README, Security)", "" if backend.supports_tls else
                     " (this Work Queue has no TLS)")
     master = _master(options, spool, backend)
     install_signal_handlers(master)
-    front_ended = watch_front(gate, master) if gate is not None else None
+    front_ended = watch_front(gate, master)
     try:
         status = master.run()
-        return 1 if front_ended is not None and front_ended.is_set() else status
+        return 1 if front_ended.is_set() else status
     finally:
-        if gate is not None:
-            gate.stop()
+        gate.stop()
         lock.release()
 
 
-def _backend(options: argparse.Namespace, spool: Spool, port: int, password: Optional[str],
+def _backend(options: argparse.Namespace, spool: Spool, password: Optional[str],
              tls: Optional[Tuple[str, str]]) -> "Backend":
-    """Work Queue as the options ask (port 0: behind the front, on loopback)."""
+    """Work Queue as the options ask, on a port of its own until the front takes its place."""
     from awq.workqueue import Backend  # late: --help works without Work Queue
     debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
-    return Backend(port, password_file=password, tls=tls,
+    return Backend(0, password_file=password, tls=tls,
                    catalog_host=options.catalog_host, catalog_port=options.catalog_port,
                    project_name=options.project_name, debug_log=debug_log,
                    stats_log=_absolute(options.wq_log),
@@ -312,16 +302,17 @@ def watch_front(gate: front_process.FrontProcess, master: Master) -> "threading.
     return ended
 
 
-def start_front(backend: "Backend", public: "socket.socket",
-                password: Optional[str]) -> front_process.FrontProcess:
-    """Work Queue behind the front: it listens on loopback, the front on the public port."""
-    inner = backend.listen_on_loopback()
-    gate = front_process.start_front(public, inner, password)
+def start_front(backend: "Backend", public: "socket.socket", password: Optional[str],
+                socket_dir: str) -> front_process.FrontProcess:
+    """Work Queue behind the front: it listens on a Unix socket in socket_dir that only we
+    reach and reports the public port as its own (to the catalog too); the front listens on
+    the public port."""
     address = public.getsockname()
+    inner = backend.listen_privately(socket_dir, address[1])
+    gate = front_process.start_front(public, inner, password)
     public.close()  # the front's now
-    backend.port = address[1]
-    log.info("the front (PID %d) takes workers on %s:%d and hands Work Queue on %s:%d only "
-             "those that prove the password", gate.pid, address[0], address[1], inner[0], inner[1])
+    log.info("the front (PID %d) takes workers on %s:%d and hands Work Queue, on %s, only "
+             "those that prove the password", gate.pid, address[0], address[1], inner)
     return gate
 
 

@@ -20,6 +20,10 @@ from awq.front_link import MAX_BUFFERED, Link, Relay, Side
 log = logging.getLogger("awq.front")
 
 MAX_LINE = 1024           # CCTools' longest authentication line
+# Numbers for the front's ends of its Unix connections; each file lives only from bind to
+# connect, so a collision is a name a killed front left, tried again elsewhere.
+FRONT_NAME_SPACE = 1 << 20
+FRONT_NAME_ATTEMPTS = 4
 
 
 class Handshake:
@@ -33,6 +37,7 @@ class Handshake:
         self.password = password
         self.refusals = refusals
         self.handshake_timeout = handshake_timeout
+        self.connections = 0
 
     def refuse(self, link: Link, reason: str) -> None:
         self.refusals.refused(link.peer, reason)
@@ -73,8 +78,11 @@ class Handshake:
         """The stranger proved itself (or spoke): connect to Work Queue's Unix socket."""
         inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         inner.setblocking(False)
-        _name_our_end(inner)
+        self.connections += 1
+        named = _name_our_end(inner, self.connections)
         err = inner.connect_ex(self.inner_path)
+        if named:
+            _remove_name(named)  # the socket keeps its address; the file was only for bind
         if err not in (0, errno.EINPROGRESS):
             inner.close()
             # EAGAIN: Work Queue's backlog is full, which only connections that proved the
@@ -131,19 +139,40 @@ class Handshake:
         log.debug("carrying %s to Work Queue", link.peer)
 
 
-def _name_our_end(sock: socket.socket) -> None:
-    """Give our end of the connection an address (Linux: an abstract one the kernel picks).
+def _name_our_end(sock: socket.socket, number: int) -> Optional[str]:
+    """Give our end of the connection an address Work Queue reads as "localhost:N".
 
     Work Queue refuses a connection whose peer address getnameinfo cannot name
     (link_accept). An unbound Unix socket's peer address is empty, and glibc then reads
-    the name past what accept returned, so whether it can be named would be luck; an
-    abstract name starts with a NUL byte, which getnameinfo names "localhost" port 0. No
-    one can connect to it: it does not listen.
+    the name past what accept returned, so whether it can be named would be luck. For a
+    Unix address getnameinfo gives "localhost" and the path as the service, which Work
+    Queue reads with atoi: a name "N.front", bound in the front's private directory (its
+    working directory), makes each connection a worker "localhost:N" of its own, so the
+    master tells a task sent again on another connection from one still on the first
+    (dispatch's started_on). Returns the name to unlink once connected; None when only an
+    abstract name (read as port 0) could be had.
     """
+    for attempt in range(FRONT_NAME_ATTEMPTS):
+        name = "%d.front" % ((number + attempt * FRONT_NAME_SPACE // FRONT_NAME_ATTEMPTS)
+                             % FRONT_NAME_SPACE + 1)
+        try:
+            sock.bind(name)
+            return name
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                break  # not a directory we may write: fall back to the abstract name
     try:
         sock.bind("")
     except OSError:
         pass  # no autobind here: the peer address stays empty
+    return None
+
+
+def _remove_name(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass  # a name left behind is swept with the stale sockets at the next start
 
 
 def _lines(side: Side, most: int) -> List[bytes]:

@@ -48,9 +48,10 @@ def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) ->
         values = _values(tree, jobs, int(now), indices)
     except RecursionError:
         values = [NEEDS_AD] * len(indices)
-    for position, value in enumerate(values):
-        if value is NEEDS_AD:
-            values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
+    if NEEDS_AD in values:
+        for position, value in enumerate(values):
+            if value is NEEDS_AD:
+                values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
     return values
 
 

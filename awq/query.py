@@ -445,21 +445,22 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
     return "".join(lines)
 
 
-# Spaces after an ID of each length, so that the ID and its spaces take 13 characters.
-_ID_PADDING = [" " * max(1, 13 - length) for length in range(64)]
+# Spaces after an ID of each length, so that the ID and its spaces take 13 characters
+# (at least one space after a longer one).
+_ID_PADDING = {length: " " * (13 - length) for length in range(12)}
 
 
 def _id_cells(clusters: List[Any], procs: List[Any]) -> List[List[str]]:
     """The ID column as cells to join: cluster, ".proc", padding."""
     if set(map(type, clusters)) | set(map(type, procs)) == {int}:
         cluster_texts = list(map(str, clusters))
-        proc_texts = _each_value([procs], lambda key: ".%d" % key[0])
+        proc_text = {proc: ".%d" % proc for proc in set(procs)}
+        proc_texts = list(map(proc_text.__getitem__, procs))
     else:
         cluster_texts = [_id_text(cluster, proc) for cluster, proc in zip(clusters, procs)]
         proc_texts = [""] * len(clusters)
     lengths = map(operator.add, map(len, cluster_texts), map(len, proc_texts))
-    padding = [_ID_PADDING[n] if n < 64 else " " for n in lengths]
-    return [cluster_texts, proc_texts, padding]
+    return [cluster_texts, proc_texts, list(map(_ID_PADDING.get, lengths, repeat(" ")))]
 
 
 def _rest_of_line(key: Tuple[Any, ...], now: float) -> str:

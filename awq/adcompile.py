@@ -18,6 +18,7 @@ jobs alone are evaluated by classad.evaluate on their whole ad.
 from __future__ import annotations
 
 import operator
+from itertools import compress
 
 from awq import classad
 from awq.classad import ERROR, UNDEFINED
@@ -36,6 +37,7 @@ class _NeedsAd:
 NEEDS_AD = _NeedsAd()
 _PLAIN = frozenset((str, int, float, bool))
 _NUMBERS = frozenset((int, float))
+_BOOL = frozenset((bool,))
 _FAST = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
          ">": operator.gt, ">=": operator.ge, "+": operator.add, "-": operator.sub,
          "*": operator.mul}
@@ -48,9 +50,10 @@ def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) ->
         values = _values(tree, jobs, int(now), indices)
     except RecursionError:
         values = [NEEDS_AD] * len(indices)
-    for position, value in enumerate(values):
-        if value is NEEDS_AD:
-            values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
+    if NEEDS_AD in values:
+        for position, value in enumerate(values):
+            if value is NEEDS_AD:
+                values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
     return values
 
 
@@ -59,8 +62,11 @@ def select(jobs: JobSet, constraints: Sequence[str], now: float,
     """The indices whose job makes every constraint true."""
     for text in constraints:
         values = evaluate_all(text, jobs, now, indices)
-        indices = [i for i, value in zip(indices, values)
-                   if value is True or type(value) in _NUMBERS and value != 0]
+        if set(map(type, values)) <= _BOOL:   # the common case: compress picks in C
+            indices = list(compress(indices, values))
+        else:
+            indices = [i for i, value in zip(indices, values)
+                       if value is True or type(value) in _NUMBERS and value != 0]
     return list(indices)
 
 

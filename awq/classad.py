@@ -935,6 +935,9 @@ def printf_formatter(fmt: str) -> Callable[[Any], str]:
             return before + str(value) + after   # the common case, without a format spec
         piece = _convert(flags, width, precision, conv, value)
         return "" if piece is None else before + piece + after
+    # What a caller formatting a whole column may do itself: before + str(value) + after,
+    # for the values the common case above covers.
+    apply.plain_parts = (before, conv, after) if plain and conv in "sd" else None  # type: ignore[attr-defined]
     return apply
 
 

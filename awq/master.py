@@ -132,8 +132,7 @@ class Master:
                                                      master_pid=os.getpid(), written=now,
                                                      records=self.intake.held_records()))
             cost = time.process_time() - started
-            self.flushing.interval = min(MAX_FLUSH_INTERVAL,
-                                         max(FLUSH_INTERVAL, cost / FLUSH_COST_SHARE))
+            written = len(self.table)
             self.flushing.done()
             self.table.mark_saved()
             # Segments go once two snapshots count their starts; while starts still wait
@@ -143,6 +142,12 @@ class Master:
             if self.intake.commit():  # spool files go once two generations hold them
                 self.table.mark_changed()
             self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
+            # Paced by what the next write will cost: a write costs what the table holds, so
+            # once finished jobs have left (100,000 removed at once), the snapshot that shows
+            # them gone comes at once instead of a large table's interval later.
+            next_cost = cost * len(self.table) / written if written else cost
+            self.flushing.interval = min(MAX_FLUSH_INTERVAL,
+                                         max(FLUSH_INTERVAL, next_cost / FLUSH_COST_SHARE))
             self.publisher.publish(now)
         elif self.publisher.due():
             self.publisher.publish(now)

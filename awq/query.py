@@ -306,11 +306,34 @@ def render_ads(output: Output, job_list: JobList, now: float,
                                for k in sorted(ad, key=str.lower)) + "\n"
                        for ad in job_set.ads(indices))
     if output.formats:
-        columns = [_values(attr, job_set, now, indices) for _, attr in output.formats]
-        formatters = [classad.printf_formatter(fmt) for fmt, _ in output.formats]
-        pieces = [list(map(f, column)) for f, column in zip(formatters, columns)]
-        return "".join(map("".join, zip(*pieces)))
+        cells = [_texts(_values(attr, job_set, now, indices), classad.printf_formatter(fmt))
+                 for fmt, attr in output.formats]
+        return _joined(cells, len(indices))
     return _autoformat(output, job_set, now, indices)
+
+
+def _texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
+    """[text_of(v) for v in values]: at C speed for a plain `%d` of integers or `%s` of
+    strings (an ID, a command: a text per job), else once per distinct value."""
+    parts = getattr(text_of, "plain_parts", None)
+    if parts is not None:
+        before, conversion, after = parts
+        kinds = set(map(type, values))
+        if kinds == {int} and conversion == "d" or kinds == {str} and conversion == "s":
+            texts = list(map(str, values)) if conversion == "d" else values
+            if before or after:
+                template = before.replace("%", "%%") + "%s" + after.replace("%", "%%")
+                texts = list(map(template.__mod__, texts))
+            return texts
+    return _each_value([values], lambda row: text_of(row[0]))
+
+
+def _joined(cells: List[List[str]], rows: int) -> str:
+    """Row after row, each row's cells in order: one join, without a string per row."""
+    flat: List[Any] = [None] * (len(cells) * rows)
+    for position, texts in enumerate(cells):
+        flat[position::len(cells)] = texts
+    return "".join(flat)
 
 
 def _values(attr: str, job_set: JobSet, now: float, indices: Sequence[int]) -> List[Any]:
@@ -326,19 +349,35 @@ def _autoformat(output: Output, job_set: JobSet, now: float, indices: Sequence[i
         separator = "\n"
     else:
         separator = "\t" if "t" in mods else (", " if "," in mods else " ")
+    between = "\n\n" if "g" in mods else "\n"
     text_of = classad.unparse if "r" in mods or "V" in mods else classad.format_autoformat
     columns = []
     if "j" in mods:
         ids = job_set.ids()
         columns.append([_id_text(*ids[i]) for i in indices])
     for attr in output.af_attrs:
-        texts = map(text_of, _values(attr, job_set, now, indices))
-        columns.append(["%s = %s" % (attr, t) for t in texts] if "l" in mods else list(texts))
-    blocks = [separator.join((["ID"] if "j" in mods else []) + output.af_attrs)] \
-        if "h" in mods else []
-    blocks.extend(map(separator.join, zip(*columns)) if columns else [""] * len(indices))
-    between = "\n\n" if "g" in mods else "\n"
-    return "".join(block + between for block in blocks)
+        if "l" in mods:
+            named = "%s = %%s" % attr.replace("%", "%%")
+            columns.append(_each_value([_values(attr, job_set, now, indices)],
+                                       lambda row, named=named: named % text_of(row[0])))
+        else:
+            columns.append(_af_texts(_values(attr, job_set, now, indices), text_of))
+    header = separator.join((["ID"] if "j" in mods else []) + output.af_attrs) + between \
+        if "h" in mods else ""
+    if not columns:
+        return header + between * len(indices)
+    cells: List[List[str]] = []
+    for column in columns:
+        cells.extend((column, [separator] * len(indices)))
+    cells[-1] = [between] * len(indices)
+    return header + _joined(cells, len(indices))
+
+
+def _af_texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
+    """-af's text of each value: strings are their own text under format_autoformat."""
+    if text_of is classad.format_autoformat and set(map(type, values)) == {str}:
+        return values
+    return _each_value([values], lambda row: text_of(row[0]))
 
 
 def _id_text(cluster: Any, proc: Any) -> str:
@@ -384,7 +423,7 @@ def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str)
     header = _banner(schedd_name, now)
     table = _batch_table(job_set.ads(selected), now) if opts.batch \
         else _job_table(job_set, selected, now)
-    return header + table + "\n" + totals
+    return "".join((header, table, "\n", totals))   # one copy of a 100,000-line table
 
 
 def _banner(schedd_name: str, now: float) -> str:
@@ -410,8 +449,9 @@ def _held_table(job_set: JobSet, selected: Sequence[int], now: float) -> str:
 
 
 def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True) -> str:
-    """One line per job (condor_q may print 100,000 of them): built column by column, each
-    distinct value of a column formatted once."""
+    """One line per job (condor_q may print 100,000 of them), built column by column in C
+    loops: each distinct combination of the cells after the ID is formatted once, and the
+    lines are one join over the cells, without a string per line."""
     everyone = len(selected) == len(job_set)   # selected is in order: then it is every job
 
     def column(name: str) -> List[Any]:
@@ -420,56 +460,69 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
             return [None] * len(selected)
         return values if everyone else [values[i] for i in selected]
 
+    cells = _id_cells(column("ClusterId"), column("ProcId"))
     statuses = column("JobStatus")
-    starts = [start if status == JobStatus.RUNNING else None
-              for status, start in zip(statuses, column("JobCurrentStartDate"))]
-    clusters, procs = column("ClusterId"), column("ProcId")
-    if set(map(type, clusters)) | set(map(type, procs)) == {int}:
-        ids = list(map("%-12s ".__mod__, map("%d.%d".__mod__, zip(clusters, procs))))
-    else:
-        ids = ["%-12s " % _id_text(cluster, proc) for cluster, proc in zip(clusters, procs)]
-    cells = [
-        ids,
-        _each_value(column("Owner"), lambda owner: "%-14s " % _printable(_text(owner)[:14])),
-        _each_value(column("QDate"), lambda stamp: "%11s " % _date(stamp, now)),
-        _each_value(starts, lambda start: "%12s " % _run_time(JobStatus.RUNNING, start, now)),
-        _each_value(statuses, lambda status: "%-2s " % jobs.status_letter(status)),
-        _each_value(column("JobPrio"), lambda prio: "%-3s 0.0   " % (0 if prio is None else prio)),
-        _commands(_each_value(column("Cmd"), lambda cmd: _text(cmd).rsplit("/", 1)[-1]),
-                  column("Arguments")),
-    ]
+    rest = [column("Owner"), column("QDate"), column("JobCurrentStartDate"), statuses,
+            column("JobPrio"), column("Cmd"), column("Arguments")]
+    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now)))
     lines = [" ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"] if header else []
-    lines.extend(map("".join, zip(*cells)))
+    flat: List[Any] = [None] * (len(cells) * len(selected))
+    for position, texts in enumerate(cells):
+        flat[position::len(cells)] = texts
+    lines.append("".join(flat))
     return "".join(lines)
 
 
-def _each_value(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
-    """[text_of(v) for v in values], computing each distinct value's text once."""
-    kinds = set(map(type, values))
-    if bool in kinds and len(kinds) > 1:   # True == 1: they must not share a text
-        return list(map(text_of, values))
+# Spaces after an ID of each length, so that the ID and its spaces take 13 characters
+# (at least one space after a longer one).
+_ID_PADDING = {length: " " * (13 - length) for length in range(12)}
+
+
+def _id_cells(clusters: List[Any], procs: List[Any]) -> List[List[str]]:
+    """The ID column as cells to join: cluster, ".proc", padding."""
+    if set(map(type, clusters)) | set(map(type, procs)) == {int}:
+        cluster_texts = list(map(str, clusters))
+        proc_text = {proc: ".%d" % proc for proc in set(procs)}
+        proc_texts = list(map(proc_text.__getitem__, procs))
+    else:
+        cluster_texts = [_id_text(cluster, proc) for cluster, proc in zip(clusters, procs)]
+        proc_texts = [""] * len(clusters)
+    lengths = map(operator.add, map(len, cluster_texts), map(len, proc_texts))
+    return [cluster_texts, proc_texts, list(map(_ID_PADDING.get, lengths, repeat(" ")))]
+
+
+def _rest_of_line(key: Tuple[Any, ...], now: float) -> str:
+    """The cells after a job's ID: OWNER SUBMITTED RUN_TIME ST PRI SIZE CMD."""
+    owner, qdate, start, status, prio, cmd, arguments = key
+    command = (_text(cmd).rsplit("/", 1)[-1] + " "
+               + (arguments if type(arguments) is str else str(arguments or ""))).strip()[:60]
+    return "%-14s %11s %12s %-2s %-3s 0.0   %s\n" % (
+        _printable(_text(owner)[:14]), _date(qdate, now),
+        _run_time(status, start if status == JobStatus.RUNNING else None, now),
+        jobs.status_letter(status), 0 if prio is None else prio, _printable(command))
+
+
+_NUMBER_KINDS = frozenset((bool, int, float))
+
+
+def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str]) -> List[str]:
+    """[text_of(row) for row in zip(*columns)], computing each distinct row's text once."""
+    rows = zip(*columns)
+    kinds = set()
+    for values in columns:
+        kinds.update(map(type, values))
+    if len(kinds & _NUMBER_KINDS) > 1:
+        # True == 1 == 1.0: values of different kinds must not share one text.
+        return list(map(text_of, rows))
     try:
-        texts = {value: text_of(value) for value in set(values)}
+        texts = {row: text_of(row) for row in set(rows)}
     except TypeError:                       # an unhashable value (a list)
-        return list(map(text_of, values))
-    return list(map(texts.__getitem__, values))
+        return list(map(text_of, zip(*columns)))
+    return list(map(texts.__getitem__, zip(*columns)))
 
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _commands(names: List[str], arguments: List[Any]) -> List[str]:
-    """The CMD column: the command's name and its arguments, 60 characters at most."""
-    if set(map(type, arguments)) != {str}:
-        arguments = [args if type(args) is str else str(args or "") for args in arguments]
-    # map() keeps the loop in C: this column is most of a 100,000-line table's cost.
-    texts = map(str.strip, map(" ".join, zip(names, arguments)))
-    commands = list(map(operator.add, map(operator.getitem, texts, repeat(slice(60))),
-                        repeat("\n")))
-    if "".join(commands).replace("\n", "").isprintable():
-        return commands
-    return [_printable(command[:-1]) + "\n" for command in commands]
 
 
 def _printable(text: str) -> str:
@@ -529,12 +582,13 @@ def _counts(statuses: Sequence[Any]) -> str:
 
 
 def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str]) -> str:
-    everything = _statuses(job_set)
-    lines = ["Total for query: " + _counts(_statuses(job_set, selected))]
+    everything = _counts(_statuses(job_set))
+    lines = ["Total for query: " + (everything if len(selected) == len(job_set)  # in order
+                                    else _counts(_statuses(job_set, selected)))]
     for owner in owners:
         mine = _targeted([Target(owner=owner)], job_set, range(len(job_set)))
         lines.append("Total for %s: %s" % (owner, _counts(_statuses(job_set, mine))))
-    lines.append("Total for all users: " + _counts(everything))
+    lines.append("Total for all users: " + everything)
     return "".join(line + "\n" for line in lines)
 
 

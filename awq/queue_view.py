@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # importing typing costs a query tool more than its work
     from awq.snapshot import Columns
     from awq.spool import Spool
 
+from itertools import compress
+
 from awq import jobs
 from awq.jobs import Job
 from awq.jobset import JobSet
@@ -60,7 +62,7 @@ def read_queue_view(spool: Spool) -> QueueView:
     never lists a job the master will refuse.
     """
     for attempt in range(1, CONSISTENT_READS + 1):
-        removals = spool.requests.pending_removals()
+        removals = spool.requests.removal_texts()
         untaken = _untaken_records(spool)
         columns = spool.published.snapshot_columns()
         held = _held_records(columns)
@@ -74,15 +76,32 @@ def read_queue_view(spool: Spool) -> QueueView:
     if extra:
         job_set = _in_id_order(JobSet(columns, sorted(extra, key=jobs.job_id)))
     if removals:
-        where = {jid: index for index, jid in enumerate(job_set.ids())}
-        status = job_set.column("JobStatus") or []
-        for _, jid in removals:
-            index = where.get(jid)
-            if index is not None and status[index] not in jobs.FINAL_STATES:
-                job_set.set_value(index, "JobStatus", int(jobs.JobStatus.REMOVED))
+        _show_removed(job_set, removals)
     heartbeat = spool.published.read_stat().get("TIMESTAMP")
     return QueueView(job_set, float(heartbeat) if heartbeat is not None else None,
                      spool.master_files.pid(), spool.master_files.is_running())
+
+
+def _show_removed(job_set: JobSet, removals: Set[str]) -> None:
+    """Jobs with a removal waiting (removals: their "C.P") show as removed (X), as HTCondor
+    shows them until they leave; a job that finished meanwhile keeps its state.
+    condor_rm -all names every job: the jobs are found in C, not looked up one by one."""
+    clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
+    if clusters is not None and procs is not None \
+            and set(map(type, clusters)) | set(map(type, procs)) == {int}:
+        texts = map("%d.%d".__mod__, zip(clusters, procs))
+    else:
+        texts = (jobs.format_job_id(jid) if set(map(type, jid)) == {int} else None
+                 for jid in job_set.ids())
+    named = list(compress(range(len(job_set)), map(removals.__contains__, texts)))
+    status = job_set.column("JobStatus")
+    removed = int(jobs.JobStatus.REMOVED)
+    for index in named:
+        if status is None:
+            job_set.set_value(index, "JobStatus", removed)
+            status = job_set.column("JobStatus")
+        elif status[index] not in jobs.FINAL_STATES:
+            status[index] = removed
 
 
 def _untaken_records(spool: Spool) -> List[Tuple[str, List[Job]]]:

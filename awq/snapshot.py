@@ -1,20 +1,27 @@
 """The job table snapshot's encoding: bytes in, plain data out, no file I/O.
 
-The snapshot is a pickle (DESIGN.md: the user asked for pickle). Format 2
-stores the table by column, so a reader pays only for the attributes it asks
-for: `condor_q -constraint 'JobStatus==1' | wc -l` unpickles the JobStatus
-column of a 100,000-job table and nothing else. The pickle holds::
+The snapshot is a pickle (DESIGN.md: the user asked for pickle). Format 3
+stores the table by column, each column a pickle of its own at an offset a
+small header names, so a reader reads and unpickles only the attributes it
+asks for: `condor_q -constraint 'JobStatus==1' | wc -l` reads the header
+and the JobStatus column of a 100,000-job table and nothing else, not the
+environments and paths that are most of its bytes. The file is::
 
-    {"version": 2, "count": N, "columns": [[name, plain], ...],
-     "data": {name: pickled list, one value per job, None where the job lacks
-              the attribute}, ...the master's extras (max_cluster_id, ...)}
+    header: a pickle of {"version": 3, "count": N, "body": B,
+                         "columns": [[name, plain, offset, length], ...],
+                         ...the master's extras (max_cluster_id, records, ...)}
+    body:   B bytes right after the header; a column is the pickled list at
+            body[offset:offset + length], one value per job, None where the job
+            lacks the attribute
 
 An expression is stored as ["$expr", text], an undefined or error value as
 ["$special", name], a list as [items..., "$list"]: the columns hold plain
 data only ("plain" says a column holds no such entry), and the unpickler
 refuses every class but those format 1 used. The C unpickler is used
 directly: the pickle module would import re, which costs a query tool more
-than its work. Format 1 (a pickle of {"jobs": {(C, P): job}}) is still read.
+than its work. A file shorter or longer than its header says is damaged.
+Format 2 (one pickle, the columns' pickles in its "data" entry) and format 1
+(a pickle of {"jobs": {(C, P): job}}) are still read.
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ except ImportError:  # not CPython
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Sequence, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-FORMAT = 2
+    ReadAt = Callable[[int, int], bytes]   # (offset, length) -> those bytes of the file
+
+FORMAT = 3
 PROTOCOL = 4                 # read by every Python 3 since 3.4
 _PLAIN = (str, int, float, bool)
 _PLAIN_OR_NONE = frozenset(_PLAIN + (type(None),))
@@ -57,6 +66,12 @@ class _Unpickler(_pickle_impl.Unpickler):
 
 def _loads(data: bytes) -> Any:
     return _Unpickler(io.BytesIO(data)).load()
+
+
+def _load_header(data: bytes) -> Tuple[Any, int]:
+    """The first pickle in data, and where it ends."""
+    stream = io.BytesIO(data)
+    return _Unpickler(stream).load(), stream.tell()
 
 
 # ---------------------------------------------------------------- values
@@ -106,34 +121,51 @@ def encode(state: Dict[str, Any]) -> bytes:
     shapes = list(dict.fromkeys(map(tuple, job_list)))   # the distinct lists of names
     names = list(dict.fromkeys(name for shape in shapes for name in shape))
     common = set(shapes[0]).intersection(*shapes[1:]) if shapes else set()
-    columns, data = [], {}
+    columns, blobs, offset = [], [], 0
     for name in names:
         column, plain = _column(job_list, name, name in common)
-        columns.append([name, plain])
-        data[name] = _pickle_impl.dumps(column, PROTOCOL)
-    outer = {key: value for key, value in state.items() if key != "jobs"}
-    outer.setdefault("version", FORMAT)
-    outer.update(count=len(job_list), columns=columns, data=data)
-    return _pickle_impl.dumps(outer, PROTOCOL)
+        blob = _pickle_impl.dumps(column, PROTOCOL)
+        columns.append([name, plain, offset, len(blob)])
+        blobs.append(blob)
+        offset += len(blob)
+    header = {key: value for key, value in state.items() if key != "jobs"}
+    header.setdefault("version", FORMAT)
+    header.update(count=len(job_list), columns=columns, body=offset)
+    return b"".join([_pickle_impl.dumps(header, PROTOCOL)] + blobs)
 
 
 # ---------------------------------------------------------------- reading
 
 class Columns:
-    """A format-2 snapshot opened for reading: each column unpickled when first asked for."""
+    """A snapshot opened for reading: each column read and unpickled when first asked for.
 
-    def __init__(self, outer: Dict[str, Any]):
+    read_at(offset, length): the body's bytes (format 3); None for format 2, whose
+    columns' pickles are in the header's "data"."""
+
+    def __init__(self, outer: Dict[str, Any], read_at: Optional[ReadAt] = None):
         self.header = {key: value for key, value in outer.items() if key != "data"}
         self.version: int = outer["version"]
         if self.version > FORMAT:
             return  # the caller refuses it, with the version in the message
+        self._read_at = read_at
         try:
             self.count: int = int(outer["count"])
-            self._names = [str(name) for name, _ in outer["columns"]]
-            self._plain = {str(name) for name, plain in outer["columns"] if plain is True}
-            self._data: Dict[str, bytes] = outer["data"]
-            if not all(isinstance(self._data[name], bytes) for name in self._names):
-                raise TypeError("a column is not bytes")
+            if read_at is None:
+                self._names = [str(name) for name, _ in outer["columns"]]
+                self._plain = {str(name) for name, plain in outer["columns"] if plain is True}
+                self._data: Dict[str, bytes] = outer["data"]
+                if not all(isinstance(self._data[name], bytes) for name in self._names):
+                    raise TypeError("a column is not bytes")
+            else:
+                body = int(outer["body"])
+                self._names = [str(entry[0]) for entry in outer["columns"]]
+                self._plain = {str(entry[0]) for entry in outer["columns"] if entry[1] is True}
+                self._spans: Dict[str, Tuple[int, int]] = {
+                    str(name): (int(offset), int(length))
+                    for name, _, offset, length in outer["columns"]}
+                if any(offset < 0 or length < 0 or offset + length > body
+                       for offset, length in self._spans.values()):
+                    raise ValueError("a column lies outside the file")
         except (KeyError, TypeError, ValueError) as err:
             raise SnapshotError("the job table snapshot is damaged: %s" % err)
         self._loaded: Dict[str, List[Any]] = {}
@@ -150,7 +182,11 @@ class Columns:
         """Column entries as stored (see decode_value); None if no job has the attribute."""
         if name in self._loaded:
             return self._loaded[name]
-        blob = self._data.get(name)
+        if self._read_at is None:
+            blob = self._data.get(name)
+        else:
+            span = self._spans.get(name)
+            blob = None if span is None else self._read_at(*span)
         if blob is None:
             return None
         try:
@@ -181,22 +217,48 @@ class Columns:
     def state(self) -> Dict[str, Any]:
         """The state the master saved: its extras and {"jobs": {(C, P): job}}."""
         state = {key: value for key, value in self.header.items()
-                 if key not in ("count", "columns")}
+                 if key not in ("count", "columns", "body")}
         state["jobs"] = self.jobs()
         return state
 
 
 def open_columns(data: bytes) -> Columns:
-    """A reader for either format (format 1 is converted in memory)."""
+    """A reader for any format, over the whole file's bytes (format 1 is converted in
+    memory)."""
+    body = memoryview(data)
+    return open_reader(lambda offset, length: bytes(body[offset:offset + length]), len(data))
+
+
+# What a reader reads first: the header of a snapshot holding a few thousand records' names.
+HEADER_GUESS = 64 * 1024
+
+
+def open_reader(read_at: ReadAt, size: int) -> Columns:
+    """A reader for any format that reads the file's bytes only as asked for: the header
+    first, then each column when it is first wanted. read_at(offset, length) returns those
+    bytes of the file, size is its length."""
+    head = read_at(0, min(size, HEADER_GUESS))
     try:
-        outer = _loads(data)
-    except Exception as err:  # whatever a damaged pickle raises
-        raise SnapshotError("the job table snapshot is unreadable: %s" % err)
+        outer, end = _load_header(head)
+    except Exception as err:  # whatever a damaged or cut pickle raises
+        if len(head) == size:
+            raise SnapshotError("the job table snapshot is unreadable: %s" % err)
+        head = read_at(0, size)   # a longer header, or an older format: one pickle
+        try:
+            outer, end = _load_header(head)
+        except Exception as err:
+            raise SnapshotError("the job table snapshot is unreadable: %s" % err)
     version = outer.get("version") if isinstance(outer, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise SnapshotError("the job table snapshot has an unknown format")
     if version == 1:
         if not isinstance(outer.get("jobs"), dict):
             raise SnapshotError("the job table snapshot has an unknown format")
-        outer = _loads(encode(dict(outer, version=FORMAT)))
-    return Columns(outer)
+        return open_columns(encode(dict(outer, version=FORMAT)))
+    if version > FORMAT or "body" not in outer:
+        return Columns(outer)   # format 2 (or newer: refused by the caller)
+    body = outer["body"]
+    if not isinstance(body, int) or end + body != size:
+        raise SnapshotError("the job table snapshot is damaged: %d bytes, its header says %s"
+                            % (size, "%d" % (end + body) if isinstance(body, int) else "?"))
+    return Columns(outer, lambda offset, length: read_at(end + offset, length))

@@ -7,8 +7,9 @@ dicts; the end-to-end tests run the same code against real workers.
 from __future__ import annotations
 
 import os
-
 from typing import Dict, List, Optional
+
+import pytest
 
 from awq import classad, jobs, periodic
 from awq.dispatch import Dispatcher, TaskMap
@@ -493,3 +494,19 @@ def test_the_same_request_made_again_after_it_was_carried_out_is_carried_out_aga
     master.intake.commit()
     master.intake.commit()
     assert os.listdir(master.spool.request_dir("hold")) == []
+
+
+@pytest.mark.parametrize("leaving", [True, False])
+def test_the_snapshot_after_jobs_leave_is_paced_by_the_table_left(tmp_path, monkeypatch, leaving):
+    """condor_rm -all of a large queue: the write holding the jobs removed costs a large
+    table's interval; the one showing them gone costs what is left, and comes at once."""
+    from awq import master as master_module
+    master = master_with(tmp_path, ad(JobStatus=3 if leaving else 1), periodic_interval=60)
+    for proc in range(1, 100):
+        master.table.put(ad(ProcId=proc, JobStatus=3 if leaving else 1))
+    ticks = iter(range(0, 1000, 10))    # every write seems to take 10 s of CPU
+    monkeypatch.setattr(master_module.time, "process_time", lambda: float(next(ticks)))
+    master.flush()
+    assert len(master.table) == (0 if leaving else 100)
+    assert master.flushing.interval == (master_module.FLUSH_INTERVAL if leaving
+                                        else master_module.MAX_FLUSH_INTERVAL)

@@ -30,6 +30,23 @@ def test_queue_view_merges_snapshot_records_and_removals(spool):
         [((1, 0), 2), ((2, 0), 4), ((3, 0), 1), ((4, 0), 3)]
 
 
+def test_a_batch_removal_shows_every_job_it_names_removed_and_a_finished_one_as_it_is(spool):
+    table = {(c, p): job(c, ProcId=p, JobStatus=4 if c == 7 else 1)
+             for c in range(1, 101) for p in range(3)}
+    spool.published.write_snapshot({"jobs": table})
+    named = [jid for jid in sorted(table) if jid[0] % 2]     # 150 of them, as condor_rm writes
+    spool.requests.leave("rm", named)                        # one batch file for them all
+    atomic_write(os.path.join(spool.requests.directory("rm"), "batch.1.hand"),
+                 b"by hand\n02.0\n2.01\nnonsense\n")     # leading zeros: still jobs 2.0, 2.1
+    assert [name for name in os.listdir(spool.requests.directory("rm"))
+            if not name.startswith("batch.")] == []
+    status = dict(zip(read_queue_view(spool).jobs.ids(),
+                      read_queue_view(spool).jobs.column("JobStatus")))
+    assert {jid for jid, st in status.items() if st == 3} == set(named) - {
+        (7, p) for p in range(3)} | {(2, 0), (2, 1)}
+    assert status[(7, 0)] == 4 and status[(2, 2)] == 1
+
+
 def test_queue_view_leaves_out_a_record_the_master_would_refuse(spool):
     spool.records.submit(lambda cid: [job(cid)])
     atomic_write(spool.records.path_of(2), b'{"version": 1, "jobs": [{"ClusterId": 9, '

@@ -33,14 +33,65 @@ def test_every_value_comes_back_as_it_was_in_job_id_order():
     assert "Owner" not in state["jobs"][(1, 1)]   # absent stays absent
 
 
-def test_a_reader_decodes_only_the_columns_it_asks_for():
-    outer = pickle.loads(snapshot.encode({"jobs": table()}))
-    assert outer["version"] == 2 and set(outer["data"]) >= {"Owner", "JobStatus"}
-    outer["data"]["Owner"] = b"\xff" * 40     # Owner's column ruined
-    damaged = snapshot.open_columns(pickle.dumps(outer))
+def _reader(data: bytes, asked: list):
+    """open_reader over data, noting each (offset, length) it reads."""
+    def read_at(offset: int, length: int) -> bytes:
+        asked.append((offset, length))
+        return data[offset:offset + length]
+    return snapshot.open_reader(read_at, len(data))
+
+
+def test_a_reader_reads_and_decodes_only_the_columns_it_asks_for():
+    big = {(c, 0): {"ClusterId": c, "ProcId": 0, "JobStatus": 1, "Environment": "A=%0500d" % c}
+           for c in range(1, 2001)}
+    data = snapshot.encode({"jobs": big})
+    asked: list = []
+    columns = _reader(data, asked)
+    assert columns.raw_column("JobStatus") == [1] * 2000
+    assert sum(length for _, length in asked) < len(data) // 10   # not the environments
+    header = pickle.loads(data)   # the file starts with a pickle: its header
+    assert header["version"] == 3 and [c[0] for c in header["columns"]] == [
+        "ClusterId", "ProcId", "JobStatus", "Environment"]
+
+
+def test_a_ruined_column_spoils_only_itself():
+    data = bytearray(snapshot.encode({"jobs": table()}))
+    header = pickle.loads(bytes(data))
+    end = len(data) - header["body"]
+    _, _, offset, length = [c for c in header["columns"] if c[0] == "Owner"][0]
+    data[end + offset:end + offset + length] = b"\xff" * length     # Owner's column ruined
+    damaged = snapshot.open_columns(bytes(data))
     assert damaged.raw_column("JobStatus") == [1, 1, 2]
     with pytest.raises(snapshot.SnapshotError, match="column Owner"):
         damaged.raw_column("Owner")
+
+
+@pytest.mark.parametrize("cut", [1, 100])
+def test_a_file_shorter_or_longer_than_its_header_says_is_damaged(cut):
+    data = snapshot.encode({"jobs": table()})
+    for wrong in (data[:-cut], data + b"x" * cut):
+        with pytest.raises(snapshot.SnapshotError, match="damaged|unreadable"):
+            snapshot.open_columns(wrong)
+
+
+def test_a_header_longer_than_the_first_read_is_read_whole():
+    records = ["%d.job" % n for n in range(20000)]    # the names of the records it holds
+    data = snapshot.encode({"jobs": table(), "records": records})
+    assert len(pickle.dumps(records)) > snapshot.HEADER_GUESS
+    columns = _reader(data, [])
+    assert columns.header["records"] == records and columns.raw_column("JobStatus") == [1, 1, 2]
+
+
+def test_a_format_2_snapshot_one_pickle_is_still_read():
+    jobs = table()
+    data = snapshot.encode({"jobs": jobs, "max_cluster_id": 2})
+    new = snapshot.open_columns(data)
+    old = pickle.dumps({"version": 2, "count": new.count, "max_cluster_id": 2,
+                        "columns": [[name, new.plain(name)] for name in new.names],
+                        "data": {name: pickle.dumps(new.raw_column(name), 4)
+                                 for name in new.names}}, protocol=4)
+    state = snapshot.open_columns(old).state()
+    assert state["jobs"] == jobs and state["version"] == 2 and state["max_cluster_id"] == 2
 
 
 def test_columns_say_whether_they_hold_plain_values_only():

@@ -182,12 +182,13 @@ def test_a_snapshot_from_a_newer_version_is_refused_and_left_untouched(spool):
 
 def test_an_older_snapshot_is_converted_on_load(spool, monkeypatch):
     from awq.spool import codec
-    monkeypatch.setattr(codec, "SNAPSHOT_VERSION", 3)
-    monkeypatch.setitem(codec.SNAPSHOT_UPGRADES, 2,
-                        lambda state: dict(state, version=3, upgraded=True))
-    atomic_write(spool.snapshot_path, snapshot.encode({"version": 2, "jobs": {}}))
+    monkeypatch.setattr(codec, "SNAPSHOT_VERSION", 4)
+    monkeypatch.setattr(snapshot, "FORMAT", 4)
+    monkeypatch.setitem(codec.SNAPSHOT_UPGRADES, 3,
+                        lambda state: dict(state, version=4, upgraded=True))
+    atomic_write(spool.snapshot_path, snapshot.encode({"version": 3, "jobs": {}}))
     state = spool.published.load_snapshot()
-    assert state["version"] == 3 and state["upgraded"] is True
+    assert state["version"] == 4 and state["upgraded"] is True
 
 
 def test_a_format_1_snapshot_a_pickle_is_still_read(spool):

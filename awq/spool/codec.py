@@ -18,7 +18,7 @@ from awq import classad, snapshot
 from awq.jobs import Job
 from awq.spool.files import SpoolError
 
-SNAPSHOT_VERSION = 2   # see awq.snapshot
+SNAPSHOT_VERSION = 3   # see awq.snapshot
 
 
 class SnapshotDamaged(SpoolError):
@@ -27,8 +27,10 @@ class SnapshotDamaged(SpoolError):
     newer format, another owner) is never replaced silently."""
 
 # format N -> format N+1, applied in turn on load; the next write saves the new format.
-# (Format 1 -> 2 changed only the encoding: awq.snapshot reads both.)
-SNAPSHOT_UPGRADES: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+# (Formats 1 -> 2 -> 3 changed only the encoding: awq.snapshot reads them all.)
+SNAPSHOT_UPGRADES: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
+    2: lambda state: dict(state, version=3),
+}
 
 
 # ---------------------------------------------------------------- JSON: records, history
@@ -117,8 +119,13 @@ def encode_snapshot(state: Dict[str, Any]) -> bytes:
 
 def open_snapshot(data: bytes) -> snapshot.Columns:
     """The snapshot's columns, after the version checks every reader shares."""
+    return open_snapshot_at(lambda offset, length: data[offset:offset + length], len(data))
+
+
+def open_snapshot_at(read_at: Callable[[int, int], bytes], size: int) -> snapshot.Columns:
+    """open_snapshot over a file read as its columns are asked for (snapshot.open_reader)."""
     try:
-        columns = snapshot.open_columns(data)
+        columns = snapshot.open_reader(read_at, size)
     except snapshot.SnapshotError as err:
         raise SnapshotDamaged(str(err))
     version = columns.version

@@ -16,7 +16,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Any, List, Optional
+    from typing import Any, List, Optional, Tuple
 
 LOCK_TIMEOUT = 60.0
 LOCK_RETRY_INTERVAL = 0.005   # flock has no timed wait: poll it, briefly
@@ -85,8 +85,9 @@ def check_secret_file(path: str) -> None:
                          "chmod 600 it" % (path, stat.S_IMODE(st.st_mode)))
 
 
-def read_trusted(path: str, limit: int) -> bytes:
-    """Read a file we own and only we can write, refusing files larger than limit.
+def open_trusted(path: str, limit: int) -> Tuple[int, int]:
+    """(descriptor, size) of a file we own and only we can write, refusing files larger
+    than limit. The caller closes the descriptor.
 
     The checks apply to the open descriptor, not the path: the master swaps
     files in by rename at any moment, and what we read must be what we checked.
@@ -103,6 +104,16 @@ def read_trusted(path: str, limit: int) -> bytes:
         st = check_stat(path, os.fstat(fd), want_dir=False)
         if st.st_size > limit:
             raise SpoolError("%s is %d bytes, more than the %d allowed" % (path, st.st_size, limit))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def read_trusted(path: str, limit: int) -> bytes:
+    """The content of a file we own and only we can write (see open_trusted)."""
+    fd, _ = open_trusted(path, limit)
+    try:
         chunks = []
         remaining = limit + 1
         while remaining > 0:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # importing typing costs a query tool more than its work
 from awq import classad, jobs
 from awq.spool import codec
 from awq.spool.codec import SnapshotDamaged
-from awq.spool.files import SpoolError, atomic_write, check_stat, fsync_dir, read_trusted
+from awq.spool.files import (SpoolError, atomic_write, check_stat, fsync_dir, open_trusted,
+                              read_trusted)
 
 MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
 MAX_STAT_BYTES = 4096
@@ -124,11 +125,11 @@ class Published:
         return None, None
 
     def open_generation(self, path: str) -> Columns:
-        """One generation's columns; FileNotFoundError, SnapshotDamaged or SpoolError."""
-        data = self._snapshot_bytes(path)
-        if data is None:
-            raise FileNotFoundError(path)
-        return codec.open_snapshot(data)
+        """One generation's columns, each read from the file when first asked for (the
+        file stays open while they are in use: a rename by the master does not change what
+        they read); FileNotFoundError, SnapshotDamaged or SpoolError."""
+        fd, size = open_trusted(path, MAX_SNAPSHOT_BYTES)
+        return codec.open_snapshot_at(_OpenFile(fd).read_at, size)
 
     def set_aside(self, path: str, now: Optional[float] = None) -> str:
         """Move a damaged generation out of the way, kept for the admin; its new path.
@@ -271,6 +272,26 @@ class History:
                 yield partial
         finally:
             os.close(fd)
+
+
+class _OpenFile:
+    """A descriptor read at offsets, closed when the last reader lets go of it."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to length bytes at offset (fewer only at the end of the file)."""
+        data = os.pread(self.fd, length, offset)
+        while len(data) < length:
+            more = os.pread(self.fd, length - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def __del__(self) -> None:
+        os.close(self.fd)
 
 
 def _damaged_text(damaged: List[Tuple[str, str]]) -> str:

@@ -9,10 +9,11 @@ out, keeps the result in the snapshot, and only then deletes them.
 from __future__ import annotations
 
 import os
+from itertools import repeat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Dict, Iterable, List, Optional, Tuple
+    from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from awq import jobs
 from awq.jobs import JobId
@@ -24,6 +25,7 @@ MAX_REASON_BYTES = 1024
 BATCH_ABOVE = 64
 BATCH_PREFIX = "batch."
 MAX_BATCH_BYTES = 64 * 1024 * 1024   # as a record: a batch names at most a queue's jobs
+MAX_JOB_ID_TEXT = 25                 # the longest "C.P" jobs.parse_job_id reads
 
 
 class Requests:
@@ -78,7 +80,29 @@ class Requests:
 
     def pending_removals(self) -> List[Tuple[str, JobId]]:
         """(file name, job id) of every removal waiting: condor_q shows those jobs removed."""
-        return [(name, jid) for action, name, jid in self.pending() if action == "rm"]
+        result = []
+        for name in visible_names(self.directory("rm")):
+            if name.startswith(BATCH_PREFIX):
+                result.extend((name, jid) for jid in self._batch_ids("rm", name))
+                continue
+            jid = jobs.parse_job_id(name)
+            if jid is not None:
+                result.append((name, jid))
+        return result
+
+    def removal_texts(self) -> Set[str]:
+        """The jobs a removal waits for (condor_q shows them removed), as "C.P" texts
+        (jobs.format_job_id): condor_rm -all's batch names 100,000 jobs, and its lines are
+        compared as they are, not converted one by one."""
+        texts: Set[str] = set()
+        for name in visible_names(self.directory("rm")):
+            if name.startswith(BATCH_PREFIX):
+                texts.update(batch_job_texts(self._batch_lines("rm", name)[1:]))
+                continue
+            jid = jobs.parse_job_id(name)
+            if jid is not None:
+                texts.add(jobs.format_job_id(jid))
+        return texts
 
     def reason(self, action: str, name: str) -> str:
         if name.startswith(BATCH_PREFIX):
@@ -115,5 +139,40 @@ class Requests:
         return data.decode("utf-8", "replace").split("\n")
 
     def _batch_ids(self, action: str, name: str) -> List[JobId]:
-        ids = (jobs.parse_job_id(line) for line in self._batch_lines(action, name)[1:])
-        return [jid for jid in ids if jid is not None]
+        return batch_job_ids(self._batch_lines(action, name)[1:])
+
+
+# What a line written by jobs.format_job_id never holds: a number with a leading zero.
+_NOT_AS_FORMATTED = ["\n0%d" % digit for digit in range(10)] + [".0%d" % digit for digit in range(10)]
+
+
+def batch_job_texts(lines: List[str]) -> List[str]:
+    """The job ids of a batch's lines as jobs.format_job_id writes them; the lines
+    themselves when they are so written (as condor_rm writes them: checked in C)."""
+    lines = lines[:-1] if lines and not lines[-1] else lines   # after the last newline
+    if _all_job_ids(lines):
+        joined = "\n" + "\n".join(lines)
+        if not any(pattern in joined for pattern in _NOT_AS_FORMATTED):
+            return lines
+    return list(map(jobs.format_job_id, batch_job_ids(lines)))
+
+
+def _all_job_ids(lines: List[str]) -> bool:
+    """Whether every line is "C.P" (digits, a dot, digits), decided by C loops."""
+    if not lines or set(map(str.count, lines, repeat("."))) != {1}:
+        return False
+    body = "".join(lines)
+    return body.isascii() and body.replace(".", "").isdigit() \
+        and max(map(len, lines)) <= MAX_JOB_ID_TEXT and all(".".join(lines).split("."))
+
+
+def batch_job_ids(lines: List[str]) -> List[JobId]:
+    """The job ids of a batch's lines, "C.P" each (jobs.parse_job_id); other lines are
+    skipped. A batch can name a whole queue: when every line is an id, as condor_rm writes
+    them, they are converted in C, not one by one."""
+    lines = lines[:-1] if lines and not lines[-1] else lines   # after the last newline
+    if _all_job_ids(lines):
+        parts = ".".join(lines).split(".")
+        return list(zip(map(int, parts[0::2]), map(int, parts[1::2])))
+    ids = map(jobs.parse_job_id, lines)
+    return [jid for jid in ids if jid is not None]

@@ -263,6 +263,9 @@ def machine() -> Dict[str, object]:
 
 # ---------------------------------------------------------------- targets
 
+# As CMakeLists.txt starts them: the read-only queries without site's scan.
+QUERY_TOOLS = ("condor_q", "condor_status", "condor_history")
+QUERY_FLAGS = "-IS"
 WRAPPER = open(os.path.join(REPO, "bin", "awq-command.in")).read() \
     if os.path.exists(os.path.join(REPO, "bin", "awq-command.in")) else None
 TOOLS = ("condor_submit", "condor_q", "condor_rm", "condor_status")
@@ -333,7 +336,8 @@ class Ours(Target):
             # The same wrapper an install makes (bin/awq-command.in): a fixed interpreter.
             text = WRAPPER or '#!/bin/bash\nexec "@AWQ_PYTHON@" -m @AWQ_MODULE@ "$@"\n'
             text = (text.replace("@AWQ_COMMAND@", tool).replace("@AWQ_PYTHONPATH@", REPO)
-                    .replace("@AWQ_PYTHON@", PYTHON).replace("@AWQ_MODULE@", module))
+                    .replace("@AWQ_PYTHON@", PYTHON).replace("@AWQ_MODULE@", module)
+                    .replace("@AWQ_FLAGS@", QUERY_FLAGS if tool in QUERY_TOOLS else "-I"))
             write_executable(os.path.join(self.bindir, tool), text)
 
     def start_master(self, procs: Processes, spool: str, name: str = "master",

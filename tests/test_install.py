@@ -59,7 +59,9 @@ def test_cmake_installs_every_module_byte_compiled(prefix):
 
 def test_wrappers_use_a_fixed_interpreter_and_export_nothing(prefix):
     text = open(os.path.join(prefix, "bin", "condor_q")).read()
-    assert text.startswith("#!/usr/bin/python3 -I\n")
+    assert text.startswith("#!/usr/bin/python3 -IS\n")   # a query needs no site-packages
+    master = open(os.path.join(prefix, "bin", "alien_work_queue")).read()
+    assert master.startswith("#!/usr/bin/python3 -I\n")  # site finds Work Queue's bindings
     assert "/usr/bin/env" not in text
     assert "PYTHONPATH" not in text.split("\n", 6)[-1]   # past the comment that names it
     assert "from awq.cli.condor_q import cli" in text

@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# nftables and iproute2: tests/test_firewall.py runs the README's firewall recipe
+# nftables, iptables and iproute2: tests/test_firewall.py runs the README's firewall recipe
 # in private network namespaces (nsenter and unshare come with util-linux).
-DEBIAN_PACKAGES=(coop-computing-tools python3-workqueue python3-venv python3-pip cmake make stunnel4 openssl shellcheck gnuplot-nox systemd nftables iproute2)
+DEBIAN_PACKAGES=(coop-computing-tools python3-workqueue python3-venv python3-pip cmake make stunnel4 openssl shellcheck gnuplot-nox systemd nftables iptables iproute2)
 # The single-node Slurm the tests start themselves (tests/slurm_cluster.py). Without
 # recommends: those (slurm-wlm-plugins, hwloc's plugins) bring accounting-database,
 # HDF5, IPMI and GPU plugins that a single-node test cluster never loads.

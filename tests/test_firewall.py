@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from typing import List
@@ -82,6 +83,15 @@ def readme_nft_recipe() -> List[str]:
     body = [line[4:] for line in lines[start + 1:end]]
     assert lines[end + 1] == "    nft -f %s" % README_RULES_FILE, lines[end + 1]
     return body
+
+
+def readme_iptables_lines() -> List[List[str]]:
+    """The README's iptables and ip6tables commands, for sites without nft."""
+    with open(os.path.join(REPO, "README.md")) as handle:
+        found = [shlex.split(line) for line in handle.read().splitlines()
+                 if re.match(r"    ip6?tables -I INPUT ", line)]
+    assert [argv[0] for argv in found] == ["iptables", "ip6tables"], found
+    return found
 
 
 class Namespaces:
@@ -208,3 +218,24 @@ def test_the_readme_rule_refuses_other_hosts_and_the_foreman_still_runs_pilots(
     wait_until(lambda: out.exists() and "pilot ran" in out.read_text(),
                JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN,
                what="the pilot to run through the firewalled foreman")
+
+
+def test_the_readme_iptables_lines_refuse_other_hosts_and_not_this_one(procs, hosts):
+    ports = default_foreman_ports()
+    lines = readme_iptables_lines()
+    for argv in lines:
+        assert argv[argv.index("--dport") + 1] == "%d:%d" % (ports[0], ports[-1]), argv
+    # Any listener on every address stands for the foreman here: the rule is about the port
+    # (the nft test above runs a real foreman and its pilot).
+    listener = procs.start(hosts.enter("a") + [PYTHON, "-m", "http.server", "--bind",
+                                               "0.0.0.0", str(ports[0])], "listener")
+    wait_until(lambda: hosts.connect("b", HOST_A, ports[0]) == "connected"
+               or listener.poll() is not None,
+               PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE + PROBE_RUNS_WITHIN, interval=0.2,
+               what="B to reach the listener before the rules")
+    assert listener.poll() is None, procs.log_of(listener)
+    for argv in lines:
+        hosts.run("a", program(argv[0]), *argv[1:])
+    assert hosts.connect("b", HOST_A, ports[0]) == "refused"
+    assert hosts.connect("a", HOST_A, ports[0]) == "connected"
+    assert hosts.connect("a", "127.0.0.1", ports[0]) == "connected"

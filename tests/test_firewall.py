@@ -213,7 +213,8 @@ def test_the_readme_rule_refuses_other_hosts_and_the_foreman_still_runs_pilots(
     submitted = subprocess.run(
         hosts.enter("a") + [PYTHON, "-m", "awq.cli.condor_submit"],
         input="executable = %s\noutput = %s\nqueue\n" % (pilot, out), capture_output=True,
-        text=True, cwd=REPO, env=product_env(workdir), timeout=PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE)
+        text=True, cwd=REPO, env=product_env(workdir),
+        timeout=PROGRAM_STARTS_WITHIN * LOAD_ALLOWANCE)
     assert submitted.returncode == 0, submitted.stderr
     wait_until(lambda: out.exists() and "pilot ran" in out.read_text(),
                JOB_DONE_WITHIN + FOREMAN_HOP_WITHIN,

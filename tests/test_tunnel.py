@@ -74,7 +74,8 @@ def test_a_worker_behind_the_readme_tunnel_runs_a_pilot_with_its_proxy(
                 % (pilot, out, proxy)).returncode == 0
     # As the recipe has it: a foreman on the worker host knows only its end of the tunnel,
     # and its worker beside it connects to the foreman on loopback. (The foreman's port is
-    # closed to other hosts by the firewall, which a test on a shared machine cannot set.)
+    # closed to other hosts by the recipe's firewall rule: test_firewall.py applies it in
+    # private network namespaces.)
     foreman_port = free_port()
     start_worker(plain_port, extra=["--foreman", "--foreman-port", str(foreman_port)])
     start_worker(foreman_port)

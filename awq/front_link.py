@@ -17,13 +17,9 @@ from awq.front_auth import ClientAuth, ServerAuth
 
 MAX_BUFFERED = 4 << 20    # bytes held for a slow side before the other side is not read
 # Bytes read at once from a carried side, into one buffer that serves every link: loopback's
-# largest segment. A bigger buffer no longer stays in the CPU's cache between the read and
-# the send, and a big output file then costs more system time in the copies than the fewer
-# calls save.
+# largest segment. A bigger buffer does not pay: it leaves the CPU's cache between the read
+# and the send, and a big output file then costs more system time, not less.
 RELAY_CHUNK = 1 << 16
-# Reads of one side per wake-up while each fills the whole buffer: a big transfer drains
-# without a trip through the selector per chunk, and other links still get their turn.
-DRAIN_READS = 4
 
 
 class Side:
@@ -75,19 +71,14 @@ class Relay:
         Work Queue writes one protocol line per write and most reads return one message,
         so this path is one read and one send, with no copy kept and no change to what the
         selector watches unless the other side is backed up."""
-        other = link.other(side)
-        assert other is not None
-        for _ in range(DRAIN_READS):
-            try:
-                size = side.sock.recv_into(self.buffer)
-            except (BlockingIOError, InterruptedError):
-                return
-            if not size:
-                self.finish(link, side)
-                return
+        try:
+            size = side.sock.recv_into(self.buffer)
+        except (BlockingIOError, InterruptedError):
+            return  # woken with nothing to read: not an end
+        if size:
             self.forward(link, side, self.view[:size])
-            if size < RELAY_CHUNK or other.outgoing or other.closed:
-                return  # drained, or the other side must take what it has first
+        else:
+            self.finish(link, side)
 
     def forward(self, link: Link, side: Side, data: memoryview) -> None:
         """Pass what a carried side sent to the other side; what does not fit now waits."""

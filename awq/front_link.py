@@ -68,24 +68,33 @@ class Relay:
         """A carried side is readable: pass what it sent to the other side; its end (or a
         reset, as OSError) ends the pair.
 
-        Work Queue writes one protocol line per write and most reads return one message,
-        so this path is one read and one send, with no copy kept and no change to what the
-        selector watches unless the other side is backed up."""
+        Nearly all the front's traffic is here: Work Queue writes one protocol line per
+        write, and most reads return one message. So the usual path is one read and one
+        send, inline, with no copy kept and no change to what the selector watches."""
         try:
             size = side.sock.recv_into(self.buffer)
         except (BlockingIOError, InterruptedError):
             return  # woken with nothing to read: not an end
-        if size:
-            self.forward(link, side, self.view[:size])
-        else:
+        if not size:
             self.finish(link, side)
+            return
+        other = link.inner if side is link.client else link.client
+        assert other is not None
+        if other.outgoing or other.connecting:
+            self._hold(link, other, self.view[:size])
+            return
+        try:
+            sent = other.sock.send(self.view[:size])
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent != size:
+            self._hold(link, other, self.view[sent:size])
 
     def forward(self, link: Link, side: Side, data: memoryview) -> None:
-        """Pass what a carried side sent to the other side; what does not fit now waits."""
+        """Pass bytes a carried side sent to the other side; what does not fit now waits."""
         other = link.other(side)
         assert other is not None
         if not other.outgoing and not other.connecting:
-            # Most messages pass at once: no buffer, no change to what the selector watches.
             try:
                 sent = other.sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -93,14 +102,17 @@ class Relay:
             if sent == len(data):
                 return
             data = data[sent:]
-            # The socket just took what it could: waiting for it to say it has room is
-            # cheaper than a send that fails now.
-            other.outgoing += data
-            self.watch(link, other)
-            self.watch(link, side)
-            return
-        other.outgoing += data
-        self.flush(link, other)
+        self._hold(link, other, data)
+
+    def _hold(self, link: Link, side: Side, data: memoryview) -> None:
+        """Keep bytes for `side` until its socket says it has room (a send now would fail;
+        the write event passes them on, in order); the side they came from is not read
+        while too many wait."""
+        side.outgoing += data
+        self.watch(link, side)
+        source = link.other(side)
+        if source is not None:
+            self.watch(link, source)
 
     def flush(self, link: Link, side: Side) -> None:
         if side.closed:

@@ -188,13 +188,14 @@ class Front:
                 self.relay.drop(link)
 
     def _read(self, link: Link, side: Side) -> None:
+        if link.relaying:
+            self.relay.pass_on(link, side)
+            return
         # One buffer for every read: recv(CHUNK) would allocate CHUNK bytes per message.
         size = side.sock.recv_into(self.buffer)
         data = self.view[:size]
         if not data:
             self._ended(link, side)
-        elif link.relaying:
-            self.relay.forward(link, side, data)
         else:
             self.handshake.received(link, side, data)
 

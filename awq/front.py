@@ -192,7 +192,10 @@ class Front:
             self.relay.pass_on(link, side)
             return
         # One buffer for every read: recv(CHUNK) would allocate CHUNK bytes per message.
-        size = side.sock.recv_into(self.buffer)
+        try:
+            size = side.sock.recv_into(self.buffer)
+        except (BlockingIOError, InterruptedError):
+            return  # a wake-up with nothing to read is not an end (as in Relay.pass_on)
         data = self.view[:size]
         if not data:
             self._ended(link, side)

@@ -458,7 +458,7 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
         values = job_set.column(name)
         if values is None:
             return [None] * len(selected)
-        return values if everyone else [values[i] for i in selected]
+        return values if everyone else list(map(values.__getitem__, selected))
 
     cells = _id_cells(column("ClusterId"), column("ProcId"))
     statuses = column("JobStatus")
@@ -482,6 +482,14 @@ def _id_cells(clusters: List[Any], procs: List[Any]) -> List[List[str]]:
     """The ID column as cells to join: cluster, ".proc", padding."""
     if set(map(type, clusters)) | set(map(type, procs)) == {int}:
         cluster_texts = list(map(str, clusters))
+        distinct_procs = set(procs)
+        if len(distinct_procs) == 1:
+            # One proc in every cluster (AliEn's): ".proc" and the padding are one cell,
+            # chosen by the length of the cluster's text alone.
+            proc_text = ".%d" % distinct_procs.pop()
+            after = {length: proc_text + _ID_PADDING.get(length + len(proc_text), " ")
+                     for length in set(map(len, cluster_texts))}
+            return [cluster_texts, list(map(after.__getitem__, map(len, cluster_texts)))]
         proc_text = {proc: ".%d" % proc for proc in set(procs)}
         proc_texts = list(map(proc_text.__getitem__, procs))
     else:
@@ -506,7 +514,9 @@ _NUMBER_KINDS = frozenset((bool, int, float))
 
 
 def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str]) -> List[str]:
-    """[text_of(row) for row in zip(*columns)], computing each distinct row's text once."""
+    """[text_of(row) for row in zip(*columns)], computing each distinct row's text once.
+    Only the columns that vary make a row's key: a column holding one value throughout
+    (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job."""
     rows = zip(*columns)
     kinds = set()
     for values in columns:
@@ -515,10 +525,29 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
         # True == 1 == 1.0: values of different kinds must not share one text.
         return list(map(text_of, rows))
     try:
-        texts = {row: text_of(row) for row in set(rows)}
+        distinct = [set(values) for values in columns]
     except TypeError:                       # an unhashable value (a list)
-        return list(map(text_of, zip(*columns)))
-    return list(map(texts.__getitem__, zip(*columns)))
+        return list(map(text_of, rows))
+    count = len(columns[0]) if columns else 0
+    if count == 0:
+        return []
+    varying = [position for position, values in enumerate(distinct) if len(values) > 1]
+    row = [values[0] for values in columns]
+
+    def text_with(key: Tuple[Any, ...]) -> str:
+        for position, value in zip(varying, key):
+            row[position] = value
+        return text_of(tuple(row))
+
+    if not varying:
+        return [text_of(tuple(row))] * count
+    if len(varying) == 1:
+        keys = columns[varying[0]]
+        texts = {value: text_with((value,)) for value in distinct[varying[0]]}
+        return list(map(texts.__getitem__, keys))
+    keyed = [columns[position] for position in varying]
+    texts = {key: text_with(key) for key in set(zip(*keyed))}
+    return list(map(texts.__getitem__, zip(*keyed)))
 
 
 def _text(value: Any) -> str:

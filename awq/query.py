@@ -306,34 +306,51 @@ def render_ads(output: Output, job_list: JobList, now: float,
                                for k in sorted(ad, key=str.lower)) + "\n"
                        for ad in job_set.ads(indices))
     if output.formats:
-        cells = [_texts(_values(attr, job_set, now, indices), classad.printf_formatter(fmt))
-                 for fmt, attr in output.formats]
+        cells = [cell for fmt, attr in output.formats
+                 for cell in _text_cells(_values(attr, job_set, now, indices),
+                                         classad.printf_formatter(fmt))]
         return _joined(cells, len(indices))
     return _autoformat(output, job_set, now, indices)
 
 
-def _texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
-    """[text_of(v) for v in values]: at C speed for a plain `%d` of integers or `%s` of
-    strings (an ID, a command: a text per job), else once per distinct value."""
+def _text_cells(values: List[Any], text_of: Callable[[Any], str]) -> List[List[str]]:
+    """[text_of(v) for v in values] as cells to join: for a plain `%d` of integers or `%s`
+    of strings (an ID, a command: a text per job) the values' own texts with the format's
+    constant text before and after as cells of their own, so no string is made per job
+    but the number's; else each distinct value formatted once."""
     parts = getattr(text_of, "plain_parts", None)
     if parts is not None:
         before, conversion, after = parts
         kinds = set(map(type, values))
         if kinds == {int} and conversion == "d" or kinds == {str} and conversion == "s":
             texts = list(map(str, values)) if conversion == "d" else values
-            if before or after:
-                template = before.replace("%", "%%") + "%s" + after.replace("%", "%%")
-                texts = list(map(template.__mod__, texts))
-            return texts
-    return _each_value([values], lambda row: text_of(row[0]))
+            return ([[before] * len(values)] if before else []) + [texts] \
+                + ([[after] * len(values)] if after else [])
+    return [_each_value([values], lambda row: text_of(row[0]))]
 
 
 def _joined(cells: List[List[str]], rows: int) -> str:
-    """Row after row, each row's cells in order: one join, without a string per row."""
+    """Row after row, each row's cells in order: one join, without a string per row.
+    Neighbouring cells that hold one text throughout (a separator, the newline, an
+    attribute no job has) are joined once, not once per row."""
+    if rows:
+        merged: List[List[str]] = []
+        for texts in cells:
+            if merged and _constant(texts) and _constant(merged[-1]):
+                merged[-1] = [merged[-1][0] + texts[0]] * rows
+            else:
+                merged.append(texts)
+        cells = merged
     flat: List[Any] = [None] * (len(cells) * rows)
     for position, texts in enumerate(cells):
         flat[position::len(cells)] = texts
     return "".join(flat)
+
+
+def _constant(texts: List[str]) -> bool:
+    """Whether every text is the first (a list of one text repeated: checked by identity
+    in C; a column of distinct texts is told by its first and last)."""
+    return texts[0] is texts[-1] and texts.count(texts[0]) == len(texts)
 
 
 def _values(attr: str, job_set: JobSet, now: float, indices: Sequence[int]) -> List[Any]:

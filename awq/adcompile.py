@@ -26,7 +26,7 @@ from awq.jobset import JobSet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List, Sequence
+    from typing import Any, List, Optional, Sequence, Set
 
 
 class _NeedsAd:
@@ -46,6 +46,9 @@ _FAST = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.
 def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) -> List[Any]:
     """The value of expression text in the ad of each job in indices."""
     tree = classad.parse(text)
+    by_value = _by_distinct_values(text, tree, jobs, now, indices)
+    if by_value is not None:
+        return by_value
     try:
         values = _values(tree, jobs, int(now), indices)
     except RecursionError:
@@ -55,6 +58,65 @@ def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) ->
             if value is NEEDS_AD:
                 values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
     return values
+
+
+# An expression of one attribute is evaluated once per distinct value of that attribute
+# when the attribute takes at most this many values (a status, a priority), and every job
+# then looks its answer up in C: `JobStatus == 1 || JobStatus == 2` over a large queue.
+DISTINCT_VALUES_AT_MOST = 64
+_ONE_KIND_KEYS = (frozenset((int,)), frozenset((str,)))
+
+
+def _by_distinct_values(text: str, tree: tuple, jobs: JobSet, now: float,
+                        indices: Sequence[int]) -> Optional[List[Any]]:
+    """The values of an expression that reads one attribute (no function, no scope, not
+    CurrentTime), from classad.evaluate on an ad holding that attribute alone, once per
+    distinct value; None when the expression or the column does not qualify. Keys of one
+    kind only (ints, or strings; None is a job without the attribute): 1, 1.0 and true are
+    equal as keys but not as ClassAd values."""
+    if tree[0] in ("lit", "attr"):
+        return None   # a literal or a bare attribute costs nothing more by column
+    names: Set[str] = set()
+    try:
+        if not _one_attribute(tree, names) or len(names) != 1:
+            return None
+    except RecursionError:
+        return None   # deeper than the column way's walk too: it falls back job by job
+    name = jobs.resolve(names.pop())
+    if name is None or not jobs.plain(name):
+        return None
+    column = jobs.column(name)
+    if not (isinstance(indices, range) and len(indices) == len(column)):
+        column = list(map(column.__getitem__, indices))
+    distinct = set(column)
+    if len(distinct) > DISTINCT_VALUES_AT_MOST:
+        return None
+    distinct.discard(None)
+    if distinct and frozenset(map(type, distinct)) not in _ONE_KIND_KEYS:
+        return None
+    answers = {value: classad.evaluate(text, {} if value is None else {name: value}, now)
+               for value in distinct}
+    answers[None] = classad.evaluate(text, {}, now)
+    return list(map(answers.__getitem__, column))
+
+
+def _one_attribute(node: tuple, names: Set[str]) -> bool:
+    """Whether the tree holds only literals, unscoped attributes other than CurrentTime,
+    and operators; the attributes' names (lower case) are added to names."""
+    kind = node[0]
+    if kind == "lit":
+        return True
+    if kind == "attr":
+        name = node[1].lower()
+        names.add(name)
+        return "." not in name and name != "currenttime"
+    if kind == "bin":
+        return _one_attribute(node[2], names) and _one_attribute(node[3], names)
+    if kind == "un":
+        return _one_attribute(node[2], names)
+    if kind == "cond":
+        return all(_one_attribute(part, names) for part in node[1:4])
+    return False
 
 
 def select(jobs: JobSet, constraints: Sequence[str], now: float,

@@ -306,34 +306,51 @@ def render_ads(output: Output, job_list: JobList, now: float,
                                for k in sorted(ad, key=str.lower)) + "\n"
                        for ad in job_set.ads(indices))
     if output.formats:
-        cells = [_texts(_values(attr, job_set, now, indices), classad.printf_formatter(fmt))
-                 for fmt, attr in output.formats]
+        cells = [cell for fmt, attr in output.formats
+                 for cell in _text_cells(_values(attr, job_set, now, indices),
+                                         classad.printf_formatter(fmt))]
         return _joined(cells, len(indices))
     return _autoformat(output, job_set, now, indices)
 
 
-def _texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
-    """[text_of(v) for v in values]: at C speed for a plain `%d` of integers or `%s` of
-    strings (an ID, a command: a text per job), else once per distinct value."""
+def _text_cells(values: List[Any], text_of: Callable[[Any], str]) -> List[List[str]]:
+    """[text_of(v) for v in values] as cells to join: for a plain `%d` of integers or `%s`
+    of strings (an ID, a command: a text per job) the values' own texts with the format's
+    constant text before and after as cells of their own, so no string is made per job
+    but the number's; else each distinct value formatted once."""
     parts = getattr(text_of, "plain_parts", None)
     if parts is not None:
         before, conversion, after = parts
         kinds = set(map(type, values))
         if kinds == {int} and conversion == "d" or kinds == {str} and conversion == "s":
             texts = list(map(str, values)) if conversion == "d" else values
-            if before or after:
-                template = before.replace("%", "%%") + "%s" + after.replace("%", "%%")
-                texts = list(map(template.__mod__, texts))
-            return texts
-    return _each_value([values], lambda row: text_of(row[0]))
+            return ([[before] * len(values)] if before else []) + [texts] \
+                + ([[after] * len(values)] if after else [])
+    return [_each_value([values], lambda row: text_of(row[0]))]
 
 
 def _joined(cells: List[List[str]], rows: int) -> str:
-    """Row after row, each row's cells in order: one join, without a string per row."""
+    """Row after row, each row's cells in order: one join, without a string per row.
+    Neighbouring cells that hold one text throughout (a separator, the newline, an
+    attribute no job has) are joined once, not once per row."""
+    if rows:
+        merged: List[List[str]] = []
+        for texts in cells:
+            if merged and _constant(texts) and _constant(merged[-1]):
+                merged[-1] = [merged[-1][0] + texts[0]] * rows
+            else:
+                merged.append(texts)
+        cells = merged
     flat: List[Any] = [None] * (len(cells) * rows)
     for position, texts in enumerate(cells):
         flat[position::len(cells)] = texts
     return "".join(flat)
+
+
+def _constant(texts: List[str]) -> bool:
+    """Whether every text is the first (a list of one text repeated: checked by identity
+    in C; a column of distinct texts is told by its first and last)."""
+    return texts[0] is texts[-1] and texts.count(texts[0]) == len(texts)
 
 
 def _values(attr: str, job_set: JobSet, now: float, indices: Sequence[int]) -> List[Any]:
@@ -458,7 +475,7 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
         values = job_set.column(name)
         if values is None:
             return [None] * len(selected)
-        return values if everyone else [values[i] for i in selected]
+        return values if everyone else list(map(values.__getitem__, selected))
 
     cells = _id_cells(column("ClusterId"), column("ProcId"))
     statuses = column("JobStatus")
@@ -482,6 +499,14 @@ def _id_cells(clusters: List[Any], procs: List[Any]) -> List[List[str]]:
     """The ID column as cells to join: cluster, ".proc", padding."""
     if set(map(type, clusters)) | set(map(type, procs)) == {int}:
         cluster_texts = list(map(str, clusters))
+        distinct_procs = set(procs)
+        if len(distinct_procs) == 1:
+            # One proc in every cluster (AliEn's): ".proc" and the padding are one cell,
+            # chosen by the length of the cluster's text alone.
+            proc_text = ".%d" % distinct_procs.pop()
+            after = {length: proc_text + _ID_PADDING.get(length + len(proc_text), " ")
+                     for length in set(map(len, cluster_texts))}
+            return [cluster_texts, list(map(after.__getitem__, map(len, cluster_texts)))]
         proc_text = {proc: ".%d" % proc for proc in set(procs)}
         proc_texts = list(map(proc_text.__getitem__, procs))
     else:
@@ -506,7 +531,9 @@ _NUMBER_KINDS = frozenset((bool, int, float))
 
 
 def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str]) -> List[str]:
-    """[text_of(row) for row in zip(*columns)], computing each distinct row's text once."""
+    """[text_of(row) for row in zip(*columns)], computing each distinct row's text once.
+    Only the columns that vary make a row's key: a column holding one value throughout
+    (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job."""
     rows = zip(*columns)
     kinds = set()
     for values in columns:
@@ -515,10 +542,29 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
         # True == 1 == 1.0: values of different kinds must not share one text.
         return list(map(text_of, rows))
     try:
-        texts = {row: text_of(row) for row in set(rows)}
+        distinct = [set(values) for values in columns]
     except TypeError:                       # an unhashable value (a list)
-        return list(map(text_of, zip(*columns)))
-    return list(map(texts.__getitem__, zip(*columns)))
+        return list(map(text_of, rows))
+    count = len(columns[0]) if columns else 0
+    if count == 0:
+        return []
+    varying = [position for position, values in enumerate(distinct) if len(values) > 1]
+    row = [values[0] for values in columns]
+
+    def text_with(key: Tuple[Any, ...]) -> str:
+        for position, value in zip(varying, key):
+            row[position] = value
+        return text_of(tuple(row))
+
+    if not varying:
+        return [text_of(tuple(row))] * count
+    if len(varying) == 1:
+        keys = columns[varying[0]]
+        texts = {value: text_with((value,)) for value in distinct[varying[0]]}
+        return list(map(texts.__getitem__, keys))
+    keyed = [columns[position] for position in varying]
+    texts = {key: text_with(key) for key in set(zip(*keyed))}
+    return list(map(texts.__getitem__, zip(*keyed)))
 
 
 def _text(value: Any) -> str:

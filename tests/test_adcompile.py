@@ -95,3 +95,52 @@ def test_a_very_deep_expression_falls_back_without_raising():
     text = "(" * 35 + "X" + ")" * 35 + " + 1" * 3000   # as deep as the parser accepts
     value = adcompile.evaluate_all(text, JobSet.from_ads(ads), NOW, range(1))
     assert value == [classad.evaluate(text, ads[0], NOW)]
+
+
+STATUS_LITERALS = ["0", "1", "2", "3", "4", "5", "7", "2.0", "true", "undefined", '"2"']
+STATUS_NAMES = ["JobStatus", "jobstatus", "JOBSTATUS"]
+
+
+def status_expression(rng: random.Random, depth: int = 0) -> str:
+    """An expression of JobStatus alone, as AliEn and JAliEn write them and beyond."""
+    roll = rng.random()
+    if depth > 3 or roll < 0.3:
+        return rng.choice(STATUS_NAMES + STATUS_LITERALS)
+    if roll < 0.8:
+        return "(%s %s %s)" % (status_expression(rng, depth + 1), rng.choice(BINARY),
+                               status_expression(rng, depth + 1))
+    if roll < 0.9:
+        return "%s%s" % (rng.choice(["!", "-", "~"]), status_expression(rng, depth + 1))
+    return "(%s ? %s : %s)" % tuple(status_expression(rng, depth + 1) for _ in range(3))
+
+
+def test_an_expression_of_one_attribute_answered_per_distinct_value_is_the_general_answer():
+    """The per-distinct-value path (a queue whose JobStatus is ints, or strings, with jobs
+    lacking it) gives classad.evaluate's answer for every job, and select keeps the same
+    jobs as the general evaluator; so does a queue it does not qualify for (too many
+    values), which goes the column way."""
+    rng = random.Random(23)
+    checked = 0
+    for statuses in ([1, 2, 3, 4, 5, 7, None], ["1", "2", "idle", None],
+                     list(range(adcompile.DISTINCT_VALUES_AT_MOST + 5))):
+        ads = []
+        for cluster in range(1, 81):
+            ad = {"ClusterId": cluster, "ProcId": 0}
+            status = rng.choice(statuses)
+            if status is not None:
+                ad["JobStatus"] = status
+            ads.append(ad)
+        data = snapshot.encode({"jobs": {(ad["ClusterId"], 0): ad for ad in ads}})
+        for job_set in (JobSet(snapshot.open_columns(data)), JobSet.from_ads(ads)):
+            for _ in range(300):
+                text = status_expression(rng)
+                expected = [classad.evaluate(text, ad, NOW) for ad in ads]
+                some = sorted(rng.sample(range(len(ads)), 30))
+                for indices in (range(len(ads)), some):
+                    got = adcompile.evaluate_all(text, job_set, NOW, indices)
+                    for index, have in zip(indices, got):
+                        assert same(expected[index], have), (text, ads[index], have)
+                        checked += 1
+                    assert adcompile.select(job_set, [text], NOW, indices) == \
+                        [i for i in indices if classad.is_true(expected[i])], text
+    assert checked == 3 * 2 * 300 * (80 + 30)

@@ -156,3 +156,27 @@ def test_hold_shows_htcondors_held_table_with_the_reason():
     # Counting stays one line per job, with the filter as a constraint, for -hold -totals too.
     assert "2 held" in query.render_q(query.parse_q_args(["-hold", "-totals"]), held, now=NOW,
                                       schedd_name="s")
+
+
+def test_job_table_cells_are_each_rows_own_text():
+    """_each_value (keyed by the columns that vary) and _id_cells (one cell after the
+    cluster when every proc is the same) give, row for row, what formatting each row
+    alone gives, on random columns with constants, repeats, numbers of mixed kinds and
+    unhashable values."""
+    import random
+    rng = random.Random(50)
+    pools = [["alice"], ["alice", "bob"], [1, 2, None], [1, True, 1.0], [0], [[1], [2]],
+             [None], ["x" * 20, "y"]]
+    for _ in range(300):
+        rows = rng.randint(0, 12)
+        columns = [[rng.choice(pool) for _ in range(rows)]
+                   for pool in rng.sample(pools, rng.randint(1, 4))]
+        text_of = lambda row: repr([(type(v).__name__, v) for v in row])   # noqa: E731
+        assert query._each_value(columns, text_of) == [text_of(r) for r in zip(*columns)]
+        clusters = [rng.choice([1, 22, 4444, 10 ** 9, 10 ** 12]) for _ in range(rows)]
+        procs = [rng.choice(rng.choice([[0], [0, 7], [123], ["x"]])) for _ in range(rows)] \
+            if rng.random() < 0.5 else [rng.choice([0, 5, 10 ** 6])] * rows
+        cells = query._id_cells(clusters, procs)
+        lines = ["".join(parts) for parts in zip(*cells)]
+        want = [query._id_text(c, p) for c, p in zip(clusters, procs)]
+        assert lines == [text + " " * max(1, 13 - len(text)) for text in want]

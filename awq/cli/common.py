@@ -39,11 +39,14 @@ def fail(message: str, status: int = 1) -> NoReturn:
 
 
 def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = None,
-             handles_version: bool = False) -> NoReturn:
+             handles_version: bool = False, skip_teardown: bool = False) -> NoReturn:
     """Run main(argv); turn every exception into one `ERROR:` line and exit 1.
 
     No traceback reaches a user: HTCondor's tools answer bad input with a
     single line, and AliEn/JAliEn only look at the exit status.
+    skip_teardown: a read-only query holds nothing to save or release once its output is
+    flushed, and freeing a large queue's columns object by object at exit would cost it
+    more than printing them: the process ends at once.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["-version"], ["--version"]) and not handles_version:
@@ -64,6 +67,13 @@ def run_main(main: Callable[[List[str]], int], argv: Optional[Sequence[str]] = N
     except Exception as err:  # the last line of defence: never a traceback
         _print_error("%s: %s" % (type(err).__name__, err) if not str(err) else str(err))
         status = 1
+    if skip_teardown:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:   # closed, or None: already answered above, the status stands
+                pass
+        os._exit(status)
     sys.exit(status)
 
 

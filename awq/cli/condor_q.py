@@ -16,7 +16,7 @@ def main(argv: List[str]) -> int:
 
 def cli() -> None:
     """Console-script entry point (pip install)."""
-    run_main(main)
+    run_main(main, skip_teardown=True)
 
 
 if __name__ == "__main__":

@@ -325,38 +325,49 @@ def scaling_rows(doc: Dict) -> List[str]:
     rows = ["![the scaling curve](%s)" % SCALING_SVG, "",
             "Real: `work_queue_worker`s of 250 cores, one `sleep` process per pilot. Stand-in: "
             "`benchmarks/standin_worker.py`, one process posing as N/250 workers of 250 cores "
-            "that holds each task without a process. CPU and RSS are the master's with its "
-            "children (the front, the spool watcher), 1 s samples over the window (median, "
-            "min-max); turn time is a turn's busy time (Work Queue's wait and the spool polls "
-            "left out), median and 90th percentile; condor_q beside the yardstick "
+            "that holds each task without a process. CPU is the master's with its "
+            "children's (the front, the spool watcher), the window's mean and its 1 s samples' "
+            "min-max; memory is the PSS of the master and its children (forks: RSS would count "
+            "their shared pages twice), median of 1 s samples, beside the master's own RSS; turn time is a turn's busy time (Work Queue's wait and the spool polls "
+            "left out) and CPU per turn the process's CPU in it (Work Queue's work inside its "
+            "wait included), median and 90th percentile, from `benchmarks/timed_master.py`; "
+            "condor_q beside the yardstick "
             "`%s` timed in the same point." % YARDSTICK, "",
             "| pilots running | held by | master CPU, % of a core: window mean (1 s samples "
-            "min-max) | master RSS, MB | turn time, "
-            "ms (p90) | condor_q AliEn (ratio) | condor_q JAliEn -af (ratio) | yardstick, ms "
-            "(min-max) | submit -> all running, s | slot refill, s |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "min-max) | master PSS with children, MB (RSS alone) | turn time, "
+            "ms (p90) | CPU per turn, ms (p90) | condor_q AliEn (ratio) | condor_q JAliEn -af "
+            "(ratio) | yardstick, ms "
+            "(min-max) | submit -> all running, s | slot refill, s | measured (load average) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         turns = sorted(p.get("turns_ms") or [0.0])
         p90 = turns[min(len(turns) - 1, int(0.9 * len(turns)))]
+        cpus = sorted(p.get("turn_cpu_ms") or [0.0])
+        cpu90 = cpus[min(len(cpus) - 1, int(0.9 * len(cpus)))]
         ys = [y * 1000 for y in p.get("yardstick", [])]
-        rows.append("| %d | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s | %s |" % (
+        load = p.get("loadavg_at_start") or []
+        rows.append("| %d | %s | %s (%s) | %s (%s alone) | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s "
+                    "| %s | %s (%s) |" % (
             p["pilots"], "real" if p["kind"] == "real" else "stand-in",
             number(p.get("cpu_mean")), _spread(p.get("cpu_share")),
-            number(_median(p.get("rss"))), _spread(p.get("rss")),
-            number(_median(turns)), number(p90),
+            number(_median(p.get("pss") or p.get("rss"))), number(_median(p.get("rss_alone"))),
+            number(_median(turns)), number(p90), number(_median(cpus)), number(cpu90),
             _cell(_condor_q_cell(p, 0)), _cell(_condor_q_cell(p, 1)),
-            number(_median(ys)), _spread(ys), number(p.get("ramp_s")), _refill_cell(p)))
+            number(_median(ys)), _spread(ys), number(p.get("ramp_s")), _refill_cell(p),
+            p.get("date", "?"), " ".join("%.1f" % x for x in load[:1]) or "?"))
     checks = doc.get("runs", {}).get("awq", {}).get("validation", [])
     if checks:
         rows += ["", "The stand-in against real workers (same size, same run; goal: within 20 %):",
-                 "", "| pilots | master CPU real | stand-in | ratio | master RSS real | stand-in "
-                 "| ratio |", "|---|---|---|---|---|---|---|"]
+                 "", "| pilots | master CPU real | stand-in | ratio | master PSS real | stand-in "
+                 "| ratio | master RSS alone real | stand-in | ratio |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
         for check in checks:
             cells = [str(check["pilots"])]
-            for key, unit in (("cpu_mean", "%"), ("rss", "MB")):
-                c = check[key]
+            for key, unit in (("cpu_mean", "%"), ("pss", "MB"), ("rss_alone", "MB")):
+                c = check.get(key) or {"real": None, "standin": None, "ratio": None}
                 verdict = {True: "within", False: "**outside**"}.get(c.get("within"), "?")
-                cells += ["%s %s" % (number(c["real"]), unit), "%s %s" % (number(c["standin"]), unit),
+                cells += ["%s %s" % (number(c["real"]), unit),
+                          "%s %s" % (number(c["standin"]), unit),
                           "%s (%s)" % (number(c["ratio"]), verdict)]
             rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -367,8 +378,10 @@ def scaling_svg(doc: Dict) -> str:
     Real points are filled circles, stand-in points open squares."""
     points = scaling_points(doc)
     panels = [("master CPU, % of a core", lambda p: p.get("cpu_mean"), 25.0),
-              ("master RSS, MB", lambda p: _median(p.get("rss")), 500.0),
-              ("turn time, ms (median)", lambda p: _median(p.get("turns_ms")), None),
+              ("master PSS with children, MB", lambda p: _median(p.get("pss") or p.get("rss")),
+               500.0),
+              ("master CPU per turn, ms (median)", lambda p: _median(p.get("turn_cpu_ms")),
+               None),
               ("condor_q AliEn / python3 -c pass", lambda p: _q_ratio(p), 3.0)]
     width, height, pad = 360, 240, 48
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '

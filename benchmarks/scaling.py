@@ -43,7 +43,8 @@ from benchmarks.harness import (PYTHON, REPO, YARDSTICK_TEXT, BenchError, Cluste
                                 rss_mb, run_bounded, summarize, time_command, unsupported,
                                 wait_for_count, wait_until)
 from benchmarks.scenarios import (Pilots, _pilots_that_fit, _queue_jobs, _submit_many,
-                                  _workers_connected, _workers_now, _written_since)
+                                  _wait_submitters, _workers_connected, _workers_now,
+                                  _written_since)
 
 POINTS = (1000, 10000, 25000, 50000, 100000)
 QUICK_POINTS = (1000, 2000)
@@ -51,18 +52,24 @@ VALIDATE_AT = (10000, 25000)
 REAL_UP_TO = 25000
 KILL_AT = 50000
 CORES_PER_WORKER = 250
+SUBMIT_LIMIT = 10000        # jobs one condor_submit takes at once
+# The master hands at most --max-tasks jobs to Work Queue (10,000 by default): the curve
+# goes past it, so every point's master (the restarted one too) gets room for all.
+MAX_TASKS = 200000
+SUBMITTERS = 4              # condor_submit loops that share the descriptions of a point
 WINDOW = 20.0               # s of 1 s samples while the pilots run
 QUICK_WINDOW = 5.0
 REFILLS = 10                # pilots finished one at a time to time their refill
 QUICK_REFILLS = 3
 REFILL_WITHIN = 30.0        # s a single refill may take before the point fails
 CONDOR_Q_REPEATS = 5
-RECOVERY_LIMIT = 600.0      # s the restarted master gets to run every pilot again
+RECOVERY_LIMIT = 1800.0     # s the restarted master gets to run every pilot again
 RECOVERY_GOAL = 60.0        # issue 23: all running again within 60 s of the kill
 CPU_GOAL = 25.0             # % of a core while the pilots run, at 50,000
 RSS_GOAL = 500.0            # MB at 50,000
 REFILL_GOAL = 1.0           # s from a pilot's end to its slot taken again
 VALIDATION_TOLERANCE = 0.20
+SNAPSHOT_LAG = 60.0         # s: the master writes its snapshot at least every 10 s, busy or not
 STANDIN_LOOK = 0.25         # s between looks at the stand-in's status.json
 CONDOR_Q_FORMS = [
     ("AliEn: condor_q -constraint \"JobStatus==1 || JobStatus==2\" | wc -l",
@@ -74,13 +81,13 @@ RESULTS = os.path.join(REPO, "benchmarks", "results")
 
 
 class TimedOurs(Ours):
-    """Ours, with the master started through benchmarks.timed_master."""
+    """Ours, with the master started through benchmarks.timed_master and --max-tasks."""
 
     def start_master(self, procs: Processes, spool: str, name: str = "master",
                      port: Optional[int] = None) -> Master:
         turns = os.path.join(os.path.dirname(spool), "turns-%s.json" % name)
         argv = [PYTHON, "-m", "benchmarks.timed_master", "--turns-file", turns,
-                "--work-dir", spool, "--port", str(port or 0)]
+                "--work-dir", spool, "--port", str(port or 0), "--max-tasks", str(MAX_TASKS)]
         proc = procs.start(argv, name, env=self.spool_env(spool), cwd=REPO)
 
         def listening() -> Optional[int]:
@@ -99,6 +106,22 @@ class TimedOurs(Ours):
 
 # ---------------------------------------------------------------- measuring
 
+def pss_with_children(pid: int) -> float:
+    """The master's and its children's proportional set size: pages they share since the
+    fork counted once (RSS counts them in each)."""
+    total = 0.0
+    for one in [pid] + _children_of(pid):
+        try:
+            with open("/proc/%d/smaps_rollup" % one) as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) / 1024.0
+                        break
+        except OSError:
+            pass
+    return total
+
+
 def rss_with_children(pid: int) -> float:
     """The master's RSS with its children's (the front, a spool watcher)."""
     total = rss_mb(pid)
@@ -115,14 +138,16 @@ def yardsticks(env: Dict[str, str], cwd: str, runs: int = 7) -> List[float]:
     return [time_command(["/bin/sh", "-c", YARDSTICK_TEXT], env, cwd) for _ in range(runs)]
 
 
-def turn_times(path: str, since: float, until: float) -> List[float]:
-    """Busy seconds of the master's turns that ended in [since, until] (timed_master)."""
+def turn_times(path: str, since: float, until: float) -> Tuple[List[float], List[float]]:
+    """Busy and CPU seconds of the master's turns that ended in [since, until]
+    (benchmarks.timed_master)."""
     try:
         with open(path) as handle:
             ring = json.load(handle)
     except (OSError, ValueError):
-        return []
-    return [busy for end, busy, _ in ring if since <= end <= until]
+        return [], []
+    inside = [entry for entry in ring if since <= entry[0] <= until]
+    return [entry[1] for entry in inside], [entry[3] for entry in inside]
 
 
 class StandIn:
@@ -165,7 +190,7 @@ def _window(cluster: Cluster, seconds: float, extra_pids: Sequence[int]) -> Dict
     and the CPU of whatever holds the pilots (real workers or the stand-in)."""
     master = cluster.master
     assert master
-    shares, rss = [], []
+    shares, rss, pss, alone = [], [], [], []
     master_cpu0 = cpu_seconds(master.pid)
     extra0 = sum(_cpu_or_zero(pid) for pid in extra_pids)
     start_t = time.monotonic()
@@ -175,12 +200,19 @@ def _window(cluster: Cluster, seconds: float, extra_pids: Sequence[int]) -> Dict
         cpu, now = cpu_seconds(master.pid), time.monotonic()
         shares.append(100.0 * (cpu - last_cpu) / (now - last_t))
         rss.append(rss_with_children(master.pid))
+        pss.append(pss_with_children(master.pid))
+        alone.append(rss_mb(master.pid))
         last_cpu, last_t = cpu, now
     elapsed = time.monotonic() - start_t
     mean = 100.0 * (cpu_seconds(master.pid) - master_cpu0) / elapsed
     extra = sum(_cpu_or_zero(pid) for pid in extra_pids) - extra0
-    turns = turn_times(master.turns_file, start_t, time.monotonic())  # type: ignore[attr-defined]
-    return {"cpu_share": shares, "cpu_mean": mean, "rss": rss, "turns_ms": [t * 1000.0 for t in turns],
+    # The ring is written once a second: the window's last turns are in after one more.
+    time.sleep(1.1)
+    turns, turn_cpu = turn_times(master.turns_file, start_t,  # type: ignore[attr-defined]
+                                 time.monotonic())
+    return {"cpu_share": shares, "cpu_mean": mean, "rss": rss, "pss": pss, "rss_alone": alone,
+            "turns_ms": [t * 1000.0 for t in turns],
+            "turn_cpu_ms": [t * 1000.0 for t in turn_cpu],
             "holders_cpu_share": 100.0 * extra / elapsed}
 
 
@@ -213,11 +245,9 @@ def _refills(cluster: Cluster, pilots: Pilots, standin: StandIn, count: int, y: 
              label: str) -> Tuple[Dict[str, object], List[float]]:
     """Finish `count` pilots one at a time, each once the previous slot was refilled."""
     assert cluster.master
-    extra = cluster.target.descriptions(pilots.script, pilots.out + "/r.{i}", count,
+    extra = cluster.target.descriptions(pilots.script, pilots.out + "/r.$(Cluster).{i}", count,
                                         env=pilots.env())
-    procs = _submit_many(cluster, extra, 1, "refill")
-    for proc in procs:
-        proc.wait(120)
+    _wait_submitters(_submit_many(cluster, extra, 1, "refill"), 120)
     wait_until(lambda: read_stat(cluster.spool).get("WAITING", 0) >= count, 60,
                "the extra pilots to be taken (idle)")
     seen = len(standin.fresh_status().get("refills", []))
@@ -270,10 +300,18 @@ def _kill(cluster: Cluster, standin: StandIn, total: int, y: float,
                 and status.get("jobs_held", 0) >= running_before:
             seen["held"] = now
         time.sleep(STANDIN_LOOK)
-    after = _queue_jobs(cluster)
+    # condor_q reads the snapshot, written up to MAX_FLUSH_INTERVAL after stat/latest: look
+    # until it shows every job running, for at most SNAPSHOT_LAG (then report what it shows).
+    snapshot_deadline = time.monotonic() + SNAPSHOT_LAG
+    while True:
+        after = _queue_jobs(cluster)
+        not_running = sorted(j for j, s in before.items()
+                             if s[0] == 2 and after.get(j, (0,))[0] != 2)
+        if not not_running or time.monotonic() > snapshot_deadline:
+            break
+        time.sleep(1.0)
     status = standin.fresh_status()
     lost = sorted(set(before) - set(after))
-    not_running = sorted(j for j, s in before.items() if s[0] == 2 and after.get(j, (0,))[0] != 2)
     duplicated = int(status.get("duplicates", 0)) - int(held_before.get("duplicates", 0))
 
     def since_kill(name: str, milestone: str) -> Dict[str, object]:
@@ -308,6 +346,23 @@ def _kill(cluster: Cluster, standin: StandIn, total: int, y: float,
 
 # ---------------------------------------------------------------- one point
 
+def _descriptions(target: TimedOurs, pilots: Pilots, total: int) -> List[str]:
+    """`total` pilots in `queue N` descriptions of at most SUBMIT_LIMIT jobs (condor_submit's
+    limit), each its own cluster."""
+    texts = []
+    for first in range(0, total, SUBMIT_LIMIT):
+        texts += target.descriptions(pilots.script, pilots.out + "/o.$(Cluster).{i}",
+                                     min(SUBMIT_LIMIT, total - first), env=pilots.env())
+    return texts
+
+
+def _running_unless_failed(cluster: Cluster, submitters: List[subprocess.Popen]) -> int:
+    for proc in submitters:
+        if proc.poll() not in (None, 0):
+            raise BenchError("a submitter failed:\n" + Processes.log_of(proc)[-1000:])
+    return read_stat(cluster.spool).get("RUNNING", 0)
+
+
 def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: argparse.Namespace
                   ) -> Dict[str, object]:
     """One point of the curve: `total` pilots held by real workers or the stand-in."""
@@ -316,7 +371,9 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
     ys = yardsticks(target.env, root)
     n_workers = math.ceil(total / CORES_PER_WORKER)
     point: Dict[str, object] = {"pilots": total, "kind": kind, "workers": n_workers,
-                                "cores_per_worker": CORES_PER_WORKER}
+                                "cores_per_worker": CORES_PER_WORKER,
+                                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                                "loadavg_at_start": list(os.getloadavg())}
     figures: List[Dict[str, object]] = []
     notes: List[str] = []
     started = time.monotonic()
@@ -338,15 +395,13 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
         pilots = Pilots(root)
         master = cluster.master
         assert master
-        descriptions = target.descriptions(pilots.script, pilots.out + "/o.{i}", total,
-                                           env=pilots.env())
         cpu0, t0 = cpu_seconds(master.pid), time.monotonic()
-        procs = _submit_many(cluster, descriptions, 1, "scaling")
-        wait_for_count(lambda: read_stat(cluster.spool).get("RUNNING", 0), total,
+        procs = _submit_many(cluster, _descriptions(target, pilots, total), SUBMITTERS,
+                             "scaling")
+        wait_for_count(lambda: _running_unless_failed(cluster, procs), total,
                        "pilots running", interval=0.2)
         ramp, ramp_cpu = time.monotonic() - t0, cpu_seconds(master.pid) - cpu0
-        for proc in procs:
-            proc.wait(120)
+        _wait_submitters(procs, 120)
         if kind == "real":
             wait_for_count(lambda: len(pilots.live()), total, "live pilot processes",
                            interval=1.0)
@@ -368,11 +423,18 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
         figures.append(figure(label + "master CPU over the whole window (its CPU seconds / "
                               "the window's)", [window["cpu_mean"]], "% of a core", None,
                               time_like=False))
-        figures.append(figure(label + "master RSS while the pilots run (with its front)",
-                              window["rss"], "MB", None, time_like=False,
+        figures.append(figure(label + "master RSS while the pilots run, its children's added "
+                              "(the front, a spool watcher: forks, their shared pages counted "
+                              "again)", window["rss"], "MB", None, time_like=False))
+        figures.append(figure(label + "master PSS with its children (shared pages counted once)",
+                              window["pss"], "MB", None, time_like=False,
                               target="< 500 MB (issue 23)" if at_goal else None, limit=RSS_GOAL))
+        figures.append(figure(label + "master RSS, the master process alone", window["rss_alone"],
+                              "MB", None, time_like=False))
         figures.append(figure(label + "master turn time (busy time per turn, waits left out)",
                               window["turns_ms"] or [0.0], "ms", y))
+        figures.append(figure(label + "master CPU per turn (Work Queue's wait included)",
+                              window["turn_cpu_ms"] or [0.0], "ms", y))
         figures.append(figure(label + "CPU of what holds the pilots (%s)" % (
             "the real workers" if kind == "real" else "the stand-in process"),
             [window["holders_cpu_share"]], "% of a core", None, time_like=False))
@@ -390,7 +452,9 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
             point["standin"] = standin.fresh_status()
     ys += yardsticks(target.env, tmp)
     point.update(figures=figures, notes=notes, yardstick=ys, seconds=time.monotonic() - started,
-                 cpu_share=window["cpu_share"], cpu_mean=window["cpu_mean"], rss=window["rss"], turns_ms=window["turns_ms"],
+                 cpu_share=window["cpu_share"], cpu_mean=window["cpu_mean"], rss=window["rss"],
+                 pss=window["pss"], rss_alone=window["rss_alone"], turns_ms=window["turns_ms"],
+                 turn_cpu_ms=window["turn_cpu_ms"],
                  condor_q=[fig["samples"] for fig in q_figs], ramp_s=ramp)
     return point
 
@@ -424,7 +488,9 @@ def validation(points: List[Dict[str, object]]) -> List[Dict[str, object]]:
         if kind != "real" or standin is None:
             continue
         row: Dict[str, object] = {"pilots": total}
-        for key in ("cpu_mean", "rss"):
+        for key in ("cpu_mean", "pss", "rss_alone"):
+            if key not in real or key not in standin:
+                continue
             r, s = _typical(real[key]), _typical(standin[key])
             row[key] = {"real": r, "standin": s, "ratio": s / r if r else None,
                         "within": abs(s / r - 1) <= VALIDATION_TOLERANCE if r else None}
@@ -454,6 +520,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--results-dir", default=RESULTS)
     parser.add_argument("--report", default=None, help="BENCHMARKS.md to regenerate")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--fresh", action="store_true",
+                        help="forget the points of earlier runs (by default a run replaces "
+                             "the points it measures and keeps the others)")
     options = parser.parse_args(list(argv))
     quick = options.quick
     options.points = sorted(options.points or (QUICK_POINTS if quick else POINTS))
@@ -484,9 +553,7 @@ def main(argv: Sequence[str]) -> int:
     doc: Dict[str, object] = {
         "scenario": "scaling", "quick": options.quick, "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": "python -m benchmarks scaling" + (" --quick" if options.quick else "")
-        + (" --points %s" % " ".join(map(str, options.points)) if not options.quick
-           and tuple(options.points) != POINTS else ""),
+        "command": "python -m benchmarks scaling --fresh" + (" --quick" if options.quick else ""),
         "runs": {}}
     points: List[Dict[str, object]] = []
     failures = 0
@@ -510,9 +577,21 @@ def main(argv: Sequence[str]) -> int:
             print("kept %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    if not options.fresh:
+        points = _merged(os.path.join(options.results_dir, "scaling.json"), points)
     figures = [fig for point in points for fig in point.get("figures", [])]  # type: ignore
     all_ys = [y for point in points for y in point.get("yardstick", [])]  # type: ignore
-    run_notes = notes + [note for point in points for note in point.get("notes", [])]  # type: ignore
+    run_notes = notes + [
+        "every master here runs with --max-tasks %d: with the default (10,000) a master "
+        "hands Work Queue at most 10,000 jobs and the rest wait idle, whatever the workers' "
+        "cores" % MAX_TASKS,
+        "the stand-in (benchmarks/standin_worker.py) speaks the installed worker's protocol "
+        "(its greeting taken from the installed work_queue_worker, the password challenge, "
+        "tasks, results, output files); at a refill it stands for a foreman: the master "
+        "sees a foreman as one worker with many cores, so the time from a pilot's end to "
+        "its slot's next pilot is the master's side of a refill through a foreman (the "
+        "foreman's own hop to its worker is CCTools', not measured here)"]
+    run_notes += [note for point in points for note in point.get("notes", [])]  # type: ignore
     run_notes += ["%d %s: failed: %s" % (p["pilots"], p["kind"], p["error"]) for p in points
                   if p.get("error")]
     doc["runs"] = {"awq": {"figures": figures, "points": points, "notes": run_notes,
@@ -535,6 +614,19 @@ def main(argv: Sequence[str]) -> int:
     report.write(options.results_dir, report_path)
     print("-> %s, %s, %s" % (path, svg, report_path), flush=True)
     return 1 if failures else 0
+
+
+def _merged(path: str, points: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """This run's points, and the points of the previous results that it did not measure
+    again (each point keeps its own date, load average and yardstick)."""
+    try:
+        with open(path) as handle:
+            old = json.load(handle)["runs"]["awq"]["points"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return points
+    measured = {(p["pilots"], p["kind"]) for p in points}
+    kept = [p for p in old if (p.get("pilots"), p.get("kind")) not in measured]
+    return sorted(kept + points, key=lambda p: (p["pilots"], p["kind"] != "real"))
 
 
 def report_yardstick(samples: List[float]) -> Dict[str, object]:

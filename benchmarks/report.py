@@ -370,6 +370,12 @@ def scaling_rows(doc: Dict) -> List[str]:
                           "%s %s" % (number(c["standin"]), unit),
                           "%s (%s)" % (number(c["ratio"]), verdict)]
             rows.append("| " + " | ".join(cells) + " |")
+    for p in points:
+        if p.get("profile"):
+            rows += ["", "<details><summary>%d %s: the master's turns under cProfile (10 s after "
+                     "the window; Work Queue's C code shows as its Python call)</summary>"
+                     % (p["pilots"], "real" if p["kind"] == "real" else "stand-in"), "",
+                     "```"] + p["profile"] + ["```", "", "</details>"]
     return rows
 
 

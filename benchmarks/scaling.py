@@ -70,6 +70,9 @@ RSS_GOAL = 500.0            # MB at 50,000
 REFILL_GOAL = 1.0           # s from a pilot's end to its slot taken again
 VALIDATION_TOLERANCE = 0.20
 SNAPSHOT_LAG = 60.0         # s: the master writes its snapshot at least every 10 s, busy or not
+PROFILE_FROM = 50000        # points from this size get their turns profiled after the window
+PROFILE_SECONDS = 10.0
+PROFILE_LINES = 25
 STANDIN_LOOK = 0.25         # s between looks at the stand-in's status.json
 CONDOR_Q_FORMS = [
     ("AliEn: condor_q -constraint \"JobStatus==1 || JobStatus==2\" | wc -l",
@@ -214,6 +217,27 @@ def _window(cluster: Cluster, seconds: float, extra_pids: Sequence[int]) -> Dict
             "turns_ms": [t * 1000.0 for t in turns],
             "turn_cpu_ms": [t * 1000.0 for t in turn_cpu],
             "holders_cpu_share": 100.0 * extra / elapsed}
+
+
+def _profile_turns(master: Master, seconds: float) -> List[str]:
+    """The master's turns under cProfile for `seconds` (after the measured window): the
+    functions with the most time of their own, as pstats prints them."""
+    import io
+    import pstats
+    turns = master.turns_file  # type: ignore[attr-defined]
+    trigger, result = turns + ".profile-on", turns + ".prof"
+    open(trigger, "w").close()
+    time.sleep(seconds)
+    os.unlink(trigger)
+    # The next turn writes it: a turn waits at most a second in Work Queue, unless busy.
+    wait_until(lambda: os.path.exists(result), 60, "the master's profile")
+    wait_until(lambda: os.path.getsize(result) > 0, 10, "the profile written")
+    time.sleep(0.5)
+    text = io.StringIO()
+    stats = pstats.Stats(result, stream=text)
+    stats.sort_stats("tottime").print_stats(PROFILE_LINES)
+    lines = [line.rstrip() for line in text.getvalue().splitlines() if line.strip()]
+    return [line.replace(REPO + "/", "") for line in lines]
 
 
 def _cpu_or_zero(pid: int) -> float:
@@ -389,7 +413,8 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
                 left -= cores
             holders = [proc.pid for proc in cluster.workers]
         else:
-            standin = StandIn(cluster, n_workers, CORES_PER_WORKER)
+            # Cores for the pilots and no more: a refill needs every slot taken.
+            standin = StandIn(cluster, n_workers, math.ceil(total / n_workers))
             holders = [standin.proc.pid]
         _workers_connected(cluster, n_workers, timeout=300)
         pilots = Pilots(root)
@@ -441,6 +466,8 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
         q_figs, q_ys = _time_condor_q(cluster, label, options.condor_q_repeats)
         figures += q_figs
         ys += q_ys
+        if total >= options.profile_from:
+            point["profile"] = _profile_turns(master, PROFILE_SECONDS)
         if standin is not None and options.refills:
             refill_fig, _ = _refills(cluster, pilots, standin, options.refills, y, label)
             figures.append(refill_fig)
@@ -520,6 +547,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--results-dir", default=RESULTS)
     parser.add_argument("--report", default=None, help="BENCHMARKS.md to regenerate")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--profile-from", type=int, default=PROFILE_FROM, metavar="N",
+                        help="profile the master's turns (cProfile, %.0f s after the measured "
+                             "window) at points of N pilots and more (default %d)"
+                        % (PROFILE_SECONDS, PROFILE_FROM))
     parser.add_argument("--fresh", action="store_true",
                         help="forget the points of earlier runs (by default a run replaces "
                              "the points it measures and keeps the others)")

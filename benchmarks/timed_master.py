@@ -8,10 +8,14 @@ process's, Work Queue's work inside its wait included) are kept in a ring of the
 turns, and FILE is rewritten (temp + rename) at most every WRITE_INTERVAL s with that ring
 as [monotonic end, busy seconds, whether the turn returned a task result, CPU seconds].
 The wrapper costs three clock reads a turn; the product is not changed.
+
+While FILE.profile-on exists, the turns run under cProfile; when it is removed, the
+profile is written to FILE.prof (pstats) and the ring's writes go on.
 """
 
 from __future__ import annotations
 
+import cProfile
 import collections
 import json
 import os
@@ -46,8 +50,20 @@ def install(path: str) -> None:
     waker.Waker.wait_for_task = timed_block(waker.Waker.wait_for_task)
     waker.Waker.sleep_until_news = timed_block(waker.Waker.sleep_until_news)
     turn = master.Master.turn
+    trigger, profile_path = path + ".profile-on", path + ".prof"
+    profiler: List[Any] = []
+
+    def profile_switch() -> None:
+        wanted = os.path.exists(trigger)
+        if wanted and not profiler:
+            profiler.append(cProfile.Profile())
+            profiler[0].enable()
+        elif profiler and not wanted:
+            profiler[0].disable()
+            profiler.pop().dump_stats(profile_path)
 
     def timed_turn(self: Any) -> bool:
+        profile_switch()
         blocked[0], results[0] = 0.0, 0
         start, cpu = time.perf_counter(), time.process_time()
         try:

@@ -300,14 +300,16 @@ def scaling_points(doc: Dict) -> List[Dict]:
                   key=lambda p: (p["pilots"], p["kind"] != "real"))
 
 
+def _condor_q_figures(point: Dict) -> List[Dict]:
+    """The point's condor_q figures, each timed beside its own interleaved yardstick."""
+    return [fig for fig in point.get("figures", []) if fig.get("command") and fig.get("n")]
+
+
 def _condor_q_cell(point: Dict, index: int) -> str:
-    samples = (point.get("condor_q") or [])
-    if index >= len(samples) or not samples[index]:
+    figures = _condor_q_figures(point)
+    if index >= len(figures):
         return "-"
-    median = _median(samples[index])
-    y = _median(point.get("yardstick"))
-    ratio = " (%sx)" % number(median / y) if median and y else ""
-    return "%s s%s" % (number(median), ratio)
+    return "%s s (%s)" % (number(figures[index]["median"]), ratio_text(figures[index]))
 
 
 def _refill_cell(point: Dict) -> str:
@@ -332,7 +334,8 @@ def scaling_rows(doc: Dict) -> List[str]:
             "left out) and CPU per turn the process's CPU in it (Work Queue's work inside its "
             "wait included), median and 90th percentile, from `benchmarks/timed_master.py`; "
             "condor_q beside the yardstick "
-            "`%s` timed in the same point." % YARDSTICK, "",
+            "`%s` timed between its runs; the yardstick column: every start timed in the "
+            "point (before, between, after)." % YARDSTICK, "",
             "| pilots running | held by | master CPU, % of a core: window mean (1 s samples "
             "min-max) | master PSS with children, MB (RSS alone) | turn time, "
             "ms (p90) | CPU per turn, ms (p90) | condor_q AliEn (ratio) | condor_q JAliEn -af "
@@ -437,6 +440,5 @@ def scaling_svg(doc: Dict) -> str:
 
 
 def _q_ratio(point: Dict) -> Optional[float]:
-    samples = point.get("condor_q") or []
-    median, y = (_median(samples[0]) if samples else None), _median(point.get("yardstick"))
-    return median / y if median and y else None
+    figures = _condor_q_figures(point)
+    return figures[0].get("ratio") if figures else None

@@ -269,6 +269,7 @@ class Fleet:
         # to refill. Each task that comes in takes the oldest; its wait is a refill time.
         self.unfilled: Deque[float] = collections.deque()
         self.refills: Deque[float] = collections.deque(maxlen=STATUS_REFILLS)
+        self.finished_jobs: Deque[str] = collections.deque(maxlen=STATUS_REFILLS)
 
     def hold(self, task: HeldTask) -> None:
         self.counts["received"] += 1
@@ -289,9 +290,11 @@ class Fleet:
         or dropped with its connection."""
         task.done = True
         self.running -= 1
+        job = task.environment.get(self.options.job_variable)
         if finished:
             self.unfilled.append(time.monotonic())
-        job = task.environment.get(self.options.job_variable)
+            if job is not None:
+                self.finished_jobs.append(job)
         if job is not None:
             left = self.held_by_job.get(job, 1) - 1
             if left > 0:
@@ -318,6 +321,7 @@ class Fleet:
         doc.update(connected=sum(1 for c in self.connections if c.connected),
                    held=self.held(), jobs_held=len(self.held_by_job),
                    duplicated_jobs=self.duplicated_jobs, refills=list(self.refills),
+                   finished_jobs=list(self.finished_jobs),
                    cpu_seconds=usage.ru_utime + usage.ru_stime,
                    rss_mb=usage.ru_maxrss / 1024.0, time=time.time())
         return doc

@@ -325,6 +325,8 @@ def scaling_rows(doc: Dict) -> List[str]:
     if not points:
         return []
     rows = ["![the scaling curve](%s)" % SCALING_SVG, "",
+            "What it shows, the stand-in's validation and the profiles: "
+            "[benchmarks/SCALING.md](benchmarks/SCALING.md).", "",
             "Real: `work_queue_worker`s of 250 cores, one `sleep` process per pilot. Stand-in: "
             "`benchmarks/standin_worker.py`, one process posing as N/250 workers of 250 cores "
             "that holds each task without a process. CPU is the master's with its "

@@ -203,7 +203,7 @@ def render(docs: Dict[str, Dict]) -> str:
              "    python -m benchmarks --quick            # small sizes, a couple of minutes",
              "    python -m benchmarks --only condor_q    # one scenario",
              "    python -m benchmarks scaling --fresh    # the scaling curve, 1,000-100,000 "
-             "pilots (about 45 minutes; not part of everything)",
+             "pilots (about 55 minutes here; not part of everything)",
              "    benchmarks/build_upstream.sh <upstream checkout or git URL> /work/upstream-install",
              "    python -m benchmarks --with-upstream /work/upstream-install",
              "", "Run from the repository root with the interpreter that has Work Queue "

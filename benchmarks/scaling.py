@@ -1,6 +1,6 @@
 """python -m benchmarks scaling: the master from 1,000 to 100,000 running pilots.
 
-    python -m benchmarks scaling                         # the whole curve (about 30 minutes)
+    python -m benchmarks scaling --fresh                 # the whole curve (about 55 minutes)
     python -m benchmarks scaling --points 1000 50000     # some points only
     python -m benchmarks scaling --quick                 # 1,000 and 2,000, a few minutes
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import re
 from typing import Dict, List, Optional
 
 from benchmarks.harness import YARDSTICK_TEXT as YARDSTICK
 
-ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit", "fleet"]
+ORDER = ["latency", "burst", "condor_q", "throughput", "scale", "submit", "fleet", "scaling"]
 TITLES = {
     "latency": "Latency: condor_submit -> job started / output on disk",
     "burst": "Burst: 10,000 jobs from 4 concurrent submitters",
@@ -19,6 +20,8 @@ TITLES = {
     "scale": "Scale: kill -9 of the master under 5,000 running pilots, and 10,000 pilots",
     "submit": "condor_submit: one job, and `queue 10000`",
     "fleet": "Fleet: a burst of N pilots through work_queue_factory on Slurm, beside start-workers",
+    "scaling": "Scaling: the master from 1,000 to 100,000 running pilots (real workers, then "
+               "the worker stand-in)",
 }
 
 
@@ -199,6 +202,8 @@ def render(docs: Dict[str, Dict]) -> str:
              "    python -m benchmarks                    # everything (about 25 minutes)",
              "    python -m benchmarks --quick            # small sizes, a couple of minutes",
              "    python -m benchmarks --only condor_q    # one scenario",
+             "    python -m benchmarks scaling --fresh    # the scaling curve, 1,000-100,000 "
+             "pilots (about 55 minutes here; not part of everything)",
              "    benchmarks/build_upstream.sh <upstream checkout or git URL> /work/upstream-install",
              "    python -m benchmarks --with-upstream /work/upstream-install",
              "", "Run from the repository root with the interpreter that has Work Queue "
@@ -239,6 +244,8 @@ def render(docs: Dict[str, Dict]) -> str:
                 text = _yardstick_line(runs[who], who)
                 if text:
                     lines += ["- " + text]
+        if name == "scaling":
+            lines += [""] + scaling_rows(doc)
         lines += [""] + _figure_rows(doc) + [""] + _timeline_rows(doc)
         seen = set()
         for who, run in runs.items():
@@ -268,3 +275,174 @@ def write(results_dir: str, report_path: str) -> None:
     with open(tmp, "w") as handle:
         handle.write(text)
     os.replace(tmp, report_path)
+
+
+# ---------------------------------------------------------------- the scaling curve
+
+SCALING_SVG = "benchmarks/results/scaling.svg"
+
+
+def _median(values: object) -> Optional[float]:
+    if not isinstance(values, list) or not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _spread(values: object) -> str:
+    if not isinstance(values, list) or not values:
+        return "-"
+    return "%s-%s" % (number(min(values)), number(max(values)))
+
+
+def scaling_points(doc: Dict) -> List[Dict]:
+    points = doc.get("runs", {}).get("awq", {}).get("points", [])
+    return sorted((p for p in points if not p.get("error")),
+                  key=lambda p: (p["pilots"], p["kind"] != "real"))
+
+
+def _condor_q_figures(point: Dict) -> List[Dict]:
+    """The point's condor_q figures, each timed beside its own interleaved yardstick."""
+    return [fig for fig in point.get("figures", []) if fig.get("command") and fig.get("n")]
+
+
+def _condor_q_cell(point: Dict, index: int) -> str:
+    figures = _condor_q_figures(point)
+    if index >= len(figures):
+        return "-"
+    return "%s s (%s)" % (number(figures[index]["median"]), ratio_text(figures[index]))
+
+
+def _refill_cell(point: Dict) -> str:
+    for fig in point.get("figures", []):
+        if "slot refilled" in fig.get("name", "") and fig.get("n"):
+            return "%s s (%s, n=%d)" % (number(fig["median"]), spread_text(fig), fig["n"])
+    return "-"
+
+
+def scaling_rows(doc: Dict) -> List[str]:
+    """The curve as a table (each point beside its own yardstick), its plot, the validation."""
+    points = scaling_points(doc)
+    if not points:
+        return []
+    rows = ["![the scaling curve](%s)" % SCALING_SVG, "",
+            "What it shows, the stand-in's validation and the profiles: "
+            "[benchmarks/SCALING.md](benchmarks/SCALING.md).", "",
+            "Real: `work_queue_worker`s of 250 cores, one `sleep` process per pilot. Stand-in: "
+            "`benchmarks/standin_worker.py`, one process posing as N/250 workers of 250 cores "
+            "that holds each task without a process. CPU is the master's with its "
+            "children's (the front, the spool watcher), the window's mean and its 1 s samples' "
+            "min-max; memory is the PSS of the master and its children (forks: RSS would count "
+            "their shared pages twice), median of 1 s samples, beside the master's own RSS; turn time is a turn's busy time (Work Queue's wait and the spool polls "
+            "left out) and CPU per turn the process's CPU in it (Work Queue's work inside its "
+            "wait included), median and 90th percentile, from `benchmarks/timed_master.py`; "
+            "condor_q beside the yardstick "
+            "`%s` timed between its runs; the yardstick column: every start timed in the "
+            "point (before, between, after)." % YARDSTICK, "",
+            "| pilots running | held by | master CPU, % of a core: window mean (1 s samples "
+            "min-max) | master PSS with children, MB (RSS alone) | turn time, "
+            "ms (p90) | CPU per turn, ms (p90) | condor_q AliEn (ratio) | condor_q JAliEn -af "
+            "(ratio) | yardstick, ms "
+            "(min-max) | submit -> all running, s | slot refill, s | measured (load average) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        turns = sorted(p.get("turns_ms") or [0.0])
+        p90 = turns[min(len(turns) - 1, int(0.9 * len(turns)))]
+        cpus = sorted(p.get("turn_cpu_ms") or [0.0])
+        cpu90 = cpus[min(len(cpus) - 1, int(0.9 * len(cpus)))]
+        ys = [y * 1000 for y in p.get("yardstick", [])]
+        load = p.get("loadavg_at_start") or []
+        rows.append("| %d | %s | %s (%s) | %s (%s alone) | %s (%s) | %s (%s) | %s | %s | %s (%s) | %s "
+                    "| %s | %s (%s) |" % (
+            p["pilots"], "real" if p["kind"] == "real" else "stand-in",
+            number(p.get("cpu_mean")), _spread(p.get("cpu_share")),
+            number(_median(p.get("pss") or p.get("rss"))), number(_median(p.get("rss_alone"))),
+            number(_median(turns)), number(p90), number(_median(cpus)), number(cpu90),
+            _cell(_condor_q_cell(p, 0)), _cell(_condor_q_cell(p, 1)),
+            number(_median(ys)), _spread(ys), number(p.get("ramp_s")), _refill_cell(p),
+            p.get("date", "?"), " ".join("%.1f" % x for x in load[:1]) or "?"))
+    checks = doc.get("runs", {}).get("awq", {}).get("validation", [])
+    if checks:
+        rows += ["", "The stand-in against real workers (same size, same run; goal: within 20 %):",
+                 "", "| pilots | master CPU real | stand-in | ratio | master PSS real | stand-in "
+                 "| ratio | master RSS alone real | stand-in | ratio |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+        for check in checks:
+            cells = [str(check["pilots"])]
+            for key, unit in (("cpu_mean", "%"), ("pss", "MB"), ("rss_alone", "MB")):
+                c = check.get(key) or {"real": None, "standin": None, "ratio": None}
+                verdict = {True: "within", False: "**outside**"}.get(c.get("within"), "?")
+                cells += ["%s %s" % (number(c["real"]), unit),
+                          "%s %s" % (number(c["standin"]), unit),
+                          "%s (%s)" % (number(c["ratio"]), verdict)]
+            rows.append("| " + " | ".join(cells) + " |")
+    for p in points:
+        if p.get("profile"):
+            rows += ["", "<details><summary>%d %s: the master's turns under cProfile (10 s after "
+                     "the window; Work Queue's C code shows as its Python call)</summary>"
+                     % (p["pilots"], "real" if p["kind"] == "real" else "stand-in"), "",
+                     "```"] + p["profile"] + ["```", "", "</details>"]
+    return rows
+
+
+def scaling_svg(doc: Dict) -> str:
+    """Four panels against pilots running (log scale): CPU, RSS, turn time, condor_q ratio.
+    Real points are filled circles, stand-in points open squares."""
+    points = scaling_points(doc)
+    panels = [("master CPU, % of a core", lambda p: p.get("cpu_mean"), 25.0),
+              ("master PSS with children, MB", lambda p: _median(p.get("pss") or p.get("rss")),
+               500.0),
+              ("master CPU per turn, ms (median)", lambda p: _median(p.get("turn_cpu_ms")),
+               None),
+              ("condor_q AliEn / python3 -c pass", lambda p: _q_ratio(p), 3.0)]
+    width, height, pad = 360, 240, 48
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+           'font-family="sans-serif" font-size="11">' % (2 * width, 2 * height + 24),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="8" y="16" font-size="13">alien-workqueue master vs pilots running '
+           '(filled: real workers; open: stand-in; dashed: issue 23 goal)</text>']
+    xs = [p["pilots"] for p in points] or [1000, 100000]
+    lo, hi = math.log10(min(xs)) - 0.1, math.log10(max(xs)) + 0.1
+    for index, (title, value, goal) in enumerate(panels):
+        ox, oy = (index % 2) * width, 24 + (index // 2) * height
+        values = [(p, value(p)) for p in points]
+        values = [(p, v) for p, v in values if v is not None]
+        top = max([v for _, v in values] + ([goal] if goal else []) + [1e-9]) * 1.15
+        def sx(n: float) -> float:
+            return ox + pad + (math.log10(n) - lo) / (hi - lo) * (width - pad - 12)
+        def sy(v: float) -> float:
+            return oy + height - pad + 8 - v / top * (height - pad - 24)
+        out.append('<text x="%d" y="%d" font-size="12">%s</text>' % (ox + pad, oy + 14, title))
+        out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>' % (
+            ox + pad, sy(0), ox + width - 12, sy(0)))
+        out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>' % (
+            ox + pad, sy(0), ox + pad, sy(top)))
+        for tick in (0.0, top / 2, top / 1.15):
+            out.append('<text x="%.1f" y="%.1f" text-anchor="end">%s</text>' % (
+                ox + pad - 4, sy(tick) + 4, number(tick)))
+        for n in sorted(set(xs)):
+            out.append('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>' % (
+                sx(n), sy(0) + 14, "%dk" % (n // 1000) if n >= 1000 else n))
+        if goal:
+            out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="red" '
+                       'stroke-dasharray="4,3"/>' % (ox + pad, sy(goal), ox + width - 12, sy(goal)))
+        for kind, style in (("real", 'fill="black"'), ("standin", 'fill="white" stroke="blue"')):
+            series = [(p["pilots"], v) for p, v in values if p["kind"] == kind]
+            if len(series) > 1:
+                out.append('<polyline fill="none" stroke="%s" points="%s"/>' % (
+                    "black" if kind == "real" else "blue",
+                    " ".join("%.1f,%.1f" % (sx(n), sy(v)) for n, v in series)))
+            for n, v in series:
+                if kind == "real":
+                    out.append('<circle cx="%.1f" cy="%.1f" r="3.5" %s/>' % (sx(n), sy(v), style))
+                else:
+                    out.append('<rect x="%.1f" y="%.1f" width="7" height="7" %s/>' % (
+                        sx(n) - 3.5, sy(v) - 3.5, style))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _q_ratio(point: Dict) -> Optional[float]:
+    figures = _condor_q_figures(point)
+    return figures[0].get("ratio") if figures else None

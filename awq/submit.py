@@ -430,7 +430,8 @@ def _job(settings: Dict[str, Tuple[str, str]], macros: _Macros, cluster: int, pr
         return None
 
     job: Job = {"ClusterId": cluster, "ProcId": proc, "JobStatus": int(jobs.JobStatus.IDLE), "Owner": owner,
-                "QDate": now, "EnteredCurrentStatus": now, "NumJobStarts": 0, "JobPrio": 0,
+                "QDate": now, "EnteredCurrentStatus": now, "NumJobStarts": 0, "NumJobCompletions": 0,
+                "JobPrio": 0,
                 "MyType": "Job", "JobUniverse": 5, "RequestCpus": 1, "TransferExecutable": True}
     iwd = _absolute(get("initialdir", "initial_dir", "iwd") or cwd, cwd)
     job["Iwd"] = iwd

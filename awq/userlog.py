@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Optional
+from typing import Dict, List, Optional
 
 from awq import job_files
 from awq.classad import escape_control
@@ -65,11 +65,45 @@ def write_event(job: Job, code: str, body: str) -> None:
     path = job.get("UserLog")
     if not isinstance(path, str) or not path:
         return
+    _append(path, event_text(code, job, body), job)
+
+
+class EventBatch:
+    """Events kept by log file and appended with one write a file (write()): a bulk
+    change (condor_rm -all) would otherwise open, write and close a shared log once
+    a job. Events keep their order within each file."""
+
+    def __init__(self) -> None:
+        self._texts: Dict[str, List[str]] = {}
+        self._first_job: Dict[str, Job] = {}   # named when the file cannot be written
+        self._now = time.time()   # one stamp: the batch is one moment of the master's
+
+    def add(self, job: Job, code: str, body: str) -> None:
+        path = job.get("UserLog")
+        if not isinstance(path, str) or not path:
+            return
+        texts = self._texts.get(path)
+        if texts is None:
+            texts = self._texts[path] = []
+            self._first_job[path] = job
+        texts.append(event_text(code, job, body, self._now))
+
+    def write(self) -> None:
+        texts, self._texts = self._texts, {}
+        for path, events in texts.items():
+            _append(path, "".join(events), self._first_job[path])
+        self._first_job = {}
+
+
+def _append(path: str, text: str, job: Job) -> None:
+    """Append events to one log; a log that cannot be written never stops the job."""
     try:
         # The log may sit in a directory others can write (/tmp): no link is followed.
         fd = job_files.open_job_file(path, append=True)
         try:
-            os.write(fd, event_text(code, job, body).encode())
+            data = text.encode()
+            while data:   # a large batch may take more than one write
+                data = data[os.write(fd, data):]
         finally:
             os.close(fd)
     except OSError as err:

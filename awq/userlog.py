@@ -21,7 +21,14 @@ _RUN_USAGE = ("\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
 
 
 def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now or time.time()))
+    return _event_text(code, job, body, _stamp(now or time.time()))
+
+
+def _stamp(now: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+
+
+def _event_text(code: str, job: Job, body: str, stamp: str) -> str:
     return "%s (%03d.%03d.000) %s %s\n...\n" % ((code,) + job_id(job) + (stamp, body))
 
 
@@ -76,7 +83,7 @@ class EventBatch:
     def __init__(self) -> None:
         self._texts: Dict[str, List[str]] = {}
         self._first_job: Dict[str, Job] = {}   # named when the file cannot be written
-        self._now = time.time()   # one stamp: the batch is one moment of the master's
+        self._stamp = _stamp(time.time())   # one stamp: the batch is one moment of the master's
 
     def add(self, job: Job, code: str, body: str) -> None:
         path = job.get("UserLog")
@@ -86,7 +93,7 @@ class EventBatch:
         if texts is None:
             texts = self._texts[path] = []
             self._first_job[path] = job
-        texts.append(event_text(code, job, body, self._now))
+        texts.append(_event_text(code, job, body, self._stamp))
 
     def write(self) -> None:
         texts, self._texts = self._texts, {}

@@ -561,3 +561,28 @@ def test_removed_jobs_leave_before_a_snapshot_holds_them_and_their_request_stays
     assert len(os.listdir(master.spool.request_dir("rm"))) == 1   # one generation holds it
     master.flush(force=True)
     assert os.listdir(master.spool.request_dir("rm")) == []
+
+
+def test_a_master_killed_after_removed_jobs_reached_history_removes_them_again(tmp_path):
+    """Killed between the history append and the snapshot without the jobs: the restart
+    restores them idle, the kept request removes them again, and history holds each once
+    (its reader keeps a job's last line)."""
+    first = master_with(tmp_path, ad())
+    for cluster in range(2, 101):
+        first.table.put(ad(ClusterId=cluster))
+    first.flush(force=True)
+    first.intake.commit()
+    first.spool.requests.leave("rm", [(c, 0) for c in range(1, 101)], "drained")
+    first.apply_requests()
+    first.retire_removed()   # history written; the master dies before its snapshot
+    assert len(first.spool.history.read()) == 100
+    again = Master(Spool(str(tmp_path / "spool")), FakeBackend(), owner="u",
+                   periodic_interval=60, clock=ManualClock())
+    again.recover()
+    assert sorted(again.table.idle_jobs()) == [(c, 0) for c in range(1, 101)]
+    again.apply_requests()
+    again.flush(force=True)
+    assert len(again.table) == 0
+    assert [(jobs.job_id(job), job["JobStatus"], job["RemoveReason"])
+            for job in again.spool.history.read()] == [((c, 0), 3, "drained")
+                                                        for c in range(1, 101)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import lru_cache
 from typing import Dict, List, Optional
 
 from awq import job_files
@@ -42,6 +43,7 @@ def held_body(reason: str, code: int = 0, subcode: int = 0) -> str:
         escape_control(reason) or "Reason unspecified", code, subcode)
 
 
+@lru_cache(maxsize=64)   # condor_rm -all: one reason for every job it removes
 def aborted_body(reason: str) -> str:
     return "Job was aborted.\n\t" + escape_control(reason)
 

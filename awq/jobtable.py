@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple,
                     Optional, Set, Tuple)
 
@@ -79,6 +80,11 @@ class JobTable:
         # Every start is written here too, at once: the snapshot comes later, and a master
         # killed before it would forget the start (awq/spool/starts.py).
         self.start_journal: Optional[StartJournal] = None
+        # Inside bulk_changes(): user-log events wait here, one write a log file.
+        self._events: Optional[userlog.EventBatch] = None
+        self._quiet = False   # bulk_changes(quiet=True): each change logged at DEBUG only
+        # Removed jobs not yet gone to history (retire_removed), in removal order.
+        self._removed: Dict[JobId, None] = {}
 
     def put(self, job: Job) -> None:
         """Store a job as it is (every write to the table goes through here)."""
@@ -156,12 +162,36 @@ class JobTable:
         userlog.write_event(job, userlog.SUBMIT, "Job submitted from host: <127.0.0.1>")
         return True
 
+    @contextmanager
+    def bulk_changes(self, quiet: bool = False) -> Iterator[None]:
+        """Changes made inside write their user-log events at the end, one write a log
+        file; quiet: each change's log line is at DEBUG (the caller logs a summary)."""
+        outer = self._events is not None
+        if not outer:
+            self._events, self._quiet = userlog.EventBatch(), quiet
+        try:
+            yield
+        finally:
+            if not outer:
+                events, self._events, self._quiet = self._events, None, False
+                if events is not None:
+                    events.write()
+
     def retire_finished(self) -> List[Job]:
         """Take out the completed and removed jobs LeaveJobInQueue does not keep, for history."""
+        self._removed = {}
+        return self._retire(self._by_status.finished)
+
+    def retire_removed(self) -> List[Job]:
+        """Take out the jobs removed since the last retire that LeaveJobInQueue does not
+        keep, for history: O(removed), however many jobs the table holds."""
+        removed, self._removed = self._removed, {}
+        return self._retire(jid for jid in removed if self.status(jid) == JobStatus.REMOVED)
+
+    def _retire(self, finished: Iterable[JobId]) -> List[Job]:
         now = time.time()
         # Sorted: history lists jobs in id order, whatever order they finished in.
-        leaving = sorted(jid for jid in self._by_status.finished
-                         if not _left_in_queue(self._jobs[jid], now))
+        leaving = sorted(jid for jid in finished if not _left_in_queue(self._jobs[jid], now))
         self._by_status.forget_finished(leaving)  # never idle nor running
         retired = [self._jobs.pop(jid) for jid in leaving]
         if retired:
@@ -259,6 +289,7 @@ class JobTable:
     def remove(self, jid: JobId, reason: str) -> None:
         self._set_status(jid, JobStatus.REMOVED, reason, RemoveReason=reason,
                          **_left_host(self._jobs[jid]))
+        self._removed[jid] = None
 
     def _set_status(self, jid: JobId, status: int, why: str, **attributes: Any) -> None:
         job = _updated(self._jobs[jid], attributes)
@@ -267,10 +298,18 @@ class JobTable:
         job.update(LastJobStatus=before, JobStatus=int(status),
                    EnteredCurrentStatus=int(time.time()))
         self.put(job)
-        event = _user_log_event(job)
-        if event is not None:
-            userlog.write_event(job, *event)
-        _log_change(jid, before, status, why)
+        if job.get("UserLog"):   # most pilots have none: their change costs no event text
+            event = _user_log_event(job)
+            if event is not None:
+                if self._events is not None:
+                    self._events.add(job, *event)
+                else:
+                    userlog.write_event(job, *event)
+        if not self._quiet:
+            _log_change(jid, before, status, why)
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("job %s: %s -> %s: %s", jobs.format_job_id(jid), jobs.status_name(before),
+                      jobs.status_name(status), why)
 
 
 def _updated(job: Job, attributes: Mapping[str, Any]) -> Job:

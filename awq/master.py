@@ -80,6 +80,7 @@ class Master:
             spool.drain_path, clock)
         self.periodic = Every(periodic_interval, clock)
         self.flushing = Every(FLUSH_INTERVAL, clock)   # its interval follows a write's cost
+        self.last_snapshot = (0.0, 0)   # the last snapshot write's CPU seconds and jobs
         self.state_poll = Every(STATE_POLL_INTERVAL, clock)
         self.stop_requested = False
         self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace,
@@ -117,8 +118,7 @@ class Master:
                         counted, self.spool.starts_dir)
 
     def apply_requests(self) -> None:
-        for request in self.intake.requests():
-            self.control.apply_request(request)
+        self.control.apply_requests(self.intake.requests())
 
     def apply_periodic_expressions(self) -> None:
         if self.periodic.take():
@@ -126,6 +126,8 @@ class Master:
 
     def flush(self, force: bool = False) -> None:
         now = time.time()
+        if self.table.changed:
+            self.retire_removed()
         if self.table.changed and (force or self.flushing.due()):
             started = time.process_time()   # CPU: waiting for fsync costs the master nothing
             self.spool.published.write_snapshot(dict(self.table.snapshot(),
@@ -142,15 +144,32 @@ class Master:
             if self.intake.commit():  # spool files go once two generations hold them
                 self.table.mark_changed()
             self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
-            # Paced by what the next write will cost: a write costs what the table holds, so
-            # once finished jobs have left (100,000 removed at once), the snapshot that shows
-            # them gone comes at once instead of a large table's interval later.
-            next_cost = cost * len(self.table) / written if written else cost
-            self.flushing.interval = min(MAX_FLUSH_INTERVAL,
-                                         max(FLUSH_INTERVAL, next_cost / FLUSH_COST_SHARE))
+            self.last_snapshot = (cost, written)
+            self.pace_flushing()
             self.publisher.publish(now)
         elif self.publisher.due():
             self.publisher.publish(now)
+
+    def retire_removed(self) -> None:
+        """Removed jobs leave the table (and go to history) before any snapshot shows them
+        removed: condor_q shows them X from the request files until the next snapshot, which
+        no longer holds them. History is written first: a crash before that snapshot
+        restores the jobs as they were and their request files, kept until two snapshots
+        hold the result, remove them again (history repeats a job, the reader keeps its
+        last line); a removal is never lost."""
+        leaving = self.table.retire_removed()
+        if leaving:
+            self.spool.history.append(leaving)
+            self.pace_flushing()
+
+    def pace_flushing(self) -> None:
+        """Snapshots paced by what the next write will cost: a write costs what the table
+        holds, so once jobs have left (100,000 removed at once), the snapshot that shows
+        them gone comes at once instead of a large table's interval later."""
+        cost, written = self.last_snapshot
+        next_cost = cost * len(self.table) / written if written else cost
+        self.flushing.interval = min(MAX_FLUSH_INTERVAL,
+                                     max(FLUSH_INTERVAL, next_cost / FLUSH_COST_SHARE))
 
     # -- the loop
 

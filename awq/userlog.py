@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Optional
+from functools import lru_cache
+from typing import Dict, List, Optional
 
 from awq import job_files
 from awq.classad import escape_control
@@ -21,7 +22,14 @@ _RUN_USAGE = ("\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
 
 
 def event_text(code: str, job: Job, body: str, now: Optional[float] = None) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now or time.time()))
+    return _event_text(code, job, body, _stamp(now or time.time()))
+
+
+def _stamp(now: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+
+
+def _event_text(code: str, job: Job, body: str, stamp: str) -> str:
     return "%s (%03d.%03d.000) %s %s\n...\n" % ((code,) + job_id(job) + (stamp, body))
 
 
@@ -35,6 +43,7 @@ def held_body(reason: str, code: int = 0, subcode: int = 0) -> str:
         escape_control(reason) or "Reason unspecified", code, subcode)
 
 
+@lru_cache(maxsize=64)   # condor_rm -all: one reason for every job it removes
 def aborted_body(reason: str) -> str:
     return "Job was aborted.\n\t" + escape_control(reason)
 
@@ -65,11 +74,45 @@ def write_event(job: Job, code: str, body: str) -> None:
     path = job.get("UserLog")
     if not isinstance(path, str) or not path:
         return
+    _append(path, event_text(code, job, body), job)
+
+
+class EventBatch:
+    """Events kept by log file and appended with one write a file (write()): a bulk
+    change (condor_rm -all) would otherwise open, write and close a shared log once
+    a job. Events keep their order within each file."""
+
+    def __init__(self) -> None:
+        self._texts: Dict[str, List[str]] = {}
+        self._first_job: Dict[str, Job] = {}   # named when the file cannot be written
+        self._stamp = _stamp(time.time())   # one stamp: the batch is one moment of the master's
+
+    def add(self, job: Job, code: str, body: str) -> None:
+        path = job.get("UserLog")
+        if not isinstance(path, str) or not path:
+            return
+        texts = self._texts.get(path)
+        if texts is None:
+            texts = self._texts[path] = []
+            self._first_job[path] = job
+        texts.append(_event_text(code, job, body, self._stamp))
+
+    def write(self) -> None:
+        texts, self._texts = self._texts, {}
+        for path, events in texts.items():
+            _append(path, "".join(events), self._first_job[path])
+        self._first_job = {}
+
+
+def _append(path: str, text: str, job: Job) -> None:
+    """Append events to one log; a log that cannot be written never stops the job."""
     try:
         # The log may sit in a directory others can write (/tmp): no link is followed.
         fd = job_files.open_job_file(path, append=True)
         try:
-            os.write(fd, event_text(code, job, body).encode())
+            data = text.encode()
+            while data:   # a large batch may take more than one write
+                data = data[os.write(fd, data):]
         finally:
             os.close(fd)
     except OSError as err:

@@ -537,8 +537,9 @@ def removal_visibility(target: Target, ctx: Context, size: int, y: float) -> tup
         notes.append("removal at %d jobs: one run; the jobs (AliEn's description, %d a "
                      "condor_submit, one user log) idle with no worker; condor_q -totals is "
                      "run back to back after condor_rm returns, %d times; a job leaves once "
-                     "the master has written it removed (a user-log event and a log line "
-                     "each) and a snapshot without it" % (size, SUBMIT_BATCH, len(q_times)))
+                     "the master has carried the removal out (one master-log line for the "
+                     "request, one write to the user log), appended it to history and "
+                     "written a snapshot without it" % (size, SUBMIT_BATCH, len(q_times)))
     return figures, notes
 
 

@@ -510,3 +510,79 @@ def test_the_snapshot_after_jobs_leave_is_paced_by_the_table_left(tmp_path, monk
     assert len(master.table) == (0 if leaving else 100)
     assert master.flushing.interval == (master_module.FLUSH_INTERVAL if leaving
                                         else master_module.MAX_FLUSH_INTERVAL)
+
+
+def test_a_bulk_removal_logs_one_line_and_writes_each_user_log_once(tmp_path, caplog,
+                                                                     monkeypatch):
+    """condor_rm -all of a large queue: one master-log line (how many, which ids), not one a
+    job; one write to the shared user log; no user-log work for jobs without a log."""
+    from awq import userlog
+    from awq.control import LOG_EACH_UP_TO
+    count = 4 * LOG_EACH_UP_TO
+    log_path = tmp_path / "pilots.log"
+    master = master_with(tmp_path, ad())
+    for cluster in range(2, count + 1):
+        extra = {"UserLog": str(log_path)} if cluster % 2 else {}
+        master.table.put(ad(ClusterId=cluster, **extra))
+    master.table.put(ad(ClusterId=count + 5))   # a gap: a second range
+    opened: List[str] = []
+    real_open = userlog.job_files.open_job_file
+    monkeypatch.setattr(userlog.job_files, "open_job_file",
+                        lambda path, **kw: opened.append(path) or real_open(path, **kw))
+    master.spool.requests.leave("rm", [jid for jid, _ in master.table.items()], "drained")
+    with caplog.at_level("INFO", logger="awq.master"):
+        master.apply_requests()
+    lines = [r.getMessage() for r in caplog.records if r.name == "awq.master"]
+    assert lines == ["condor_rm: %d jobs removed: drained; jobs 1.0-%d.0, %d.0"
+                     % (count + 1, count, count + 5)], lines
+    assert opened == [str(log_path)]
+    events = [line for line in log_path.read_text().splitlines() if line.startswith("009 ")]
+    assert [line.split(" ")[1] for line in events] == [
+        "(%03d.000.000)" % cluster for cluster in range(3, count + 1, 2)]
+
+
+def test_removed_jobs_leave_before_a_snapshot_holds_them_and_their_request_stays(tmp_path):
+    """The removed jobs go to history (JobStatus 3) and the next snapshot is written without
+    them; the request file stays until two snapshots hold the result, so a master killed
+    in between removes them again from the request."""
+    master = master_with(tmp_path, ad())
+    for cluster in range(2, 101):
+        master.table.put(ad(ClusterId=cluster))
+    master.flush(force=True)   # the jobs idle in the snapshot
+    master.intake.commit()
+    master.spool.requests.leave("rm", [(c, 0) for c in range(1, 101)])
+    master.apply_requests()
+    master.flush(force=True)
+    assert len(master.table) == 0
+    state = master.spool.published.load_generation().state
+    assert len(state["jobs"]) == 0
+    assert sorted((jobs.job_id(job), job["JobStatus"]) for job in master.spool.history.read()) \
+        == [((c, 0), 3) for c in range(1, 101)]
+    assert len(os.listdir(master.spool.request_dir("rm"))) == 1   # one generation holds it
+    master.flush(force=True)
+    assert os.listdir(master.spool.request_dir("rm")) == []
+
+
+def test_a_master_killed_after_removed_jobs_reached_history_removes_them_again(tmp_path):
+    """Killed between the history append and the snapshot without the jobs: the restart
+    restores them idle, the kept request removes them again, and history holds each once
+    (its reader keeps a job's last line)."""
+    first = master_with(tmp_path, ad())
+    for cluster in range(2, 101):
+        first.table.put(ad(ClusterId=cluster))
+    first.flush(force=True)
+    first.intake.commit()
+    first.spool.requests.leave("rm", [(c, 0) for c in range(1, 101)], "drained")
+    first.apply_requests()
+    first.retire_removed()   # history written; the master dies before its snapshot
+    assert len(first.spool.history.read()) == 100
+    again = Master(Spool(str(tmp_path / "spool")), FakeBackend(), owner="u",
+                   periodic_interval=60, clock=ManualClock())
+    again.recover()
+    assert sorted(again.table.idle_jobs()) == [(c, 0) for c in range(1, 101)]
+    again.apply_requests()
+    again.flush(force=True)
+    assert len(again.table) == 0
+    assert [(jobs.job_id(job), job["JobStatus"], job["RemoveReason"])
+            for job in again.spool.history.read()] == [((c, 0), 3, "drained")
+                                                        for c in range(1, 101)]

@@ -12,7 +12,9 @@ counters) for --status.
 history/history holds the jobs that left the queue, one JSON object a line,
 for condor_history. Lines are appended (and fsync'ed) after the snapshot that
 no longer holds the jobs: a crash in between repeats a job, never loses one,
-and the reader keeps the last line for each job id. Past max_bytes the file
+and the reader keeps the last line for each job id. Removed jobs are appended
+before the snapshot without them instead (their request is kept until two
+snapshots hold the result, so a crash repeats the removal, and the line). Past max_bytes the file
 becomes history.1 and the one before goes. condor_history reads it from the
 end, a block at a time, so `-limit 1` costs one block, not the file.
 """

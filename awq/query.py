@@ -477,11 +477,18 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
             return [None] * len(selected)
         return values if everyone else list(map(values.__getitem__, selected))
 
-    cells = _id_cells(column("ClusterId"), column("ProcId"))
-    statuses = column("JobStatus")
-    rest = [column("Owner"), column("QDate"), column("JobCurrentStartDate"), statuses,
-            column("JobPrio"), column("Cmd"), column("Arguments")]
-    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now)))
+    id_cells = job_set.id_cells()
+    if id_cells is None:
+        cells = _id_cells(column("ClusterId"), column("ProcId"))
+    else:
+        cells = [id_cells if everyone else list(map(id_cells.__getitem__, selected))]
+    names = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd", "Arguments")
+    # A column every job holds one value of is not read per job (nor read at all).
+    sames = [job_set.same(name) for name in names]
+    rest = [column(name) if same is None else same * len(selected)
+            for name, same in zip(names, sames)]
+    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now),
+                             [job_set.kinds(name) for name in names], sames))
     lines = [" ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"] if header else []
     flat: List[Any] = [None] * (len(cells) * len(selected))
     for position, texts in enumerate(cells):
@@ -530,19 +537,25 @@ def _rest_of_line(key: Tuple[Any, ...], now: float) -> str:
 _NUMBER_KINDS = frozenset((bool, int, float))
 
 
-def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str]) -> List[str]:
+def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str],
+                known_kinds: Optional[Sequence[Optional[frozenset]]] = None,
+                known_same: Optional[Sequence[Optional[Tuple[Any]]]] = None) -> List[str]:
     """[text_of(row) for row in zip(*columns)], computing each distinct row's text once.
     Only the columns that vary make a row's key: a column holding one value throughout
-    (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job."""
+    (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job.
+    known_kinds: per column, the types its values may have (None: scan it); known_same:
+    per column, (value,) when every entry is known to be that value (None: scan it)."""
     rows = zip(*columns)
     kinds = set()
-    for values in columns:
-        kinds.update(map(type, values))
+    for position, values in enumerate(columns):
+        known = known_kinds[position] if known_kinds else None
+        kinds.update(map(type, values) if known is None else known)
     if len(kinds & _NUMBER_KINDS) > 1:
         # True == 1 == 1.0: values of different kinds must not share one text.
         return list(map(text_of, rows))
     try:
-        distinct = [set(values) for values in columns]
+        distinct = [set(values) if not known_same or known_same[position] is None
+                    else set(known_same[position]) for position, values in enumerate(columns)]
     except TypeError:                       # an unhashable value (a list)
         return list(map(text_of, rows))
     count = len(columns[0]) if columns else 0

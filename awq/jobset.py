@@ -8,7 +8,7 @@ attribute; names are found case-insensitively, as ClassAd attributes are.
 
 from __future__ import annotations
 
-from awq.snapshot import Columns, decode_value, id_cell
+from awq.snapshot import Columns, decode_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,20 +118,20 @@ class JobSet:
                 return None
         return known
 
-    def id_cells(self) -> Optional[List[str]]:
-        """Each job's cell in condor_q's ID column (awq.snapshot.id_cell), when the snapshot
-        holds them; None: make them from the ClusterId and ProcId columns."""
+    def id_texts(self) -> Optional[List[str]]:
+        """Each job's "C.P", when the snapshot holds them and every id is an int; None:
+        make them from the ClusterId and ProcId columns."""
         if self._columns is None or "ClusterId" in self._changed or "ProcId" in self._changed:
             return None
-        cells = self._columns.id_cells()
-        if cells is None:
+        texts = self._columns.id_texts()
+        if texts is None:
             return None
         for job in self._extra:
             cluster, proc = job.get("ClusterId"), job.get("ProcId")
             if type(cluster) is not int or type(proc) is not int:
                 return None
-            cells.append(id_cell(cluster, proc))
-        return cells
+            texts.append("%d.%d" % (cluster, proc))
+        return texts
 
     def set_value(self, index: int, name: str, value: Any) -> None:
         self._changed.add(self.resolve(name) or name)

@@ -477,11 +477,13 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
             return [None] * len(selected)
         return values if everyone else list(map(values.__getitem__, selected))
 
-    id_cells = job_set.id_cells()
-    if id_cells is None:
+    id_texts = job_set.id_texts()
+    if id_texts is None:
         cells = _id_cells(column("ClusterId"), column("ProcId"))
     else:
-        cells = [id_cells if everyone else list(map(id_cells.__getitem__, selected))]
+        if not everyone:
+            id_texts = list(map(id_texts.__getitem__, selected))
+        cells = [id_texts, list(map(_ID_PADDING.get, map(len, id_texts), repeat(" ")))]
     names = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd", "Arguments")
     # A column every job holds one value of is not read per job (nor read at all).
     sames = [job_set.same(name) for name in names]

@@ -16,9 +16,9 @@ environments and paths that are most of its bytes. The file is::
 
 The header's "hints" (optional: a reader does without) describe the columns so a
 reader need not scan them: "kinds" {name: the type names its values have},
-"same" {name: the one value every job holds}, and "id_cells" [offset, length]:
-a pickled list of each job's cell in HTCondor's ID column ("C.P" padded to
-13 characters), present when every ClusterId and ProcId is an int.
+"same" {name: the one value every job holds}, and "id_texts" [offset, length]:
+a pickled string of each job's "C.P", one a line, present when every
+ClusterId and ProcId is an int (condor_q's ID column, not made per job).
 
 An expression is stored as ["$expr", text], an undefined or error value as
 ["$special", name], a list as [items..., "$list"]: the columns hold plain
@@ -120,28 +120,24 @@ def _column(job_list: Sequence[Dict[str, Any]], name: str, everyone_has_it: bool
             for value in column], False, kinds
 
 
-# Spaces after an ID of each length, so that the ID and its spaces take 13 characters
-# (at least one space after a longer one).
-_ID_PADDING = {length: " " * (13 - length) for length in range(12)}
+# The ID texts the last snapshots held, by job id: most jobs outlive many snapshots, and a
+# lookup costs the master less than formatting the text again.
+_id_texts_made: Dict[Tuple[int, int], str] = {}
 
 
-def id_cell(cluster: int, proc: int) -> str:
-    """A job's cell in condor_q's ID column: "C.P" and the spaces after it."""
-    text = "%d.%d" % (cluster, proc)
-    return text + _ID_PADDING.get(len(text), " ")
-
-
-# The ID cells the last snapshot held, by job id: most jobs outlive many snapshots, and a
-# lookup costs the master less than formatting the cell again.
-_id_cells_made: Dict[Tuple[Any, Any], str] = {}
-
-
-def _id_cells(job_ids: List[Tuple[Any, Any]]) -> List[str]:
-    global _id_cells_made
-    made = _id_cells_made
-    cells = [made.get(jid) or id_cell(*jid) for jid in job_ids]
-    _id_cells_made = dict(zip(job_ids, cells))   # only the jobs still in the table
-    return cells
+def _id_texts(job_ids: List[Tuple[int, int]]) -> str:
+    """Each job's "C.P", one a line."""
+    global _id_texts_made
+    made = _id_texts_made
+    texts = list(map(made.get, job_ids))
+    if None in texts:
+        for position, text in enumerate(texts):
+            if text is None:
+                job_id = job_ids[position]
+                texts[position] = made[job_id] = "%d.%d" % job_id
+    if len(made) > 2 * len(job_ids) + 1024:   # mostly jobs gone: keep only the table's
+        _id_texts_made = dict(zip(job_ids, texts))
+    return "\n".join(texts)
 
 
 def _same_value(column: List[Any], kinds: Set[type]) -> Optional[Tuple[Any]]:
@@ -182,8 +178,9 @@ def encode(state: Dict[str, Any]) -> bytes:
                 same[name] = value[0]
     hints: Dict[str, Any] = {"kinds": kinds_of, "same": same}
     if kinds_of.get("ClusterId") == ["int"] and kinds_of.get("ProcId") == ["int"]:
-        blob = _pickle_impl.dumps(_id_cells(list(zip(id_columns["ClusterId"], id_columns["ProcId"]))), PROTOCOL)
-        hints["id_cells"] = [offset, len(blob)]
+        blob = _pickle_impl.dumps(
+            _id_texts(list(zip(id_columns["ClusterId"], id_columns["ProcId"]))), PROTOCOL)
+        hints["id_texts"] = [offset, len(blob)]
         blobs.append(blob)
         offset += len(blob)
     header = {key: value for key, value in state.items() if key != "jobs"}
@@ -229,7 +226,7 @@ class Columns:
         self._loaded: Dict[str, List[Any]] = {}
         self._kinds: Dict[str, frozenset] = {}
         self._same: Dict[str, Any] = {}
-        self._id_span: Optional[Tuple[int, int]] = None
+        self._id_span: Optional[Tuple[int, int]] = None   # where id_texts are
         hints = outer.get("hints")
         if read_at is not None and isinstance(hints, dict):
             self._read_hints(hints, int(outer["body"]))
@@ -237,7 +234,7 @@ class Columns:
     def _read_hints(self, hints: Dict[str, Any], body: int) -> None:
         """What the writer knew of its columns; a hint that is not as written is ignored
         (the reader scans the column instead)."""
-        kinds, same, span = hints.get("kinds"), hints.get("same"), hints.get("id_cells")
+        kinds, same, span = hints.get("kinds"), hints.get("same"), hints.get("id_texts")
         if isinstance(kinds, dict):
             for name, type_names in kinds.items():
                 if name in self._plain and isinstance(type_names, list) \
@@ -261,17 +258,20 @@ class Columns:
         """(value,) when the snapshot says every job holds that one value, else None."""
         return (self._same[name],) if name in self._same else None
 
-    def id_cells(self) -> Optional[List[str]]:
-        """Each job's cell in condor_q's ID column (see id_cell), when the writer stored them."""
+    def id_texts(self) -> Optional[List[str]]:
+        """Each job's "C.P" (its ClusterId and ProcId), when the writer stored them."""
         if self._id_span is None:
             return None
         try:
-            cells = _loads(self._read_at(*self._id_span))
+            texts = _loads(self._read_at(*self._id_span))
         except Exception as err:  # whatever a damaged pickle raises
-            raise SnapshotError("the job table snapshot's ID cells are unreadable: %s" % err)
-        if not isinstance(cells, list) or len(cells) != self.count:
-            raise SnapshotError("the job table snapshot's ID cells are damaged")
-        return cells
+            raise SnapshotError("the job table snapshot's job ids are unreadable: %s" % err)
+        if not isinstance(texts, str):
+            raise SnapshotError("the job table snapshot's job ids are damaged")
+        split = texts.split("\n") if self.count else []
+        if len(split) != self.count:
+            raise SnapshotError("the job table snapshot's job ids are damaged")
+        return split
 
     @property
     def names(self) -> List[str]:

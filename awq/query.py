@@ -438,9 +438,11 @@ def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str)
     if opts.totals:
         return totals
     header = _banner(schedd_name, now)
-    table = _batch_table(job_set.ads(selected), now) if opts.batch \
-        else _job_table(job_set, selected, now)
-    return "".join((header, table, "\n", totals))   # one copy of a 100,000-line table
+    if opts.batch:
+        return "".join((header, _batch_table(job_set.ads(selected), now), "\n", totals))
+    # The banner and the totals go into the table's one join: a 100,000-line table is
+    # never copied again.
+    return _job_table(job_set, selected, now, before=header, after="\n" + totals)
 
 
 def _banner(schedd_name: str, now: float) -> str:
@@ -465,10 +467,12 @@ def _held_table(job_set: JobSet, selected: Sequence[int], now: float) -> str:
     return "".join(lines)
 
 
-def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True) -> str:
+def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True,
+               before: str = "", after: str = "") -> str:
     """One line per job (condor_q may print 100,000 of them), built column by column in C
     loops: each distinct combination of the cells after the ID is formatted once, and the
-    lines are one join over the cells, without a string per line."""
+    lines are one join over the cells, without a string per line; `before` and `after`
+    (the banner, the totals) go into that join."""
     everyone = len(selected) == len(job_set)   # selected is in order: then it is every job
 
     def column(name: str) -> List[Any]:
@@ -491,12 +495,15 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
             for name, same in zip(names, sames)]
     cells.append(_each_value(rest, lambda key: _rest_of_line(key, now),
                              [job_set.kinds(name) for name in names], sames))
-    lines = [" ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"] if header else []
-    flat: List[Any] = [None] * (len(cells) * len(selected))
+    width, rows = len(cells), len(selected)
+    flat: List[Any] = [None] * (2 + width * rows + 1)
+    flat[0] = before
+    flat[1] = " ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n" \
+        if header else ""
     for position, texts in enumerate(cells):
-        flat[position::len(cells)] = texts
-    lines.append("".join(flat))
-    return "".join(lines)
+        flat[2 + position:2 + width * rows:width] = texts
+    flat[-1] = after
+    return "".join(flat)
 
 
 # Spaces after an ID of each length, so that the ID and its spaces take 13 characters
@@ -635,9 +642,10 @@ def _statuses(job_set: JobSet, indices: Optional[Sequence[int]] = None) -> List[
 
 
 def _counts(statuses: Sequence[Any]) -> str:
-    by_status = jobs.count_values(statuses)
+    # list.count compares as Counter's keys do (1 == 1.0 == True), in C, without a dict.
+    counted = statuses if isinstance(statuses, list) else list(statuses)
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % ((len(statuses),) + tuple(by_status[s] for s in (
+            % ((len(statuses),) + tuple(counted.count(s) for s in (
                 JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
                 JobStatus.HELD, JobStatus.SUSPENDED))))
 

@@ -12,7 +12,7 @@ from awq.snapshot import Columns, decode_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterable, List, Optional, Sequence
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 
 _PLAIN = frozenset((str, int, float, bool))
@@ -31,6 +31,7 @@ class JobSet:
         for name in self.names:
             self._by_lower.setdefault(name.lower(), name)
         self._cache: Dict[str, List[Any]] = {}
+        self._changed: Set[str] = set()   # columns set_value wrote: the snapshot's hints are stale
 
     @classmethod
     def from_ads(cls, ads: Iterable[Dict[str, Any]]) -> "JobSet":
@@ -80,7 +81,60 @@ class JobSet:
         return all(type(job.get(stored)) in _PLAIN or job.get(stored) is None
                    for job in self._extra)
 
+    def kinds(self, name: str) -> Optional[frozenset]:
+        """The types of the attribute's values (NoneType where a job lacks it), or None when
+        only a scan of the column would tell."""
+        stored = self.resolve(name)
+        if stored is None:
+            return frozenset((type(None),))
+        if stored in self._changed:
+            return None
+        kinds: Set[type] = set()
+        if self._base:
+            if self._columns is None:
+                return None
+            known = self._columns.kinds(stored)
+            if known is None:
+                return None
+            kinds.update(known)
+        kinds.update(type(job.get(stored)) for job in self._extra)
+        return frozenset(kinds)
+
+    def same(self, name: str) -> Optional[Tuple[Any]]:
+        """(value,) when every job is known to hold that one value (of one type), else None
+        (it may still be so: the column was not scanned)."""
+        stored = self.resolve(name)
+        if stored is None:
+            return (None,) if len(self) else None
+        if stored in self._changed or self._columns is None or not self._base:
+            return None
+        known = self._columns.same(stored)
+        if known is None:
+            return None
+        value = known[0]
+        for job in self._extra:
+            other = job.get(stored)
+            if type(other) is not type(value) or other != value:
+                return None
+        return known
+
+    def id_texts(self) -> Optional[List[str]]:
+        """Each job's "C.P", when the snapshot holds them and every id is an int; None:
+        make them from the ClusterId and ProcId columns."""
+        if self._columns is None or "ClusterId" in self._changed or "ProcId" in self._changed:
+            return None
+        texts = self._columns.id_texts()
+        if texts is None:
+            return None
+        for job in self._extra:
+            cluster, proc = job.get("ClusterId"), job.get("ProcId")
+            if type(cluster) is not int or type(proc) is not int:
+                return None
+            texts.append("%d.%d" % (cluster, proc))
+        return texts
+
     def set_value(self, index: int, name: str, value: Any) -> None:
+        self._changed.add(self.resolve(name) or name)
         column = self.column(name)
         if column is None:
             column = self._cache[name] = [None] * len(self)

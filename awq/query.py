@@ -438,9 +438,11 @@ def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str)
     if opts.totals:
         return totals
     header = _banner(schedd_name, now)
-    table = _batch_table(job_set.ads(selected), now) if opts.batch \
-        else _job_table(job_set, selected, now)
-    return "".join((header, table, "\n", totals))   # one copy of a 100,000-line table
+    if opts.batch:
+        return "".join((header, _batch_table(job_set.ads(selected), now), "\n", totals))
+    # The banner and the totals go into the table's one join: a 100,000-line table is
+    # never copied again.
+    return _job_table(job_set, selected, now, before=header, after="\n" + totals)
 
 
 def _banner(schedd_name: str, now: float) -> str:
@@ -465,10 +467,12 @@ def _held_table(job_set: JobSet, selected: Sequence[int], now: float) -> str:
     return "".join(lines)
 
 
-def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True) -> str:
+def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True,
+               before: str = "", after: str = "") -> str:
     """One line per job (condor_q may print 100,000 of them), built column by column in C
     loops: each distinct combination of the cells after the ID is formatted once, and the
-    lines are one join over the cells, without a string per line."""
+    lines are one join over the cells, without a string per line; `before` and `after`
+    (the banner, the totals) go into that join."""
     everyone = len(selected) == len(job_set)   # selected is in order: then it is every job
 
     def column(name: str) -> List[Any]:
@@ -477,17 +481,29 @@ def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: boo
             return [None] * len(selected)
         return values if everyone else list(map(values.__getitem__, selected))
 
-    cells = _id_cells(column("ClusterId"), column("ProcId"))
-    statuses = column("JobStatus")
-    rest = [column("Owner"), column("QDate"), column("JobCurrentStartDate"), statuses,
-            column("JobPrio"), column("Cmd"), column("Arguments")]
-    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now)))
-    lines = [" ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"] if header else []
-    flat: List[Any] = [None] * (len(cells) * len(selected))
+    id_texts = job_set.id_texts()
+    if id_texts is None:
+        cells = _id_cells(column("ClusterId"), column("ProcId"))
+    else:
+        if not everyone:
+            id_texts = list(map(id_texts.__getitem__, selected))
+        cells = [id_texts, list(map(_ID_PADDING.get, map(len, id_texts), repeat(" ")))]
+    names = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd", "Arguments")
+    # A column every job holds one value of is not read per job (nor read at all).
+    sames = [job_set.same(name) for name in names]
+    rest = [column(name) if same is None else same * len(selected)
+            for name, same in zip(names, sames)]
+    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now),
+                             [job_set.kinds(name) for name in names], sames))
+    width, rows = len(cells), len(selected)
+    flat: List[Any] = [None] * (2 + width * rows + 1)
+    flat[0] = before
+    flat[1] = " ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n" \
+        if header else ""
     for position, texts in enumerate(cells):
-        flat[position::len(cells)] = texts
-    lines.append("".join(flat))
-    return "".join(lines)
+        flat[2 + position:2 + width * rows:width] = texts
+    flat[-1] = after
+    return "".join(flat)
 
 
 # Spaces after an ID of each length, so that the ID and its spaces take 13 characters
@@ -530,19 +546,25 @@ def _rest_of_line(key: Tuple[Any, ...], now: float) -> str:
 _NUMBER_KINDS = frozenset((bool, int, float))
 
 
-def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str]) -> List[str]:
+def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str],
+                known_kinds: Optional[Sequence[Optional[frozenset]]] = None,
+                known_same: Optional[Sequence[Optional[Tuple[Any]]]] = None) -> List[str]:
     """[text_of(row) for row in zip(*columns)], computing each distinct row's text once.
     Only the columns that vary make a row's key: a column holding one value throughout
-    (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job."""
+    (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job.
+    known_kinds: per column, the types its values may have (None: scan it); known_same:
+    per column, (value,) when every entry is known to be that value (None: scan it)."""
     rows = zip(*columns)
     kinds = set()
-    for values in columns:
-        kinds.update(map(type, values))
+    for position, values in enumerate(columns):
+        known = known_kinds[position] if known_kinds else None
+        kinds.update(map(type, values) if known is None else known)
     if len(kinds & _NUMBER_KINDS) > 1:
         # True == 1 == 1.0: values of different kinds must not share one text.
         return list(map(text_of, rows))
     try:
-        distinct = [set(values) for values in columns]
+        distinct = [set(values) if not known_same or known_same[position] is None
+                    else set(known_same[position]) for position, values in enumerate(columns)]
     except TypeError:                       # an unhashable value (a list)
         return list(map(text_of, rows))
     count = len(columns[0]) if columns else 0
@@ -620,9 +642,10 @@ def _statuses(job_set: JobSet, indices: Optional[Sequence[int]] = None) -> List[
 
 
 def _counts(statuses: Sequence[Any]) -> str:
-    by_status = jobs.count_values(statuses)
+    # list.count compares as Counter's keys do (1 == 1.0 == True), in C, without a dict.
+    counted = statuses if isinstance(statuses, list) else list(statuses)
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % ((len(statuses),) + tuple(by_status[s] for s in (
+            % ((len(statuses),) + tuple(counted.count(s) for s in (
                 JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
                 JobStatus.HELD, JobStatus.SUSPENDED))))
 

@@ -14,6 +14,12 @@ environments and paths that are most of its bytes. The file is::
             body[offset:offset + length], one value per job, None where the job
             lacks the attribute
 
+The header's "hints" (optional: a reader does without) describe the columns so a
+reader need not scan them: "kinds" {name: the type names its values have},
+"same" {name: the one value every job holds}, and "id_texts" [offset, length]:
+a pickled string of each job's "C.P", one a line, present when every
+ClusterId and ProcId is an int (condor_q's ID column, not made per job).
+
 An expression is stored as ["$expr", text], an undefined or error value as
 ["$special", name], a list as [items..., "$list"]: the columns hold plain
 data only ("plain" says a column holds no such entry), and the unpickler
@@ -38,7 +44,7 @@ except ImportError:  # not CPython
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
     ReadAt = Callable[[int, int], bytes]   # (offset, length) -> those bytes of the file
 
@@ -46,6 +52,7 @@ FORMAT = 3
 PROTOCOL = 4                 # read by every Python 3 since 3.4
 _PLAIN = (str, int, float, bool)
 _PLAIN_OR_NONE = frozenset(_PLAIN + (type(None),))
+_PLAIN_BY_NAME = {kind.__name__: kind for kind in _PLAIN_OR_NONE}
 
 
 class SnapshotError(ValueError):
@@ -100,16 +107,47 @@ def decode_value(value: Any) -> Any:
 
 
 def _column(job_list: Sequence[Dict[str, Any]], name: str, everyone_has_it: bool
-            ) -> Tuple[List[Any], bool]:
-    """The column of one attribute, and whether it holds plain values only."""
+            ) -> Tuple[List[Any], bool, Set[type]]:
+    """The column of one attribute, whether it holds plain values only, and their types."""
     if everyone_has_it:
         column = list(map(operator.itemgetter(name), job_list))   # C speed: most columns
     else:
         column = [job.get(name) for job in job_list]
-    if set(map(type, column)) <= _PLAIN_OR_NONE:
-        return column, True
+    kinds = set(map(type, column))
+    if kinds <= _PLAIN_OR_NONE:
+        return column, True, kinds
     return [value if type(value) in _PLAIN or value is None else _encode_value(value)
-            for value in column], False
+            for value in column], False, kinds
+
+
+# The ID texts the last snapshots held, by job id: most jobs outlive many snapshots, and a
+# lookup costs the master less than formatting the text again.
+_id_texts_made: Dict[Tuple[int, int], str] = {}
+
+
+def _id_texts(job_ids: List[Tuple[int, int]]) -> str:
+    """Each job's "C.P", one a line."""
+    global _id_texts_made
+    made = _id_texts_made
+    texts = list(map(made.get, job_ids))
+    if None in texts:
+        for position, text in enumerate(texts):
+            if text is None:
+                job_id = job_ids[position]
+                texts[position] = made[job_id] = "%d.%d" % job_id
+    if len(made) > 2 * len(job_ids) + 1024:   # mostly jobs gone: keep only the table's
+        _id_texts_made = dict(zip(job_ids, texts))
+    return "\n".join(texts)
+
+
+def _same_value(column: List[Any], kinds: Set[type]) -> Optional[Tuple[Any]]:
+    """(value,) when every entry is that one value (of one type: 1 == 1.0 == True)."""
+    if len(kinds) != 1 or not column or not _PLAIN_OR_NONE.issuperset(kinds):
+        return None
+    first = column[0]
+    if first is not column[-1] and first != column[-1]:
+        return None
+    return (first,) if column.count(first) == len(column) else None
 
 
 # ---------------------------------------------------------------- writing
@@ -122,15 +160,32 @@ def encode(state: Dict[str, Any]) -> bytes:
     names = list(dict.fromkeys(name for shape in shapes for name in shape))
     common = set(shapes[0]).intersection(*shapes[1:]) if shapes else set()
     columns, blobs, offset = [], [], 0
+    kinds_of: Dict[str, List[str]] = {}
+    same: Dict[str, Any] = {}
+    id_columns: Dict[str, List[Any]] = {}
     for name in names:
-        column, plain = _column(job_list, name, name in common)
+        column, plain, kinds = _column(job_list, name, name in common)
+        if name in ("ClusterId", "ProcId"):
+            id_columns[name] = column
         blob = _pickle_impl.dumps(column, PROTOCOL)
         columns.append([name, plain, offset, len(blob)])
         blobs.append(blob)
         offset += len(blob)
+        if plain:
+            kinds_of[name] = sorted(kind.__name__ for kind in kinds)
+            value = _same_value(column, kinds)
+            if value is not None:
+                same[name] = value[0]
+    hints: Dict[str, Any] = {"kinds": kinds_of, "same": same}
+    if kinds_of.get("ClusterId") == ["int"] and kinds_of.get("ProcId") == ["int"]:
+        blob = _pickle_impl.dumps(
+            _id_texts(list(zip(id_columns["ClusterId"], id_columns["ProcId"]))), PROTOCOL)
+        hints["id_texts"] = [offset, len(blob)]
+        blobs.append(blob)
+        offset += len(blob)
     header = {key: value for key, value in state.items() if key != "jobs"}
     header.setdefault("version", FORMAT)
-    header.update(count=len(job_list), columns=columns, body=offset)
+    header.update(count=len(job_list), columns=columns, body=offset, hints=hints)
     return b"".join([_pickle_impl.dumps(header, PROTOCOL)] + blobs)
 
 
@@ -169,6 +224,54 @@ class Columns:
         except (KeyError, TypeError, ValueError) as err:
             raise SnapshotError("the job table snapshot is damaged: %s" % err)
         self._loaded: Dict[str, List[Any]] = {}
+        self._kinds: Dict[str, frozenset] = {}
+        self._same: Dict[str, Any] = {}
+        self._id_span: Optional[Tuple[int, int]] = None   # where id_texts are
+        hints = outer.get("hints")
+        if read_at is not None and isinstance(hints, dict):
+            self._read_hints(hints, int(outer["body"]))
+
+    def _read_hints(self, hints: Dict[str, Any], body: int) -> None:
+        """What the writer knew of its columns; a hint that is not as written is ignored
+        (the reader scans the column instead)."""
+        kinds, same, span = hints.get("kinds"), hints.get("same"), hints.get("id_texts")
+        if isinstance(kinds, dict):
+            for name, type_names in kinds.items():
+                if name in self._plain and isinstance(type_names, list) \
+                        and all(kind in _PLAIN_BY_NAME for kind in type_names):
+                    self._kinds[name] = frozenset(map(_PLAIN_BY_NAME.__getitem__, type_names))
+        if isinstance(same, dict):
+            self._same = {name: value for name, value in same.items()
+                          if self._kinds.get(name) == frozenset((type(value),))}
+        if isinstance(span, list) and len(span) == 2 and all(type(n) is int for n in span) \
+                and 0 <= span[0] and 0 <= span[1] and span[0] + span[1] <= body:
+            self._id_span = (span[0], span[1])
+
+    def kinds(self, name: str) -> Optional[frozenset]:
+        """The types of a column's values (NoneType where a job lacks it), or None when
+        the snapshot does not say."""
+        if name not in self._names:
+            return frozenset((type(None),))
+        return self._kinds.get(name)
+
+    def same(self, name: str) -> Optional[Tuple[Any]]:
+        """(value,) when the snapshot says every job holds that one value, else None."""
+        return (self._same[name],) if name in self._same else None
+
+    def id_texts(self) -> Optional[List[str]]:
+        """Each job's "C.P" (its ClusterId and ProcId), when the writer stored them."""
+        if self._id_span is None:
+            return None
+        try:
+            texts = _loads(self._read_at(*self._id_span))
+        except Exception as err:  # whatever a damaged pickle raises
+            raise SnapshotError("the job table snapshot's job ids are unreadable: %s" % err)
+        if not isinstance(texts, str):
+            raise SnapshotError("the job table snapshot's job ids are damaged")
+        split = texts.split("\n") if self.count else []
+        if len(split) != self.count:
+            raise SnapshotError("the job table snapshot's job ids are damaged")
+        return split
 
     @property
     def names(self) -> List[str]:
@@ -182,6 +285,9 @@ class Columns:
         """Column entries as stored (see decode_value); None if no job has the attribute."""
         if name in self._loaded:
             return self._loaded[name]
+        if name in self._same:   # one value throughout: nothing to read
+            column = self._loaded[name] = [self._same[name]] * self.count
+            return column
         if self._read_at is None:
             blob = self._data.get(name)
         else:
@@ -217,7 +323,7 @@ class Columns:
     def state(self) -> Dict[str, Any]:
         """The state the master saved: its extras and {"jobs": {(C, P): job}}."""
         state = {key: value for key, value in self.header.items()
-                 if key not in ("count", "columns", "body")}
+                 if key not in ("count", "columns", "body", "hints")}
         state["jobs"] = self.jobs()
         return state
 

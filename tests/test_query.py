@@ -180,3 +180,64 @@ def test_job_table_cells_are_each_rows_own_text():
         lines = ["".join(parts) for parts in zip(*cells)]
         want = [query._id_text(c, p) for c, p in zip(clusters, procs)]
         assert lines == [text + " " * max(1, 13 - len(text)) for text in want]
+
+
+def test_job_table_from_a_snapshots_hints_is_the_table_from_the_jobs_themselves():
+    """The snapshot's hints (types, one value throughout, the ID cells) and the records
+    merged after it, with removals marked on top, give the bytes the jobs as plain ads
+    give, for the default table's forms, on random queues."""
+    import random
+    from awq import snapshot
+    from awq.jobset import JobSet
+    rng = random.Random(23)
+    pools = {"Owner": ["alice", "bob", None, 7], "QDate": [NOW - 60, NOW - 86400 * 3, None, 1.5],
+             "JobCurrentStartDate": [None, NOW - 3661, NOW - 5, True],
+             "JobStatus": [1, 2, 2, 3, 4, 5, 1.0], "JobPrio": [0, 5, None, -3],
+             "Cmd": ["/bin/true", "/a/b/agent.sh", "x" * 80, None, "\x1b[2J"],
+             "Arguments": ["", "-a b", None, 3], "ProcId": [0, 0, 1, 17],
+             "HoldReason": [None, "why"], "EnteredCurrentStatus": [NOW - 10, None]}
+    forms = [[], ["-constraint", "JobStatus==1 || JobStatus==2"], ["-constraint", "JobStatus==1"],
+             ["-hold"], ["-totals"], ["-constraint", "JobStatus==2", "-totals"]]
+    for _ in range(150):
+        constant = {name: rng.choice(pool) for name, pool in pools.items() if rng.random() < 0.5}
+
+        def make(cluster):
+            ad = {"ClusterId": cluster}
+            for name, pool in pools.items():
+                value = constant.get(name, rng.choice(pool)) if name in constant \
+                    or rng.random() < 0.9 else None
+                if value is not None:
+                    ad[name] = value
+            ad.setdefault("ProcId", 0)
+            return ad
+
+        clusters = sorted(rng.sample(range(1, 10 ** rng.randint(2, 7)), rng.randint(0, 30)))
+        in_snapshot = [make(c) for c in clusters]
+        table = {(ad["ClusterId"], ad["ProcId"]): ad for ad in in_snapshot}
+        top = max(clusters, default=0)
+        records = [make(top + 1 + n) for n in range(rng.randint(0, 3))]
+        job_set = JobSet(snapshot.open_columns(snapshot.encode({"jobs": table})), records)
+        ads = [dict(table[jid]) for jid in sorted(table)] + [dict(ad) for ad in records]
+        for index in rng.sample(range(len(ads)), min(len(ads), rng.randint(0, 2))):
+            job_set.set_value(index, "JobStatus", 3)   # as a removal request shows it
+            ads[index]["JobStatus"] = 3
+        for argv in forms:
+            opts = query.parse_q_args(argv)
+            assert query.render_q(opts, job_set, now=NOW, schedd_name="s") == \
+                query.render_q(opts, ads, now=NOW, schedd_name="s"), (argv, ads)
+
+
+def test_each_value_with_what_is_known_of_the_columns_is_each_rows_own_text():
+    import random
+    rng = random.Random(51)
+    pools = [["alice"], ["alice", "bob"], [1, 2, None], [1, True, 1.0], [0], [None]]
+    for _ in range(300):
+        rows = rng.randint(1, 12)
+        columns = [[rng.choice(pool) for _ in range(rows)]
+                   for pool in rng.sample(pools, rng.randint(1, 4))]
+        kinds = [frozenset(map(type, c)) if rng.random() < 0.5 else None for c in columns]
+        sames = [(c[0],) if c.count(c[0]) == len(c) and len(set(map(type, c))) == 1
+                 and rng.random() < 0.5 else None for c in columns]
+        text_of = lambda row: repr([(type(v).__name__, v) for v in row])   # noqa: E731
+        assert query._each_value(columns, text_of, kinds, sames) == \
+            [text_of(r) for r in zip(*columns)]

@@ -123,3 +123,55 @@ def test_a_snapshot_naming_any_other_class_is_refused():
     evil = pickle.dumps({"version": 2, "count": 0, "columns": [], "data": {}, "x": complex(1, 2)})
     with pytest.raises(snapshot.SnapshotError, match="builtins.complex is not allowed"):
         snapshot.open_columns(evil)
+
+
+def _without_hints(data: bytes) -> bytes:
+    """The same snapshot as a writer without hints made it (the body is unchanged)."""
+    header = pickle.loads(data)
+    end = len(data) - header["body"]
+    del header["hints"]
+    return pickle.dumps(header, snapshot.PROTOCOL) + data[end:]
+
+
+def test_hints_say_each_plain_columns_types_its_one_value_and_the_id_texts():
+    jobs = {(c, p): {"ClusterId": c, "ProcId": p, "JobStatus": 1 + c % 2, "Owner": "alice",
+                     "Start": None if c % 2 else 7, "One": 1, "Expr": classad.Expr("1 + 1")}
+            for c in (1, 22, 10 ** 9, 10 ** 12) for p in (0, 5)}
+    jobs[(1, 0)]["One"] = 1.0   # equal to 1, but another type: not one value
+    columns = snapshot.open_columns(snapshot.encode({"jobs": jobs}))
+    assert columns.kinds("JobStatus") == frozenset((int,))
+    assert columns.kinds("Start") == frozenset((int, type(None)))
+    assert columns.kinds("One") == frozenset((int, float))
+    assert columns.kinds("Expr") is None                        # not plain: scanned
+    assert columns.kinds("Nobody") == frozenset((type(None),))  # no job has it
+    assert columns.same("Owner") == ("alice",) and columns.raw_column("Owner") == ["alice"] * 8
+    assert columns.same("ProcId") is None and columns.same("One") is None
+    assert columns.id_texts() == ["%d.%d" % jid for jid in sorted(jobs)]
+    assert "hints" not in columns.state()   # the master's state holds no reader's hints
+
+
+def test_no_job_id_texts_unless_every_id_is_an_int():
+    jobs = {(1, 0): {"ClusterId": 1, "ProcId": 0}, (2, 0): {"ClusterId": "2", "ProcId": 0}}
+    assert snapshot.open_columns(snapshot.encode({"jobs": jobs})).id_texts() is None
+
+
+def test_a_snapshot_without_hints_is_read_as_before():
+    data = _without_hints(snapshot.encode({"jobs": table(), "written": 1.5}))
+    columns = snapshot.open_columns(data)
+    assert columns.kinds("JobStatus") is None and columns.same("ProcId") is None
+    assert columns.id_texts() is None
+    assert columns.state()["jobs"] == table()
+
+
+@pytest.mark.parametrize("hints", [
+    "nonsense", {"kinds": {"JobStatus": ["object"]}, "same": {"ProcId": "0"}},
+    {"kinds": [], "same": [], "id_texts": [10 ** 9, 5]}, {"id_texts": "x"}])
+def test_hints_not_as_written_are_ignored(hints):
+    data = snapshot.encode({"jobs": table()})
+    header = pickle.loads(data)
+    end = len(data) - header["body"]
+    header["hints"] = hints
+    columns = snapshot.open_columns(pickle.dumps(header, snapshot.PROTOCOL) + data[end:])
+    assert columns.kinds("JobStatus") is None and columns.same("ProcId") is None
+    assert columns.id_texts() is None
+    assert columns.state()["jobs"] == table()

@@ -33,7 +33,7 @@ import time
 from typing import Dict, List
 
 from awq.front import raise_open_file_limit
-from benchmarks.silent_connections import MASTER_START_WAIT, _logged_port
+from benchmarks.silent_connections import start_master_and_pilot
 from testkit import Processes, wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,16 +133,7 @@ def main(argv: List[str]) -> int:
     scratch = tempfile.mkdtemp(prefix="awq-flood-")
     procs = Processes(scratch)
     try:
-        spool = os.path.join(scratch, "spool")
-        env = dict(os.environ, AWQ_WORKDIR=spool, PYTHONPATH=os.path.abspath(options.product))
-        pilot = os.path.join(scratch, "pilot.sh")
-        with open(pilot, "w") as handle:
-            handle.write("#!/bin/sh\necho pilot ran\n")
-        os.chmod(pilot, 0o755)
-        master = procs.start([PYTHON, "-m", "awq.cli.alien_work_queue", "--port", "0"],
-                             "master", env=env, cwd=scratch)
-        port = int(wait_until(lambda: _logged_port(procs.log_of(master)), MASTER_START_WAIT,
-                              what="the master's port"))
+        env, master, port = start_master_and_pilot(procs, scratch, options.product)
         quiet = [join_and_run(procs, env, scratch, port, i) for i in range(options.samples)]
         flood = Flood(port, options.flood)
         flood.thread.start()

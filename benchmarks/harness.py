@@ -340,22 +340,29 @@ class Ours(Target):
                     .replace("@AWQ_FLAGS@", QUERY_FLAGS if tool in QUERY_TOOLS else "-I"))
             write_executable(os.path.join(self.bindir, tool), text)
 
+    # How long a master may take to listen and to write its first heartbeat.
+    PORT_WITHIN, HEARTBEAT_WITHIN = 60, 30
+
+    def master_argv(self, spool: str, port: Optional[int], name: str) -> List[str]:
+        # A restart passes the port the first master got: workers reconnect to it by themselves.
+        return [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", spool, "--port",
+                str(port or 0)]
+
     def start_master(self, procs: Processes, spool: str, name: str = "master",
                      port: Optional[int] = None) -> Master:
-        # A restart passes the port the first master got: workers reconnect to it by themselves.
-        argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", spool, "--port",
-                str(port or 0)]
-        proc = procs.start(argv, name, env=self.spool_env(spool), cwd=REPO)
+        proc = procs.start(self.master_argv(spool, port, name), name,
+                           env=self.spool_env(spool), cwd=REPO)
 
-        def port() -> Optional[int]:
+        def listening() -> Optional[int]:
             found = re.findall(r"listening for workers on port (\d+)", procs.log_of(proc))
             if found:
                 return int(found[-1])
             if proc.poll() is not None:
                 raise BenchError("the master exited early:\n" + procs.log_of(proc)[-2000:])
             return None
-        number = int(wait_until(port, 60, "the master's port"))
-        wait_until(lambda: read_stat(spool).get("TIMESTAMP"), 30, "the master's heartbeat")
+        number = int(wait_until(listening, self.PORT_WITHIN, "the master's port"))
+        wait_until(lambda: read_stat(spool).get("TIMESTAMP"), self.HEARTBEAT_WITHIN,
+                   "the master's heartbeat")
         return Master(proc, spool, number, os.path.join(spool, "password"))
 
     def descriptions(self, executable: str, output: str, count: int, env: str = "",

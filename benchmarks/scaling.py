@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -86,25 +85,22 @@ RESULTS = os.path.join(REPO, "benchmarks", "results")
 class TimedOurs(Ours):
     """Ours, with the master started through benchmarks.timed_master and --max-tasks."""
 
+    # Restarting at 100,000 jobs the master reads a large snapshot before it listens.
+    PORT_WITHIN, HEARTBEAT_WITHIN = 120, 60
+
+    def master_argv(self, spool: str, port: Optional[int], name: str) -> List[str]:
+        return [PYTHON, "-m", "benchmarks.timed_master", "--turns-file", turns_file(spool, name),
+                "--work-dir", spool, "--port", str(port or 0), "--max-tasks", str(MAX_TASKS)]
+
     def start_master(self, procs: Processes, spool: str, name: str = "master",
                      port: Optional[int] = None) -> Master:
-        turns = os.path.join(os.path.dirname(spool), "turns-%s.log" % name)
-        argv = [PYTHON, "-m", "benchmarks.timed_master", "--turns-file", turns,
-                "--work-dir", spool, "--port", str(port or 0), "--max-tasks", str(MAX_TASKS)]
-        proc = procs.start(argv, name, env=self.spool_env(spool), cwd=REPO)
-
-        def listening() -> Optional[int]:
-            found = re.findall(r"listening for workers on port (\d+)", procs.log_of(proc))
-            if found:
-                return int(found[-1])
-            if proc.poll() is not None:
-                raise BenchError("the master exited early:\n" + procs.log_of(proc)[-2000:])
-            return None
-        number = int(wait_until(listening, 120, "the master's port"))
-        wait_until(lambda: read_stat(spool).get("TIMESTAMP"), 60, "the master's heartbeat")
-        master = Master(proc, spool, number, os.path.join(spool, "password"))
-        master.turns_file = turns  # type: ignore[attr-defined]
+        master = super().start_master(procs, spool, name, port)
+        master.turns_file = turns_file(spool, name)  # type: ignore[attr-defined]
         return master
+
+
+def turns_file(spool: str, name: str) -> str:
+    return os.path.join(os.path.dirname(spool), "turns-%s.log" % name)
 
 
 # ---------------------------------------------------------------- measuring

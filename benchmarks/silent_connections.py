@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from testkit import Processes, wait_until
 
@@ -107,15 +107,7 @@ def main(argv: List[str]) -> int:
     procs = Processes(scratch)
     try:
         spool = os.path.join(scratch, "spool")
-        env = dict(os.environ, AWQ_WORKDIR=spool, PYTHONPATH=os.path.abspath(options.product))
-        pilot = os.path.join(scratch, "pilot.sh")
-        with open(pilot, "w") as handle:
-            handle.write("#!/bin/sh\necho pilot ran\n")
-        os.chmod(pilot, 0o755)
-        master = procs.start([PYTHON, "-m", "awq.cli.alien_work_queue", "--port", "0"],
-                             "master", env=env, cwd=scratch)
-        port = int(wait_until(lambda: _logged_port(procs.log_of(master)), MASTER_START_WAIT,
-                              what="the master's port"))
+        env, master, port = start_master_and_pilot(procs, scratch, options.product)
         workdir = os.path.join(scratch, "worker")
         os.mkdir(workdir)
         procs.start([shutil.which("work_queue_worker") or "work_queue_worker", "--cores", "1",
@@ -147,6 +139,23 @@ def main(argv: List[str]) -> int:
     finally:
         procs.stop_all()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def start_master_and_pilot(procs: Processes, scratch: str,
+                           product: str) -> Tuple[Dict[str, str], subprocess.Popen, int]:
+    """A master of `product` on a free port with its spool in `scratch`, and scratch/pilot.sh
+    that echoes one line: the environment the tools need, the master, its port."""
+    env = dict(os.environ, AWQ_WORKDIR=os.path.join(scratch, "spool"),
+               PYTHONPATH=os.path.abspath(product))
+    pilot = os.path.join(scratch, "pilot.sh")
+    with open(pilot, "w") as handle:
+        handle.write("#!/bin/sh\necho pilot ran\n")
+    os.chmod(pilot, 0o755)
+    master = procs.start([PYTHON, "-m", "awq.cli.alien_work_queue", "--port", "0"],
+                         "master", env=env, cwd=scratch)
+    port = int(wait_until(lambda: _logged_port(procs.log_of(master)), MASTER_START_WAIT,
+                          what="the master's port"))
+    return env, master, port
 
 
 def _logged_port(text: str):

@@ -326,7 +326,8 @@ def _remove(path: str) -> None:
 
 STAT_NAMES = ("workers_connected", "workers_busy", "workers_idle", "total_cores",
               "committed_cores", "total_memory", "total_disk", "tasks_waiting",
-              "tasks_on_workers", "total_workers_lost", "total_tasks_dispatched",
+              "tasks_on_workers", "total_workers_lost", "total_workers_removed",
+              "total_tasks_dispatched",
               "max_cores", "max_memory", "max_disk")  # max_*: the largest connected worker
 
 

@@ -33,6 +33,12 @@ CAPACITY_INTERVAL = 0.1     # s between looks at the workers' free cores (a few 
 # every waiting task, and a turn comes with every finished task (hundreds a second).
 # As often as the refills (a look makes their room); condor_q sees it at the next snapshot.
 NOTE_STARTED_INTERVAL = REFILL_INTERVAL
+# s between sweeps of every task the master has out even though no worker left: a
+# running task goes back to waiting almost only when Work Queue removes its worker (the
+# sweeps follow its count of removed workers), but a worker may also give a task back
+# (forsaken) while staying connected. A sweep asks Work Queue about every running task,
+# so it is rare.
+FULL_SWEEP_INTERVAL = 10.0
 SWEEP_INTERVAL = 60.0       # s between looks for shared input copies no task uses
 
 
@@ -127,6 +133,7 @@ class FreeCores:
         self.backend = backend
         self.seen = 0
         self.workers_lost = 0    # Work Queue's count so far, read with the cores
+        self.workers_removed = 0  # every worker that left, lost or not: read with them
         self.stats_look = Every(CAPACITY_INTERVAL, clock)
 
     def look(self) -> int:
@@ -137,6 +144,7 @@ class FreeCores:
                 self.seen = max(0, int(stats.get("total_cores", 0))
                                 - int(stats.get("committed_cores", 0)))
                 self.workers_lost = int(stats.get("total_workers_lost", 0))
+                self.workers_removed = int(stats.get("total_workers_removed", 0))
             except Exception as err:  # the limit is a tuning, never a reason to stop
                 log.debug("cannot read Work Queue's stats: %s", err)
                 self.seen = 0
@@ -166,13 +174,20 @@ class Dispatcher:
         # Queue sends a task whose worker it lost to another at once when one is free, so
         # a look may never see it waiting in between: a new address is that start.
         self.started_on: Dict[int, str] = {}
-        self.workers_lost_seen = 0
+        # Work Queue's counts of lost and of removed workers at the last sweep of every task.
+        self.departures_seen = (0, 0)
+        self.full_sweep = Every(FULL_SWEEP_INTERVAL, clock, started_due=False)
 
     def submit_idle(self, table: JobTable) -> int:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
         if self.started_look.take():
             self.check_waiting_tasks(table)
-        room = min(self.max_tasks - len(self.tasks), self.waiting_limit() - len(self.waiting))
+        room = 0
+        # Work Queue's stats walk every task it holds: asked for the free cores only while
+        # idle jobs without a task wait for them.
+        if table.counts().idle > len(self.waiting):
+            room = min(self.max_tasks - len(self.tasks),
+                       self.waiting_limit() - len(self.waiting))
         started = self._hand_over(table, room) if room > 0 else 0
         # Idle jobs beyond the waiting tasks' own have no task yet.
         idle = table.counts().idle
@@ -273,6 +288,18 @@ class Dispatcher:
             self.backend.cancel(task_id)
             self.copies.task_ended(task_id)
 
+    def check_tasks(self, table: JobTable) -> None:
+        """The tasks whose state can have changed since the last look: the waiting ones;
+        every task once Work Queue removed a worker (its tasks went back to waiting, or on
+        to another worker already), and every FULL_SWEEP_INTERVAL whatever happened."""
+        self.free_cores.look()
+        departures = (self.free_cores.workers_lost, self.free_cores.workers_removed)
+        if departures != self.departures_seen or self.full_sweep.take():
+            self.full_sweep.done()
+            self.check_every_task(table)
+        else:
+            self.check_waiting_tasks(table)
+
     def check_every_task(self, table: JobTable) -> None:
         """Every task: a job whose task reached a worker is running; a running job whose task
         is back in Work Queue's queue lost its worker and is idle again.
@@ -281,10 +308,11 @@ class Dispatcher:
         a finished task not yet returned by wait() keeps its job running, so a
         job's state never goes backwards on its way out.
         """
-        # Only when Work Queue lost a worker since the last look can a task have moved to
-        # another: the addresses are not asked for on every look, as they cost per task.
-        lost = self.free_cores.workers_lost
-        moved_possible, self.workers_lost_seen = lost != self.workers_lost_seen, lost
+        # Only when Work Queue lost or removed a worker since the last look can a task have
+        # moved to another: the addresses are not asked for on every look, as they cost per
+        # task.
+        departures = (self.free_cores.workers_lost, self.free_cores.workers_removed)
+        moved_possible, self.departures_seen = departures != self.departures_seen, departures
         for jid, task_id in self.tasks.items():
             status = table.status(jid)
             state = self.backend.task_state(task_id)

@@ -48,7 +48,7 @@ FLUSH_INTERVAL = 0.25
 FLUSH_COST_SHARE = 0.01
 # s: but at least this often, however large the table: condor_q never shows an older one.
 MAX_FLUSH_INTERVAL = 10.0
-STATE_POLL_INTERVAL = 0.5    # s between task-state sweeps (idle -> running)
+STATE_POLL_INTERVAL = 0.5    # s between task-state looks (idle -> running, worker lost)
 MAX_FAILED_TURNS = 30        # turns in a row that raise before the master gives up
 # s to pause after each failed turn in a row, growing by this much each time: what fails
 # (a full disk, a lost file server) is seldom fixed within a turn, and a log line per
@@ -226,7 +226,7 @@ class Master:
         if result is not None:
             self.dispatcher.record_result(result, self.table)
         if self.state_poll.take():
-            self.dispatcher.check_every_task(self.table)
+            self.dispatcher.check_tasks(self.table)
         return True
 
     def _stopping(self) -> bool:

@@ -57,6 +57,7 @@ class Backend:
         self.supports_tls = "ssl" in inspect.signature(self.wq.WorkQueue.__init__).parameters
         self.queue = _new_queue(self.wq, self.supports_tls, port, tls, debug_log, stats_log)
         self.port = self.queue.port
+        _place_tasks_first_come(self.wq, self.queue)
         if password_file:
             self.queue.specify_password_file(password_file)
         if catalog_host:
@@ -199,6 +200,20 @@ def _new_queue(wq: Any, supports_tls: bool, port: int, tls: Optional[Tuple[str, 
         raise OSError("cannot listen on port %d for workers: %s" % (port, err))
 
 
+def _place_tasks_first_come(wq: Any, queue: Any) -> None:
+    """Send each task to the first connected worker it fits.
+
+    Work Queue's default (by time) checks the task against every worker, and, until
+    some worker has finished a task (as after a restart), against them all once more in
+    this order; each check computes the task's box for that worker. A pilot gains
+    nothing from the faster worker, and the checks per task sent grow with the workers.
+    """
+    algorithm = getattr(wq, "WORK_QUEUE_SCHEDULE_FCFS", None)
+    setter = getattr(queue, "specify_algorithm", None)
+    if algorithm is not None and setter is not None:
+        setter(algorithm)
+
+
 def _state_table(wq: Any) -> Dict[int, TaskState]:
     """Work Queue's task states (work_queue_task_state_t) in the master's terms."""
     table = {}
@@ -326,7 +341,8 @@ def _remove(path: str) -> None:
 
 STAT_NAMES = ("workers_connected", "workers_busy", "workers_idle", "total_cores",
               "committed_cores", "total_memory", "total_disk", "tasks_waiting",
-              "tasks_on_workers", "total_workers_lost", "total_tasks_dispatched",
+              "tasks_on_workers", "total_workers_lost", "total_workers_removed",
+              "total_tasks_dispatched",
               "max_cores", "max_memory", "max_disk")  # max_*: the largest connected worker
 
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from awq import classad, jobs, periodic
-from awq.dispatch import Dispatcher, TaskMap
+from awq.dispatch import CAPACITY_INTERVAL, FULL_SWEEP_INTERVAL, Dispatcher, TaskMap
 from awq.jobs import JobStatus
 from awq.jobtable import JobTable
 from awq.master import Master
@@ -160,6 +160,57 @@ def test_a_task_back_in_the_queue_requeues_its_job():
     dispatcher.check_every_task(table)
     job = table.job((1, 0))
     assert job["JobStatus"] == JobStatus.RUNNING and job["NumJobStarts"] == 2
+
+
+def test_running_tasks_are_asked_about_once_a_worker_left_or_a_full_sweep_is_due():
+    class Departures(FakeBackend):
+        removed = 0
+
+        def stats(self) -> Dict[str, int]:
+            return dict(super().stats(), total_workers_removed=self.removed)
+    clock = ManualClock()
+    backend, table = Departures(), JobTable()
+    table.put(ad())
+    dispatcher = Dispatcher(backend, clock=clock)
+    dispatcher.submit_idle(table)
+    backend.states[1] = TaskState.ON_WORKER
+    dispatcher.check_tasks(table)                 # a waiting task is always looked at
+    assert table.status((1, 0)) == JobStatus.RUNNING
+    backend.states[1] = TaskState.WAITING         # given back by a worker that stays
+    clock.advance(CAPACITY_INTERVAL)
+    dispatcher.check_tasks(table)
+    assert table.status((1, 0)) == JobStatus.RUNNING   # no worker left: running ones not asked
+    backend.removed = 1                           # Work Queue removed a worker
+    clock.advance(CAPACITY_INTERVAL)
+    dispatcher.check_tasks(table)
+    assert table.status((1, 0)) == JobStatus.IDLE
+    backend.states[1] = TaskState.ON_WORKER
+    clock.advance(CAPACITY_INTERVAL)
+    dispatcher.check_tasks(table)                 # waiting again: looked at
+    backend.states[1] = TaskState.WAITING
+    clock.advance(CAPACITY_INTERVAL)
+    dispatcher.check_tasks(table)
+    assert table.status((1, 0)) == JobStatus.RUNNING
+    clock.advance(FULL_SWEEP_INTERVAL)            # but every task is looked at this often
+    dispatcher.check_tasks(table)
+    job = table.job((1, 0))
+    assert job["JobStatus"] == JobStatus.IDLE and job["NumJobStarts"] == 2
+
+
+def test_free_cores_are_asked_of_work_queue_only_while_jobs_wait_for_a_task():
+    class Counting(FakeBackend):
+        asked = 0
+
+        def stats(self) -> Dict[str, int]:
+            self.asked += 1
+            return super().stats()
+    clock = ManualClock()
+    backend, table = Counting(), JobTable()
+    table.put(ad())
+    dispatcher = Dispatcher(backend, clock=clock)
+    assert dispatcher.submit_idle(table) == 1 and backend.asked == 1
+    clock.advance(CAPACITY_INTERVAL)
+    assert dispatcher.submit_idle(table) == 0 and backend.asked == 1  # the idle job has its task
 
 
 def test_a_job_whose_task_cannot_be_made_is_held_and_others_go_on():

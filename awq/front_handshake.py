@@ -149,7 +149,7 @@ def _name_our_end(sock: socket.socket, number: int) -> Optional[str]:
     Queue reads with atoi: a name "N.front", bound in the front's private directory (its
     working directory), makes each connection a worker "localhost:N" of its own, so the
     master tells a task sent again on another connection from one still on the first
-    (dispatch's started_on). Returns the name to unlink once connected; None when only an
+    (task_watch's started_on). Returns the name to unlink once connected; None when only an
     abstract name (read as port 0) could be had.
     """
     for attempt in range(FRONT_NAME_ATTEMPTS):

@@ -61,7 +61,7 @@ class TaskResult(NamedTuple):
     # (work_queue_worker.c, handle_completed_tasks), so workqueue.Backend leaves it None.
     exit_signal: Optional[int] = None
     # The worker's address:port: another than where its start was counted means Work Queue
-    # ran the task again after that worker went away (dispatch.Dispatcher.started_on).
+    # ran the task again after that worker went away (task_watch.TaskWatch.started_on).
     address: Optional[str] = None
 
 

@@ -12,12 +12,13 @@ from typing import Dict, List, Optional
 import pytest
 
 from awq import classad, jobs, periodic
-from awq.dispatch import CAPACITY_INTERVAL, FULL_SWEEP_INTERVAL, Dispatcher, TaskMap
+from awq.dispatch import Dispatcher, TaskMap
 from awq.jobs import JobStatus
 from awq.jobtable import JobTable
 from awq.master import Master
 from awq.pacing import ManualClock
 from awq.spool import Spool
+from awq.task_watch import CAPACITY_INTERVAL, FULL_SWEEP_INTERVAL
 from awq.tasks import TaskResult, TaskSpec, TaskState
 
 
@@ -362,7 +363,7 @@ def test_a_request_for_many_jobs_is_one_file_and_reaches_every_job(tmp_path):
 
 def after_the_intervals(clock: ManualClock) -> None:
     """Time enough for the dispatcher to look again at started tasks and free cores."""
-    from awq.dispatch import CAPACITY_INTERVAL, NOTE_STARTED_INTERVAL
+    from awq.dispatch import NOTE_STARTED_INTERVAL
     clock.advance(max(CAPACITY_INTERVAL, NOTE_STARTED_INTERVAL))
 
 

@@ -33,7 +33,7 @@ import resource
 import selectors
 import socket
 import time
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from awq.front_auth import (AUTH_LINES, ClientAuth, RefusalLog, ServerAuth, read_password,
                             response_to)
@@ -41,14 +41,14 @@ from awq.front_handshake import Handshake
 from awq.front_link import Link, Relay, Side, interactive
 
 __all__ = ["AUTH_LINES", "ClientAuth", "Front", "HANDSHAKE_TIMEOUT", "MAX_PENDING",
-           "PREVIOUS_FRONT_GONE_WITHIN", "RefusalLog", "ServerAuth", "listen",
+           "PREVIOUS_FRONT_GONE_WITHIN", "RefusalLog", "ServerAuth", "choose_victim", "listen",
            "raise_open_file_limit", "read_password", "response_to"]
 
 log = logging.getLogger("awq.front")
 
 HANDSHAKE_TIMEOUT = 5.0   # s a connection has to prove the password: Work Queue's own short
 #                           timeout, which a real worker on any network meets
-MAX_PENDING = 256         # connections proving themselves at once; past it one goes (_victim)
+MAX_PENDING = 256         # connections proving themselves at once; past it one goes (choose_victim)
 # When the front is full, an address holding more than its equal share of the pending
 # connections, and more than this part of them, loses its own first: one flooding address
 # cannot push out another's worker. The part lets a foreman's host start its workers at once.
@@ -144,25 +144,10 @@ class Front:
             self.pending[id(link)] = link
             self.relay.watch(link, link.client)
             if len(self.pending) > self.max_pending:
-                victim, reason = self._victim()
+                victim, reason = choose_victim(list(self.pending.values()), self.max_pending)
                 self.handshake.refuse(victim, reason)
             if link.client.outgoing:
                 self.relay.flush(link, link.client)
-
-    def _victim(self) -> Tuple[Link, str]:
-        """Which pending connection goes when too many are: the oldest of the address that
-        holds the most, if it holds more than its share; else the oldest. One that proved
-        the password (waiting for Work Queue) goes last: it is a worker."""
-        unproven = [link for link in self.pending.values() if not _proven(link)]
-        if not unproven:
-            return next(iter(self.pending.values())), "too many connections proving " \
-                "themselves at once"
-        held = collections.Counter(link.peer for link in unproven)
-        peer, count = held.most_common(1)[0]
-        if count > max(1, self.max_pending * PEER_SHARE_FLOOR, self.max_pending // len(held)):
-            return next(link for link in unproven if link.peer == peer), \
-                "too many of its connections proving themselves at once"
-        return unproven[0], "too many connections proving themselves at once"
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -213,6 +198,22 @@ class Front:
             log.error("Work Queue closed the front's connection for %s before it was "
                       "carried", link.peer)
             self.relay.drop(link)
+
+
+def choose_victim(pending: List[Link], max_pending: int) -> Tuple[Link, str]:
+    """Which pending connection goes when too many are, and why: the oldest of the address
+    that holds the most, if it holds more than its share; else the oldest. One that proved
+    the password (waiting for Work Queue) goes last: it is a worker. Pure (no sockets touched)
+    so the admission policy can be tested on its own; `pending` is oldest first."""
+    unproven = [link for link in pending if not _proven(link)]
+    if not unproven:
+        return pending[0], "too many connections proving themselves at once"
+    held = collections.Counter(link.peer for link in unproven)
+    peer, count = held.most_common(1)[0]
+    if count > max(1, max_pending * PEER_SHARE_FLOOR, max_pending // len(held)):
+        return next(link for link in unproven if link.peer == peer), \
+            "too many of its connections proving themselves at once"
+    return unproven[0], "too many connections proving themselves at once"
 
 
 def _proven(link: Link) -> bool:

@@ -554,3 +554,21 @@ def test_catalog_mode_goes_through_the_front_on_the_port_it_advertises(
     finally:
         for sock in silent:
             sock.close()
+
+
+def _pending_link(peer: str, proven: bool = False):
+    """A stand-in for a pending Link: choose_victim reads only its peer and how far it got."""
+    from types import SimpleNamespace
+    return SimpleNamespace(peer=peer, inner=object() if proven else None, server_auth=None)
+
+
+def test_choose_victim_takes_the_oldest_of_a_flooding_address_and_spares_workers():
+    worker = _pending_link("10.0.0.1", proven=True)
+    other = _pending_link("10.0.0.2")
+    flood = [_pending_link("10.0.0.9") for _ in range(5)]
+    victim, reason = front.choose_victim([worker, other] + flood, max_pending=6)
+    assert victim is flood[0] and "its connections" in reason
+    victim, _ = front.choose_victim([worker, other, flood[0]], max_pending=64)
+    assert victim is other
+    victim, _ = front.choose_victim([worker], max_pending=64)
+    assert victim is worker

@@ -13,20 +13,21 @@ What matters, in order:
 3. condor_q never talks to us: it reads the snapshot and stat/latest.
 
 The parts: JobTable (every state change), SpoolIntake (records and
-requests), Dispatcher (tasks), Waker (waking up), periodic (the
+requests), Dispatcher (tasks), Waker (waking up), SnapshotFlusher (snapshot
+writes and the jobs that leave with them), periodic (the
 jobs' own expressions), Publisher (heartbeat, counters, summaries). The command line is awq/cli/alien_work_queue.py.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, Dict, Optional, Tuple
 
 from awq import periodic
 from awq.dispatch import MAX_TASKS, REFILL_INTERVAL, Dispatcher
 from awq.control import JobControl
+from awq.flushing import SnapshotFlusher
 from awq.intake import SpoolIntake
 from awq.jobs import JobId
 from awq.jobtable import JobTable
@@ -80,12 +81,16 @@ class Master:
             spool.drain_path, clock)
         self.periodic = Every(periodic_interval, clock)
         self.flushing = Every(FLUSH_INTERVAL, clock)   # its interval follows a write's cost
-        self.last_snapshot = (0.0, 0)   # the last snapshot write's CPU seconds and jobs
         self.state_poll = Every(STATE_POLL_INTERVAL, clock)
         self.stop_requested = False
         self.publisher = Publisher(spool, backend, self.table, project_name, unfit_grace,
                                    clock=clock)
         self.control = JobControl(self.table, self.dispatcher)
+        # The intervals are read here, not in awq/flushing.py: a test or tool that sets
+        # them on this module before starting a master gets them.
+        self.flusher = SnapshotFlusher(spool, self.table, self.intake, self.start_journal,
+                                       self.publisher, self.flushing, FLUSH_INTERVAL,
+                                       MAX_FLUSH_INTERVAL, FLUSH_COST_SHARE)
 
     # -- the parts of a turn
 
@@ -125,51 +130,10 @@ class Master:
             self.control.apply_periodic_expressions(time.time())
 
     def flush(self, force: bool = False) -> None:
-        now = time.time()
-        if self.table.changed:
-            self.retire_removed()
-        if self.table.changed and (force or self.flushing.due()):
-            started = time.process_time()   # CPU: waiting for fsync costs the master nothing
-            self.spool.published.write_snapshot(dict(self.table.snapshot(),
-                                                     master_pid=os.getpid(), written=now,
-                                                     records=self.intake.held_records()))
-            cost = time.process_time() - started
-            written = len(self.table)
-            self.flushing.done()
-            self.table.mark_saved()
-            # Segments go once two snapshots count their starts; while starts still wait
-            # for their jobs' records (a drain), no snapshot counts them yet.
-            if not self.unapplied_starts:
-                self.start_journal.after_snapshot()
-            if self.intake.commit():  # spool files go once two generations hold them
-                self.table.mark_changed()
-            self.spool.history.append(self.table.retire_finished())  # gone from the next snapshot
-            self.last_snapshot = (cost, written)
-            self.pace_flushing()
-            self.publisher.publish(now)
-        elif self.publisher.due():
-            self.publisher.publish(now)
+        self.flusher.flush(force, starts_pending=bool(self.unapplied_starts))
 
     def retire_removed(self) -> None:
-        """Removed jobs leave the table (and go to history) before any snapshot shows them
-        removed: condor_q shows them X from the request files until the next snapshot, which
-        no longer holds them. History is written first: a crash before that snapshot
-        restores the jobs as they were and their request files, kept until two snapshots
-        hold the result, remove them again (history repeats a job, the reader keeps its
-        last line); a removal is never lost."""
-        leaving = self.table.retire_removed()
-        if leaving:
-            self.spool.history.append(leaving)
-            self.pace_flushing()
-
-    def pace_flushing(self) -> None:
-        """Snapshots paced by what the next write will cost: a write costs what the table
-        holds, so once jobs have left (100,000 removed at once), the snapshot that shows
-        them gone comes at once instead of a large table's interval later."""
-        cost, written = self.last_snapshot
-        next_cost = cost * len(self.table) / written if written else cost
-        self.flushing.interval = min(MAX_FLUSH_INTERVAL,
-                                     max(FLUSH_INTERVAL, next_cost / FLUSH_COST_SHARE))
+        self.flusher.retire_removed()
 
     # -- the loop
 

@@ -24,6 +24,21 @@ def a_master(spool_dir: str) -> Master:
     return Master(Spool(spool_dir, create=True), FakeBackend(), owner="u", clock=ManualClock())
 
 
+def master_with_one_job(spool_dir: str) -> Master:
+    """A master started on spool_dir, holding job 1.0 idle (not yet in any snapshot)."""
+    master = a_master(spool_dir)
+    master.recover()
+    master.table.put(ad())
+    return master
+
+
+def restarted(spool_dir: str) -> Master:
+    """A new master on the same spool, as after a kill -9 of the first: recovered."""
+    master = a_master(spool_dir)
+    master.recover()
+    return master
+
+
 def start_on_worker(master: Master, task_id: int = 1) -> None:
     """Hand the idle jobs to the fake Work Queue and let task task_id reach a worker."""
     master.dispatcher.submit_idle(master.table)
@@ -149,9 +164,7 @@ def test_a_journal_that_cannot_be_written_costs_a_log_line_not_the_start(tmp_pat
 
 def test_a_start_after_the_last_snapshot_counts_after_a_kill(tmp_path, caplog):
     spool_dir = str(tmp_path / "spool")
-    master = a_master(spool_dir)
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(spool_dir)
     master.flush(force=True)           # the snapshot has 1.0 idle, never started
     start_on_worker(master)
     assert master.table.job((1, 0))["NumJobStarts"] == 1
@@ -172,26 +185,20 @@ def test_a_start_after_the_last_snapshot_counts_after_a_kill(tmp_path, caplog):
 
 def test_a_snapshot_that_already_counts_the_start_is_left_alone(tmp_path):
     spool_dir = str(tmp_path / "spool")
-    master = a_master(spool_dir)
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(spool_dir)
     start_on_worker(master)
     master.flush(force=True)           # the snapshot has the start: the journal adds nothing
-    again = a_master(spool_dir)
-    again.recover()
+    again = restarted(spool_dir)
     job = again.table.job((1, 0))
     assert job["NumJobStarts"] == 1 and job["JobStatus"] == JobStatus.IDLE
 
 
 def test_a_job_taken_from_its_record_after_the_last_snapshot_gets_its_starts(tmp_path):
     spool_dir = str(tmp_path / "spool")
-    master = a_master(spool_dir)
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(spool_dir)
     start_on_worker(master)
     # kill -9 before any snapshot: the job's record is still in queue/, taken again
-    again = a_master(spool_dir)
-    again.recover()
+    again = restarted(spool_dir)
     assert (1, 0) not in again.table and list(again.unapplied_starts) == [(1, 0)]
     again.flush(force=True)
     assert segment_names(spool_dir), "the journal must wait for the record's jobs"
@@ -202,12 +209,9 @@ def test_a_job_taken_from_its_record_after_the_last_snapshot_gets_its_starts(tmp
 
 def test_starts_of_jobs_that_left_do_not_hold_the_journal_forever(tmp_path):
     spool_dir = str(tmp_path / "spool")
-    master = a_master(spool_dir)
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(spool_dir)
     start_on_worker(master)
-    again = a_master(spool_dir)
-    again.recover()
+    again = restarted(spool_dir)
     again.apply_journaled_starts(last_chance=True)   # the records taken: 1.0 was not there
     assert not again.unapplied_starts
     for _ in range(2):                 # two snapshots: both generations hold what it said
@@ -217,9 +221,7 @@ def test_starts_of_jobs_that_left_do_not_hold_the_journal_forever(tmp_path):
 
 
 def test_a_start_after_a_lost_worker_is_counted_and_logged(tmp_path, caplog):
-    master = a_master(str(tmp_path / "spool"))
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(str(tmp_path / "spool"))
     with caplog.at_level(logging.INFO, logger="awq.master"):
         start_on_worker(master)
         master.backend.states[1] = TaskState.WAITING     # Work Queue lost the worker
@@ -252,9 +254,7 @@ def test_a_table_without_a_journal_still_counts_starts():
 def test_check_says_the_master_will_count_the_starts_the_snapshot_missed(tmp_path):
     from awq import check
     spool_dir = str(tmp_path / "spool")
-    master = a_master(spool_dir)
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(spool_dir)
     master.flush(force=True)
     start_on_worker(master)
     master.start_journal.close()
@@ -292,9 +292,7 @@ def test_check_names_a_journal_the_master_would_refuse(tmp_path):
 
 
 def test_a_task_moved_to_another_worker_between_looks_is_a_new_start(tmp_path, caplog):
-    master = a_master(str(tmp_path / "spool"))
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(str(tmp_path / "spool"))
     start_on_worker(master)
     backend, dispatcher = master.backend, master.dispatcher
     backend.addresses = {1: "127.0.0.1:2"}   # lost its worker, sent to another at once
@@ -313,9 +311,7 @@ def test_a_task_moved_to_another_worker_between_looks_is_a_new_start(tmp_path, c
 
 def test_a_task_that_ran_again_and_ended_between_looks_counts_both_starts(tmp_path):
     from awq.tasks import TaskResult
-    master = a_master(str(tmp_path / "spool"))
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(str(tmp_path / "spool"))
     start_on_worker(master)
     master.dispatcher.record_result(TaskResult(1, True, 0, "", "h2", address="127.0.0.1:2"),
                                     master.table)
@@ -326,9 +322,7 @@ def test_a_task_that_ran_again_and_ended_between_looks_counts_both_starts(tmp_pa
 
 def test_a_result_from_the_worker_the_start_was_counted_on_adds_none(tmp_path):
     from awq.tasks import TaskResult
-    master = a_master(str(tmp_path / "spool"))
-    master.recover()
-    master.table.put(ad())
+    master = master_with_one_job(str(tmp_path / "spool"))
     start_on_worker(master)
     master.dispatcher.record_result(TaskResult(1, True, 0, "", "h", address="127.0.0.1:9"),
                                     master.table)

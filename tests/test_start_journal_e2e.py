@@ -116,6 +116,26 @@ def test_a_start_just_before_a_kill_minus_nine_is_counted(tmp_path, procs, workd
         assert "(start 2)" in again.log()
 
 
+def submit_pilot_that_runs_twice(tmp_path, workdir):
+    """A pilot whose first run writes its PID and sleeps, and whose second run ends at once
+    (printing "second run"): returns its cluster and the PID file of the first run."""
+    pid_file = tmp_path / "pilot.pid"
+    pilot = write_script(tmp_path / "pilot.sh",
+                         'if [ -e "$1" ]; then echo second run; exit 0; fi\n: > "$1"\n'
+                         'echo $$ > "$2.tmp" && mv "$2.tmp" "$2"\nexec sleep 600\n')
+    cluster = submit(workdir, "executable = %s\narguments = %s %s\noutput = %s\nqueue\n"
+                     % (pilot, tmp_path / "mark", pid_file, tmp_path / "pilot.out"))
+    return cluster, pid_file
+
+
+def kill_worker_and_its_pilot(worker, pid_file) -> None:
+    """The worker dies by kill -9, which leaves its pilot running; then that pilot is
+    killed by the PID it wrote, so only a second run can write the output."""
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(MASTER_LISTENS_WITHIN)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def test_a_foremans_own_retry_is_invisible_to_the_master(tmp_path, procs, workdir,
                                                          start_master):
     """The limit the README states: a foreman re-runs a pilot whose worker died on another
@@ -136,18 +156,11 @@ def test_a_foremans_own_retry_is_invisible_to_the_master(tmp_path, procs, workdi
                             "--timeout", "120"] + password
                            + ["127.0.0.1", str(foreman_port)], name)
     first = worker_of_foreman("worker1")
-    pid_file = tmp_path / "pilot.pid"
-    pilot = write_script(tmp_path / "pilot.sh",
-                         'if [ -e "$1" ]; then echo second run; exit 0; fi\n: > "$1"\n'
-                         'echo $$ > "$2.tmp" && mv "$2.tmp" "$2"\nexec sleep 600\n')
-    cluster = submit(workdir, "executable = %s\narguments = %s %s\noutput = %s\nqueue\n"
-                     % (pilot, tmp_path / "mark", pid_file, tmp_path / "pilot.out"))
+    cluster, pid_file = submit_pilot_that_runs_twice(tmp_path, workdir)
     wait_until(lambda: pid_file.exists() and "job %d.0: idle -> running" % cluster
                in master.log(), JOB_RUNS_WITHIN + FOREMAN_HOP_WITHIN,
                what="the pilot running under the foreman")
-    os.kill(first.pid, signal.SIGKILL)         # the worker dies; its pilot lives on
-    first.wait(MASTER_LISTENS_WITHIN)
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    kill_worker_and_its_pilot(first, pid_file)  # the worker dies; its pilot too
     worker_of_foreman("worker2")               # the foreman runs the pilot again here
     history = Spool(workdir).history
     done = wait_until(lambda: {jobs.job_id(j): j for j in history.read()}.get((cluster, 0)),
@@ -166,17 +179,10 @@ def test_a_rerun_after_a_worker_on_the_master_died_is_a_start_and_a_log_line(
     to waiting, and its next start is counted and logged."""
     master = start_master()
     first = start_worker(master.port)
-    pid_file = tmp_path / "pilot.pid"
-    pilot = write_script(tmp_path / "pilot.sh",
-                         'if [ -e "$1" ]; then echo second run; exit 0; fi\n: > "$1"\n'
-                         'echo $$ > "$2.tmp" && mv "$2.tmp" "$2"\nexec sleep 600\n')
-    cluster = submit(workdir, "executable = %s\narguments = %s %s\noutput = %s\nqueue\n"
-                     % (pilot, tmp_path / "mark", pid_file, tmp_path / "pilot.out"))
+    cluster, pid_file = submit_pilot_that_runs_twice(tmp_path, workdir)
     wait_until(lambda: pid_file.exists() and "job %d.0: idle -> running" % cluster
                in master.log(), JOB_RUNS_WITHIN, what="the pilot running")
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(MASTER_LISTENS_WITHIN)
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    kill_worker_and_its_pilot(first, pid_file)
     start_worker(master.port)
     history = Spool(workdir).history
     done = wait_until(lambda: {jobs.job_id(j): j for j in history.read()}.get((cluster, 0)),

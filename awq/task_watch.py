@@ -160,10 +160,7 @@ class TaskWatch:
                                         self.backend.task_address(task_id),
                                         self.backend.task_host(task_id))
             elif state == TaskState.WAITING and status == JobStatus.RUNNING:
-                # Work Queue gave up on the worker: it disconnected, or stopped answering
-                # its keepalives (e.g. blocked); name it so the admin can look there.
-                table.requeue(jid, "its worker %s went away or stopped answering"
-                              % table.job(jid).get("RemoteHost", "(unknown)"))
+                _requeue_lost(table, jid, "(unknown)")
                 self.started_on.pop(task_id, None)
                 self.waiting[task_id] = jid
 
@@ -175,8 +172,7 @@ class TaskWatch:
         counted_on = self.started_on.get(task_id)
         if address is None or counted_on is None or address == counted_on:
             return
-        table.requeue(jid, "its worker %s went away or stopped answering"
-                      % table.job(jid).get("RemoteHost", counted_on))
+        _requeue_lost(table, jid, counted_on)
         self._started(table, jid, task_id, address, host)
 
     def _started(self, table: JobTable, jid: JobId, task_id: int,
@@ -186,3 +182,10 @@ class TaskWatch:
         address = address or self.backend.task_address(task_id)
         if address:
             self.started_on[task_id] = address
+
+
+def _requeue_lost(table: JobTable, jid: JobId, unnamed: str) -> None:
+    """Back to idle: Work Queue gave up on the job's worker (it disconnected, or stopped
+    answering its keepalives, e.g. blocked); named so the admin can look there."""
+    table.requeue(jid, "its worker %s went away or stopped answering"
+                  % table.job(jid).get("RemoteHost", unnamed))

@@ -33,7 +33,7 @@ import resource
 import selectors
 import socket
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 from awq.front_auth import (AUTH_LINES, ClientAuth, RefusalLog, ServerAuth, read_password,
                             response_to)
@@ -63,10 +63,10 @@ class Front:
     """The accept/expire loop over one public listening socket; links are proved and relayed
     by the Handshake and the Relay it holds."""
 
-    def __init__(self, public: socket.socket, inner_path: str,
+    def __init__(self, public: socket.socket, inner_paths: Union[str, Sequence[str]],
                  password: Optional[bytes], refusals: Optional[RefusalLog] = None,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, max_pending: int = MAX_PENDING,
-                 stop_fd: Optional[int] = None) -> None:
+                 stop_fd: Optional[int] = None, doorbell_fd: Optional[int] = None) -> None:
         self.public = public
         self.public.setblocking(False)
         self.password = password
@@ -80,8 +80,12 @@ class Front:
             self.selector.register(stop_fd, selectors.EVENT_READ, "stop")
         self.relay = Relay(self.selector)
         self.pending = self.relay.pending
-        self.handshake = Handshake(self.relay, inner_path, password, self.refusals,
+        self.handshake = Handshake(self.relay, [inner_paths] if isinstance(inner_paths, str)
+                                   else inner_paths, password, self.refusals,
                                    handshake_timeout)
+        # Several managers (awq/shards.py): the master sleeps in one of them, so it is told
+        # when bytes may have gone to another (one byte per busy turn, dropped when unread).
+        self.doorbell = socket.socket(fileno=doorbell_fd) if doorbell_fd is not None else None
         self.running = True
         self.next_tick = 0.0
         self.buffer = bytearray(CHUNK)
@@ -92,6 +96,7 @@ class Front:
             self.run_once(self._timeout())
 
     def run_once(self, timeout: Optional[float]) -> None:
+        served = False
         for key, events in self.selector.select(timeout):
             if key.data == "stop":
                 self.running = False  # the master is gone (its end of the pipe closed)
@@ -103,12 +108,21 @@ class Front:
                 if link.client.closed and (link.inner is None or link.inner.closed):
                     continue
                 self._serve_side(link, side, events)
+                served = True
+        if served and self.doorbell is not None:
+            self._ring()
         if self.pending:
             self._expire()
         now = time.monotonic()
         if now >= self.next_tick:  # refusal windows are counted in seconds
             self.next_tick = now + 1.0
             self.refusals.tick()
+
+    def _ring(self) -> None:
+        try:
+            self.doorbell.send(b"!", socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+        except OSError:
+            pass  # full: the master has not listened since the last rings, which suffice
 
     def close(self) -> None:
         self.refusals.tick(final=True)

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from awq.front_auth import AUTH_LINES, RefusalLog
 from awq.front_link import MAX_BUFFERED, Link, Relay, Side
@@ -29,11 +29,13 @@ FRONT_NAME_ATTEMPTS = 4
 class Handshake:
     """The password exchanges of every link still proving itself."""
 
-    def __init__(self, relay: Relay, inner_path: str,
+    def __init__(self, relay: Relay, inner_paths: Sequence[str],
                  password: Optional[bytes], refusals: RefusalLog,
                  handshake_timeout: float) -> None:
         self.relay = relay
-        self.inner_path = inner_path
+        # One Work Queue manager or several (awq/shards.py): each proved stranger goes to
+        # the next in turn; the master places each task where its free cores are.
+        self.inner_paths = list(inner_paths)
         self.password = password
         self.refusals = refusals
         self.handshake_timeout = handshake_timeout
@@ -80,14 +82,15 @@ class Handshake:
         inner.setblocking(False)
         self.connections += 1
         named = _name_our_end(inner, self.connections)
-        err = inner.connect_ex(self.inner_path)
+        inner_path = self.inner_paths[self.connections % len(self.inner_paths)]
+        err = inner.connect_ex(inner_path)
         if named:
             _remove_name(named)  # the socket keeps its address; the file was only for bind
         if err not in (0, errno.EINPROGRESS):
             inner.close()
             # EAGAIN: Work Queue's backlog is full, which only connections that proved the
             # password fill: it has not called wait() for that long.
-            log.error("cannot reach Work Queue at %s: %s", self.inner_path, os.strerror(err))
+            log.error("cannot reach Work Queue at %s: %s", inner_path, os.strerror(err))
             self.relay.drop(link)
             return
         link.inner = Side(inner)

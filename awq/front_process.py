@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import time
-from typing import Optional, Set, Tuple
+from typing import Optional, Sequence, Set, Tuple, Union
 
 from awq.front import Front, raise_open_file_limit, read_password
 
@@ -21,8 +21,9 @@ log = logging.getLogger("awq.front")
 FRONT_STOP_WAIT = 5.0
 
 
-def run_child(public: socket.socket, inner_path: str,
-              password_file: Optional[str], stop_fd: int) -> None:
+def run_child(public: socket.socket, inner_paths: Sequence[str],
+              password_file: Optional[str], stop_fd: int,
+              doorbell_fd: Optional[int] = None) -> None:
     """The front's process: serve until the master's pipe closes; never returns."""
     code = 0
     try:
@@ -30,8 +31,9 @@ def run_child(public: socket.socket, inner_path: str,
         password = read_password(password_file) if password_file else None
         # By its name from inside its directory: a long spool path would not fit in the
         # 108 bytes of a socket address.
-        os.chdir(os.path.dirname(inner_path))
-        front = Front(public, os.path.basename(inner_path), password, stop_fd=stop_fd)
+        os.chdir(os.path.dirname(inner_paths[0]))
+        front = Front(public, [os.path.basename(path) for path in inner_paths], password,
+                      stop_fd=stop_fd, doorbell_fd=doorbell_fd)
         front.serve()
         front.close()
     except BaseException as err:  # the master must hear of it: workers can no longer reach it
@@ -89,9 +91,12 @@ class FrontProcess:
             pass
 
 
-def start_front(public: socket.socket, inner_path: str,
-                password_file: Optional[str], keep_fds: Tuple[int, ...] = ()) -> FrontProcess:
-    """Fork the front; the child keeps only the public socket, the pipe and the log's fds."""
+def start_front(public: socket.socket, inner_paths: Union[str, Sequence[str]],
+                password_file: Optional[str], keep_fds: Tuple[int, ...] = (),
+                doorbell_fd: Optional[int] = None) -> FrontProcess:
+    """Fork the front; the child keeps only the public socket, the pipe, the doorbell (when
+    there are several managers, all in one directory) and the log's fds."""
+    paths = [inner_paths] if isinstance(inner_paths, str) else list(inner_paths)
     read_fd, write_fd = os.pipe()
     parent = os.getpid()
     pid = os.fork()
@@ -106,11 +111,13 @@ def start_front(public: socket.socket, inner_path: str,
             _die_with_parent(parent)
             os.close(write_fd)
             keep = {0, 1, 2, public.fileno(), read_fd} | set(keep_fds)
+            if doorbell_fd is not None:
+                keep.add(doorbell_fd)
             _close_all_but(keep)
             _reopen_log_files()
         except BaseException:
             os._exit(1)
-        run_child(public, inner_path, password_file, read_fd)
+        run_child(public, paths, password_file, read_fd, doorbell_fd)
     os.close(read_fd)
     return FrontProcess(pid, write_fd, public.getsockname()[:2])
 

@@ -68,22 +68,35 @@ class Backend:
 
     # -- listening behind the front (awq/front.py)
 
-    def listen_privately(self, directory: str, public_port: int) -> str:
-        """Make Work Queue accept only on a Unix socket in `directory` (made ours alone);
-        return its path. Work Queue then reports `public_port` as its own (see
-        _move_listener_to_unix_socket)."""
-        path = _move_listener_to_unix_socket(_listening_descriptor(self.port),
-                                             directory, str(public_port))
+    def listen_privately(self, directory: str, public_port: int, name: str = "",
+                         clear_stale: bool = True) -> List[str]:
+        """Make Work Queue accept only on a Unix socket in `directory` (made ours alone),
+        named `name` (default: the public port's number); return [its path]. Work Queue
+        then reports `public_port` as its own (see _move_listener_to_unix_socket)."""
+        path = _move_listener_to_unix_socket(_listening_descriptor(self.port), directory,
+                                             name or str(public_port), clear_stale)
         self.port = public_port
-        return path
+        return [path]
 
     # -- waking wait() early (see EarlyWake)
 
-    def enable_wake_on_child_exit(self) -> bool:
-        return self._wake.enable(self._native_queue_pointer())
+    def enable_wake_on_child_exit(self, handle_signal: bool = True) -> bool:
+        """handle_signal: also install the SIGCHLD handler (one manager of several: only
+        the first; the process module itself is one per process)."""
+        return self._wake.enable(self._native_queue_pointer(), handle_signal)
 
     def reap_children(self) -> List[int]:
         return self._wake.reap_children()
+
+    def drain_children(self) -> List[int]:
+        """Every exited child the process module holds, whether SIGCHLD said so or not."""
+        return self._wake.reap_children(force=True)
+
+    def wait_briefly(self) -> Optional[TaskResult]:
+        """One pass of wait(): what arrived is handled and ready tasks are sent, without
+        blocking (see EarlyWake.end_next_wait_early); needs the early wake-up."""
+        self._wake.end_next_wait_early()
+        return self.wait(1)
 
     def _native_queue_pointer(self) -> int:
         for name in ("_work_queue", "_task_queue"):
@@ -234,7 +247,8 @@ def _enable_catalog(wq: Any, queue: Any, host: str, port: int, project: str) -> 
     queue.specify_name(project)
 
 
-def _move_listener_to_unix_socket(listener: int, directory: str, name: str) -> str:
+def _move_listener_to_unix_socket(listener: int, directory: str, name: str,
+                                  clear_stale: bool = True) -> str:
     """Replace Work Queue's listening socket in place (dup2) by a Unix socket only we reach.
 
     CCTools 8 binds every interface and has no setting for one address. A TCP port on
@@ -253,8 +267,8 @@ def _move_listener_to_unix_socket(listener: int, directory: str, name: str) -> s
     """
     _private_directory(directory)
     # Left by masters that were killed (on this port or another): the spool's lock says
-    # none runs now.
-    for stale in os.listdir(directory):
+    # none runs now. Not for a second manager of the same master: the first's is fresh.
+    for stale in os.listdir(directory) if clear_stale else ():
         if stat.S_ISSOCK(os.lstat(os.path.join(directory, stale)).st_mode):
             _remove(os.path.join(directory, stale))
     path = os.path.join(directory, name)
@@ -409,7 +423,7 @@ class EarlyWake:
         self._child_signalled = True
         self._on_signal_only = False
 
-    def enable(self, queue_pointer: int) -> bool:
+    def enable(self, queue_pointer: int, handle_signal: bool = True) -> bool:
         if os.environ.get("AWQ_DISABLE_EARLY_WAKE"):
             log.info("early wake-up disabled by AWQ_DISABLE_EARLY_WAKE")
             return False
@@ -423,10 +437,17 @@ class EarlyWake:
             self._process_wait = lib.process_wait
             self._process_wait.restype = ctypes.c_void_p
             self._process_wait.argtypes = [ctypes.c_int]
-            self._free = ctypes.CDLL(None).free
+            libc = ctypes.CDLL(None)
+            self._free = libc.free
             self._free.argtypes = [ctypes.c_void_p]
+            self._calloc = libc.calloc
+            self._calloc.restype = ctypes.c_void_p
+            self._calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+            self._putback = lib.process_putback
+            self._putback.argtypes = [ctypes.c_void_p]
             self._lib = lib
-            self._reap_on_signal()
+            if handle_signal:
+                self._reap_on_signal()
             return True
         except (AttributeError, TypeError, ValueError, OSError) as err:
             log.info("early wake-up unavailable (%s): polling once a second", err)
@@ -444,18 +465,43 @@ class EarlyWake:
         except ValueError:  # not the main thread: look after every wait() instead
             self._on_signal_only = False
 
-    def reap_children(self) -> List[int]:
-        """Collect the children that exited, through the process module (see the class)."""
+    def reap_children(self, force: bool = False) -> List[int]:
+        """Collect the children that exited, through the process module (see the class);
+        force: look even if no SIGCHLD came (a child may have been collected in a wait)."""
         pids: List[int] = []
-        if self._lib is None or (self._on_signal_only and not self._child_signalled):
+        if self._lib is None or (self._on_signal_only and not self._child_signalled
+                                 and not force):
             return pids
         self._child_signalled = False   # before the look: a later exit signals again
         while True:
             pointer = self._process_wait(0)
             if not pointer:
                 return pids
-            pids.append(ctypes.c_int.from_address(pointer).value)
+            pid = ctypes.c_int.from_address(pointer).value
+            if pid != NO_CHILD:
+                pids.append(pid)
             self._free(pointer)
+
+    def end_next_wait_early(self) -> None:
+        """Make the next wait() return once it has nothing left to do now.
+
+        Work Queue's wait() ends, when a pass of its loop found nothing to send, receive
+        or accept, if the process module holds an exited child: a placeholder that names
+        no process (NO_CHILD) does it. reap_children drops it with the real ones.
+        """
+        if self._lib is None:
+            return
+        entry = self._calloc(1, PROCESS_INFO_SIZE)
+        if not entry:
+            raise MemoryError("cannot allocate the process module's placeholder")
+        ctypes.c_int.from_address(entry).value = NO_CHILD
+        self._putback(entry)
+
+
+# dttools' struct process_info: pid_t, int status, struct rusage (144 bytes on Linux),
+# rounded up; only the pid is read back.
+PROCESS_INFO_SIZE = 256
+NO_CHILD = -1   # the pid of end_next_wait_early's placeholder: no process has it
 
 
 def _load_native_library() -> Optional[ctypes.CDLL]:
@@ -470,6 +516,7 @@ def _load_native_library() -> Optional[ctypes.CDLL]:
             lib = ctypes.CDLL(path)
             lib.work_queue_enable_process_module  # noqa: B018 (probe the symbol)
             lib.process_wait  # noqa: B018
+            lib.process_putback  # noqa: B018
             return lib
         except (OSError, AttributeError):
             continue

@@ -36,6 +36,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from awq.shards import managers_for
 from benchmarks import report
 from benchmarks.harness import (PYTHON, REPO, YARDSTICK_TEXT, BenchError, Cluster, Master, Ours,
                                 Processes, _children_of, cpu_seconds, figure, machine, read_stat,
@@ -88,9 +89,14 @@ class TimedOurs(Ours):
     # Restarting at 100,000 jobs the master reads a large snapshot before it listens.
     PORT_WITHIN, HEARTBEAT_WITHIN = 120, 60
 
+    # Work Queue managers (--managers) of the point being measured: as a site sets them by
+    # its --max-tasks (awq.shards.managers_for), not by this scenario's room for all.
+    managers = 1
+
     def master_argv(self, spool: str, port: Optional[int], name: str) -> List[str]:
         return [PYTHON, "-m", "benchmarks.timed_master", "--turns-file", turns_file(spool, name),
-                "--work-dir", spool, "--port", str(port or 0), "--max-tasks", str(MAX_TASKS)]
+                "--work-dir", spool, "--port", str(port or 0), "--max-tasks", str(MAX_TASKS),
+                "--managers", str(self.managers)]
 
     def start_master(self, procs: Processes, spool: str, name: str = "master",
                      port: Optional[int] = None) -> Master:
@@ -400,11 +406,13 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
                   ) -> Dict[str, object]:
     """One point of the curve: `total` pilots held by real workers or the stand-in."""
     label = "%d %s: " % (total, "real" if kind == "real" else "stand-in")
+    target.managers = options.managers or managers_for(total)
     root = tempfile.mkdtemp(prefix="scaling-%s-%d-" % (kind, total), dir=tmp)
     ys = yardsticks(target.env, root)
     n_workers = math.ceil(total / CORES_PER_WORKER)
     point: Dict[str, object] = {"pilots": total, "kind": kind, "workers": n_workers,
                                 "cores_per_worker": CORES_PER_WORKER,
+                                "managers": options.managers or managers_for(total),
                                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                                 "loadavg_at_start": list(os.getloadavg())}
     figures: List[Dict[str, object]] = []
@@ -553,6 +561,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="stand-in points with a kill -9 of the master (default: %d)" % KILL_AT)
     parser.add_argument("--quick", action="store_true", help="1,000 and 2,000 pilots, short "
                         "windows: checks that the scenario works")
+    parser.add_argument("--managers", type=int, default=0, metavar="K",
+                        help="Work Queue managers of every point's master (default: as "
+                             "--managers auto would for --max-tasks equal to the point)")
     parser.add_argument("--results-dir", default=RESULTS)
     parser.add_argument("--report", default=None, help="BENCHMARKS.md to regenerate")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

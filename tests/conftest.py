@@ -236,6 +236,9 @@ class MasterHandle:
 
     def start(self, timeout: float = MASTER_LISTENS_WITHIN) -> "MasterHandle":
         argv = [PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", self.workdir, "--port", "0"]
+        # AWQ_TEST_MANAGERS=K runs every master of the suite with K Work Queue managers.
+        if os.environ.get("AWQ_TEST_MANAGERS") and "--managers" not in self.extra_args:
+            argv += ["--managers", os.environ["AWQ_TEST_MANAGERS"]]
         self.proc = self.procs.start(argv + self.extra_args, self.name, env=self.env, cwd=REPO)
         self.port = int(wait_until(self._logged_port, timeout, what="the master's port"))
         return self

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     import socket
@@ -25,6 +25,7 @@ from awq.dispatch import MAX_TASKS
 from awq.master import Master
 from awq.publish import UNFIT_GRACE
 from awq.queue_view import read_queue_view
+from awq.shards import TASKS_PER_MANAGER, Shards, managers_for
 from awq.spool import Spool
 
 log = logging.getLogger("awq.master")
@@ -34,6 +35,7 @@ DEFAULT_CATALOG_PORT = 9097  # CCTools' catalog_server default
 # In the spool, the directory (ours alone) of the Unix socket the front hands Work Queue
 # its workers through.
 WORK_QUEUE_SOCKET_DIR = "workqueue"
+MAX_MANAGERS = 16           # --managers: past a few, the passes of each turn cost more than they save
 LOG_MAX_MB = 100             # --log-file is rotated at this size...
 LOG_BACKUPS = 5              # ...keeping this many old files
 
@@ -96,6 +98,11 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
 def _add_pace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tasks", metavar="N", type=int, default=MAX_TASKS,
                         help="at most N jobs handed to Work Queue at once (default: %d)" % MAX_TASKS)
+    parser.add_argument("--managers", metavar="K", type=_managers, default=0,
+                        help="Work Queue managers behind the one port: each holds a K-th of the "
+                             "tasks, since one manager's hand-out slows with every task it "
+                             "holds (default: auto, one per %d of --max-tasks)"
+                             % TASKS_PER_MANAGER)
     parser.add_argument("--periodic-interval", metavar="S", type=float, default=periodic.INTERVAL,
                         help="evaluate the jobs' periodic_hold/periodic_release/periodic_remove "
                              "every S seconds (default: %d, as HTCondor)" % periodic.INTERVAL)
@@ -127,6 +134,19 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wq-log", metavar="FILE",
                         help="write Work Queue's performance log to FILE (plot it with "
                              "work_queue_graph_log)")
+
+
+def _managers(text: str) -> int:
+    """--managers: a count, or auto (0)."""
+    if text == "auto":
+        return 0
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if not 1 <= count <= MAX_MANAGERS:
+        raise argparse.ArgumentTypeError("must be auto or a number from 1 to %d" % MAX_MANAGERS)
+    return count
 
 
 def _problem(options: argparse.Namespace) -> Optional[str]:
@@ -244,8 +264,12 @@ def main(argv: List[str]) -> int:
     password = workers_password(spool, options)
     tls = (_absolute(options.ssl_key), _absolute(options.ssl_cert)) if options.ssl_key else None
     backend = _backend(options, spool, password, tls)
-    gate = start_front(backend, public, None if tls else password,
-                       os.path.join(spool.root, WORK_QUEUE_SOCKET_DIR))
+    try:
+        gate = start_front(backend, public, None if tls else password,
+                           os.path.join(spool.root, WORK_QUEUE_SOCKET_DIR))
+    except BaseException:
+        _close(backend)
+        raise
     if tls is None:
         log.warning("worker connections are not encrypted%s: keep the port on a trusted network "
                     "or tunnel it (README, Security)", "" if backend.supports_tls else
@@ -258,19 +282,37 @@ def main(argv: List[str]) -> int:
         return 1 if front_ended.is_set() else status
     finally:
         gate.stop()
+        _close(backend)
         lock.release()
 
 
+def _close(backend: "Union[Backend, Shards]") -> None:
+    if isinstance(backend, Shards):
+        backend.close()
+
+
 def _backend(options: argparse.Namespace, spool: Spool, password: Optional[str],
-             tls: Optional[Tuple[str, str]]) -> "Backend":
-    """Work Queue as the options ask, on a port of its own until the front takes its place."""
+             tls: Optional[Tuple[str, str]]) -> "Union[Backend, Shards]":
+    """Work Queue as the options ask (one manager or several, awq/shards.py), each on a
+    port of its own until the front takes its place."""
     from awq.workqueue import Backend  # late: --help works without Work Queue
-    debug_log = os.path.join(spool.root, "work_queue.debug") if options.debug else None
-    return Backend(0, password_file=password, tls=tls,
-                   catalog_host=options.catalog_host, catalog_port=options.catalog_port,
-                   project_name=options.project_name, debug_log=debug_log,
-                   stats_log=_absolute(options.wq_log),
-                   staging_dir=os.path.join(spool.root, "outputs"))
+    count = options.managers or managers_for(options.max_tasks)
+    made = []
+    for index in range(count):
+        # The first alone reports to a catalog; the others' files are told apart by number.
+        suffix = ".%d" % index if index else ""
+        made.append(Backend(
+            0, password_file=password, tls=tls,
+            catalog_host=None if index else options.catalog_host,
+            catalog_port=options.catalog_port, project_name=options.project_name,
+            debug_log=os.path.join(spool.root, "work_queue.debug" + suffix)
+            if options.debug else None,
+            stats_log=_absolute(options.wq_log) + suffix if options.wq_log else None,
+            staging_dir=os.path.join(spool.root, "outputs" + suffix)))
+    if count == 1:
+        return made[0]
+    log.info("%d Work Queue managers share the tasks (--managers)", count)
+    return Shards(made)
 
 
 def _master(options: argparse.Namespace, spool: Spool, backend: "Backend") -> Master:
@@ -302,17 +344,22 @@ def watch_front(gate: front_process.FrontProcess, master: Master) -> "threading.
     return ended
 
 
-def start_front(backend: "Backend", public: "socket.socket", password: Optional[str],
+def start_front(backend: "Union[Backend, Shards]", public: "socket.socket", password: Optional[str],
                 socket_dir: str) -> front_process.FrontProcess:
     """Work Queue behind the front: it listens on a Unix socket in socket_dir that only we
     reach and reports the public port as its own (to the catalog too); the front listens on
     the public port."""
     address = public.getsockname()
     inner = backend.listen_privately(socket_dir, address[1])
-    gate = front_process.start_front(public, inner, password)
+    doorbell = backend.doorbell if isinstance(backend, Shards) else None
+    gate = front_process.start_front(public, inner, password, doorbell_fd=doorbell.front_end()
+                                     if doorbell else None)
     public.close()  # the front's now
+    if doorbell:
+        doorbell.close_front_end()
     log.info("the front (PID %d) takes workers on %s:%d and hands Work Queue, on %s, only "
-             "those that prove the password", gate.pid, address[0], address[1], inner)
+             "those that prove the password", gate.pid, address[0], address[1],
+             ", ".join(inner))
     return gate
 
 

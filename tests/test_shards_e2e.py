@@ -1,0 +1,71 @@
+"""Several Work Queue managers behind the one front (awq/shards.py), with real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from conftest import JOB_DONE_WITHIN, JOB_RUNS_WITHIN, WORKER_JOINS_WITHIN, LOAD_ALLOWANCE
+from test_e2e import gated_job, q_lines, submit_ok
+from testkit import wait_until
+
+pytestmark = pytest.mark.e2e
+
+MANAGERS = 2
+
+
+def running_count(tool) -> int:
+    return len(q_lines(tool, "-constraint", "JobStatus == 2", "-af", "ClusterId"))
+
+
+def submit_gated(tool, tmp_path, count: int) -> int:
+    job = gated_job(tmp_path)
+    return submit_ok(tool, "executable = %s\narguments = $(Process)\noutput = %s/out.$(Process)\n"
+                           "queue %d\n" % (job, tmp_path, count))
+
+
+def test_the_jobs_fill_the_workers_of_every_manager_and_finish(tmp_path, start_master,
+                                                                start_worker, tool):
+    """Two managers, a 2-core worker on each (the front hands workers out in turn): four
+    pilots run at once only if tasks go to both managers, and each finishes once."""
+    master = start_master("--managers", str(MANAGERS))
+    for _ in range(MANAGERS):
+        start_worker(master.port, cores=2)
+    submit_gated(tool, tmp_path, 4)
+    wait_until(lambda: running_count(tool) == 4, JOB_RUNS_WITHIN + WORKER_JOINS_WITHIN,
+               what="four jobs running on two 2-core workers of two managers")
+    (tmp_path / "go").write_text("")
+    for proc in range(4):
+        path = tmp_path / ("out.%d" % proc)
+        wait_until(lambda: path.exists() and "finished %d" % proc in path.read_text(),
+                   JOB_DONE_WITHIN, what="job %d's output" % proc)
+    wait_until(lambda: not q_lines(tool, "-af", "ClusterId"), JOB_DONE_WITHIN,
+               what="the queue to empty")
+    log = master.log()
+    assert "2 Work Queue managers share the tasks" in log
+    assert log.count("-> running") >= 4 and "Traceback" not in log
+
+
+def test_a_killed_master_with_several_managers_runs_every_job_again(tmp_path, start_master,
+                                                                     start_worker, tool):
+    """kill -9 and a restart on the same port: the workers come back through the front to
+    the new managers and every job runs again, none twice at once."""
+    master = start_master("--managers", "3")
+    port = master.port
+    for _ in range(3):
+        start_worker(port, cores=2)
+    submit_gated(tool, tmp_path, 5)
+    wait_until(lambda: running_count(tool) == 5, JOB_RUNS_WITHIN + WORKER_JOINS_WITHIN,
+               what="five jobs running")
+    master.stop(signal.SIGKILL)
+    again = start_master("--managers", "3", "--port", str(port))
+    # The workers notice the old master gone at their next read, then reconnect.
+    wait_until(lambda: "running" in again.log() and running_count(tool) == 5,
+               (JOB_RUNS_WITHIN + WORKER_JOINS_WITHIN) * LOAD_ALLOWANCE,
+               what="all five running again")
+    (tmp_path / "go").write_text("")
+    wait_until(lambda: not q_lines(tool, "-af", "ClusterId"), JOB_DONE_WITHIN * 2,
+               what="the queue to empty")
+    assert "Traceback" not in again.log()

@@ -115,6 +115,7 @@ class Dispatcher:
         """Hand idle jobs that have no task to Work Queue, as many as it can use; returns how many."""
         if self.started_look.take():
             self.watch.check_waiting_tasks(table)
+        self._hand_over_stranded_anew()
         room = 0
         # Work Queue's stats walk every task it holds: asked for the free cores only while
         # idle jobs without a task wait for them.
@@ -129,6 +130,17 @@ class Dispatcher:
             self.told_held_back = idle - len(self.waiting)
             self.backend.tell_jobs_held_back(self.told_held_back)
         return started
+
+    def _hand_over_stranded_anew(self) -> None:
+        """A waiting task its manager cannot start while another could (awq/shards.py) is
+        cancelled: its job, idle, gets a new task where the free cores are."""
+        stranded = [task_id for task_id in self.backend.stranded_tasks()
+                    if task_id in self.waiting]
+        for task_id in stranded:
+            self.cancel(self.waiting[task_id])
+        if stranded:
+            log.info("%d waiting task(s) handed over anew to a Work Queue manager with free "
+                     "cores", len(stranded))
 
     def _hand_over(self, table: JobTable, room: int) -> int:
         """Up to room idle jobs without a task become tasks; returns how many."""

@@ -38,8 +38,8 @@ SUMMED = ("workers_connected", "workers_busy", "workers_idle", "total_cores",
           "tasks_on_workers", "total_workers_lost", "total_workers_removed",
           "total_tasks_dispatched")
 LARGEST = ("max_cores", "max_memory", "max_disk")
-# s a task may wait in a manager with no free cores before it moves to one that has some
-# (its workers left, or it was placed before the free cores were seen).
+# s a task may wait in a manager with no free core, while another has some, before its job
+# is handed over anew (the manager's workers left, or none had joined when it was placed).
 MOVE_AFTER = 1.0
 CLOSE_RANGE_SYSCALL = 436     # close_range(2), Linux 5.9
 CLOSE_RANGE_CLOEXEC = 4
@@ -152,11 +152,9 @@ class Shards:
         self.held_back = 0
         self.turn = 0                         # where the next pass and the next tie start
         self.exited: List[int] = []           # children collected while draining the module
-        # Tasks no worker took yet, with their spec, to move them (see move_stranded).
-        self.unsent: Dict[int, Tuple[TaskSpec, float]] = {}
-        # Moved tasks keep the id the master knows: id -> (index, own id), and back.
-        self.moved: Dict[int, Tuple[int, int]] = {}
-        self.moved_back: Dict[Tuple[int, int], int] = {}
+        # Tasks seen waiting (in Work Queue's queue, on no worker), since when.
+        self.waiting_since: Dict[int, float] = {}
+        self.stranded_look = 0.0
         self.stats_read = 0.0
 
     # -- starting
@@ -194,76 +192,57 @@ class Shards:
     # -- tasks
 
     def submit(self, spec: TaskSpec) -> int:
-        index, local = self._place(spec)
-        task_id = local * self.count + index
-        self.unsent[task_id] = (spec, time.monotonic())
-        return task_id
-
-    def _place(self, spec: TaskSpec, avoid: int = -1) -> Tuple[int, int]:
-        fits = [bool(largest) and spec.cores <= largest.get("max_cores", 0) and index != avoid
-                for index, largest in enumerate(self.largest)]
+        fits = [bool(largest) and spec.cores <= largest.get("max_cores", 0)
+                for largest in self.largest]
         index = choose_manager(self.free, fits, self.turn)
         local = self.managers[index].submit(spec)
         self.free[index] -= spec.cores
         self.live[index] += 1
-        return index, local
-
-    def _where(self, task_id: int) -> Tuple[int, int]:
-        return self.moved.get(task_id) or divmod_id(task_id, self.count)
+        task_id = local * self.count + index
+        self.waiting_since[task_id] = time.monotonic()
+        return task_id
 
     def cancel(self, task_id: int) -> None:
-        index, local = self._where(task_id)
+        index, local = divmod_id(task_id, self.count)
         self.managers[index].cancel(local)
         self.live[index] = max(0, self.live[index] - 1)
-        self._forget(task_id)
-
-    def _forget(self, task_id: int) -> None:
-        self.unsent.pop(task_id, None)
-        where = self.moved.pop(task_id, None)
-        if where is not None:
-            self.moved_back.pop(where, None)
+        self.waiting_since.pop(task_id, None)
 
     def task_state(self, task_id: int) -> TaskState:
-        index, local = self._where(task_id)
+        index, local = divmod_id(task_id, self.count)
         state = self.managers[index].task_state(local)
-        if state is not TaskState.WAITING:
-            self.unsent.pop(task_id, None)
+        if state is TaskState.WAITING:
+            self.waiting_since.setdefault(task_id, time.monotonic())
+        else:
+            self.waiting_since.pop(task_id, None)
         return state
 
     def task_host(self, task_id: int) -> Optional[str]:
-        index, local = self._where(task_id)
+        index, local = divmod_id(task_id, self.count)
         return self.managers[index].task_host(local)
 
     def task_address(self, task_id: int) -> Optional[str]:
-        index, local = self._where(task_id)
+        index, local = divmod_id(task_id, self.count)
         return self.managers[index].task_address(local)
 
-    def move_stranded(self) -> int:
-        """Tasks waiting over MOVE_AFTER s in a manager with no free core go to one with
-        free cores, under the same id; returns how many moved."""
-        deadline = time.monotonic() - MOVE_AFTER
-        moved = 0
-        for task_id, (spec, since) in list(self.unsent.items()):
-            index, local = self._where(task_id)
-            if since > deadline or self.free[index] > 0 or max(self.free) < spec.cores:
-                continue
-            if self.managers[index].task_state(local) is not TaskState.WAITING:
-                self.unsent.pop(task_id, None)
-                continue
-            self.managers[index].cancel(local)
-            self.live[index] = max(0, self.live[index] - 1)
-            self._forget(task_id)
-            where = self._place(spec, avoid=index)
-            self.moved[task_id], self.moved_back[where] = where, task_id
-            self.unsent[task_id] = (spec, time.monotonic())
-            moved += 1
-        return moved
+    def stranded_tasks(self) -> List[int]:
+        """Tasks waiting over MOVE_AFTER s in a manager with no free core while another has
+        some: the master cancels them and hands their jobs over anew (awq.dispatch). Looked
+        for at most every MOVE_AFTER / 2 s, with the free cores read again if older."""
+        now = time.monotonic()
+        if not self.waiting_since or now - self.stranded_look < MOVE_AFTER / 2:
+            return []
+        self.stranded_look = now
+        if now - self.stats_read >= MOVE_AFTER / 2:
+            self.stats()
+        if max(self.free) <= 0:
+            return []
+        return [task_id for task_id, since in self.waiting_since.items()
+                if since <= now - MOVE_AFTER and self.free[task_id % self.count] <= 0]
 
     def wait(self, timeout: int) -> Optional[TaskResult]:
         """A finished task of any manager; else sleep in one, until a ring, a child's exit
         or `timeout` s (0: only the passes)."""
-        if self.unsent and time.monotonic() - self.stats_read >= MOVE_AFTER:
-            self.stats()  # the free cores are new only with the stats: they move tasks
         if not self.early_wake:
             return self._sleep_in_next(timeout)
         self.doorbell.silence()
@@ -289,9 +268,8 @@ class Shards:
 
     def _ours(self, index: int, result: TaskResult) -> TaskResult:
         self.live[index] = max(0, self.live[index] - 1)
-        task_id = self.moved_back.get((index, result.task_id),
-                                      result.task_id * self.count + index)
-        self._forget(task_id)
+        task_id = result.task_id * self.count + index
+        self.waiting_since.pop(task_id, None)
         return result._replace(task_id=task_id)
 
     def empty(self) -> bool:
@@ -324,10 +302,6 @@ class Shards:
             for name in LARGEST:
                 summed[name] = max(summed[name], stats.get(name, 0))
         self.tell_jobs_held_back(self.held_back)
-        if self.unsent:
-            moved = self.move_stranded()
-            if moved:
-                log.info("%d task(s) moved to a Work Queue manager with free cores", moved)
         return summed
 
 

@@ -175,6 +175,10 @@ class Backend:
     def empty(self) -> bool:
         return bool(self.queue.empty())
 
+    def stranded_tasks(self) -> List[int]:
+        """Tasks that would start sooner as new ones elsewhere: none, with one manager."""
+        return []
+
     def forget_cached(self, local: str) -> None:
         """Tell the workers that cached local (a cached input) to delete it."""
         self.queue.invalidate_cache_file(local)

@@ -59,6 +59,9 @@ class FakeBackend:
     def empty(self) -> bool:
         return not any(s != TaskState.UNKNOWN for s in self.states.values())
 
+    def stranded_tasks(self) -> List[int]:
+        return []
+
     def enable_wake_on_child_exit(self) -> bool:
         return False
 

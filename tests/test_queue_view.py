@@ -83,6 +83,9 @@ class IdleBackend:
     def empty(self) -> bool:
         return True
 
+    def stranded_tasks(self) -> list:
+        return []
+
     def enable_wake_on_child_exit(self) -> bool:
         return False
 

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import JOB_DONE_WITHIN, JOB_RUNS_WITHIN, WORKER_JOINS_WITHIN, LOAD_ALLOWANCE
 from test_e2e import gated_job, q_lines, submit_ok
+from awq.shards import MOVE_AFTER
 from testkit import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -69,3 +70,28 @@ def test_a_killed_master_with_several_managers_runs_every_job_again(tmp_path, st
     wait_until(lambda: not q_lines(tool, "-af", "ClusterId"), JOB_DONE_WITHIN * 2,
                what="the queue to empty")
     assert "Traceback" not in again.log()
+
+
+def test_tasks_left_waiting_in_a_manager_without_workers_move_to_one_with_free_cores(
+        tmp_path, start_master, start_worker, procs, tool):
+    """The front hands the first worker to the second manager and the next to the first.
+    When the first worker dies, its pilots go back to waiting in the second manager, which
+    has no worker left: they must move to the first, where the new worker is."""
+    master = start_master("--managers", "2")
+    first = start_worker(master.port, cores=4)
+    submit_gated(tool, tmp_path, 4)
+    wait_until(lambda: running_count(tool) == 4, JOB_RUNS_WITHIN + WORKER_JOINS_WITHIN,
+               what="four jobs running on the first worker")
+    procs.stop(first, signal.SIGKILL)
+    start_worker(master.port, cores=4)
+    # Work Queue sees the worker gone at its next read; the tasks move MOVE_AFTER s after
+    # the free cores show up elsewhere; then they start as any task does.
+    wait_until(lambda: "handed over anew to a Work Queue manager with free cores" in master.log(),
+               (WORKER_JOINS_WITHIN + MOVE_AFTER) * LOAD_ALLOWANCE + JOB_RUNS_WITHIN,
+               what="the waiting tasks handed over anew to the manager with the new worker")
+    (tmp_path / "go").write_text("")
+    for proc in range(4):
+        path = tmp_path / ("out.%d" % proc)
+        wait_until(lambda: path.exists() and "finished %d" % proc in path.read_text(),
+                   JOB_DONE_WITHIN, what="job %d's output" % proc)
+    assert "Traceback" not in master.log()

@@ -21,6 +21,7 @@ or idle, so none lingers as a zombie.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -123,6 +124,10 @@ class WakeUpChildren:
             self._stop_watcher()
         if self.watcher is None and self.fork_before_next_wait:
             self.watched_drain = self.spool.draining()
+            # While the watcher lives, the collector leaves the objects of the fork alone:
+            # a full collection writes to every object it visits, and each page it writes
+            # is then copied for the child (the master's whole table, counted twice).
+            gc.freeze()
             self.watcher = _spawn_watcher(self.spool, baseline, self.watched_drain, LIFETIME)
             self.watcher_retires.done()
             self.watched = baseline
@@ -142,7 +147,7 @@ class WakeUpChildren:
         pids = self.backend.reap_children()
         for pid in pids:
             if pid == self.watcher:
-                self.watcher = None
+                self._watcher_gone()
             self.timers.pop(pid, None)
         if self.timers:
             late = self.clock.now() - LATE_TIMER_GRACE
@@ -173,7 +178,11 @@ class WakeUpChildren:
     def _stop_watcher(self) -> None:
         if self.watcher is not None:
             _kill_and_reap(self.watcher)
-            self.watcher = None
+            self._watcher_gone()
+
+    def _watcher_gone(self) -> None:
+        self.watcher = None
+        gc.unfreeze()  # the objects frozen at its fork are collected again
 
 
 class Waker:

@@ -572,3 +572,28 @@ def test_choose_victim_takes_the_oldest_of_a_flooding_address_and_spares_workers
     assert victim is other
     victim, _ = front.choose_victim([worker], max_pending=64)
     assert victim is worker
+
+
+def test_several_managers_take_proved_workers_in_turn_and_each_relay_rings(tmp_path):
+    """--managers: each proved worker goes to the next manager's socket in turn, and the
+    front rings the master's doorbell after a turn that carried bytes (awq/shards.py)."""
+    fakes = [FakeWorkQueue(PASSWORD, str(tmp_path / ("wq.%d" % index))) for index in range(2)]
+    master_end, front_end = socket.socketpair()
+    public = front.listen("127.0.0.1", 0)
+    gate = front.Front(public, [fake.address for fake in fakes], PASSWORD,
+                       doorbell_fd=front_end.detach())
+    thread = threading.Thread(target=gate.serve, daemon=True)
+    thread.start()
+    try:
+        port = public.getsockname()[1]
+        for number in range(4):
+            with socket.create_connection(("127.0.0.1", port)) as worker:
+                assert prove(worker, PASSWORD) == b"echo workqueue hello\n", number
+        assert [len(fake.received) for fake in fakes] == [2, 2]
+        master_end.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+        assert master_end.recv(4096).startswith(b"!")
+    finally:
+        gate.running = False
+        for fake in fakes:
+            fake.close()
+        master_end.close()

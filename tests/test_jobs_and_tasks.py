@@ -171,3 +171,34 @@ def test_exited_children_are_looked_for_only_after_a_sigchld():
                            capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert probe.stdout.startswith("looks "), probe.stdout
+
+
+BRIEF_PROBE = r"""
+import os, time
+from awq.workqueue import Backend
+from awq.tasks import TaskSpec
+backend = Backend(0, password_file=None)
+assert backend.enable_wake_on_child_exit()
+spec = TaskSpec("true", "1.0")
+backend.submit(spec)                        # waits: no worker will ever come
+assert [backend.wait_briefly() for _ in range(3)] == [None] * 3
+assert backend.drain_children() == []       # the placeholders are no children
+pid = os.posix_spawn("/bin/true", ["true"], dict(os.environ))
+reaped, deadline = [], time.monotonic() + 10
+while pid not in reaped and time.monotonic() < deadline:
+    backend.wait_briefly()                  # the process module collects it in wait()
+    reaped += backend.drain_children()
+assert reaped == [pid], (pid, reaped)
+print("ok")
+"""
+
+
+@pytest.mark.e2e
+def test_a_brief_wait_leaves_only_real_children_to_reap():
+    """Backend.wait_briefly ends Work Queue's wait() with a placeholder in the process
+    module's list of exited children (several managers, awq/shards.py): the placeholders
+    are never reported as children, and a real child's exit still is."""
+    probe = subprocess.run([sys.executable, "-c", BRIEF_PROBE], env=product_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == "ok", probe.stdout

@@ -34,7 +34,8 @@ class Handshake:
                  handshake_timeout: float) -> None:
         self.relay = relay
         # One Work Queue manager or several (awq/shards.py): each proved stranger goes to
-        # the next in turn; the master places each task where its free cores are.
+        # the one with the fewest carried now; the master places each task where its free
+        # cores are.
         self.inner_paths = list(inner_paths)
         self.password = password
         self.refusals = refusals
@@ -82,7 +83,8 @@ class Handshake:
         inner.setblocking(False)
         self.connections += 1
         named = _name_our_end(inner, self.connections)
-        inner_path = self.inner_paths[self.connections % len(self.inner_paths)]
+        link.manager = self._least_held()
+        inner_path = self.inner_paths[link.manager]
         err = inner.connect_ex(inner_path)
         if named:
             _remove_name(named)  # the socket keeps its address; the file was only for bind
@@ -109,6 +111,17 @@ class Handshake:
         self.relay.watch(link, link.inner)
         self.relay.watch(link, link.client)
         self.relay.flush(link, link.inner)
+
+    def _least_held(self) -> int:
+        """The manager with the fewest connections carried to it now (the first of a tie)."""
+        count = len(self.inner_paths)
+        if count == 1:
+            return 0
+        held = [0] * count
+        for link in self.relay.links.values():
+            if link.inner is not None and not link.inner.closed:
+                held[link.manager] += 1
+        return held.index(min(held))
 
     def _proving_inner(self, link: Link) -> None:
         assert link.inner is not None and link.client_auth is not None
@@ -139,7 +152,7 @@ class Handshake:
     def _start_relay(self, link: Link) -> None:
         link.relaying = True
         self.relay.pending.pop(id(link), None)
-        log.debug("carrying %s to Work Queue", link.peer)
+        log.debug("carrying %s to Work Queue (%s)", link.peer, self.inner_paths[link.manager])
 
 
 def _name_our_end(sock: socket.socket, number: int) -> Optional[str]:

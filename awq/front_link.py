@@ -45,6 +45,7 @@ class Link:
         self.server_auth = ServerAuth(password) if password is not None else None
         self.client_auth = ClientAuth(password) if password is not None else None
         self.relaying = False
+        self.manager = 0   # which of Work Queue's sockets it is carried to (several managers)
         if self.server_auth:
             self.client.outgoing += self.server_auth.opening()
 

@@ -113,8 +113,10 @@ def start_front(public: socket.socket, inner_paths: Union[str, Sequence[str]],
             keep = {0, 1, 2, public.fileno(), read_fd} | set(keep_fds)
             if doorbell_fd is not None:
                 keep.add(doorbell_fd)
+            # Reopened first, the old ones closed by their handlers: closed by number here, a
+            # handler's file object would close, when collected, whatever reused that number.
+            keep |= _reopen_log_files()
             _close_all_but(keep)
-            _reopen_log_files()
         except BaseException:
             os._exit(1)
         run_child(public, paths, password_file, read_fd, doorbell_fd)
@@ -137,16 +139,22 @@ def _die_with_parent(parent: int) -> None:
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _reopen_log_files() -> None:
-    """The master's log file, reopened by name: the master rotates it, the front follows."""
+def _reopen_log_files() -> Set[int]:
+    """The master's log file, reopened by name (the master rotates it, the front follows);
+    returns the descriptors of the files reopened."""
     import logging.handlers
+    reopened = set()
     for logger in (logging.getLogger("awq"), logging.getLogger()):
         for handler in list(logger.handlers):
             if isinstance(handler, logging.FileHandler):
                 follower = logging.handlers.WatchedFileHandler(handler.baseFilename)
                 follower.setFormatter(handler.formatter)
                 logger.removeHandler(handler)
+                handler.close()
                 logger.addHandler(follower)
+                if follower.stream is not None:
+                    reopened.add(follower.stream.fileno())
+    return reopened
 
 
 def _close_all_but(keep: Set[int]) -> None:

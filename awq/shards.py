@@ -152,9 +152,11 @@ class Shards:
         self.held_back = 0
         self.turn = 0                         # where the next pass and the next tie start
         self.exited: List[int] = []           # children collected while draining the module
-        # Tasks seen waiting (in Work Queue's queue, on no worker), since when.
-        self.waiting_since: Dict[int, float] = {}
+        # Tasks seen waiting (in Work Queue's queue, on no worker): since when, and the
+        # cores each asks for.
+        self.waiting_since: Dict[int, Tuple[float, int]] = {}
         self.stranded_look = 0.0
+        self.cores: Dict[int, int] = {}       # tasks asking for more than one core
         self.stats_read = 0.0
 
     # -- starting
@@ -196,10 +198,13 @@ class Shards:
                 for largest in self.largest]
         index = choose_manager(self.free, fits, self.turn)
         local = self.managers[index].submit(spec)
+        log.debug("%s: to Work Queue manager %d (free cores %s)", spec.tag, index, self.free)
         self.free[index] -= spec.cores
         self.live[index] += 1
         task_id = local * self.count + index
-        self.waiting_since[task_id] = time.monotonic()
+        self.waiting_since[task_id] = (time.monotonic(), spec.cores)
+        if spec.cores != 1:
+            self.cores[task_id] = spec.cores
         return task_id
 
     def cancel(self, task_id: int) -> None:
@@ -207,12 +212,14 @@ class Shards:
         self.managers[index].cancel(local)
         self.live[index] = max(0, self.live[index] - 1)
         self.waiting_since.pop(task_id, None)
+        self.cores.pop(task_id, None)
 
     def task_state(self, task_id: int) -> TaskState:
         index, local = divmod_id(task_id, self.count)
         state = self.managers[index].task_state(local)
         if state is TaskState.WAITING:
-            self.waiting_since.setdefault(task_id, time.monotonic())
+            if task_id not in self.waiting_since:  # put back by Work Queue: its worker left
+                self.waiting_since[task_id] = (time.monotonic(), self.cores.get(task_id, 1))
         else:
             self.waiting_since.pop(task_id, None)
         return state
@@ -226,39 +233,45 @@ class Shards:
         return self.managers[index].task_address(local)
 
     def stranded_tasks(self) -> List[int]:
-        """Tasks waiting over MOVE_AFTER s in a manager with no free core while another has
-        some: the master cancels them and hands their jobs over anew (awq.dispatch). Looked
-        for at most every MOVE_AFTER / 2 s, with the free cores read again if older."""
+        """Tasks waiting over MOVE_AFTER s in a manager whose free cores cannot start them
+        while another's can: the master cancels them and hands their jobs over anew
+        (awq.dispatch). Looked for at most every MOVE_AFTER / 2 s, with the free cores read
+        again if older."""
         now = time.monotonic()
         if not self.waiting_since or now - self.stranded_look < MOVE_AFTER / 2:
             return []
         self.stranded_look = now
         if now - self.stats_read >= MOVE_AFTER / 2:
             self.stats()
-        if max(self.free) <= 0:
-            return []
-        return [task_id for task_id, since in self.waiting_since.items()
-                if since <= now - MOVE_AFTER and self.free[task_id % self.count] <= 0]
+        most = max(self.free)
+        return [task_id for task_id, (since, cores) in self.waiting_since.items()
+                if since <= now - MOVE_AFTER and self.free[task_id % self.count] < cores <= most]
 
     def wait(self, timeout: int) -> Optional[TaskResult]:
-        """A finished task of any manager; else sleep in one, until a ring, a child's exit
-        or `timeout` s (0: only the passes)."""
+        """A finished task of any manager, else None once a child exited (a spool
+        watcher's, a timer's) or `timeout` s passed. As Work Queue's own wait(), it ends at
+        a whole second of the clock (and 0 counts as 1): the idle master's service call is
+        when workers join, so it serves every manager until then."""
         if not self.early_wake:
             return self._sleep_in_next(timeout)
-        self.doorbell.silence()
-        for step in range(self.count):
-            index = (self.turn + step) % self.count
-            result = self.managers[index].wait_briefly()
+        deadline = int(time.time()) + max(1, timeout)
+        while True:
+            self.doorbell.silence()
+            for step in range(self.count):
+                index = (self.turn + step) % self.count
+                result = self.managers[index].wait_briefly()
+                if result is not None:
+                    self.turn = (index + 1) % self.count
+                    return self._ours(index, result)
+            # The passes leave their placeholders behind, and may have collected a child
+            # whose exit is for the waker to hear of: then this wait ends.
+            self.exited += self.doorbell.exited(self.managers[0].drain_children())
+            if self.exited or time.time() >= deadline:
+                return None
+            self.doorbell.arm()
+            result = self._sleep_in_next(1)  # until a ring, a child's exit or the second
             if result is not None:
-                self.turn = (index + 1) % self.count
-                return self._ours(index, result)
-        # The passes leave their placeholders behind, and may have collected a child whose
-        # exit was to end this wait (a spool watcher's, the doorbell's): then it ends here.
-        self.exited += self.managers[0].drain_children()
-        if timeout <= 0 or self.exited:
-            return None
-        self.doorbell.arm()
-        return self._sleep_in_next(timeout)
+                return result
 
     def _sleep_in_next(self, timeout: int) -> Optional[TaskResult]:
         index = self.turn
@@ -270,6 +283,7 @@ class Shards:
         self.live[index] = max(0, self.live[index] - 1)
         task_id = result.task_id * self.count + index
         self.waiting_since.pop(task_id, None)
+        self.cores.pop(task_id, None)
         return result._replace(task_id=task_id)
 
     def empty(self) -> bool:

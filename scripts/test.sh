@@ -34,4 +34,9 @@ if [ -n "$py39" ]; then
 else
     echo "note: no Python 3.9 interpreter here; compatibility checked by vermin only"
 fi
-exec .venv/bin/python -m pytest -ra --timeout=900 "$@" tests
+.venv/bin/python -m pytest -ra --timeout=900 "$@" tests
+# The chain again with two Work Queue managers behind the front (--managers, awq/shards.py):
+# every master these tests start gets --managers 2 (tests/conftest.py).
+AWQ_TEST_MANAGERS=2 exec .venv/bin/python -m pytest -ra --timeout=900 "$@" \
+    tests/test_e2e.py tests/test_durability.py tests/test_start_journal_e2e.py \
+    tests/test_exit_e2e.py tests/test_cancel.py tests/test_fleet_master.py tests/test_hostile.py

@@ -574,10 +574,38 @@ def test_choose_victim_takes_the_oldest_of_a_flooding_address_and_spares_workers
     assert victim is worker
 
 
-def test_several_managers_take_proved_workers_in_turn_and_each_relay_rings(tmp_path):
-    """--managers: each proved worker goes to the next manager's socket in turn, and the
-    front rings the master's doorbell after a turn that carried bytes (awq/shards.py)."""
-    fakes = [FakeWorkQueue(PASSWORD, str(tmp_path / ("wq.%d" % index))) for index in range(2)]
+class HoldingFakeWorkQueue(FakeWorkQueue):
+    """As FakeWorkQueue, but each connection stays open after its exchange, as a worker's
+    does (the front counts what each manager holds)."""
+
+    def serve(self):
+        self.held = []
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            conn.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+            reader = conn.makefile("rb")
+            auth = front.ServerAuth(self.password)
+            conn.sendall(auth.opening())
+            verdict = None
+            while auth.step < front.AUTH_LINES and not verdict:
+                reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
+                conn.sendall(reply)
+            if verdict == "":
+                line = reader.readline()
+                self.received.append(line)
+                conn.sendall(b"echo " + line)
+
+
+def test_several_managers_each_proved_worker_goes_to_the_one_holding_fewest(tmp_path):
+    """--managers: each proved worker goes to the manager's socket that holds the fewest
+    connections now, and the front rings the master's doorbell after a turn that carried
+    bytes (awq/shards.py)."""
+    fakes = [HoldingFakeWorkQueue(PASSWORD, str(tmp_path / ("wq.%d" % index)))
+             for index in range(2)]
     master_end, front_end = socket.socketpair()
     public = front.listen("127.0.0.1", 0)
     gate = front.Front(public, [fake.address for fake in fakes], PASSWORD,
@@ -586,10 +614,19 @@ def test_several_managers_take_proved_workers_in_turn_and_each_relay_rings(tmp_p
     thread.start()
     try:
         port = public.getsockname()[1]
+        workers = []
         for number in range(4):
-            with socket.create_connection(("127.0.0.1", port)) as worker:
-                assert prove(worker, PASSWORD) == b"echo workqueue hello\n", number
+            workers.append(socket.create_connection(("127.0.0.1", port)))
+            assert prove(workers[-1], PASSWORD) == b"echo workqueue hello\n", number
         assert [len(fake.received) for fake in fakes] == [2, 2]
+        workers.pop(0).close()   # one of the first manager's goes: the next is its
+        wait_until(lambda: gate.handshake._least_held() == 0, LOOPBACK_EXCHANGE_WITHIN,
+                   what="the front to see the worker gone")
+        workers.append(socket.create_connection(("127.0.0.1", port)))
+        assert prove(workers[-1], PASSWORD) == b"echo workqueue hello\n"
+        assert [len(fake.received) for fake in fakes] == [3, 2]
+        for worker in workers:
+            worker.close()
         master_end.settimeout(LOOPBACK_EXCHANGE_WITHIN)
         assert master_end.recv(4096).startswith(b"!")
     finally:

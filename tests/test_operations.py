@@ -23,7 +23,8 @@ import pytest
 from awq import classad, snapshot
 from awq.spool import Spool, loads_snapshot
 from conftest import (FOREMAN_HOP_WITHIN, JOB_DONE_WITHIN, LOAD_ALLOWANCE, MASTER_LISTENS_WITHIN,
-                      PYTHON, REPO, SNAPSHOT_WITHIN, cmake_install, product_env)
+                      PYTHON, REPO, SNAPSHOT_WITHIN, WORKER_JOINS_WITHIN, cmake_install,
+                      product_env)
 from testkit import free_port, free_port_block, pid_alive, wait_until
 
 # One per snapshot format: every version must load what each earlier one wrote.
@@ -278,7 +279,7 @@ def _pid_in(path: str) -> int:
 def test_work_queue_graph_log_plots_the_masters_performance_log(tmp_path, start_master,
                                                                 start_worker, tool):
     log = tmp_path / "wq.log"
-    master = start_master("--wq-log", str(log))
+    master = start_master("--wq-log", str(log), "--managers", "1")  # one manager's log
     start_worker(master.port, cores=2)
     job = tmp_path / "job.sh"
     job.write_text("#!/bin/sh\nsleep 0.2\n")
@@ -413,3 +414,23 @@ def test_the_log_line_format_is_the_standard_one_made_cheaper():
         record = logging.LogRecord("awq.master", logging.WARNING, __file__, 1, "job %s: %s",
                                    ("1.0", "held"), None)
         assert OneLineFormatter(fmt).format(record) == logging.Formatter(fmt).format(record)
+
+
+def test_the_fronts_lines_reach_the_log_file(tmp_path, procs, workdir, start_worker):
+    """The front (a fork of the master) reopens --log-file by name; it once wrote to a
+    descriptor that the old handler's collected file object had closed under it, so its
+    lines went nowhere and a "Logging error" traceback went to standard error."""
+    log = tmp_path / "master.log"
+    master = procs.start([PYTHON, "-m", "awq.cli.alien_work_queue", "--work-dir", workdir,
+                          "--port", "0", "--log-file", str(log), "--debug"], "master",
+                         env=product_env(workdir))
+    port = wait_until(lambda: log.exists() and re.findall(
+        r"listening for workers on port (\d+)", log.read_text()), MASTER_LISTENS_WITHIN,
+        what="the master's port in its log file")[0]
+    start_worker(int(port))
+    wait_until(lambda: "carrying 127.0.0.1 to Work Queue" in log.read_text(),
+               WORKER_JOINS_WITHIN * LOAD_ALLOWANCE,
+               what="the front's line about the worker in the log file")
+    procs.stop(master)
+    errors = procs.log_of(master)
+    assert "Logging error" not in errors and "Traceback" not in errors, errors

@@ -38,8 +38,11 @@ POLL_INTERVAL = 0.05
 # out, and its looks cost the master nothing (it sleeps in Work Queue meanwhile).
 CHILD_POLL_INTERVAL = POLL_INTERVAL / 2
 # s a watcher child lives at most, even if nothing changes: it holds the master's memory
-# as it was at the fork, and every page the master writes since becomes a copy.
-LIFETIME = 30.0
+# as it was at the fork, and every page the master writes since becomes a copy. While
+# pilots start by thousands every job's page is written within seconds (a watcher that
+# lived through such a minute doubled the master's memory); a fork costs a millisecond or
+# two of copying page tables.
+LIFETIME = 5.0
 # A directory's mtime older than this at a look cannot hide a later change (a change in
 # the same timestamp tick as the look would leave the mtime as it was).
 SETTLE_NS = 50 * 1000 * 1000

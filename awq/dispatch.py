@@ -24,9 +24,10 @@ MAX_TASKS = 10000
 # against every worker (category minima, rmsummary_*), and a few are enough to keep each
 # freed core busy, because the master refills after each result.
 MIN_WAITING = 4
-# And at most this many for free cores at once, even when thousands are free: the walks
-# are per task sent, so 5,000 tasks handed over at once cost O(5,000^2) list steps. The
-# master hands over the next batch as soon as Work Queue has sent these (refill_wanted).
+# And at most this many per Work Queue manager for free cores at once, even when thousands
+# are free: the walks are per task sent, so 5,000 tasks handed to one manager at once cost
+# O(5,000^2) list steps. The master hands over the next batch as soon as Work Queue has
+# sent these (refill_wanted).
 MAX_HANDOVER = 256
 REFILL_INTERVAL = 0.05      # s: how soon to look again while free cores wait for tasks
 # s between looks at which waiting tasks reached a worker: a look asks Work Queue about
@@ -182,7 +183,8 @@ class Dispatcher:
 
     def waiting_limit(self) -> int:
         """How many tasks may wait in Work Queue: a few, plus what free cores can start now."""
-        return MIN_WAITING + min(self.free_cores.look(), MAX_HANDOVER)
+        return MIN_WAITING + min(self.free_cores.look(),
+                                 MAX_HANDOVER * self.backend.manager_count)
 
     def _cores_outnumber_waiting(self) -> bool:
         return self.free_cores.seen > len(self.waiting) and len(self.tasks) < self.max_tasks

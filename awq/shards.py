@@ -140,7 +140,7 @@ class Shards:
 
     def __init__(self, managers: Sequence, doorbell: Optional[Doorbell] = None) -> None:
         self.managers = list(managers)
-        self.count = len(self.managers)
+        self.count = self.manager_count = len(self.managers)
         self.port = self.managers[0].port
         self.supports_tls = getattr(self.managers[0], "supports_tls", False)
         self.doorbell = doorbell or Doorbell()

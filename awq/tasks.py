@@ -69,6 +69,7 @@ class TaskBackend(Protocol):
     """What the master needs of Work Queue (awq.workqueue.Backend; tests may fake it)."""
 
     port: int
+    manager_count: int   # Work Queue managers behind it (awq/shards.py)
 
     def submit(self, spec: TaskSpec) -> int: ...
 

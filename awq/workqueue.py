@@ -48,6 +48,8 @@ def tls_supported() -> bool:
 class Backend:
     """A Work Queue manager with the few operations the master uses."""
 
+    manager_count = 1
+
     def __init__(self, port: int, password_file: Optional[str] = None,
                  tls: Optional[Tuple[str, str]] = None,
                  catalog_host: Optional[str] = None, catalog_port: int = 9097,

@@ -59,6 +59,8 @@ class FakeBackend:
     def empty(self) -> bool:
         return not any(s != TaskState.UNKNOWN for s in self.states.values())
 
+    manager_count = 1
+
     def stranded_tasks(self) -> List[int]:
         return []
 

@@ -83,6 +83,8 @@ class IdleBackend:
     def empty(self) -> bool:
         return True
 
+    manager_count = 1
+
     def stranded_tasks(self) -> list:
         return []
 

@@ -4,20 +4,17 @@ jobs' own periodic expressions ask for. Every path that ends a job cancels its t
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from awq import jobs, periodic
 from awq.dispatch import Dispatcher
-from awq.jobs import FINAL_STATES, JobId, JobStatus, Request
+# Up to LOG_EACH_UP_TO requests at once, each job's change has its own log line, which a
+# person follows job by job; more (condor_rm -all) and the lines would cost the master
+# more than the changes: one line says what a command did, with the job ids as ranges.
+from awq.jobs import FINAL_STATES, LOG_EACH_UP_TO, JobId, JobStatus, Request
 from awq.jobtable import HOLD_CODE_PERIODIC, HOLD_CODE_USER, JobTable
 
 log = logging.getLogger("awq.master")
-
-# Up to this many requests at once, each job's change has its own log line, which a
-# person follows job by job; more (condor_rm -all) and the lines would cost the master
-# more than the changes: one line says what a command did, with the job ids as ranges.
-LOG_EACH_UP_TO = 64
-MAX_LOGGED_RANGES = 20   # a summary line stays one readable line however scattered the ids
 
 # What the summary line says a request did to its jobs.
 _DONE = {"rm": "removed", "hold": "held", "release": "released", "suspend": "suspended",
@@ -48,7 +45,7 @@ class JobControl:
             for (action, reason), ids in done.items():
                 log.log(logging.WARNING if action == "hold" else logging.INFO,
                         "condor_%s: %d jobs %s: %s; jobs %s", action, len(ids), _DONE[action],
-                        reason or "via condor_%s" % action, describe_ids(ids))
+                        reason or "via condor_%s" % action, jobs.describe_ids(ids))
 
     def _apply(self, request: Request, status: int) -> bool:
         """Carry out one request; whether it changed the job."""
@@ -96,33 +93,3 @@ class JobControl:
                 self.hold(jid, action.reason, HOLD_CODE_PERIODIC)
             else:
                 self.table.release(jid, action.reason)
-
-
-def id_ranges(ids: Iterable[JobId]) -> List[Tuple[JobId, JobId]]:
-    """Job ids as (first, last) ranges in id order. A range is one cluster's consecutive
-    procs (3.0-3.9), or consecutive clusters' proc 0 (1.0-500.0: AliEn submits one job a
-    cluster), never a mix, so it reads back unambiguously."""
-    ranges: List[List[JobId]] = []
-    for jid in sorted(set(ids)):
-        if ranges:
-            run = ranges[-1]
-            first, last = run
-            same_cluster = first[0] == jid[0] and jid[1] == last[1] + 1
-            next_cluster = first[1] == last[1] == jid[1] == 0 and jid[0] == last[0] + 1
-            if same_cluster or next_cluster:
-                run[1] = jid
-                continue
-        ranges.append([jid, jid])
-    return [(first, last) for first, last in ranges]
-
-
-def describe_ids(ids: Iterable[JobId], limit: int = MAX_LOGGED_RANGES) -> str:
-    """"1.0-500.0, 700.0-700.3" (id_ranges), the first limit ranges and how many more."""
-    ranges = id_ranges(ids)
-    texts = [jobs.format_job_id(first) if first == last else
-             "%s-%s" % (jobs.format_job_id(first), jobs.format_job_id(last))
-             for first, last in ranges[:limit]]
-    more: Optional[str] = None
-    if len(ranges) > limit:
-        more = "and %d more ranges" % (len(ranges) - limit)
-    return ", ".join(texts + ([more] if more else []))

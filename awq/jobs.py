@@ -468,3 +468,40 @@ def _spool_prefixes(spool_dir: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         found = (names, tuple(name.rstrip("/") + "/" for name in names))
         _SPOOL_PREFIXES[spool_dir] = found
     return found
+
+
+# Changes of one kind in one go (condor_rm of many jobs, pilots starting by thousands) up
+# to which each job gets its own log line; past it one line names them all (describe_ids):
+# a person follows a few job by job, and thousands of lines cost more than the changes.
+LOG_EACH_UP_TO = 64
+MAX_LOGGED_RANGES = 20   # a summary line stays one readable line however scattered the ids
+
+
+def id_ranges(ids: Iterable[JobId]) -> List[Tuple[JobId, JobId]]:
+    """Job ids as (first, last) ranges in id order. A range is one cluster's consecutive
+    procs (3.0-3.9), or consecutive clusters' proc 0 (1.0-500.0: AliEn submits one job a
+    cluster), never a mix, so it reads back unambiguously."""
+    ranges: List[List[JobId]] = []
+    for jid in sorted(set(ids)):
+        if ranges:
+            run = ranges[-1]
+            first, last = run
+            same_cluster = first[0] == jid[0] and jid[1] == last[1] + 1
+            next_cluster = first[1] == last[1] == jid[1] == 0 and jid[0] == last[0] + 1
+            if same_cluster or next_cluster:
+                run[1] = jid
+                continue
+        ranges.append([jid, jid])
+    return [(first, last) for first, last in ranges]
+
+
+def describe_ids(ids: Iterable[JobId], limit: int = MAX_LOGGED_RANGES) -> str:
+    """"1.0-500.0, 700.0-700.3" (id_ranges), the first limit ranges and how many more."""
+    ranges = id_ranges(ids)
+    texts = [format_job_id(first) if first == last else
+             "%s-%s" % (format_job_id(first), format_job_id(last))
+             for first, last in ranges[:limit]]
+    more: Optional[str] = None
+    if len(ranges) > limit:
+        more = "and %d more ranges" % (len(ranges) - limit)
+    return ", ".join(texts + ([more] if more else []))

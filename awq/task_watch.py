@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, Iterator, Optional, Tuple
 
-from awq.jobs import JobId, JobStatus
+from awq.jobs import LOG_EACH_UP_TO, JobId, JobStatus, describe_ids
 from awq.jobtable import JobTable
 from awq.pacing import SYSTEM_CLOCK, Clock, Every
 from awq.tasks import TaskBackend, TaskState
@@ -128,13 +128,21 @@ class TaskWatch:
         Looks only at the tasks no worker had taken yet: cheap enough to run as often as
         the hand-overs, where check_every_task walks every task the master has out.
         """
-        for task_id, jid in list(self.waiting.items()):
-            state = self.backend.task_state(task_id)
-            if state == TaskState.WAITING:
-                continue
-            del self.waiting[task_id]
-            if state == TaskState.ON_WORKER and table.status(jid) == JobStatus.IDLE:
-                self._started(table, jid, task_id)
+        # Past LOG_EACH_UP_TO looks (thousands of pilots starting at once), one line says
+        # which jobs started instead of one a job (each at DEBUG), as for bulk requests.
+        bulk = len(self.waiting) > LOG_EACH_UP_TO
+        started = []
+        with table.bulk_changes(quiet=bulk):
+            for task_id, jid in list(self.waiting.items()):
+                state = self.backend.task_state(task_id)
+                if state == TaskState.WAITING:
+                    continue
+                del self.waiting[task_id]
+                if state == TaskState.ON_WORKER and table.status(jid) == JobStatus.IDLE:
+                    self._started(table, jid, task_id)
+                    started.append(jid)
+        if bulk and started:
+            log.info("%d jobs idle -> running; jobs %s", len(started), describe_ids(started))
 
     def check_every_task(self, table: JobTable) -> None:
         """Every task: a job whose task reached a worker is running; a running job whose task

@@ -85,9 +85,7 @@ def _by_distinct_values(text: str, tree: tuple, jobs: JobSet, now: float,
     name = jobs.resolve(names.pop())
     if name is None or not jobs.plain(name):
         return None
-    column = jobs.column(name)
-    if not (isinstance(indices, range) and len(indices) == len(column)):
-        column = list(map(column.__getitem__, indices))
+    column = picked(jobs.column(name), indices)
     distinct = set(column)
     if len(distinct) > DISTINCT_VALUES_AT_MOST:
         return None
@@ -120,18 +118,63 @@ def _one_attribute(node: tuple, names: Set[str]) -> bool:
 
 
 def select(jobs: JobSet, constraints: Sequence[str], now: float,
-           indices: Sequence[int]) -> List[int]:
-    """The indices whose job makes every constraint true."""
+           indices: Sequence[int]) -> Sequence[int]:
+    """The indices whose job makes every constraint true (indices itself when every job
+    does)."""
     for text in constraints:
+        picked = _picked_by_distinct_values(text, jobs, now, indices)
+        if picked is not None:
+            indices = picked
+            continue
         values = evaluate_all(text, jobs, now, indices)
         if values.count(True) == len(values):
             continue   # every job stays (a value equal to true is a true number)
         if set(map(type, values)) <= _BOOL:   # the common case: compress picks in C
             indices = list(compress(indices, values))
         else:
-            indices = [i for i, value in zip(indices, values)
-                       if value is True or type(value) in _NUMBERS and value != 0]
-    return list(indices)
+            indices = list(compress(indices, map(_keeps, values)))
+    return indices
+
+
+def _keeps(value: Any) -> bool:
+    """Whether a constraint's value keeps a job: true, or a number other than 0."""
+    return value is True or type(value) in _NUMBERS and value != 0
+
+
+def _picked_by_distinct_values(text: str, jobs: JobSet, now: float,
+                               indices: Sequence[int]) -> Optional[Sequence[int]]:
+    """select's answer for one constraint that reads no attribute (evaluated once) or one
+    attribute of few distinct values (evaluated once per value, as _by_distinct_values):
+    indices itself when every value keeps its job, so a constraint every job meets costs
+    no list; None when the constraint does not qualify."""
+    tree = classad.parse(text)
+    names: Set[str] = set()
+    try:
+        if not _one_attribute(tree, names) or len(names) > 1:
+            return None
+    except RecursionError:
+        return None
+    if not names:   # true or false for every job alike
+        return indices if _keeps(classad.evaluate(text, {}, now)) else []
+    name = jobs.resolve(names.pop())
+    if name is None:
+        return indices if _keeps(classad.evaluate(text, {}, now)) else []
+    if not jobs.plain(name):
+        return None
+    column = picked(jobs.column(name), indices)
+    distinct = set(column)
+    if len(distinct) > DISTINCT_VALUES_AT_MOST:
+        return None
+    values = distinct - {None}
+    if values and frozenset(map(type, values)) not in _ONE_KIND_KEYS:
+        return None
+    keeps = {value: _keeps(classad.evaluate(text, {} if value is None else {name: value}, now))
+             for value in distinct}
+    if all(keeps.values()):
+        return indices
+    if not any(keeps.values()):
+        return []
+    return list(compress(indices, map(keeps.__getitem__, column)))
 
 
 def _values(node: tuple, jobs: JobSet, now: int, indices: Sequence[int]) -> List[Any]:
@@ -166,14 +209,22 @@ def _attribute(name: str, jobs: JobSet, now: int, indices: Sequence[int]) -> Lis
     column = jobs.column(name)
     if column is None:
         return [missing] * len(indices)
-    if isinstance(indices, range) and len(indices) == len(column):
+    values = picked(column, indices)
+    if values is column:
         values = list(column)
-    else:
-        values = [column[i] for i in indices]
     if None in values or not jobs.plain(name):
         values = [value if type(value) in _PLAIN else
                   missing if value is None else NEEDS_AD for value in values]
     return values
+
+
+def picked(column: List[Any], indices: Sequence[int]) -> List[Any]:
+    """column[i] for i in indices, in C (the column itself when indices are all of it)."""
+    if isinstance(indices, range) and indices.step == 1:
+        if indices.start == 0 and indices.stop == len(column):
+            return column
+        return column[indices.start:indices.stop]
+    return list(map(column.__getitem__, indices))
 
 
 def _binary(op: str, left: List[Any], right: List[Any]) -> List[Any]:

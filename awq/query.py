@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import time
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
@@ -274,17 +274,30 @@ def select_indices(selection: Selection, job_set: JobSet, now: float) -> List[in
     return adcompile.select(job_set, selection.constraints, now, indices)
 
 
-def _targeted(targets: Sequence[Target], job_set: JobSet, indices: Sequence[int]) -> List[int]:
-    """Target.matches, over columns."""
-    nothing = [None] * len(job_set)
-    owner = job_set.column("Owner") or nothing
-    cluster = job_set.column("ClusterId") or nothing
-    proc = job_set.column("ProcId") or nothing
+def _targeted(targets: Sequence[Target], job_set: JobSet,
+              indices: Sequence[int]) -> Sequence[int]:
+    """Target.matches, over columns (indices itself when every job matches)."""
     owners = {t.owner for t in targets if t.owner is not None}
     clusters = {t.cluster for t in targets if t.owner is None and t.proc is None}
     pairs = {(t.cluster, t.proc) for t in targets if t.owner is None and t.proc is not None}
-    return [i for i in indices
-            if owner[i] in owners or cluster[i] in clusters or (cluster[i], proc[i]) in pairs]
+    owner = job_set.same("Owner")
+    if owner is not None and owner[0] in owners:
+        return indices   # one owner throughout (a site's queue), and it is asked for
+    nothing = [None] * len(job_set)
+    matches = []
+    if owners:
+        matches.append(map(owners.__contains__, job_set.column("Owner") or nothing))
+    if clusters or pairs:
+        cluster = job_set.column("ClusterId") or nothing
+        if clusters:
+            matches.append(map(clusters.__contains__, cluster))
+        if pairs:
+            proc = job_set.column("ProcId") or nothing
+            matches.append(map(pairs.__contains__, zip(cluster, proc)))
+    if not matches:
+        return []
+    matched = list(matches[0]) if len(matches) == 1 else list(map(any, zip(*matches)))
+    return list(compress(indices, adcompile.picked(matched, indices)))
 
 
 def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> bool:
@@ -295,22 +308,32 @@ def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> b
 
 def render_ads(output: Output, job_list: JobList, now: float,
                indices: Optional[Sequence[int]] = None) -> str:
+    return "".join(render_ads_chunks(output, job_list, now, indices))
+
+
+def render_ads_chunks(output: Output, job_list: JobList, now: float,
+                      indices: Optional[Sequence[int]] = None) -> Iterator[str]:
+    """-format, -af, -long, -json: the text, CHUNK_ROWS ads at a time for -format and -af."""
     job_set = as_job_set(job_list)
-    if indices is None:
+    if indices is None or len(indices) == len(job_set):   # in order: every job
         indices = range(len(job_set))
     if output.json:
         import json  # only here: a query tool starts faster without it
-        return json.dumps([_json_ad(ad) for ad in job_set.ads(indices)], indent=2) + "\n"
-    if output.long:
-        return "".join("".join("%s = %s\n" % (k, classad.unparse(ad[k]))
-                               for k in sorted(ad, key=str.lower)) + "\n"
-                       for ad in job_set.ads(indices))
-    if output.formats:
-        cells = [cell for fmt, attr in output.formats
-                 for cell in _text_cells(_values(attr, job_set, now, indices),
-                                         classad.printf_formatter(fmt))]
-        return _joined(cells, len(indices))
-    return _autoformat(output, job_set, now, indices)
+        yield json.dumps([_json_ad(ad) for ad in job_set.ads(indices)], indent=2) + "\n"
+    elif output.long:
+        yield "".join("".join("%s = %s\n" % (k, classad.unparse(ad[k]))
+                              for k in sorted(ad, key=str.lower)) + "\n"
+                      for ad in job_set.ads(indices))
+    elif output.formats:
+        formatters = [(classad.printf_formatter(fmt), attr) for fmt, attr in output.formats]
+        for rows in _chunks(indices):
+            yield _joined([cell for text_of, attr in formatters
+                           for cell in _text_cells(_values(attr, job_set, now, rows), text_of)],
+                          len(rows))
+    else:
+        yield _autoformat_header(output)
+        for rows in _chunks(indices):
+            yield _autoformat(output, job_set, now, rows)
 
 
 def _text_cells(values: List[Any], text_of: Callable[[Any], str]) -> List[List[str]]:
@@ -359,19 +382,17 @@ def _values(attr: str, job_set: JobSet, now: float, indices: Sequence[int]) -> L
 
 
 def _autoformat(output: Output, job_set: JobSet, now: float, indices: Sequence[int]) -> str:
-    """-af with HTCondor's modifiers: , t n (value separators), g (blank line between ads),
-    l (name = value), h (header), r/V (ClassAd syntax), j (job id first)."""
+    """-af's lines with HTCondor's modifiers: , t n (value separators), g (blank line
+    between ads), l (name = value), r/V (ClassAd syntax), j (job id first); h (the header)
+    is _autoformat_header's."""
     mods = output.af_modifiers
-    if "n" in mods:
-        separator = "\n"
-    else:
-        separator = "\t" if "t" in mods else (", " if "," in mods else " ")
+    separator = _af_separator(mods)
     between = "\n\n" if "g" in mods else "\n"
     text_of = classad.unparse if "r" in mods or "V" in mods else classad.format_autoformat
     columns = []
     if "j" in mods:
-        ids = job_set.ids()
-        columns.append([_id_text(*ids[i]) for i in indices])
+        columns.append(list(map(_id_text, _rows_of(job_set.column("ClusterId"), indices),
+                                _rows_of(job_set.column("ProcId"), indices))))
     for attr in output.af_attrs:
         if "l" in mods:
             named = "%s = %%s" % attr.replace("%", "%%")
@@ -379,15 +400,28 @@ def _autoformat(output: Output, job_set: JobSet, now: float, indices: Sequence[i
                                        lambda row, named=named: named % text_of(row[0])))
         else:
             columns.append(_af_texts(_values(attr, job_set, now, indices), text_of))
-    header = separator.join((["ID"] if "j" in mods else []) + output.af_attrs) + between \
-        if "h" in mods else ""
     if not columns:
-        return header + between * len(indices)
+        return between * len(indices)
     cells: List[List[str]] = []
     for column in columns:
         cells.extend((column, [separator] * len(indices)))
     cells[-1] = [between] * len(indices)
-    return header + _joined(cells, len(indices))
+    return _joined(cells, len(indices))
+
+
+def _autoformat_header(output: Output) -> str:
+    """-af:h's header line (nothing without h)."""
+    mods = output.af_modifiers
+    if "h" not in mods:
+        return ""
+    return _af_separator(mods).join((["ID"] if "j" in mods else []) + output.af_attrs) \
+        + ("\n\n" if "g" in mods else "\n")
+
+
+def _af_separator(mods: str) -> str:
+    if "n" in mods:
+        return "\n"
+    return "\t" if "t" in mods else (", " if "," in mods else " ")
 
 
 def _af_texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
@@ -422,27 +456,36 @@ def _json_ad(ad: Mapping[str, Any]) -> Dict[str, Any]:
 # ---------------------------------------------------------------- condor_q
 
 def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str) -> str:
+    return "".join(render_q_chunks(opts, job_list, now=now, schedd_name=schedd_name))
+
+
+def render_q_chunks(opts: QOptions, job_list: JobList, *, now: float,
+                    schedd_name: str) -> Iterator[str]:
+    """condor_q's answer, a chunk of text at a time (see CHUNK_ROWS)."""
     job_set = as_job_set(job_list)
     selected = select_indices(opts.selection, job_set, now)
     if opts.limit is not None:
         selected = selected[:opts.limit]
     if opts.output.custom():
-        return render_ads(opts.output, job_set, now, selected)
+        yield from render_ads_chunks(opts.output, job_set, now, selected)
+        return
     if opts.hold and not opts.totals:
-        return _banner(schedd_name, now) + _held_table(job_set, selected, now) + "\n" \
+        yield _banner(schedd_name, now) + _held_table(job_set, selected, now) + "\n" \
             + _totals_lines(job_set, selected, opts.selection.owners)
+        return
     if opts.selection.constraints and not opts.totals:
         # Upstream's contract, which AliEn counts with `wc -l`: one line per job, nothing else.
-        return _job_table(job_set, selected, now, header=False)
+        yield from _job_table_chunks(job_set, selected, now, header=False)
+        return
     totals = _totals_lines(job_set, selected, opts.selection.owners)
     if opts.totals:
-        return totals
+        yield totals
+        return
     header = _banner(schedd_name, now)
     if opts.batch:
-        return "".join((header, _batch_table(job_set.ads(selected), now), "\n", totals))
-    # The banner and the totals go into the table's one join: a 100,000-line table is
-    # never copied again.
-    return _job_table(job_set, selected, now, before=header, after="\n" + totals)
+        yield "".join((header, _batch_table(job_set.ads(selected), now), "\n", totals))
+        return
+    yield from _job_table_chunks(job_set, selected, now, before=header, after="\n" + totals)
 
 
 def _banner(schedd_name: str, now: float) -> str:
@@ -469,40 +512,71 @@ def _held_table(job_set: JobSet, selected: Sequence[int], now: float) -> str:
 
 def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True,
                before: str = "", after: str = "") -> str:
-    """One line per job (condor_q may print 100,000 of them), built column by column in C
-    loops: each distinct combination of the cells after the ID is formatted once, and the
-    lines are one join over the cells, without a string per line; `before` and `after`
-    (the banner, the totals) go into that join."""
-    everyone = len(selected) == len(job_set)   # selected is in order: then it is every job
+    return "".join(_job_table_chunks(job_set, selected, now, header, before, after))
 
-    def column(name: str) -> List[Any]:
-        values = job_set.column(name)
-        if values is None:
-            return [None] * len(selected)
-        return values if everyone else list(map(values.__getitem__, selected))
 
+_TABLE_HEADER = " ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"
+_TABLE_COLUMNS = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd",
+                  "Arguments")
+
+
+def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
+                      header: bool = True, before: str = "", after: str = "") -> Iterator[str]:
+    """One line per job (condor_q may print 100,000 of them), CHUNK_ROWS lines at a time,
+    each chunk built column by column in C loops: each distinct combination of the cells
+    after the ID is formatted once, and the lines are one join over the cells, without a
+    string per line. `before` and `after` (the banner, the totals) come first and last."""
+    yield before + (_TABLE_HEADER if header else "")
+    if len(selected) == len(job_set):   # selected is in order: then it is every job
+        selected = range(len(job_set))
+    # A column every job holds one value of is not read per job (nor read at all).
+    sames = [job_set.same(name) for name in _TABLE_COLUMNS]
+    kinds = [job_set.kinds(name) for name in _TABLE_COLUMNS]
+    columns = [job_set.column(name) if same is None else None
+               for name, same in zip(_TABLE_COLUMNS, sames)]
     id_texts = job_set.id_texts()
     if id_texts is None:
-        cells = _id_cells(column("ClusterId"), column("ProcId"))
-    else:
-        if not everyone:
-            id_texts = list(map(id_texts.__getitem__, selected))
-        cells = [id_texts, list(map(_ID_PADDING.get, map(len, id_texts), repeat(" ")))]
-    names = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd", "Arguments")
-    # A column every job holds one value of is not read per job (nor read at all).
-    sames = [job_set.same(name) for name in names]
-    rest = [column(name) if same is None else same * len(selected)
-            for name, same in zip(names, sames)]
-    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now),
-                             [job_set.kinds(name) for name in names], sames))
-    width, rows = len(cells), len(selected)
-    flat: List[Any] = [None] * (2 + width * rows + 1)
-    flat[0] = before
-    flat[1] = " ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n" \
-        if header else ""
+        clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
+    for rows in _chunks(selected):
+        if id_texts is None:
+            cells = _id_cells(_rows_of(clusters, rows), _rows_of(procs, rows))
+        else:
+            texts = id_texts.of(rows)
+            cells = [texts, list(map(_ID_PADDING.get, map(len, texts), repeat(" ")))]
+        rest = [_rows_of(column, rows) if same is None else same * len(rows)
+                for column, same in zip(columns, sames)]
+        cells.append(_each_value(rest, lambda key: _rest_of_line(key, now), kinds, sames))
+        yield _interleaved(cells, len(rows))
+    yield after
+
+
+# Lines (or -format/-af rows) made and written at a time. A query tool's answer is never
+# one string (nor one encoded copy of it): the pages a fresh process touches for the first
+# time cost it more than the text on them, and chunk after chunk reuses the same memory.
+CHUNK_ROWS = 2048
+
+
+def _chunks(selected: Sequence[int]) -> Iterator[Sequence[int]]:
+    """selected (in order) CHUNK_ROWS at a time: ranges when it is a range."""
+    for start in range(0, len(selected), CHUNK_ROWS):
+        yield selected[start:start + CHUNK_ROWS]
+
+
+def _rows_of(values: Optional[List[Any]], rows: Sequence[int]) -> List[Any]:
+    """values[i] for i in rows (None: a column no job has)."""
+    if values is None:
+        return [None] * len(rows)
+    if isinstance(rows, range) and rows.step == 1:
+        return values[rows.start:rows.stop]
+    return list(map(values.__getitem__, rows))
+
+
+def _interleaved(cells: List[List[str]], rows: int) -> str:
+    """Row after row, each row's cells in order, in one join."""
+    width = len(cells)
+    flat: List[Any] = [None] * (width * rows)
     for position, texts in enumerate(cells):
-        flat[2 + position:2 + width * rows:width] = texts
-    flat[-1] = after
+        flat[position::width] = texts
     return "".join(flat)
 
 
@@ -641,13 +715,20 @@ def _statuses(job_set: JobSet, indices: Optional[Sequence[int]] = None) -> List[
     return column if indices is None else [column[i] for i in indices]
 
 
+_STATUSES_COUNTED = (JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
+                     JobStatus.HELD, JobStatus.SUSPENDED)
+
+
 def _counts(statuses: Sequence[Any]) -> str:
-    # list.count compares as Counter's keys do (1 == 1.0 == True), in C, without a dict.
     counted = statuses if isinstance(statuses, list) else list(statuses)
+    try:
+        # Statuses are small integers: as bytes, each is counted at memory speed. Only
+        # integers (and booleans) 0-255 convert, and those compare as list.count's do.
+        counted = bytes(counted)
+    except (TypeError, ValueError):
+        pass   # list.count compares as Counter's keys do (1 == 1.0 == True), in C
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % ((len(statuses),) + tuple(counted.count(s) for s in (
-                JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
-                JobStatus.HELD, JobStatus.SUSPENDED))))
+            % ((len(statuses),) + tuple(counted.count(s) for s in _STATUSES_COUNTED)))
 
 
 def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str]) -> str:
@@ -656,7 +737,8 @@ def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str
                                     else _counts(_statuses(job_set, selected)))]
     for owner in owners:
         mine = _targeted([Target(owner=owner)], job_set, range(len(job_set)))
-        lines.append("Total for %s: %s" % (owner, _counts(_statuses(job_set, mine))))
+        lines.append("Total for %s: %s" % (owner, everything if len(mine) == len(job_set)
+                                           else _counts(_statuses(job_set, mine))))
     lines.append("Total for all users: " + everything)
     return "".join(line + "\n" for line in lines)
 

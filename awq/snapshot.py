@@ -260,18 +260,22 @@ class Columns:
 
     def id_texts(self) -> Optional[List[str]]:
         """Each job's "C.P" (its ClusterId and ProcId), when the writer stored them."""
+        lines = self.id_lines()
+        return None if lines is None else lines.between(0, self.count)
+
+    def id_lines(self) -> Optional[IdLines]:
+        """The jobs' "C.P" texts, handed out a few rows at a time (see IdLines), when the
+        writer stored them."""
         if self._id_span is None:
             return None
         try:
             texts = _loads(self._read_at(*self._id_span))
         except Exception as err:  # whatever a damaged pickle raises
             raise SnapshotError("the job table snapshot's job ids are unreadable: %s" % err)
-        if not isinstance(texts, str):
+        if not isinstance(texts, str) or \
+                (texts.count("\n") + 1 if self.count else len(texts)) != self.count:
             raise SnapshotError("the job table snapshot's job ids are damaged")
-        split = texts.split("\n") if self.count else []
-        if len(split) != self.count:
-            raise SnapshotError("the job table snapshot's job ids are damaged")
-        return split
+        return IdLines(texts, self.count)
 
     @property
     def names(self) -> List[str]:
@@ -326,6 +330,47 @@ class Columns:
                  if key not in ("count", "columns", "body", "hints")}
         state["jobs"] = self.jobs()
         return state
+
+
+class IdLines:
+    """The snapshot's "C.P" lines, split a range of rows at a time, in order: condor_q's
+    table takes them a chunk at a time and never holds a string per job for the whole
+    queue (every page a query tool touches for the first time costs it more than the
+    text on it)."""
+
+    __slots__ = ("_text", "_count", "_row", "_at", "_width")
+
+    def __init__(self, text: str, count: int):
+        self._text = text
+        self._count = count
+        self._row = 0      # the next row's line starts at self._at
+        self._at = 0
+        self._width = len(text) // count + 2 if count else 1   # a line's length, and some
+
+    def between(self, start: int, stop: int) -> List[str]:
+        """The lines of rows start (included) to stop (excluded); quickest when each call
+        starts where the one before stopped."""
+        stop = min(stop, self._count)
+        if start >= stop:
+            return []
+        if start < self._row:
+            self._row = self._at = 0
+        if start > self._row:
+            self._take(start - self._row)
+        return self._take(stop - start)
+
+    def _take(self, rows: int) -> List[str]:
+        text, at = self._text, self._at
+        window = rows * self._width
+        while True:
+            lines = text[at:at + window].split("\n", rows)
+            if len(lines) > rows or at + window >= len(text):
+                break
+            window *= 2   # a line longer than most: look further
+        del lines[rows:]
+        self._at = at + sum(map(len, lines)) + len(lines)
+        self._row += len(lines)
+        return lines
 
 
 def open_columns(data: bytes) -> Columns:

@@ -11,7 +11,7 @@ from awq.cli.common import run_main, run_query
 
 
 def main(argv: List[str]) -> int:
-    return run_query(argv, query.parse_q_args, query.Q_USAGE, query.render_q, "the queue")
+    return run_query(argv, query.parse_q_args, query.Q_USAGE, query.render_q_chunks, "the queue")
 
 
 def cli() -> None:

@@ -538,16 +538,24 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
     if id_texts is None:
         clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
     for rows in _chunks(selected):
-        if id_texts is None:
-            cells = _id_cells(_rows_of(clusters, rows), _rows_of(procs, rows))
-        else:
-            texts = id_texts.of(rows)
-            cells = [texts, list(map(_ID_PADDING.get, map(len, texts), repeat(" ")))]
         rest = [_rows_of(column, rows) if same is None else same * len(rows)
                 for column, same in zip(columns, sames)]
-        cells.append(_each_value(rest, lambda key: _rest_of_line(key, now), kinds, sames))
+        if id_texts is None:
+            cells = _id_cells(_rows_of(clusters, rows), _rows_of(procs, rows))
+            cells.append(_each_value(rest, lambda key: _rest_of_line(key, now), kinds, sames))
+        else:
+            # The spaces after the ID go with the rest of the line: one cell, keyed by the
+            # ID's length too (one length throughout most chunks).
+            texts = id_texts.of(rows)
+            cells = [texts, _each_value([list(map(len, texts))] + rest,
+                                        lambda key: _ID_PADDING.get(key[0], " ")
+                                        + _rest_of_line(key[1:], now),
+                                        [_INT] + kinds, [None] + sames)]
         yield _interleaved(cells, len(rows))
     yield after
+
+
+_INT = frozenset((int,))
 
 
 # Lines (or -format/-af rows) made and written at a time. A query tool's answer is never
@@ -628,23 +636,20 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
     (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job.
     known_kinds: per column, the types its values may have (None: scan it); known_same:
     per column, (value,) when every entry is known to be that value (None: scan it)."""
-    rows = zip(*columns)
+    count = len(columns[0]) if columns else 0
+    if count == 0:
+        return []
     kinds = set()
     for position, values in enumerate(columns):
         known = known_kinds[position] if known_kinds else None
         kinds.update(map(type, values) if known is None else known)
-    if len(kinds & _NUMBER_KINDS) > 1:
-        # True == 1 == 1.0: values of different kinds must not share one text.
-        return list(map(text_of, rows))
-    try:
-        distinct = [set(values) if not known_same or known_same[position] is None
-                    else set(known_same[position]) for position, values in enumerate(columns)]
-    except TypeError:                       # an unhashable value (a list)
-        return list(map(text_of, rows))
-    count = len(columns[0]) if columns else 0
-    if count == 0:
-        return []
-    varying = [position for position, values in enumerate(distinct) if len(values) > 1]
+    if len(kinds & _NUMBER_KINDS) > 1 or list in kinds:
+        # True == 1 == 1.0: values of different kinds must not share one text; nor may a
+        # list and another equal to it ([1] == [1.0]), and a list is no key.
+        return list(map(text_of, zip(*columns)))
+    varying = [position for position, values in enumerate(columns)
+               if (not known_same or known_same[position] is None)
+               and values.count(values[0]) != count]
     row = [values[0] for values in columns]
 
     def text_with(key: Tuple[Any, ...]) -> str:
@@ -654,13 +659,27 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
 
     if not varying:
         return [text_of(tuple(row))] * count
-    if len(varying) == 1:
-        keys = columns[varying[0]]
-        texts = {value: text_with((value,)) for value in distinct[varying[0]]}
-        return list(map(texts.__getitem__, keys))
-    keyed = [columns[position] for position in varying]
-    texts = {key: text_with(key) for key in set(zip(*keyed))}
-    return list(map(texts.__getitem__, zip(*keyed)))
+    try:
+        if len(varying) == 1:
+            return list(map(_Texts(lambda value: text_with((value,))).__getitem__,
+                            columns[varying[0]]))
+        return list(map(_Texts(text_with).__getitem__, zip(*[columns[at] for at in varying])))
+    except TypeError:   # a value that is no key
+        return list(map(text_of, zip(*columns)))
+
+
+class _Texts(dict):
+    """Texts by key, each made when first asked for (the lookups stay in C)."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[Any], str]):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: Any) -> str:
+        text = self[key] = self._make(key)
+        return text
 
 
 def _text(value: Any) -> str:

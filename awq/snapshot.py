@@ -34,13 +34,38 @@ from __future__ import annotations
 
 import io
 import operator
+import sys
 
 from awq import classad
 
-try:
-    import _pickle as _pickle_impl
-except ImportError:  # not CPython
-    import pickle as _pickle_impl  # type: ignore[no-redef]
+
+def _import_pickle() -> Any:
+    """The C pickle module. Its start imports functools (and so collections) for one name,
+    functools.partial, which is _functools.partial: a stand-in module holding that one
+    name is what _pickle finds while it starts, and functools is left to import for real
+    for whoever asks for it next: those imports cost a query tool's start more than its
+    work."""
+    try:
+        import _functools
+    except ImportError:   # not CPython
+        _functools = None
+    stand_in = None
+    if _functools is not None and "functools" not in sys.modules:
+        stand_in = type(sys)("functools")
+        stand_in.partial = _functools.partial
+        sys.modules["functools"] = stand_in
+    try:
+        import _pickle
+        return _pickle
+    except ImportError:   # not CPython
+        import pickle
+        return pickle
+    finally:
+        if stand_in is not None and sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+
+
+_pickle_impl = _import_pickle()
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -363,12 +388,15 @@ class IdLines:
         text, at = self._text, self._at
         window = rows * self._width
         while True:
-            lines = text[at:at + window].split("\n", rows)
-            if len(lines) > rows or at + window >= len(text):
+            part = text[at:at + window]
+            lines = part.split("\n", rows)
+            if len(lines) > rows:
+                self._at = at + len(part) - len(lines.pop())   # the rest, after the rows
+                break
+            if at + window >= len(text):
+                self._at = len(text) + 1   # past the last line's (missing) newline
                 break
             window *= 2   # a line longer than most: look further
-        del lines[rows:]
-        self._at = at + sum(map(len, lines)) + len(lines)
         self._row += len(lines)
         return lines
 

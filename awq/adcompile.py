@@ -51,9 +51,10 @@ def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) ->
         return by_value
     try:
         values = _values(tree, jobs, int(now), indices)
+        marked = _reads_a_column_not_plain(tree, jobs)
     except RecursionError:
-        values = [NEEDS_AD] * len(indices)
-    if NEEDS_AD in values:
+        values, marked = [NEEDS_AD] * len(indices), True
+    if marked and NEEDS_AD in values:
         for position, value in enumerate(values):
             if value is NEEDS_AD:
                 values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
@@ -199,6 +200,27 @@ def _values(node: tuple, jobs: JobSet, now: int, indices: Sequence[int]) -> List
     return [classad.evaluate(node, jobs.ad(i), now) for i in indices]
 
 
+def _reads_a_column_not_plain(node: tuple, jobs: JobSet) -> bool:
+    """Whether _values may mark a job NEEDS_AD for the tree: only an attribute whose
+    column holds an expression or a list does (a function call is evaluated on each ad);
+    without one, the values need no scan for the mark."""
+    kind = node[0]
+    if kind == "attr":
+        name = node[1]
+        if "." in name:
+            return True   # a scoped name: not worth telling apart
+        stored = jobs.resolve(name)
+        return stored is not None and not jobs.plain(stored)
+    if kind == "bin":
+        return _reads_a_column_not_plain(node[2], jobs) or \
+            _reads_a_column_not_plain(node[3], jobs)
+    if kind == "un":
+        return _reads_a_column_not_plain(node[2], jobs)
+    if kind == "cond":
+        return any(_reads_a_column_not_plain(part, jobs) for part in node[1:4])
+    return False
+
+
 def _attribute(name: str, jobs: JobSet, now: int, indices: Sequence[int]) -> List[Any]:
     scope, _, rest = name.rpartition(".")
     if scope:
@@ -212,7 +234,10 @@ def _attribute(name: str, jobs: JobSet, now: int, indices: Sequence[int]) -> Lis
     values = picked(column, indices)
     if values is column:
         values = list(column)
-    if None in values or not jobs.plain(name):
+    kinds = jobs.kinds(name)   # from the snapshot's hints: no scan of the values
+    if kinds is not None and type(None) not in kinds:
+        return values   # plain values only (a column with kinds known is plain)
+    if kinds is not None or None in values or not jobs.plain(name):
         values = [value if type(value) in _PLAIN else
                   missing if value is None else NEEDS_AD for value in values]
     return values

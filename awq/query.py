@@ -355,19 +355,26 @@ def _text_cells(values: List[Any], text_of: Callable[[Any], str]) -> List[List[s
 def _joined(cells: List[List[str]], rows: int) -> str:
     """Row after row, each row's cells in order: one join, without a string per row.
     Neighbouring cells that hold one text throughout (a separator, the newline, an
-    attribute no job has) are joined once, not once per row."""
-    if rows:
-        merged: List[List[str]] = []
-        for texts in cells:
-            if merged and _constant(texts) and _constant(merged[-1]):
-                merged[-1] = [merged[-1][0] + texts[0]] * rows
-            else:
-                merged.append(texts)
-        cells = merged
-    flat: List[Any] = [None] * (len(cells) * rows)
-    for position, texts in enumerate(cells):
-        flat[position::len(cells)] = texts
-    return "".join(flat)
+    attribute no job has) are joined once, not once per row; when one cell alone varies
+    (-format "%d " ClusterId -format "%s\\n" Cmd over pilots) the constant text around
+    it is the join's separator, and no list of every cell is made."""
+    if not rows:
+        return ""
+    merged: List[List[str]] = []
+    constant: List[bool] = []
+    for texts in cells:
+        alike = _constant(texts)
+        if merged and alike and constant[-1]:
+            merged[-1] = [merged[-1][0] + texts[0]] * rows
+        else:
+            merged.append(texts)
+            constant.append(alike)
+    if constant.count(False) == 1:
+        at = constant.index(False)
+        before = merged[at - 1][0] if at else ""
+        after = merged[at + 1][0] if at + 1 < len(merged) else ""
+        return before + (after + before).join(merged[at]) + after
+    return _interleaved(merged, rows)
 
 
 def _constant(texts: List[str]) -> bool:
@@ -739,6 +746,13 @@ _STATUSES_COUNTED = (JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, Job
 
 
 def _counts(statuses: Sequence[Any]) -> str:
+    by_status = _count_statuses(statuses)
+    return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
+            % ((len(statuses),) + tuple(map(by_status.__getitem__, _STATUSES_COUNTED))))
+
+
+def _count_statuses(statuses: Sequence[Any]) -> Dict[int, int]:
+    """How many of the statuses are each of _STATUSES_COUNTED."""
     counted = statuses if isinstance(statuses, list) else list(statuses)
     try:
         # Statuses are small integers: as bytes, each is counted at memory speed. Only
@@ -746,8 +760,7 @@ def _counts(statuses: Sequence[Any]) -> str:
         counted = bytes(counted)
     except (TypeError, ValueError):
         pass   # list.count compares as Counter's keys do (1 == 1.0 == True), in C
-    return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % ((len(statuses),) + tuple(counted.count(s) for s in _STATUSES_COUNTED)))
+    return {status: counted.count(status) for status in _STATUSES_COUNTED}
 
 
 def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str]) -> str:
@@ -766,7 +779,7 @@ def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str
 
 def schedd_ad(job_list: JobList, schedd_name: str) -> Dict[str, Any]:
     job_set = as_job_set(job_list)
-    by_status = jobs.count_values(_statuses(job_set))
+    by_status = _count_statuses(_statuses(job_set))
     return {"MyType": "Scheduler", "Name": schedd_name, "Machine": schedd_name,
             "TotalRunningJobs": by_status[JobStatus.RUNNING],
             "TotalIdleJobs": by_status[JobStatus.IDLE], "TotalHeldJobs": by_status[JobStatus.HELD],

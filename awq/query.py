@@ -325,10 +325,12 @@ def render_ads_chunks(output: Output, job_list: JobList, now: float,
                               for k in sorted(ad, key=str.lower)) + "\n"
                       for ad in job_set.ads(indices))
     elif output.formats:
-        formatters = [(classad.printf_formatter(fmt), attr) for fmt, attr in output.formats]
+        formatters = [(classad.printf_formatter(fmt), attr, _plain_kinds(attr, job_set))
+                      for fmt, attr in output.formats]
         for rows in _chunks(indices):
-            yield _joined([cell for text_of, attr in formatters
-                           for cell in _text_cells(_values(attr, job_set, now, rows), text_of)],
+            yield _joined([cell for text_of, attr, kinds in formatters
+                           for cell in _text_cells(_values(attr, job_set, now, rows), text_of,
+                                                   kinds)],
                           len(rows))
     else:
         yield _autoformat_header(output)
@@ -336,20 +338,33 @@ def render_ads_chunks(output: Output, job_list: JobList, now: float,
             yield _autoformat(output, job_set, now, rows)
 
 
-def _text_cells(values: List[Any], text_of: Callable[[Any], str]) -> List[List[str]]:
+def _plain_kinds(attr: str, job_set: JobSet) -> Optional[frozenset]:
+    """The types of an expression's values when it is an attribute every job holds a plain
+    value of, as the snapshot's hints say (None: scan the values)."""
+    tree = classad.parse(attr)
+    if tree[0] != "attr" or "." in tree[1]:
+        return None
+    kinds = job_set.kinds(tree[1])
+    return None if kinds is None or type(None) in kinds else kinds
+
+
+def _text_cells(values: List[Any], text_of: Callable[[Any], str],
+                kinds: Optional[frozenset] = None) -> List[List[str]]:
     """[text_of(v) for v in values] as cells to join: for a plain `%d` of integers or `%s`
     of strings (an ID, a command: a text per job) the values' own texts with the format's
     constant text before and after as cells of their own, so no string is made per job
-    but the number's; else each distinct value formatted once."""
+    but the number's; else each distinct value formatted once. kinds: the values' types,
+    when known without a scan."""
     parts = getattr(text_of, "plain_parts", None)
     if parts is not None:
         before, conversion, after = parts
-        kinds = set(map(type, values))
+        if kinds is None:
+            kinds = frozenset(map(type, values))
         if kinds == {int} and conversion == "d" or kinds == {str} and conversion == "s":
             texts = list(map(str, values)) if conversion == "d" else values
             return ([[before] * len(values)] if before else []) + [texts] \
                 + ([[after] * len(values)] if after else [])
-    return [_each_value([values], lambda row: text_of(row[0]))]
+    return [_each_value([values], lambda row: text_of(row[0]), [kinds])]
 
 
 def _joined(cells: List[List[str]], rows: int) -> str:
@@ -406,7 +421,8 @@ def _autoformat(output: Output, job_set: JobSet, now: float, indices: Sequence[i
             columns.append(_each_value([_values(attr, job_set, now, indices)],
                                        lambda row, named=named: named % text_of(row[0])))
         else:
-            columns.append(_af_texts(_values(attr, job_set, now, indices), text_of))
+            columns.append(_af_texts(_values(attr, job_set, now, indices), text_of,
+                                     _plain_kinds(attr, job_set)))
     if not columns:
         return between * len(indices)
     cells: List[List[str]] = []
@@ -431,11 +447,14 @@ def _af_separator(mods: str) -> str:
     return "\t" if "t" in mods else (", " if "," in mods else " ")
 
 
-def _af_texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
-    """-af's text of each value: strings are their own text under format_autoformat."""
-    if text_of is classad.format_autoformat and set(map(type, values)) == {str}:
+def _af_texts(values: List[Any], text_of: Callable[[Any], str],
+              kinds: Optional[frozenset] = None) -> List[str]:
+    """-af's text of each value: strings are their own text under format_autoformat.
+    kinds: the values' types, when known without a scan."""
+    if text_of is classad.format_autoformat and \
+            (kinds if kinds is not None else set(map(type, values))) == {str}:
         return values
-    return _each_value([values], lambda row: text_of(row[0]))
+    return _each_value([values], lambda row: text_of(row[0]), [kinds])
 
 
 def _id_text(cluster: Any, proc: Any) -> str:
@@ -656,7 +675,7 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
         return list(map(text_of, zip(*columns)))
     varying = [position for position, values in enumerate(columns)
                if (not known_same or known_same[position] is None)
-               and values.count(values[0]) != count]
+               and (values[0] != values[-1] or values.count(values[0]) != count)]
     row = [values[0] for values in columns]
 
     def text_with(key: Tuple[Any, ...]) -> str:

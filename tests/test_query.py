@@ -250,12 +250,14 @@ CHUNKED_FORMS = [[], ["-constraint", "JobStatus==1 || JobStatus==2"], ["-const",
                  ["-const", "JobStatus < 3", "-af", "JobStatus", "GridResource"],
                  ["-af:jh", "ClusterId", "Cmd"], ["-af:lg,", "Owner", "JobPrio"],
                  ["-af:tV", "Owner", "JobStatus"], ["-af:nj", "Cmd"], ["-l", "-limit", "3"],
-                 ["-json", "-const", "JobStatus == 2"], ["2", "alice", "-af", "ClusterId"]]
+                 ["-json", "-const", "JobStatus == 2"], ["2", "alice", "-af", "ClusterId"],
+                 ["-format", "%d|", "JobPrio", "-format", "%s\\n", "ClusterId"],
+                 ["-af", "JobPrio", "Cmd", "JobCurrentStartDate"], ["-const", "1 || 2"]]
 
 
 def random_queue(rng, size):
     pools = {"Owner": ["alice", "bob"], "JobStatus": [1, 2, 2, 5], "ProcId": [0, 0, 3],
-             "JobCurrentStartDate": [None, NOW - 3661, NOW - 5], "JobPrio": [0, 5],
+             "JobCurrentStartDate": [None, NOW - 3661, NOW - 5], "JobPrio": [0, 5, 1.0, True],
              "Cmd": ["/bin/true", "/a/agent.sh"], "HoldReasonCode": [None, 12],
              "GridResource": [None, "condor ce ce:9619"]}
     constant = {name: rng.choice(pool) for name, pool in pools.items() if rng.random() < 0.4}

@@ -8,7 +8,9 @@ attribute; names are found case-insensitively, as ClassAd attributes are.
 
 from __future__ import annotations
 
-import operator
+# The C module operator.py re-exports: importing operator.py costs a query tool's start
+# more than the functions taken from it.
+import _operator as operator
 from itertools import repeat
 
 from awq.snapshot import Columns, decode_value

@@ -565,6 +565,11 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
     id_texts = job_set.id_texts()
     if id_texts is None:
         clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
+    kept: Dict[Any, Any] = {}   # the texts of lines, across chunks
+
+    def padded_rest_of_line(key: Tuple[Any, ...]) -> str:
+        return _ID_PADDING.get(key[0], " ") + _rest_of_line(key[1:], now)
+
     for rows in _chunks(selected):
         rest = [_rows_of(column, rows) if same is None else same * len(rows)
                 for column, same in zip(columns, sames)]
@@ -575,10 +580,8 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
             # The spaces after the ID go with the rest of the line: one cell, keyed by the
             # ID's length too (one length throughout most chunks).
             texts = id_texts.of(rows)
-            cells = [texts, _each_value([list(map(len, texts))] + rest,
-                                        lambda key: _ID_PADDING.get(key[0], " ")
-                                        + _rest_of_line(key[1:], now),
-                                        [_INT] + kinds, [None] + sames)]
+            cells = [texts, _each_value([list(map(len, texts))] + rest, padded_rest_of_line,
+                                        [_INT] + kinds, [None] + sames, kept)]
         yield _interleaved(cells, len(rows))
     yield after
 
@@ -658,12 +661,15 @@ _NUMBER_KINDS = frozenset((bool, int, float))
 
 def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str],
                 known_kinds: Optional[Sequence[Optional[frozenset]]] = None,
-                known_same: Optional[Sequence[Optional[Tuple[Any]]]] = None) -> List[str]:
+                known_same: Optional[Sequence[Optional[Tuple[Any]]]] = None,
+                kept: Optional[Dict[Any, Any]] = None) -> List[str]:
     """[text_of(row) for row in zip(*columns)], computing each distinct row's text once.
     Only the columns that vary make a row's key: a column holding one value throughout
     (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job.
     known_kinds: per column, the types its values may have (None: scan it); known_same:
-    per column, (value,) when every entry is known to be that value (None: scan it)."""
+    per column, (value,) when every entry is known to be that value (None: scan it);
+    kept: texts made by earlier calls for the same columns (a table's chunks), used when
+    every column's kinds are known (a kind scanned in one chunk may differ in the next)."""
     count = len(columns[0]) if columns else 0
     if count == 0:
         return []
@@ -689,9 +695,16 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
         return [text_of(tuple(row))] * count
     try:
         if len(varying) == 1:
-            return list(map(_Texts(lambda value: text_with((value,))).__getitem__,
-                            columns[varying[0]]))
-        return list(map(_Texts(text_with).__getitem__, zip(*[columns[at] for at in varying])))
+            texts = _Texts(lambda value: text_with((value,)))
+        else:
+            texts = _Texts(text_with)
+        if kept is not None and known_kinds and None not in known_kinds:
+            # The texts depend on which columns vary and on the others' one value.
+            texts = kept.setdefault((tuple(varying), tuple(
+                value for position, value in enumerate(row) if position not in varying)), texts)
+        if len(varying) == 1:
+            return list(map(texts.__getitem__, columns[varying[0]]))
+        return list(map(texts.__getitem__, zip(*[columns[at] for at in varying])))
     except TypeError:   # a value that is no key
         return list(map(text_of, zip(*columns)))
 

@@ -566,16 +566,17 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
     if id_texts is None:
         clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
     kept: Dict[Any, Any] = {}   # the texts of lines, across chunks
+    rest_of_line = _LinesOfOneTable(now)
 
     def padded_rest_of_line(key: Tuple[Any, ...]) -> str:
-        return _ID_PADDING.get(key[0], " ") + _rest_of_line(key[1:], now)
+        return _ID_PADDING.get(key[0], " ") + rest_of_line(key[1:])
 
     for rows in _chunks(selected):
         rest = [_rows_of(column, rows) if same is None else same * len(rows)
                 for column, same in zip(columns, sames)]
         if id_texts is None:
             cells = _id_cells(_rows_of(clusters, rows), _rows_of(procs, rows))
-            cells.append(_each_value(rest, lambda key: _rest_of_line(key, now), kinds, sames))
+            cells.append(_each_value(rest, rest_of_line, kinds, sames))
         else:
             # The spaces after the ID go with the rest of the line: one cell, keyed by the
             # ID's length too (one length throughout most chunks).
@@ -648,12 +649,51 @@ def _id_cells(clusters: List[Any], procs: List[Any]) -> List[List[str]]:
 def _rest_of_line(key: Tuple[Any, ...], now: float) -> str:
     """The cells after a job's ID: OWNER SUBMITTED RUN_TIME ST PRI SIZE CMD."""
     owner, qdate, start, status, prio, cmd, arguments = key
+    return _line_head(owner, qdate, now) + _line_run_time(start, status, now) \
+        + _line_tail(status, prio, cmd, arguments)
+
+
+def _line_head(owner: Any, qdate: Any, now: float) -> str:
+    return "%-14s %11s " % (_printable(_text(owner)[:14]), _date(qdate, now))
+
+
+def _line_run_time(start: Any, status: Any, now: float) -> str:
+    return "%12s" % _run_time(status, start if status == JobStatus.RUNNING else None, now)
+
+
+def _line_tail(status: Any, prio: Any, cmd: Any, arguments: Any) -> str:
     command = (_text(cmd).rsplit("/", 1)[-1] + " "
                + (arguments if type(arguments) is str else str(arguments or ""))).strip()[:60]
-    return "%-14s %11s %12s %-2s %-3s 0.0   %s\n" % (
-        _printable(_text(owner)[:14]), _date(qdate, now),
-        _run_time(status, start if status == JobStatus.RUNNING else None, now),
-        jobs.status_letter(status), 0 if prio is None else prio, _printable(command))
+    return " %-2s %-3s 0.0   %s\n" % (jobs.status_letter(status), 0 if prio is None else prio,
+                                       _printable(command))
+
+
+class _LinesOfOneTable:
+    """_rest_of_line for the rows of one table: the cells before and after RUN_TIME are
+    made once per distinct value of what they show (with its type: 1, 1.0 and true print
+    apart), so a queue whose running jobs started at thousands of different times formats
+    little more than their run times."""
+
+    def __init__(self, now: float):
+        self._now = now
+        self._heads: Dict[Tuple[Any, ...], str] = {}
+        self._tails: Dict[Tuple[Any, ...], str] = {}
+
+    def __call__(self, key: Tuple[Any, ...]) -> str:
+        owner, qdate, start, status, prio, cmd, arguments = key
+        try:
+            head = self._heads.get((type(owner), owner, type(qdate), qdate))
+            if head is None:
+                head = self._heads[(type(owner), owner, type(qdate), qdate)] = \
+                    _line_head(owner, qdate, self._now)
+            tail_key = (type(status), status, type(prio), prio, type(cmd), cmd,
+                        type(arguments), arguments)
+            tail = self._tails.get(tail_key)
+            if tail is None:
+                tail = self._tails[tail_key] = _line_tail(status, prio, cmd, arguments)
+        except TypeError:   # a value that is no key (a list)
+            return _rest_of_line(key, self._now)
+        return head + _line_run_time(start, status, self._now) + tail
 
 
 _NUMBER_KINDS = frozenset((bool, int, float))

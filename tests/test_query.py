@@ -329,3 +329,18 @@ def test_write_out_puts_the_chunks_on_the_descriptor_as_the_stream_would(tmp_pat
         common.write_out(iter(["a\n", "", "é\udcff\n" * 3]))
         common.write_out("last\n")
     assert path.read_bytes() == b"first a\n" + b"\xc3\xa9\xff\n" * 3 + b"last\n"
+
+
+def test_lines_of_one_table_are_each_rows_own_text():
+    """The table's line texts, their parts kept by value and type across rows, are what
+    formatting each row alone gives: 1, 1.0 and true print apart, lists are no key."""
+    import random
+    rng = random.Random(64)
+    pools = [["alice", "bob", None, 7], [NOW - 60, 1.0 * (NOW - 60), None, True],
+             [None, NOW - 3661, NOW - 5, 1.5], [1, 2, 2.0, True, 5, None],
+             [0, 1, 1.0, True, None, -3], ["/bin/true", "/a/b/agent.sh", None, [1]],
+             ["", "-a b", None, 3, [2]]]
+    lines = query._LinesOfOneTable(NOW)
+    for _ in range(3000):
+        key = tuple(rng.choice(pool) for pool in pools)
+        assert lines(key) == query._rest_of_line(key, NOW), key

@@ -565,6 +565,7 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
     id_texts = job_set.id_texts()
     if id_texts is None:
         clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
+    one_proc = job_set.same("ProcId") is not None
     kept: Dict[Any, Any] = {}   # the texts of lines, across chunks
     rest_of_line = _LinesOfOneTable(now)
 
@@ -581,8 +582,15 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
             # The spaces after the ID go with the rest of the line: one cell, keyed by the
             # ID's length too (one length throughout most chunks).
             texts = id_texts.of(rows)
-            cells = [texts, _each_value([list(map(len, texts))] + rest, padded_rest_of_line,
-                                        [_INT] + kinds, [None] + sames, kept)]
+            length = len(texts[0])
+            if one_proc and length == len(texts[-1]) and texts[0][0] != "-":
+                # IDs in order, all of one proc: the clusters' texts grow in length, so
+                # the first and the last are as long as every one between.
+                lengths, same_length = [length] * len(texts), (length,)
+            else:
+                lengths, same_length = list(map(len, texts)), None
+            cells = [texts, _each_value([lengths] + rest, padded_rest_of_line,
+                                        [_INT] + kinds, [same_length] + sames, kept)]
         yield _interleaved(cells, len(rows))
     yield after
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 # more than the functions taken from it.
 import _operator as operator
 import time
+from _bisect import bisect_left
 from itertools import compress, islice, repeat
 
 TYPE_CHECKING = False
@@ -572,7 +573,7 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
     def padded_rest_of_line(key: Tuple[Any, ...]) -> str:
         return _ID_PADDING.get(key[0], " ") + rest_of_line(key[1:])
 
-    for rows in _chunks(selected):
+    for rows in _chunks(selected, by_span=id_texts is not None):
         rest = [_rows_of(column, rows) if same is None else same * len(rows)
                 for column, same in zip(columns, sames)]
         if id_texts is None:
@@ -604,10 +605,19 @@ _INT = frozenset((int,))
 CHUNK_ROWS = 2048
 
 
-def _chunks(selected: Sequence[int]) -> Iterator[Sequence[int]]:
-    """selected (in order) CHUNK_ROWS at a time: ranges when it is a range."""
-    for start in range(0, len(selected), CHUNK_ROWS):
-        yield selected[start:start + CHUNK_ROWS]
+def _chunks(selected: Sequence[int], by_span: bool = False) -> Iterator[Sequence[int]]:
+    """selected (in order) CHUNK_ROWS at a time: ranges when it is a range. by_span: a
+    chunk of some jobs spans at most CHUNK_ROWS jobs (the table's ID texts are split for
+    every job a chunk spans)."""
+    if not by_span or isinstance(selected, range):
+        for start in range(0, len(selected), CHUNK_ROWS):
+            yield selected[start:start + CHUNK_ROWS]
+        return
+    start = 0
+    while start < len(selected):
+        stop = bisect_left(selected, selected[start] + CHUNK_ROWS, start)
+        yield selected[start:stop]
+        start = stop
 
 
 def _rows_of(values: Optional[List[Any]], rows: Sequence[int]) -> List[Any]:

@@ -141,6 +141,11 @@ class JobSet:
             extra.append("%d.%d" % (cluster, proc))
         return IdTexts(lines, self._base, extra)
 
+    def touch(self, name: str) -> None:
+        """The caller changes the column `name` in place (its list from column()): what
+        the snapshot's hints say of it (its kinds, one value throughout) no longer holds."""
+        self._changed.add(self.resolve(name) or name)
+
     def set_value(self, index: int, name: str, value: Any) -> None:
         self._changed.add(self.resolve(name) or name)
         column = self.column(name)

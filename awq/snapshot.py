@@ -254,6 +254,7 @@ class Columns:
         self._kinds: Dict[str, frozenset] = {}
         self._same: Dict[str, Any] = {}
         self._id_span: Optional[Tuple[int, int]] = None   # where id_texts are
+        self._id_lines: Optional[IdLines] = None
         hints = outer.get("hints")
         if read_at is not None and isinstance(hints, dict):
             self._read_hints(hints, int(outer["body"]))
@@ -295,6 +296,11 @@ class Columns:
         writer stored them."""
         if self._id_span is None:
             return None
+        if self._id_lines is None:
+            self._id_lines = self._read_id_lines()
+        return self._id_lines
+
+    def _read_id_lines(self) -> IdLines:
         try:
             texts = _loads(self._read_at(*self._id_span))
         except Exception as err:  # whatever a damaged pickle raises

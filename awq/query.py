@@ -569,9 +569,7 @@ def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
     one_proc = job_set.same("ProcId") is not None
     kept: Dict[Any, Any] = {}   # the texts of lines, across chunks
     rest_of_line = _LinesOfOneTable(now)
-
-    def padded_rest_of_line(key: Tuple[Any, ...]) -> str:
-        return _ID_PADDING.get(key[0], " ") + rest_of_line(key[1:])
+    padded_rest_of_line = _LinesOfOneTable(now, padded=True)
 
     for rows in _chunks(selected, by_span=id_texts is not None):
         rest = [_rows_of(column, rows) if same is None else same * len(rows)
@@ -690,15 +688,22 @@ class _LinesOfOneTable:
     """_rest_of_line for the rows of one table: the cells before and after RUN_TIME are
     made once per distinct value of what they show (with its type: 1, 1.0 and true print
     apart), so a queue whose running jobs started at thousands of different times formats
-    little more than their run times."""
+    little more than their run times. padded: each key starts with the length of the
+    row's ID, and the text with the spaces after the ID."""
 
-    def __init__(self, now: float):
+    def __init__(self, now: float, padded: bool = False):
         self._now = now
+        self._padded = padded
         self._heads: Dict[Tuple[Any, ...], str] = {}
         self._tails: Dict[Tuple[Any, ...], str] = {}
 
     def __call__(self, key: Tuple[Any, ...]) -> str:
-        owner, qdate, start, status, prio, cmd, arguments = key
+        if self._padded:
+            length, owner, qdate, start, status, prio, cmd, arguments = key
+            padding = _ID_PADDING.get(length, " ")
+        else:
+            owner, qdate, start, status, prio, cmd, arguments = key
+            padding = ""
         try:
             head = self._heads.get((type(owner), owner, type(qdate), qdate))
             if head is None:
@@ -710,8 +715,13 @@ class _LinesOfOneTable:
             if tail is None:
                 tail = self._tails[tail_key] = _line_tail(status, prio, cmd, arguments)
         except TypeError:   # a value that is no key (a list)
-            return _rest_of_line(key, self._now)
-        return head + _line_run_time(start, status, self._now) + tail
+            return padding + _rest_of_line(key[1:] if self._padded else key, self._now)
+        # _line_run_time's text, written out: this runs once per running job that started
+        # at a time of its own.
+        seconds = 0
+        if status == JobStatus.RUNNING and isinstance(start, int):
+            seconds = max(0, int(self._now) - start)
+        return "%s%s%12s%s" % (padding, head, _duration(seconds), tail)
 
 
 _NUMBER_KINDS = frozenset((bool, int, float))

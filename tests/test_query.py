@@ -340,7 +340,10 @@ def test_lines_of_one_table_are_each_rows_own_text():
              [None, NOW - 3661, NOW - 5, 1.5], [1, 2, 2.0, True, 5, None],
              [0, 1, 1.0, True, None, -3], ["/bin/true", "/a/b/agent.sh", None, [1]],
              ["", "-a b", None, 3, [2]]]
-    lines = query._LinesOfOneTable(NOW)
+    lines, padded = query._LinesOfOneTable(NOW), query._LinesOfOneTable(NOW, padded=True)
     for _ in range(3000):
         key = tuple(rng.choice(pool) for pool in pools)
         assert lines(key) == query._rest_of_line(key, NOW), key
+        length = rng.choice([3, 7, 12, 13, 20])
+        assert padded((length,) + key) == \
+            " " * max(1, 13 - length) + query._rest_of_line(key, NOW), key

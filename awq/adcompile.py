@@ -17,7 +17,9 @@ jobs alone are evaluated by classad.evaluate on their whole ad.
 
 from __future__ import annotations
 
-import operator
+# The C module operator.py re-exports: importing operator.py costs a query tool's start
+# more than the functions taken from it.
+import _operator as operator
 from itertools import compress
 
 from awq import classad
@@ -51,9 +53,10 @@ def evaluate_all(text: str, jobs: JobSet, now: float, indices: Sequence[int]) ->
         return by_value
     try:
         values = _values(tree, jobs, int(now), indices)
+        marked = _reads_a_column_not_plain(tree, jobs)
     except RecursionError:
-        values = [NEEDS_AD] * len(indices)
-    if NEEDS_AD in values:
+        values, marked = [NEEDS_AD] * len(indices), True
+    if marked and NEEDS_AD in values:
         for position, value in enumerate(values):
             if value is NEEDS_AD:
                 values[position] = classad.evaluate(tree, jobs.ad(indices[position]), now)
@@ -85,9 +88,7 @@ def _by_distinct_values(text: str, tree: tuple, jobs: JobSet, now: float,
     name = jobs.resolve(names.pop())
     if name is None or not jobs.plain(name):
         return None
-    column = jobs.column(name)
-    if not (isinstance(indices, range) and len(indices) == len(column)):
-        column = list(map(column.__getitem__, indices))
+    column = picked(jobs.column(name), indices)
     distinct = set(column)
     if len(distinct) > DISTINCT_VALUES_AT_MOST:
         return None
@@ -120,18 +121,63 @@ def _one_attribute(node: tuple, names: Set[str]) -> bool:
 
 
 def select(jobs: JobSet, constraints: Sequence[str], now: float,
-           indices: Sequence[int]) -> List[int]:
-    """The indices whose job makes every constraint true."""
+           indices: Sequence[int]) -> Sequence[int]:
+    """The indices whose job makes every constraint true (indices itself when every job
+    does)."""
     for text in constraints:
+        picked = _picked_by_distinct_values(text, jobs, now, indices)
+        if picked is not None:
+            indices = picked
+            continue
         values = evaluate_all(text, jobs, now, indices)
         if values.count(True) == len(values):
             continue   # every job stays (a value equal to true is a true number)
         if set(map(type, values)) <= _BOOL:   # the common case: compress picks in C
             indices = list(compress(indices, values))
         else:
-            indices = [i for i, value in zip(indices, values)
-                       if value is True or type(value) in _NUMBERS and value != 0]
-    return list(indices)
+            indices = list(compress(indices, map(_keeps, values)))
+    return indices
+
+
+def _keeps(value: Any) -> bool:
+    """Whether a constraint's value keeps a job: true, or a number other than 0."""
+    return value is True or type(value) in _NUMBERS and value != 0
+
+
+def _picked_by_distinct_values(text: str, jobs: JobSet, now: float,
+                               indices: Sequence[int]) -> Optional[Sequence[int]]:
+    """select's answer for one constraint that reads no attribute (evaluated once) or one
+    attribute of few distinct values (evaluated once per value, as _by_distinct_values):
+    indices itself when every value keeps its job, so a constraint every job meets costs
+    no list; None when the constraint does not qualify."""
+    tree = classad.parse(text)
+    names: Set[str] = set()
+    try:
+        if not _one_attribute(tree, names) or len(names) > 1:
+            return None
+    except RecursionError:
+        return None
+    if not names:   # true or false for every job alike
+        return indices if _keeps(classad.evaluate(text, {}, now)) else []
+    name = jobs.resolve(names.pop())
+    if name is None:
+        return indices if _keeps(classad.evaluate(text, {}, now)) else []
+    if not jobs.plain(name):
+        return None
+    column = picked(jobs.column(name), indices)
+    distinct = set(column)
+    if len(distinct) > DISTINCT_VALUES_AT_MOST:
+        return None
+    values = distinct - {None}
+    if values and frozenset(map(type, values)) not in _ONE_KIND_KEYS:
+        return None
+    keeps = {value: _keeps(classad.evaluate(text, {} if value is None else {name: value}, now))
+             for value in distinct}
+    if all(keeps.values()):
+        return indices
+    if not any(keeps.values()):
+        return []
+    return list(compress(indices, map(keeps.__getitem__, column)))
 
 
 def _values(node: tuple, jobs: JobSet, now: int, indices: Sequence[int]) -> List[Any]:
@@ -156,6 +202,27 @@ def _values(node: tuple, jobs: JobSet, now: int, indices: Sequence[int]) -> List
     return [classad.evaluate(node, jobs.ad(i), now) for i in indices]
 
 
+def _reads_a_column_not_plain(node: tuple, jobs: JobSet) -> bool:
+    """Whether _values may mark a job NEEDS_AD for the tree: only an attribute whose
+    column holds an expression or a list does (a function call is evaluated on each ad);
+    without one, the values need no scan for the mark."""
+    kind = node[0]
+    if kind == "attr":
+        name = node[1]
+        if "." in name:
+            return True   # a scoped name: not worth telling apart
+        stored = jobs.resolve(name)
+        return stored is not None and not jobs.plain(stored)
+    if kind == "bin":
+        return _reads_a_column_not_plain(node[2], jobs) or \
+            _reads_a_column_not_plain(node[3], jobs)
+    if kind == "un":
+        return _reads_a_column_not_plain(node[2], jobs)
+    if kind == "cond":
+        return any(_reads_a_column_not_plain(part, jobs) for part in node[1:4])
+    return False
+
+
 def _attribute(name: str, jobs: JobSet, now: int, indices: Sequence[int]) -> List[Any]:
     scope, _, rest = name.rpartition(".")
     if scope:
@@ -166,14 +233,25 @@ def _attribute(name: str, jobs: JobSet, now: int, indices: Sequence[int]) -> Lis
     column = jobs.column(name)
     if column is None:
         return [missing] * len(indices)
-    if isinstance(indices, range) and len(indices) == len(column):
+    values = picked(column, indices)
+    if values is column:
         values = list(column)
-    else:
-        values = [column[i] for i in indices]
-    if None in values or not jobs.plain(name):
+    kinds = jobs.kinds(name)   # from the snapshot's hints: no scan of the values
+    if kinds is not None and type(None) not in kinds:
+        return values   # plain values only (a column with kinds known is plain)
+    if kinds is not None or None in values or not jobs.plain(name):
         values = [value if type(value) in _PLAIN else
                   missing if value is None else NEEDS_AD for value in values]
     return values
+
+
+def picked(column: List[Any], indices: Sequence[int]) -> List[Any]:
+    """column[i] for i in indices, in C (the column itself when indices are all of it)."""
+    if isinstance(indices, range) and indices.step == 1:
+        if indices.start == 0 and indices.stop == len(column):
+            return column
+        return column[indices.start:indices.stop]
+    return list(map(column.__getitem__, indices))
 
 
 def _binary(op: str, left: List[Any], right: List[Any]) -> List[Any]:

@@ -11,9 +11,10 @@ and the singletons ``UNDEFINED`` and ``ERROR``.
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
+# The C module operator.py re-exports: importing operator.py costs a query tool's start
+# more than the functions taken from it.
+import _operator as operator
 import time
 
 TYPE_CHECKING = False
@@ -24,6 +25,33 @@ MAX_DEPTH = 64            # attribute references followed before giving up
 MAX_PARSE_DEPTH = 500     # the parser's frames for one expression: Python's own limit is 1000
 MAX_EVAL_DEPTH = 300      # tree levels one evaluation may stack up across attribute references
 MAX_EXPRESSION = 100_000  # characters; longer text is refused, not parsed
+
+
+def _remembered(limit: int) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """A function of one argument, its answers kept (up to `limit`, then forgotten at
+    once): functools.lru_cache's work here, without importing functools, which costs a
+    query tool's start more than the expressions it parses. Exceptions are not kept; an
+    argument that cannot be a key is answered without the cache."""
+    def wrap(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        kept: Dict[Any, Any] = {}
+
+        def remembered(argument: Any) -> Any:
+            try:
+                return kept[argument]
+            except KeyError:
+                pass
+            except TypeError:   # unhashable
+                return function(argument)
+            answer = function(argument)
+            if len(kept) >= limit:
+                kept.clear()
+            kept[argument] = answer
+            return answer
+
+        remembered.__name__ = function.__name__
+        remembered.__doc__ = function.__doc__
+        return remembered
+    return wrap
 
 
 class ClassAdError(ValueError):
@@ -327,7 +355,7 @@ def _describe(kind: str, value: Any) -> str:
     return repr(value)
 
 
-@functools.lru_cache(maxsize=4096)
+@_remembered(4096)
 def parse(text: str) -> tuple:
     """The syntax tree of text; ClassAdError when it is not an expression."""
     if not isinstance(text, str):
@@ -342,7 +370,7 @@ def parse(text: str) -> tuple:
         raise ClassAdError("expression nested too deeply")
 
 
-@functools.lru_cache(maxsize=4096)
+@_remembered(4096)
 def _tree_and_depth(text: str) -> Tuple[tuple, int]:
     tree = parse(text)
     return tree, _depth(tree)
@@ -903,7 +931,7 @@ def format_printf(fmt: str, value: Any) -> str:
     return printf_formatter(fmt)(value)
 
 
-@functools.lru_cache(maxsize=64)
+@_remembered(64)
 def printf_formatter(fmt: str) -> Callable[[Any], str]:
     """FMT read once: a function from a value to its text (condor_q prints a column of them)."""
     fmt = interpret_escapes(fmt)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections import Counter, namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
@@ -74,6 +73,7 @@ def count_by_status(job_list: Iterable[Mapping[str, Any]]) -> "Counter[int]":
 
 def count_values(statuses: Iterable[Any]) -> "Counter[int]":
     """How many of each JobStatus value (a column of them)."""
+    from collections import Counter   # here: the query tools start faster without it
     return Counter(statuses)
 
 
@@ -105,10 +105,34 @@ def current_owner() -> str:
 #
 # HTCondor's tools name jobs as `cluster`, `cluster.proc` or `owner`.
 
-class Target(namedtuple("Target", "cluster proc owner", defaults=(None, None, None))):
-    """cluster, cluster.proc or owner: which jobs a command-line target names."""
+class Target(tuple):
+    """cluster, cluster.proc or owner: which jobs a command-line target names (a tuple of
+    the three, as a named tuple would be; written out, because collections costs a query
+    tool's start more than its work)."""
 
     __slots__ = ()
+
+    def __new__(cls, cluster: Optional[int] = None, proc: Optional[int] = None,
+                owner: Optional[str] = None) -> "Target":
+        return tuple.__new__(cls, (cluster, proc, owner))
+
+    @property
+    def cluster(self) -> Optional[int]:
+        return self[0]
+
+    @property
+    def proc(self) -> Optional[int]:
+        return self[1]
+
+    @property
+    def owner(self) -> Optional[str]:
+        return self[2]
+
+    def __repr__(self) -> str:
+        return "Target(cluster=%r, proc=%r, owner=%r)" % self
+
+    def __getnewargs__(self) -> Tuple[Any, ...]:
+        return tuple(self)
 
     def matches(self, job: Mapping[str, Any]) -> bool:
         if self.owner is not None:
@@ -130,12 +154,34 @@ def parse_target(text: str) -> Target:
     raise ValueError("not a job id or user name: %r" % text[:80])
 
 
-class Request(namedtuple("Request", "action job_id reason")):
+class Request(tuple):
     """What condor_rm, condor_hold, condor_release, condor_suspend or condor_continue asks
     of one job: action is the tool's request directory (rm, hold, ...; spool.REQUEST_ACTIONS),
-    reason what the user gave with -reason (may be empty)."""
+    reason what the user gave with -reason (may be empty). A tuple of the three, as a named
+    tuple would be (see Target)."""
 
     __slots__ = ()
+
+    def __new__(cls, action: str, job_id: JobId, reason: str) -> "Request":
+        return tuple.__new__(cls, (action, job_id, reason))
+
+    @property
+    def action(self) -> str:
+        return self[0]
+
+    @property
+    def job_id(self) -> JobId:
+        return self[1]
+
+    @property
+    def reason(self) -> str:
+        return self[2]
+
+    def __repr__(self) -> str:
+        return "Request(action=%r, job_id=%r, reason=%r)" % self
+
+    def __getnewargs__(self) -> Tuple[Any, ...]:
+        return tuple(self)
 
 
 # ---------------------------------------------------------------- stored words

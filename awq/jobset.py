@@ -8,11 +8,18 @@ attribute; names are found case-insensitively, as ClassAd attributes are.
 
 from __future__ import annotations
 
+# The C module operator.py re-exports: importing operator.py costs a query tool's start
+# more than the functions taken from it.
+import _operator as operator
+from itertools import repeat
+
 from awq.snapshot import Columns, decode_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+    from awq.snapshot import IdLines
 
 
 _PLAIN = frozenset((str, int, float, bool))
@@ -118,20 +125,26 @@ class JobSet:
                 return None
         return known
 
-    def id_texts(self) -> Optional[List[str]]:
+    def id_texts(self) -> Optional[IdTexts]:
         """Each job's "C.P", when the snapshot holds them and every id is an int; None:
         make them from the ClusterId and ProcId columns."""
         if self._columns is None or "ClusterId" in self._changed or "ProcId" in self._changed:
             return None
-        texts = self._columns.id_texts()
-        if texts is None:
+        lines = self._columns.id_lines()
+        if lines is None:
             return None
+        extra = []
         for job in self._extra:
             cluster, proc = job.get("ClusterId"), job.get("ProcId")
             if type(cluster) is not int or type(proc) is not int:
                 return None
-            texts.append("%d.%d" % (cluster, proc))
-        return texts
+            extra.append("%d.%d" % (cluster, proc))
+        return IdTexts(lines, self._base, extra)
+
+    def touch(self, name: str) -> None:
+        """The caller changes the column `name` in place (its list from column()): what
+        the snapshot's hints say of it (its kinds, one value throughout) no longer holds."""
+        self._changed.add(self.resolve(name) or name)
 
     def set_value(self, index: int, name: str, value: Any) -> None:
         self._changed.add(self.resolve(name) or name)
@@ -162,3 +175,27 @@ class JobSet:
         """(ClusterId, ProcId) of every job, in order."""
         return list(zip(self.column("ClusterId") or [None] * len(self),
                         self.column("ProcId") or [None] * len(self)))
+
+
+class IdTexts:
+    """The "C.P" of the jobs of a JobSet, for a few rows at a time (see snapshot.IdLines)."""
+
+    __slots__ = ("_lines", "_base", "_extra")
+
+    def __init__(self, lines: IdLines, base: int, extra: List[str]):
+        self._lines = lines
+        self._base = base
+        self._extra = extra
+
+    def of(self, rows: Sequence[int]) -> List[str]:
+        """The texts of rows (in increasing order; quickest a range, and each call after
+        the rows of the one before)."""
+        if not rows:
+            return []
+        first, last = rows[0], rows[-1]
+        texts = self._lines.between(first, min(last + 1, self._base))
+        if last >= self._base:
+            texts += self._extra[max(first - self._base, 0):last + 1 - self._base]
+        if isinstance(rows, range) and rows.step == 1:
+            return texts
+        return list(map(texts.__getitem__, map(operator.sub, rows, repeat(first))))

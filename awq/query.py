@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import operator
+# The C module operator.py re-exports: importing operator.py costs a query tool's start
+# more than the functions taken from it.
+import _operator as operator
 import time
-from itertools import islice, repeat
+from _bisect import bisect_left
+from itertools import compress, islice, repeat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
@@ -274,17 +277,30 @@ def select_indices(selection: Selection, job_set: JobSet, now: float) -> List[in
     return adcompile.select(job_set, selection.constraints, now, indices)
 
 
-def _targeted(targets: Sequence[Target], job_set: JobSet, indices: Sequence[int]) -> List[int]:
-    """Target.matches, over columns."""
-    nothing = [None] * len(job_set)
-    owner = job_set.column("Owner") or nothing
-    cluster = job_set.column("ClusterId") or nothing
-    proc = job_set.column("ProcId") or nothing
+def _targeted(targets: Sequence[Target], job_set: JobSet,
+              indices: Sequence[int]) -> Sequence[int]:
+    """Target.matches, over columns (indices itself when every job matches)."""
     owners = {t.owner for t in targets if t.owner is not None}
     clusters = {t.cluster for t in targets if t.owner is None and t.proc is None}
     pairs = {(t.cluster, t.proc) for t in targets if t.owner is None and t.proc is not None}
-    return [i for i in indices
-            if owner[i] in owners or cluster[i] in clusters or (cluster[i], proc[i]) in pairs]
+    owner = job_set.same("Owner")
+    if owner is not None and owner[0] in owners:
+        return indices   # one owner throughout (a site's queue), and it is asked for
+    nothing = [None] * len(job_set)
+    matches = []
+    if owners:
+        matches.append(map(owners.__contains__, job_set.column("Owner") or nothing))
+    if clusters or pairs:
+        cluster = job_set.column("ClusterId") or nothing
+        if clusters:
+            matches.append(map(clusters.__contains__, cluster))
+        if pairs:
+            proc = job_set.column("ProcId") or nothing
+            matches.append(map(pairs.__contains__, zip(cluster, proc)))
+    if not matches:
+        return []
+    matched = list(matches[0]) if len(matches) == 1 else list(map(any, zip(*matches)))
+    return list(compress(indices, adcompile.picked(matched, indices)))
 
 
 def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> bool:
@@ -295,56 +311,88 @@ def _matches(ad: Mapping[str, Any], constraints: Sequence[str], now: float) -> b
 
 def render_ads(output: Output, job_list: JobList, now: float,
                indices: Optional[Sequence[int]] = None) -> str:
+    return "".join(render_ads_chunks(output, job_list, now, indices))
+
+
+def render_ads_chunks(output: Output, job_list: JobList, now: float,
+                      indices: Optional[Sequence[int]] = None) -> Iterator[str]:
+    """-format, -af, -long, -json: the text, CHUNK_ROWS ads at a time for -format and -af."""
     job_set = as_job_set(job_list)
-    if indices is None:
+    if indices is None or len(indices) == len(job_set):   # in order: every job
         indices = range(len(job_set))
     if output.json:
         import json  # only here: a query tool starts faster without it
-        return json.dumps([_json_ad(ad) for ad in job_set.ads(indices)], indent=2) + "\n"
-    if output.long:
-        return "".join("".join("%s = %s\n" % (k, classad.unparse(ad[k]))
-                               for k in sorted(ad, key=str.lower)) + "\n"
-                       for ad in job_set.ads(indices))
-    if output.formats:
-        cells = [cell for fmt, attr in output.formats
-                 for cell in _text_cells(_values(attr, job_set, now, indices),
-                                         classad.printf_formatter(fmt))]
-        return _joined(cells, len(indices))
-    return _autoformat(output, job_set, now, indices)
+        yield json.dumps([_json_ad(ad) for ad in job_set.ads(indices)], indent=2) + "\n"
+    elif output.long:
+        yield "".join("".join("%s = %s\n" % (k, classad.unparse(ad[k]))
+                              for k in sorted(ad, key=str.lower)) + "\n"
+                      for ad in job_set.ads(indices))
+    elif output.formats:
+        formatters = [(classad.printf_formatter(fmt), attr, _plain_kinds(attr, job_set))
+                      for fmt, attr in output.formats]
+        for rows in _chunks(indices):
+            yield _joined([cell for text_of, attr, kinds in formatters
+                           for cell in _text_cells(_values(attr, job_set, now, rows), text_of,
+                                                   kinds)],
+                          len(rows))
+    else:
+        yield _autoformat_header(output)
+        for rows in _chunks(indices):
+            yield _autoformat(output, job_set, now, rows)
 
 
-def _text_cells(values: List[Any], text_of: Callable[[Any], str]) -> List[List[str]]:
+def _plain_kinds(attr: str, job_set: JobSet) -> Optional[frozenset]:
+    """The types of an expression's values when it is an attribute every job holds a plain
+    value of, as the snapshot's hints say (None: scan the values)."""
+    tree = classad.parse(attr)
+    if tree[0] != "attr" or "." in tree[1]:
+        return None
+    kinds = job_set.kinds(tree[1])
+    return None if kinds is None or type(None) in kinds else kinds
+
+
+def _text_cells(values: List[Any], text_of: Callable[[Any], str],
+                kinds: Optional[frozenset] = None) -> List[List[str]]:
     """[text_of(v) for v in values] as cells to join: for a plain `%d` of integers or `%s`
     of strings (an ID, a command: a text per job) the values' own texts with the format's
     constant text before and after as cells of their own, so no string is made per job
-    but the number's; else each distinct value formatted once."""
+    but the number's; else each distinct value formatted once. kinds: the values' types,
+    when known without a scan."""
     parts = getattr(text_of, "plain_parts", None)
     if parts is not None:
         before, conversion, after = parts
-        kinds = set(map(type, values))
+        if kinds is None:
+            kinds = frozenset(map(type, values))
         if kinds == {int} and conversion == "d" or kinds == {str} and conversion == "s":
             texts = list(map(str, values)) if conversion == "d" else values
             return ([[before] * len(values)] if before else []) + [texts] \
                 + ([[after] * len(values)] if after else [])
-    return [_each_value([values], lambda row: text_of(row[0]))]
+    return [_each_value([values], lambda row: text_of(row[0]), [kinds])]
 
 
 def _joined(cells: List[List[str]], rows: int) -> str:
     """Row after row, each row's cells in order: one join, without a string per row.
     Neighbouring cells that hold one text throughout (a separator, the newline, an
-    attribute no job has) are joined once, not once per row."""
-    if rows:
-        merged: List[List[str]] = []
-        for texts in cells:
-            if merged and _constant(texts) and _constant(merged[-1]):
-                merged[-1] = [merged[-1][0] + texts[0]] * rows
-            else:
-                merged.append(texts)
-        cells = merged
-    flat: List[Any] = [None] * (len(cells) * rows)
-    for position, texts in enumerate(cells):
-        flat[position::len(cells)] = texts
-    return "".join(flat)
+    attribute no job has) are joined once, not once per row; when one cell alone varies
+    (-format "%d " ClusterId -format "%s\\n" Cmd over pilots) the constant text around
+    it is the join's separator, and no list of every cell is made."""
+    if not rows:
+        return ""
+    merged: List[List[str]] = []
+    constant: List[bool] = []
+    for texts in cells:
+        alike = _constant(texts)
+        if merged and alike and constant[-1]:
+            merged[-1] = [merged[-1][0] + texts[0]] * rows
+        else:
+            merged.append(texts)
+            constant.append(alike)
+    if constant.count(False) == 1:
+        at = constant.index(False)
+        before = merged[at - 1][0] if at else ""
+        after = merged[at + 1][0] if at + 1 < len(merged) else ""
+        return before + (after + before).join(merged[at]) + after
+    return _interleaved(merged, rows)
 
 
 def _constant(texts: List[str]) -> bool:
@@ -359,42 +407,57 @@ def _values(attr: str, job_set: JobSet, now: float, indices: Sequence[int]) -> L
 
 
 def _autoformat(output: Output, job_set: JobSet, now: float, indices: Sequence[int]) -> str:
-    """-af with HTCondor's modifiers: , t n (value separators), g (blank line between ads),
-    l (name = value), h (header), r/V (ClassAd syntax), j (job id first)."""
+    """-af's lines with HTCondor's modifiers: , t n (value separators), g (blank line
+    between ads), l (name = value), r/V (ClassAd syntax), j (job id first); h (the header)
+    is _autoformat_header's."""
     mods = output.af_modifiers
-    if "n" in mods:
-        separator = "\n"
-    else:
-        separator = "\t" if "t" in mods else (", " if "," in mods else " ")
+    separator = _af_separator(mods)
     between = "\n\n" if "g" in mods else "\n"
     text_of = classad.unparse if "r" in mods or "V" in mods else classad.format_autoformat
     columns = []
     if "j" in mods:
-        ids = job_set.ids()
-        columns.append([_id_text(*ids[i]) for i in indices])
+        columns.append(list(map(_id_text, _rows_of(job_set.column("ClusterId"), indices),
+                                _rows_of(job_set.column("ProcId"), indices))))
     for attr in output.af_attrs:
         if "l" in mods:
             named = "%s = %%s" % attr.replace("%", "%%")
             columns.append(_each_value([_values(attr, job_set, now, indices)],
                                        lambda row, named=named: named % text_of(row[0])))
         else:
-            columns.append(_af_texts(_values(attr, job_set, now, indices), text_of))
-    header = separator.join((["ID"] if "j" in mods else []) + output.af_attrs) + between \
-        if "h" in mods else ""
+            columns.append(_af_texts(_values(attr, job_set, now, indices), text_of,
+                                     _plain_kinds(attr, job_set)))
     if not columns:
-        return header + between * len(indices)
+        return between * len(indices)
     cells: List[List[str]] = []
     for column in columns:
         cells.extend((column, [separator] * len(indices)))
     cells[-1] = [between] * len(indices)
-    return header + _joined(cells, len(indices))
+    return _joined(cells, len(indices))
 
 
-def _af_texts(values: List[Any], text_of: Callable[[Any], str]) -> List[str]:
-    """-af's text of each value: strings are their own text under format_autoformat."""
-    if text_of is classad.format_autoformat and set(map(type, values)) == {str}:
+def _autoformat_header(output: Output) -> str:
+    """-af:h's header line (nothing without h)."""
+    mods = output.af_modifiers
+    if "h" not in mods:
+        return ""
+    return _af_separator(mods).join((["ID"] if "j" in mods else []) + output.af_attrs) \
+        + ("\n\n" if "g" in mods else "\n")
+
+
+def _af_separator(mods: str) -> str:
+    if "n" in mods:
+        return "\n"
+    return "\t" if "t" in mods else (", " if "," in mods else " ")
+
+
+def _af_texts(values: List[Any], text_of: Callable[[Any], str],
+              kinds: Optional[frozenset] = None) -> List[str]:
+    """-af's text of each value: strings are their own text under format_autoformat.
+    kinds: the values' types, when known without a scan."""
+    if text_of is classad.format_autoformat and \
+            (kinds if kinds is not None else set(map(type, values))) == {str}:
         return values
-    return _each_value([values], lambda row: text_of(row[0]))
+    return _each_value([values], lambda row: text_of(row[0]), [kinds])
 
 
 def _id_text(cluster: Any, proc: Any) -> str:
@@ -422,27 +485,36 @@ def _json_ad(ad: Mapping[str, Any]) -> Dict[str, Any]:
 # ---------------------------------------------------------------- condor_q
 
 def render_q(opts: QOptions, job_list: JobList, *, now: float, schedd_name: str) -> str:
+    return "".join(render_q_chunks(opts, job_list, now=now, schedd_name=schedd_name))
+
+
+def render_q_chunks(opts: QOptions, job_list: JobList, *, now: float,
+                    schedd_name: str) -> Iterator[str]:
+    """condor_q's answer, a chunk of text at a time (see CHUNK_ROWS)."""
     job_set = as_job_set(job_list)
     selected = select_indices(opts.selection, job_set, now)
     if opts.limit is not None:
         selected = selected[:opts.limit]
     if opts.output.custom():
-        return render_ads(opts.output, job_set, now, selected)
+        yield from render_ads_chunks(opts.output, job_set, now, selected)
+        return
     if opts.hold and not opts.totals:
-        return _banner(schedd_name, now) + _held_table(job_set, selected, now) + "\n" \
+        yield _banner(schedd_name, now) + _held_table(job_set, selected, now) + "\n" \
             + _totals_lines(job_set, selected, opts.selection.owners)
+        return
     if opts.selection.constraints and not opts.totals:
         # Upstream's contract, which AliEn counts with `wc -l`: one line per job, nothing else.
-        return _job_table(job_set, selected, now, header=False)
+        yield from _job_table_chunks(job_set, selected, now, header=False)
+        return
     totals = _totals_lines(job_set, selected, opts.selection.owners)
     if opts.totals:
-        return totals
+        yield totals
+        return
     header = _banner(schedd_name, now)
     if opts.batch:
-        return "".join((header, _batch_table(job_set.ads(selected), now), "\n", totals))
-    # The banner and the totals go into the table's one join: a 100,000-line table is
-    # never copied again.
-    return _job_table(job_set, selected, now, before=header, after="\n" + totals)
+        yield "".join((header, _batch_table(job_set.ads(selected), now), "\n", totals))
+        return
+    yield from _job_table_chunks(job_set, selected, now, before=header, after="\n" + totals)
 
 
 def _banner(schedd_name: str, now: float) -> str:
@@ -469,40 +541,98 @@ def _held_table(job_set: JobSet, selected: Sequence[int], now: float) -> str:
 
 def _job_table(job_set: JobSet, selected: Sequence[int], now: float, header: bool = True,
                before: str = "", after: str = "") -> str:
-    """One line per job (condor_q may print 100,000 of them), built column by column in C
-    loops: each distinct combination of the cells after the ID is formatted once, and the
-    lines are one join over the cells, without a string per line; `before` and `after`
-    (the banner, the totals) go into that join."""
-    everyone = len(selected) == len(job_set)   # selected is in order: then it is every job
+    return "".join(_job_table_chunks(job_set, selected, now, header, before, after))
 
-    def column(name: str) -> List[Any]:
-        values = job_set.column(name)
-        if values is None:
-            return [None] * len(selected)
-        return values if everyone else list(map(values.__getitem__, selected))
 
+_TABLE_HEADER = " ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n"
+_TABLE_COLUMNS = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd",
+                  "Arguments")
+
+
+def _job_table_chunks(job_set: JobSet, selected: Sequence[int], now: float,
+                      header: bool = True, before: str = "", after: str = "") -> Iterator[str]:
+    """One line per job (condor_q may print 100,000 of them), CHUNK_ROWS lines at a time,
+    each chunk built column by column in C loops: each distinct combination of the cells
+    after the ID is formatted once, and the lines are one join over the cells, without a
+    string per line. `before` and `after` (the banner, the totals) come first and last."""
+    yield before + (_TABLE_HEADER if header else "")
+    if len(selected) == len(job_set):   # selected is in order: then it is every job
+        selected = range(len(job_set))
+    # A column every job holds one value of is not read per job (nor read at all).
+    sames = [job_set.same(name) for name in _TABLE_COLUMNS]
+    kinds = [job_set.kinds(name) for name in _TABLE_COLUMNS]
+    columns = [job_set.column(name) if same is None else None
+               for name, same in zip(_TABLE_COLUMNS, sames)]
     id_texts = job_set.id_texts()
     if id_texts is None:
-        cells = _id_cells(column("ClusterId"), column("ProcId"))
-    else:
-        if not everyone:
-            id_texts = list(map(id_texts.__getitem__, selected))
-        cells = [id_texts, list(map(_ID_PADDING.get, map(len, id_texts), repeat(" ")))]
-    names = ("Owner", "QDate", "JobCurrentStartDate", "JobStatus", "JobPrio", "Cmd", "Arguments")
-    # A column every job holds one value of is not read per job (nor read at all).
-    sames = [job_set.same(name) for name in names]
-    rest = [column(name) if same is None else same * len(selected)
-            for name, same in zip(names, sames)]
-    cells.append(_each_value(rest, lambda key: _rest_of_line(key, now),
-                             [job_set.kinds(name) for name in names], sames))
-    width, rows = len(cells), len(selected)
-    flat: List[Any] = [None] * (2 + width * rows + 1)
-    flat[0] = before
-    flat[1] = " ID          OWNER            SUBMITTED     RUN_TIME ST PRI SIZE  CMD\n" \
-        if header else ""
+        clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
+    one_proc = job_set.same("ProcId") is not None
+    kept: Dict[Any, Any] = {}   # the texts of lines, across chunks
+    rest_of_line = _LinesOfOneTable(now)
+    padded_rest_of_line = _LinesOfOneTable(now, padded=True)
+
+    for rows in _chunks(selected, by_span=id_texts is not None):
+        rest = [_rows_of(column, rows) if same is None else same * len(rows)
+                for column, same in zip(columns, sames)]
+        if id_texts is None:
+            cells = _id_cells(_rows_of(clusters, rows), _rows_of(procs, rows))
+            cells.append(_each_value(rest, rest_of_line, kinds, sames))
+        else:
+            # The spaces after the ID go with the rest of the line: one cell, keyed by the
+            # ID's length too (one length throughout most chunks).
+            texts = id_texts.of(rows)
+            length = len(texts[0])
+            if one_proc and length == len(texts[-1]) and texts[0][0] != "-":
+                # IDs in order, all of one proc: the clusters' texts grow in length, so
+                # the first and the last are as long as every one between.
+                lengths, same_length = [length] * len(texts), (length,)
+            else:
+                lengths, same_length = list(map(len, texts)), None
+            cells = [texts, _each_value([lengths] + rest, padded_rest_of_line,
+                                        [_INT] + kinds, [same_length] + sames, kept)]
+        yield _interleaved(cells, len(rows))
+    yield after
+
+
+_INT = frozenset((int,))
+
+
+# Lines (or -format/-af rows) made and written at a time. A query tool's answer is never
+# one string (nor one encoded copy of it): the pages a fresh process touches for the first
+# time cost it more than the text on them, and chunk after chunk reuses the same memory.
+CHUNK_ROWS = 2048
+
+
+def _chunks(selected: Sequence[int], by_span: bool = False) -> Iterator[Sequence[int]]:
+    """selected (in order) CHUNK_ROWS at a time: ranges when it is a range. by_span: a
+    chunk of some jobs spans at most CHUNK_ROWS jobs (the table's ID texts are split for
+    every job a chunk spans)."""
+    if not by_span or isinstance(selected, range):
+        for start in range(0, len(selected), CHUNK_ROWS):
+            yield selected[start:start + CHUNK_ROWS]
+        return
+    start = 0
+    while start < len(selected):
+        stop = bisect_left(selected, selected[start] + CHUNK_ROWS, start)
+        yield selected[start:stop]
+        start = stop
+
+
+def _rows_of(values: Optional[List[Any]], rows: Sequence[int]) -> List[Any]:
+    """values[i] for i in rows (None: a column no job has)."""
+    if values is None:
+        return [None] * len(rows)
+    if isinstance(rows, range) and rows.step == 1:
+        return values[rows.start:rows.stop]
+    return list(map(values.__getitem__, rows))
+
+
+def _interleaved(cells: List[List[str]], rows: int) -> str:
+    """Row after row, each row's cells in order, in one join."""
+    width = len(cells)
+    flat: List[Any] = [None] * (width * rows)
     for position, texts in enumerate(cells):
-        flat[2 + position:2 + width * rows:width] = texts
-    flat[-1] = after
+        flat[position::width] = texts
     return "".join(flat)
 
 
@@ -535,12 +665,63 @@ def _id_cells(clusters: List[Any], procs: List[Any]) -> List[List[str]]:
 def _rest_of_line(key: Tuple[Any, ...], now: float) -> str:
     """The cells after a job's ID: OWNER SUBMITTED RUN_TIME ST PRI SIZE CMD."""
     owner, qdate, start, status, prio, cmd, arguments = key
+    return _line_head(owner, qdate, now) + _line_run_time(start, status, now) \
+        + _line_tail(status, prio, cmd, arguments)
+
+
+def _line_head(owner: Any, qdate: Any, now: float) -> str:
+    return "%-14s %11s " % (_printable(_text(owner)[:14]), _date(qdate, now))
+
+
+def _line_run_time(start: Any, status: Any, now: float) -> str:
+    return "%12s" % _run_time(status, start if status == JobStatus.RUNNING else None, now)
+
+
+def _line_tail(status: Any, prio: Any, cmd: Any, arguments: Any) -> str:
     command = (_text(cmd).rsplit("/", 1)[-1] + " "
                + (arguments if type(arguments) is str else str(arguments or ""))).strip()[:60]
-    return "%-14s %11s %12s %-2s %-3s 0.0   %s\n" % (
-        _printable(_text(owner)[:14]), _date(qdate, now),
-        _run_time(status, start if status == JobStatus.RUNNING else None, now),
-        jobs.status_letter(status), 0 if prio is None else prio, _printable(command))
+    return " %-2s %-3s 0.0   %s\n" % (jobs.status_letter(status), 0 if prio is None else prio,
+                                       _printable(command))
+
+
+class _LinesOfOneTable:
+    """_rest_of_line for the rows of one table: the cells before and after RUN_TIME are
+    made once per distinct value of what they show (with its type: 1, 1.0 and true print
+    apart), so a queue whose running jobs started at thousands of different times formats
+    little more than their run times. padded: each key starts with the length of the
+    row's ID, and the text with the spaces after the ID."""
+
+    def __init__(self, now: float, padded: bool = False):
+        self._now = now
+        self._padded = padded
+        self._heads: Dict[Tuple[Any, ...], str] = {}
+        self._tails: Dict[Tuple[Any, ...], str] = {}
+
+    def __call__(self, key: Tuple[Any, ...]) -> str:
+        if self._padded:
+            length, owner, qdate, start, status, prio, cmd, arguments = key
+            padding = _ID_PADDING.get(length, " ")
+        else:
+            owner, qdate, start, status, prio, cmd, arguments = key
+            padding = ""
+        try:
+            head = self._heads.get((type(owner), owner, type(qdate), qdate))
+            if head is None:
+                head = self._heads[(type(owner), owner, type(qdate), qdate)] = \
+                    _line_head(owner, qdate, self._now)
+            tail_key = (type(status), status, type(prio), prio, type(cmd), cmd,
+                        type(arguments), arguments)
+            tail = self._tails.get(tail_key)
+            if tail is None:
+                tail = self._tails[tail_key] = _line_tail(status, prio, cmd, arguments)
+        except TypeError:   # a value that is no key (a list)
+            return padding + _rest_of_line(key[1:] if self._padded else key, self._now)
+        # _line_run_time's text, written out: this runs once per running job that started
+        # at a time of its own.
+        seconds = 0
+        if status == JobStatus.RUNNING and isinstance(start, int):
+            seconds = max(0, int(self._now) - start)
+        return "%s%s%12s%s" % (padding, head, _duration(seconds), tail)
 
 
 _NUMBER_KINDS = frozenset((bool, int, float))
@@ -548,29 +729,29 @@ _NUMBER_KINDS = frozenset((bool, int, float))
 
 def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], str],
                 known_kinds: Optional[Sequence[Optional[frozenset]]] = None,
-                known_same: Optional[Sequence[Optional[Tuple[Any]]]] = None) -> List[str]:
+                known_same: Optional[Sequence[Optional[Tuple[Any]]]] = None,
+                kept: Optional[Dict[Any, Any]] = None) -> List[str]:
     """[text_of(row) for row in zip(*columns)], computing each distinct row's text once.
     Only the columns that vary make a row's key: a column holding one value throughout
     (the owner, the command of a queue of pilots) costs one pass, not a tuple slot per job.
     known_kinds: per column, the types its values may have (None: scan it); known_same:
-    per column, (value,) when every entry is known to be that value (None: scan it)."""
-    rows = zip(*columns)
+    per column, (value,) when every entry is known to be that value (None: scan it);
+    kept: texts made by earlier calls for the same columns (a table's chunks), used when
+    every column's kinds are known (a kind scanned in one chunk may differ in the next)."""
+    count = len(columns[0]) if columns else 0
+    if count == 0:
+        return []
     kinds = set()
     for position, values in enumerate(columns):
         known = known_kinds[position] if known_kinds else None
         kinds.update(map(type, values) if known is None else known)
-    if len(kinds & _NUMBER_KINDS) > 1:
-        # True == 1 == 1.0: values of different kinds must not share one text.
-        return list(map(text_of, rows))
-    try:
-        distinct = [set(values) if not known_same or known_same[position] is None
-                    else set(known_same[position]) for position, values in enumerate(columns)]
-    except TypeError:                       # an unhashable value (a list)
-        return list(map(text_of, rows))
-    count = len(columns[0]) if columns else 0
-    if count == 0:
-        return []
-    varying = [position for position, values in enumerate(distinct) if len(values) > 1]
+    if len(kinds & _NUMBER_KINDS) > 1 or list in kinds:
+        # True == 1 == 1.0: values of different kinds must not share one text; nor may a
+        # list and another equal to it ([1] == [1.0]), and a list is no key.
+        return list(map(text_of, zip(*columns)))
+    varying = [position for position, values in enumerate(columns)
+               if (not known_same or known_same[position] is None)
+               and (values[0] != values[-1] or values.count(values[0]) != count)]
     row = [values[0] for values in columns]
 
     def text_with(key: Tuple[Any, ...]) -> str:
@@ -580,13 +761,34 @@ def _each_value(columns: List[List[Any]], text_of: Callable[[Tuple[Any, ...]], s
 
     if not varying:
         return [text_of(tuple(row))] * count
-    if len(varying) == 1:
-        keys = columns[varying[0]]
-        texts = {value: text_with((value,)) for value in distinct[varying[0]]}
-        return list(map(texts.__getitem__, keys))
-    keyed = [columns[position] for position in varying]
-    texts = {key: text_with(key) for key in set(zip(*keyed))}
-    return list(map(texts.__getitem__, zip(*keyed)))
+    try:
+        if len(varying) == 1:
+            texts = _Texts(lambda value: text_with((value,)))
+        else:
+            texts = _Texts(text_with)
+        if kept is not None and known_kinds and None not in known_kinds:
+            # The texts depend on which columns vary and on the others' one value.
+            texts = kept.setdefault((tuple(varying), tuple(
+                value for position, value in enumerate(row) if position not in varying)), texts)
+        if len(varying) == 1:
+            return list(map(texts.__getitem__, columns[varying[0]]))
+        return list(map(texts.__getitem__, zip(*[columns[at] for at in varying])))
+    except TypeError:   # a value that is no key
+        return list(map(text_of, zip(*columns)))
+
+
+class _Texts(dict):
+    """Texts by key, each made when first asked for (the lookups stay in C)."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[Any], str]):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: Any) -> str:
+        text = self[key] = self._make(key)
+        return text
 
 
 def _text(value: Any) -> str:
@@ -641,13 +843,26 @@ def _statuses(job_set: JobSet, indices: Optional[Sequence[int]] = None) -> List[
     return column if indices is None else [column[i] for i in indices]
 
 
+_STATUSES_COUNTED = (JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
+                     JobStatus.HELD, JobStatus.SUSPENDED)
+
+
 def _counts(statuses: Sequence[Any]) -> str:
-    # list.count compares as Counter's keys do (1 == 1.0 == True), in C, without a dict.
-    counted = statuses if isinstance(statuses, list) else list(statuses)
+    by_status = _count_statuses(statuses)
     return ("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended"
-            % ((len(statuses),) + tuple(counted.count(s) for s in (
-                JobStatus.COMPLETED, JobStatus.REMOVED, JobStatus.IDLE, JobStatus.RUNNING,
-                JobStatus.HELD, JobStatus.SUSPENDED))))
+            % ((len(statuses),) + tuple(map(by_status.__getitem__, _STATUSES_COUNTED))))
+
+
+def _count_statuses(statuses: Sequence[Any]) -> Dict[int, int]:
+    """How many of the statuses are each of _STATUSES_COUNTED."""
+    counted = statuses if isinstance(statuses, list) else list(statuses)
+    try:
+        # Statuses are small integers: as bytes, each is counted at memory speed. Only
+        # integers (and booleans) 0-255 convert, and those compare as list.count's do.
+        counted = bytes(counted)
+    except (TypeError, ValueError):
+        pass   # list.count compares as Counter's keys do (1 == 1.0 == True), in C
+    return {status: counted.count(status) for status in _STATUSES_COUNTED}
 
 
 def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str]) -> str:
@@ -656,7 +871,8 @@ def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str
                                     else _counts(_statuses(job_set, selected)))]
     for owner in owners:
         mine = _targeted([Target(owner=owner)], job_set, range(len(job_set)))
-        lines.append("Total for %s: %s" % (owner, _counts(_statuses(job_set, mine))))
+        lines.append("Total for %s: %s" % (owner, everything if len(mine) == len(job_set)
+                                           else _counts(_statuses(job_set, mine))))
     lines.append("Total for all users: " + everything)
     return "".join(line + "\n" for line in lines)
 
@@ -665,7 +881,7 @@ def _totals_lines(job_set: JobSet, selected: Sequence[int], owners: Sequence[str
 
 def schedd_ad(job_list: JobList, schedd_name: str) -> Dict[str, Any]:
     job_set = as_job_set(job_list)
-    by_status = jobs.count_values(_statuses(job_set))
+    by_status = _count_statuses(_statuses(job_set))
     return {"MyType": "Scheduler", "Name": schedd_name, "Machine": schedd_name,
             "TotalRunningJobs": by_status[JobStatus.RUNNING],
             "TotalIdleJobs": by_status[JobStatus.IDLE], "TotalHeldJobs": by_status[JobStatus.HELD],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import List, Optional, Set, Tuple
+    from typing import Iterable, List, Optional, Set, Tuple
 
     from awq.jobs import JobId
     from awq.snapshot import Columns
@@ -85,22 +85,35 @@ def read_queue_view(spool: Spool) -> QueueView:
 def _show_removed(job_set: JobSet, removals: Set[str]) -> None:
     """Jobs with a removal waiting (removals: their "C.P") show as removed (X), as HTCondor
     shows them until they leave; a job that finished meanwhile keeps its state.
-    condor_rm -all names every job: the jobs are found in C, not looked up one by one."""
-    clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
-    if clusters is not None and procs is not None \
-            and set(map(type, clusters)) | set(map(type, procs)) == {int}:
-        texts = map("%d.%d".__mod__, zip(clusters, procs))
+    condor_rm -all names every job: the jobs are found in C, not looked up one by one, by
+    the snapshot's own ID texts when it has them."""
+    id_texts = job_set.id_texts()
+    if id_texts is not None:
+        texts: Iterable[Optional[str]] = id_texts.of(range(len(job_set)))
     else:
-        texts = (jobs.format_job_id(jid) if set(map(type, jid)) == {int} else None
-                 for jid in job_set.ids())
+        clusters, procs = job_set.column("ClusterId"), job_set.column("ProcId")
+        if clusters is not None and procs is not None \
+                and set(map(type, clusters)) | set(map(type, procs)) == {int}:
+            texts = map("%d.%d".__mod__, zip(clusters, procs))
+        else:
+            texts = (jobs.format_job_id(jid) if set(map(type, jid)) == {int} else None
+                     for jid in job_set.ids())
     named = list(compress(range(len(job_set)), map(removals.__contains__, texts)))
+    if not named:
+        return
     status = job_set.column("JobStatus")
     removed = int(jobs.JobStatus.REMOVED)
-    for index in named:
-        if status is None:
+    if status is None:
+        for index in named:
             job_set.set_value(index, "JobStatus", removed)
-            status = job_set.column("JobStatus")
-        elif status[index] not in jobs.FINAL_STATES:
+        return
+    job_set.touch("JobStatus")   # changed in place: the snapshot's hints of it no longer hold
+    final = jobs.FINAL_STATES
+    if len(named) == len(status):
+        status[:] = [value if value in final else removed for value in status]
+        return
+    for index in named:
+        if status[index] not in final:
             status[index] = removed
 
 

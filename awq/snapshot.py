@@ -33,14 +33,41 @@ Format 2 (one pickle, the columns' pickles in its "data" entry) and format 1
 from __future__ import annotations
 
 import io
-import operator
+# The C module operator.py re-exports: importing operator.py costs a query tool's start
+# more than the functions taken from it.
+import _operator as operator
+import sys
 
 from awq import classad
 
-try:
-    import _pickle as _pickle_impl
-except ImportError:  # not CPython
-    import pickle as _pickle_impl  # type: ignore[no-redef]
+
+def _import_pickle() -> Any:
+    """The C pickle module. Its start imports functools (and so collections) for one name,
+    functools.partial, which is _functools.partial: a stand-in module holding that one
+    name is what _pickle finds while it starts, and functools is left to import for real
+    for whoever asks for it next: those imports cost a query tool's start more than its
+    work."""
+    try:
+        import _functools
+    except ImportError:   # not CPython
+        _functools = None
+    stand_in = None
+    if _functools is not None and "functools" not in sys.modules:
+        stand_in = type(sys)("functools")
+        stand_in.partial = _functools.partial
+        sys.modules["functools"] = stand_in
+    try:
+        import _pickle
+        return _pickle
+    except ImportError:   # not CPython
+        import pickle
+        return pickle
+    finally:
+        if stand_in is not None and sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+
+
+_pickle_impl = _import_pickle()
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -227,6 +254,7 @@ class Columns:
         self._kinds: Dict[str, frozenset] = {}
         self._same: Dict[str, Any] = {}
         self._id_span: Optional[Tuple[int, int]] = None   # where id_texts are
+        self._id_lines: Optional[IdLines] = None
         hints = outer.get("hints")
         if read_at is not None and isinstance(hints, dict):
             self._read_hints(hints, int(outer["body"]))
@@ -260,18 +288,27 @@ class Columns:
 
     def id_texts(self) -> Optional[List[str]]:
         """Each job's "C.P" (its ClusterId and ProcId), when the writer stored them."""
+        lines = self.id_lines()
+        return None if lines is None else lines.between(0, self.count)
+
+    def id_lines(self) -> Optional[IdLines]:
+        """The jobs' "C.P" texts, handed out a few rows at a time (see IdLines), when the
+        writer stored them."""
         if self._id_span is None:
             return None
+        if self._id_lines is None:
+            self._id_lines = self._read_id_lines()
+        return self._id_lines
+
+    def _read_id_lines(self) -> IdLines:
         try:
             texts = _loads(self._read_at(*self._id_span))
         except Exception as err:  # whatever a damaged pickle raises
             raise SnapshotError("the job table snapshot's job ids are unreadable: %s" % err)
-        if not isinstance(texts, str):
+        if not isinstance(texts, str) or \
+                (texts.count("\n") + 1 if self.count else len(texts)) != self.count:
             raise SnapshotError("the job table snapshot's job ids are damaged")
-        split = texts.split("\n") if self.count else []
-        if len(split) != self.count:
-            raise SnapshotError("the job table snapshot's job ids are damaged")
-        return split
+        return IdLines(texts, self.count)
 
     @property
     def names(self) -> List[str]:
@@ -326,6 +363,50 @@ class Columns:
                  if key not in ("count", "columns", "body", "hints")}
         state["jobs"] = self.jobs()
         return state
+
+
+class IdLines:
+    """The snapshot's "C.P" lines, split a range of rows at a time, in order: condor_q's
+    table takes them a chunk at a time and never holds a string per job for the whole
+    queue (every page a query tool touches for the first time costs it more than the
+    text on it)."""
+
+    __slots__ = ("_text", "_count", "_row", "_at", "_width")
+
+    def __init__(self, text: str, count: int):
+        self._text = text
+        self._count = count
+        self._row = 0      # the next row's line starts at self._at
+        self._at = 0
+        self._width = len(text) // count + 2 if count else 1   # a line's length, and some
+
+    def between(self, start: int, stop: int) -> List[str]:
+        """The lines of rows start (included) to stop (excluded); quickest when each call
+        starts where the one before stopped."""
+        stop = min(stop, self._count)
+        if start >= stop:
+            return []
+        if start < self._row:
+            self._row = self._at = 0
+        if start > self._row:
+            self._take(start - self._row)
+        return self._take(stop - start)
+
+    def _take(self, rows: int) -> List[str]:
+        text, at = self._text, self._at
+        window = rows * self._width
+        while True:
+            part = text[at:at + window]
+            lines = part.split("\n", rows)
+            if len(lines) > rows:
+                self._at = at + len(part) - len(lines.pop())   # the rest, after the rows
+                break
+            if at + window >= len(text):
+                self._at = len(text) + 1   # past the last line's (missing) newline
+                break
+            window *= 2   # a line longer than most: look further
+        self._row += len(lines)
+        return lines
 
 
 def open_columns(data: bytes) -> Columns:

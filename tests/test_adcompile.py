@@ -141,6 +141,25 @@ def test_an_expression_of_one_attribute_answered_per_distinct_value_is_the_gener
                     for index, have in zip(indices, got):
                         assert same(expected[index], have), (text, ads[index], have)
                         checked += 1
-                    assert adcompile.select(job_set, [text], NOW, indices) == \
+                    assert list(adcompile.select(job_set, [text], NOW, indices)) == \
                         [i for i in indices if classad.is_true(expected[i])], text
     assert checked == 3 * 2 * 300 * (80 + 30)
+
+
+def test_a_constraint_every_job_meets_keeps_the_indices_themselves():
+    """No list is made for a constraint every job meets (condor_q's `JobStatus==1 ||
+    JobStatus==2` over an active queue); one that reads no attribute is evaluated once,
+    true or false for every job alike."""
+    ads = [{"ClusterId": c, "ProcId": 0, "JobStatus": 1 + c % 2} for c in range(1, 41)]
+    job_set = JobSet.from_ads(ads)
+    every = range(len(ads))
+    for text in ("JobStatus == 1 || JobStatus == 2", "1 || 2", "true", "7", "JobStatus < 3",
+                 "Nobody =?= undefined"):
+        assert adcompile.select(job_set, [text], NOW, every) is every, text
+    for text in ("false", "0", "1 / 0", "undefined", "Nobody", "Nobody == 1", '"yes"'):
+        assert list(adcompile.select(job_set, [text], NOW, every)) == [], text
+    assert list(adcompile.select(job_set, ["JobStatus == 2"], NOW, every)) == \
+        [i for i, ad in enumerate(ads) if ad["JobStatus"] == 2]
+    some = [1, 4, 5, 30]
+    assert list(adcompile.select(job_set, ["JobStatus == 2", "2 > 1"], NOW, some)) == \
+        [i for i in some if ads[i]["JobStatus"] == 2]

@@ -241,3 +241,109 @@ def test_each_value_with_what_is_known_of_the_columns_is_each_rows_own_text():
         text_of = lambda row: repr([(type(v).__name__, v) for v in row])   # noqa: E731
         assert query._each_value(columns, text_of, kinds, sames) == \
             [text_of(r) for r in zip(*columns)]
+
+
+CHUNKED_FORMS = [[], ["-constraint", "JobStatus==1 || JobStatus==2"], ["-const", "JobStatus==1"],
+                 ["-totals"], ["alice", "-totals"], ["-limit", "7"], ["-hold"], ["-batch"],
+                 ["-format", "%d ", "ClusterId", "-format", "HoldReason=%s ", "HoldReasonCode",
+                  "-format", "%s \\n", "Cmd"], ["-format", "%s|", "Owner"],
+                 ["-const", "JobStatus < 3", "-af", "JobStatus", "GridResource"],
+                 ["-af:jh", "ClusterId", "Cmd"], ["-af:lg,", "Owner", "JobPrio"],
+                 ["-af:tV", "Owner", "JobStatus"], ["-af:nj", "Cmd"], ["-l", "-limit", "3"],
+                 ["-json", "-const", "JobStatus == 2"], ["2", "alice", "-af", "ClusterId"],
+                 ["-format", "%d|", "JobPrio", "-format", "%s\\n", "ClusterId"],
+                 ["-af", "JobPrio", "Cmd", "JobCurrentStartDate"], ["-const", "1 || 2"]]
+
+
+def random_queue(rng, size):
+    pools = {"Owner": ["alice", "bob"], "JobStatus": [1, 2, 2, 5], "ProcId": [0, 0, 3],
+             "JobCurrentStartDate": [None, NOW - 3661, NOW - 5], "JobPrio": [0, 5, 1.0, True],
+             "Cmd": ["/bin/true", "/a/agent.sh"], "HoldReasonCode": [None, 12],
+             "GridResource": [None, "condor ce ce:9619"]}
+    constant = {name: rng.choice(pool) for name, pool in pools.items() if rng.random() < 0.4}
+    ads = []
+    for cluster in sorted(rng.sample(range(1, 10 ** rng.randint(2, 6)), size)):
+        ad = {"ClusterId": cluster, "QDate": NOW - 60, "Arguments": ""}
+        for name, pool in pools.items():
+            value = constant[name] if name in constant else rng.choice(pool)
+            if value is not None:
+                ad[name] = value
+        ads.append(ad)
+    return ads
+
+
+def test_an_answer_made_a_chunk_at_a_time_is_the_answer_made_at_once(monkeypatch):
+    """condor_q's answer, CHUNK_ROWS lines at a time, from the snapshot's columns and
+    hints and from plain ads, is the text made in one piece, for chunks of any size."""
+    import random
+    from awq import snapshot
+    from awq.jobset import JobSet
+    rng = random.Random(2048)
+    for _ in range(40):
+        ads = random_queue(rng, rng.randint(0, 40))
+        table = {(ad["ClusterId"], ad["ProcId"]): ad for ad in ads}
+        ads = [table[jid] for jid in sorted(table)]
+        columns = snapshot.open_columns(snapshot.encode({"jobs": table}))
+        for argv in CHUNKED_FORMS:
+            opts = query.parse_q_args(argv)
+            monkeypatch.setattr(query, "CHUNK_ROWS", 10 ** 9)
+            whole = query.render_q(opts, ads, now=NOW, schedd_name="s")
+            for rows in (1, 2, 5, 16):
+                monkeypatch.setattr(query, "CHUNK_ROWS", rows)
+                for job_list in (ads, JobSet(columns), JobSet(columns, [])):
+                    assert query.render_q(opts, job_list, now=NOW, schedd_name="s") == whole, \
+                        (argv, rows, ads)
+
+
+def test_totals_count_statuses_of_every_kind_as_a_list_counts_them():
+    for statuses in ([1, 2, 2, 5], [], [1, True, 1.0, 2], [1, None, 3], [300, 1, -1, 4],
+                     [7, 7, 6, 4, 3, 0, 255]):
+        want = "%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended" \
+            % ((len(statuses),) + tuple(statuses.count(s) for s in (4, 3, 1, 2, 5, 7)))
+        assert query._counts(statuses) == want, statuses
+
+
+def test_targets_over_columns_are_target_matches():
+    import random
+    from awq import jobs
+    rng = random.Random(99)
+    for _ in range(200):
+        ads = [{"ClusterId": rng.choice([1, 2, 3, "x"]), "ProcId": rng.choice([0, 1, None]),
+                "Owner": rng.choice(["alice", "bob", None, 7])} for _ in range(rng.randint(0, 12))]
+        ads = [{k: v for k, v in ad.items() if v is not None} for ad in ads]
+        targets = [rng.choice([jobs.Target(owner="alice"), jobs.Target(owner="carol"),
+                               jobs.Target(cluster=2), jobs.Target(cluster=3, proc=1)])
+                   for _ in range(rng.randint(1, 3))]
+        indices = sorted(rng.sample(range(len(ads)), rng.randint(0, len(ads))))
+        job_set = query.as_job_set(ads)
+        assert list(query._targeted(targets, job_set, indices)) == \
+            [i for i in indices if any(t.matches(ads[i]) for t in targets)], (ads, targets)
+
+
+def test_write_out_puts_the_chunks_on_the_descriptor_as_the_stream_would(tmp_path, monkeypatch):
+    from awq.cli import common
+    path = tmp_path / "out"
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as stream:
+        monkeypatch.setattr("sys.stdout", stream)
+        stream.write("first ")   # through the stream before: it comes first
+        common.write_out(iter(["a\n", "", "é\udcff\n" * 3]))
+        common.write_out("last\n")
+    assert path.read_bytes() == b"first a\n" + b"\xc3\xa9\xff\n" * 3 + b"last\n"
+
+
+def test_lines_of_one_table_are_each_rows_own_text():
+    """The table's line texts, their parts kept by value and type across rows, are what
+    formatting each row alone gives: 1, 1.0 and true print apart, lists are no key."""
+    import random
+    rng = random.Random(64)
+    pools = [["alice", "bob", None, 7], [NOW - 60, 1.0 * (NOW - 60), None, True],
+             [None, NOW - 3661, NOW - 5, 1.5], [1, 2, 2.0, True, 5, None],
+             [0, 1, 1.0, True, None, -3], ["/bin/true", "/a/b/agent.sh", None, [1]],
+             ["", "-a b", None, 3, [2]]]
+    lines, padded = query._LinesOfOneTable(NOW), query._LinesOfOneTable(NOW, padded=True)
+    for _ in range(3000):
+        key = tuple(rng.choice(pool) for pool in pools)
+        assert lines(key) == query._rest_of_line(key, NOW), key
+        length = rng.choice([3, 7, 12, 13, 20])
+        assert padded((length,) + key) == \
+            " " * max(1, 13 - length) + query._rest_of_line(key, NOW), key

@@ -262,3 +262,25 @@ def test_property_condor_q_counts_every_accepted_job_whatever_the_order(data):
         seen = view_ids(interposed_spool(spool, hook))
         assert before - finished <= seen
         assert seen <= accepted
+
+
+@pytest.mark.parametrize("statuses", [[1] * 6, [1, 2, 1, 2, 4, 1], [2] * 6])
+@pytest.mark.parametrize("removing", [[(3, 0)], "all"])
+def test_a_removal_waiting_shows_in_every_form_as_in_the_jobs_themselves(spool, statuses,
+                                                                         removing):
+    """A job shown removed (X) while its removal waits is removed in the table too, when
+    the snapshot's hints said one status throughout (they no longer hold), for one job
+    and for condor_rm -all's batch."""
+    from awq import query
+    table = {(c, 0): job(c, JobStatus=status) for c, status in enumerate(statuses, 1)}
+    spool.published.write_snapshot({"jobs": table})
+    spool.requests.leave("rm", sorted(table) if removing == "all" else removing)
+    view = read_queue_view(spool)
+    ads = [dict(table[jid]) for jid in sorted(table)]
+    for ad in ads:
+        if (removing == "all" or (ad["ClusterId"], 0) in removing) and ad["JobStatus"] != 4:
+            ad["JobStatus"] = 3
+    for argv in ([], ["-totals"], ["-constraint", "JobStatus == 3"], ["-af", "JobStatus"]):
+        opts = query.parse_q_args(argv)
+        assert query.render_q(opts, view.jobs, now=1e9, schedd_name="s") == \
+            query.render_q(opts, ads, now=1e9, schedd_name="s"), argv

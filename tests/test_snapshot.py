@@ -175,3 +175,36 @@ def test_hints_not_as_written_are_ignored(hints):
     assert columns.kinds("JobStatus") is None and columns.same("ProcId") is None
     assert columns.id_texts() is None
     assert columns.state()["jobs"] == table()
+
+
+def test_id_lines_between_any_rows_are_the_split_lines():
+    """IdLines hands out the same texts as splitting the whole string, for ranges in order
+    (condor_q's chunks), backwards, skipping ahead, past the end, and lines much longer
+    than the others (its window grows)."""
+    import random
+    rng = random.Random(7)
+    for _ in range(200):
+        texts = ["%d.%d" % (rng.choice([1, 22, 10 ** rng.randint(0, 14)]), rng.randint(0, 99))
+                 for _ in range(rng.randint(1, 60))]
+        lines = snapshot.IdLines("\n".join(texts), len(texts))
+        for _ in range(10):
+            start = rng.randint(0, len(texts) + 2)
+            stop = start + rng.randint(0, 20)
+            assert lines.between(start, stop) == texts[start:stop], (texts, start, stop)
+        assert snapshot.IdLines("\n".join(texts), len(texts)).between(0, len(texts)) == texts
+
+
+def test_job_id_texts_that_are_not_one_a_job_are_damaged():
+    jobs = {(c, 0): {"ClusterId": c, "ProcId": 0} for c in (1, 2, 3)}
+    data = snapshot.encode({"jobs": jobs})
+    header = pickle.loads(data)
+    end = len(data) - header["body"]
+    offset, length = header["hints"]["id_texts"]
+    body = bytearray(data[end:])
+    wrong = pickle.dumps("1.0\n2.0", snapshot.PROTOCOL)   # two lines for three jobs
+    body[offset:offset + length] = wrong
+    header["hints"]["id_texts"] = [offset, len(wrong)]
+    header["body"] = len(body)
+    columns = snapshot.open_columns(pickle.dumps(header, snapshot.PROTOCOL) + bytes(body))
+    with pytest.raises(snapshot.SnapshotError):
+        columns.id_lines()

@@ -8,7 +8,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # importing typing costs a query tool more than its work
-    from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
+    from typing import Any, Callable, Iterable, List, NoReturn, Optional, Sequence, Tuple, Union
 
 from awq import __version__
 from awq.jobset import JobSet
@@ -151,13 +151,34 @@ def check_schedd_name(name: Optional[str]) -> None:
 
 
 def run_query(argv: List[str], parse: Callable[[List[str]], Any], usage: str,
-              render: Callable[..., str], what: str) -> int:
-    """condor_q and condor_status: parse, answer -help, check the schedd, print the live queue."""
+              render: Callable[..., Union[str, Iterable[str]]], what: str) -> int:
+    """condor_q and condor_status: parse, answer -help, check the schedd, print the live
+    queue (render gives the text, or its chunks)."""
     options = parse(argv)
     if options.help:
         sys.stdout.write(usage)
         return 0
     check_schedd_name(options.name)
     job_list, now = load_live_queue(what)
-    sys.stdout.write(render(options, job_list, now=now, schedd_name=schedd_name()))
+    write_out(render(options, job_list, now=now, schedd_name=schedd_name()))
     return 0
+
+
+def write_out(text: Union[str, Iterable[str]]) -> None:
+    """text (or its chunks, in order) on standard output, each chunk encoded as the stream
+    would and written to its descriptor at once: a large answer goes out as it is made,
+    without the text layer's copy of it."""
+    chunks = (text,) if isinstance(text, str) else text
+    stream = sys.stdout
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):   # not a file (a test's capture)
+        for chunk in chunks:
+            stream.write(chunk)
+        return
+    stream.flush()   # what was written through the stream comes first
+    encoding, errors = stream.encoding, stream.errors
+    for chunk in chunks:
+        data = memoryview(chunk.encode(encoding, errors))
+        while data:
+            data = data[os.write(fd, data):]

@@ -39,9 +39,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from awq import periodic
 from benchmarks import report
 from benchmarks.harness import (CLK_TCK, PYTHON, REPO, YARDSTICK_TEXT, BenchError, Cluster,
-                                Master, Ours, Processes, _children_of, cpu_seconds, figure, machine, read_stat,
-                                rss_mb, run_bounded, summarize, time_command, unsupported,
-                                wait_for_count, wait_until)
+                                Master, Ours, Processes, _children_of, cpu_seconds, figure,
+                                machine, read_stat, rss_mb, run_bounded, summarize, time_command,
+                                unsupported, wait_for_count, wait_until)
 from benchmarks.scenarios import (Pilots, _pilots_that_fit, _queue_jobs, _submit_many,
                                   _wait_submitters, _workers_connected, _workers_now,
                                   _written_since)

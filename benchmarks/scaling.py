@@ -60,6 +60,7 @@ SUBMITTERS = 4              # condor_submit loops that share the descriptions of
 # s of 1 s samples while the pilots run: the period of the master's slowest duty (the
 # periodic expressions), so each window holds every duty alike.
 WINDOW = periodic.INTERVAL
+SETTLE = periodic.INTERVAL  # s from all running to the window: the slowest duty's period
 VALIDATE_WINDOWS = 5        # windows at a --validate point: the median and spread of 5 means
 QUICK_WINDOW = 5.0
 REFILLS = 10                # pilots finished one at a time to time their refill
@@ -504,6 +505,11 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
             "a live process" if kind == "real" else "held by the stand-in"),
             [live_cpu * 1000 / total], "ms", None, time_like=False))
         point.update(live_s=live, live_cpu_s=live_cpu, ramp_cpu_s=ramp_cpu)
+        # The same phase for both kinds: a real point reaches here once the workers forked
+        # every pilot, the stand-in at once, while the master's duties after the ramp (the
+        # first snapshots, the periodic expressions) may still be due. From SETTLE after
+        # all running, every duty has come due at least once since.
+        time.sleep(max(0.0, t0 + ramp + SETTLE - time.monotonic()))
         since_all_running = time.monotonic() - (t0 + ramp)
         window = _window(cluster, options.window, holders, options.windows or (
             VALIDATE_WINDOWS if total in options.validate else 1))
@@ -632,7 +638,9 @@ def _merged_instances(path: str, instances: List[Dict[str, object]]) -> List[Dic
     except (OSError, ValueError, KeyError, TypeError):
         return instances
     measured = {p["pilots"] for p in instances}
-    return [p for p in old if p.get("pilots") not in measured] + instances
+    both = {p.get("pilots") for p in old if p.get("kind") == "real"} & {
+        p.get("pilots") for p in old if p.get("kind") == "standin"}
+    return [p for p in old if p.get("pilots") in both - measured] + instances
 
 
 def _others(point: Dict[str, object]) -> List[float]:

@@ -364,7 +364,7 @@ def scaling_rows(doc: Dict) -> List[str]:
             p.get("date", "?"), " ".join("%.1f" % x for x in load[:1]) or "?"))
     checks = doc.get("runs", {}).get("awq", {}).get("validation", [])
     if checks:
-        rows += ["", "The stand-in against real workers (same size, same run; goal: within 20 %; "
+        rows += ["", "The stand-in against real workers (same size, same code and machine; goal: within 20 %; "
                  "each kind's median over its masters, their range in brackets):",
                  "", "| pilots | master CPU real | stand-in | ratio | master PSS real | stand-in "
                  "| ratio | master RSS alone real | stand-in | ratio |",

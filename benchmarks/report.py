@@ -364,7 +364,8 @@ def scaling_rows(doc: Dict) -> List[str]:
             p.get("date", "?"), " ".join("%.1f" % x for x in load[:1]) or "?"))
     checks = doc.get("runs", {}).get("awq", {}).get("validation", [])
     if checks:
-        rows += ["", "The stand-in against real workers (same size, same run; goal: within 20 %):",
+        rows += ["", "The stand-in against real workers (same size, same code and machine; goal: within 20 %; "
+                 "each kind's median over its masters, their range in brackets):",
                  "", "| pilots | master CPU real | stand-in | ratio | master PSS real | stand-in "
                  "| ratio | master RSS alone real | stand-in | ratio |",
                  "|---|---|---|---|---|---|---|---|---|---|"]
@@ -373,8 +374,8 @@ def scaling_rows(doc: Dict) -> List[str]:
             for key, unit in (("cpu_mean", "%"), ("pss", "MB"), ("rss_alone", "MB")):
                 c = check.get(key) or {"real": None, "standin": None, "ratio": None}
                 verdict = {True: "within", False: "**outside**"}.get(c.get("within"), "?")
-                cells += ["%s %s" % (number(c["real"]), unit),
-                          "%s %s" % (number(c["standin"]), unit),
+                cells += ["%s %s%s" % (number(c["real"]), unit, _masters(c, "real")),
+                          "%s %s%s" % (number(c["standin"]), unit, _masters(c, "standin")),
                           "%s (%s)" % (number(c["ratio"]), verdict)]
             rows.append("| " + " | ".join(cells) + " |")
     for p in points:
@@ -384,6 +385,14 @@ def scaling_rows(doc: Dict) -> List[str]:
                      % (p["pilots"], "real" if p["kind"] == "real" else "stand-in"), "",
                      "```"] + p["profile"] + ["```", "", "</details>"]
     return rows
+
+
+def _masters(check: Dict, kind: str) -> str:
+    """' (min-max, n masters)' when the validation compared several masters of a kind."""
+    values = check.get(kind + "_masters") or []
+    if len(values) < 2:
+        return ""
+    return " (%s-%s, %d masters)" % (number(min(values)), number(max(values)), len(values))
 
 
 def scaling_svg(doc: Dict) -> str:

@@ -36,12 +36,13 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from awq import periodic
 from awq.shards import managers_for
 from benchmarks import report
-from benchmarks.harness import (PYTHON, REPO, YARDSTICK_TEXT, BenchError, Cluster, Master, Ours,
-                                Processes, _children_of, cpu_seconds, figure, machine, read_stat,
-                                rss_mb, run_bounded, summarize, time_command, unsupported,
-                                wait_for_count, wait_until)
+from benchmarks.harness import (CLK_TCK, PYTHON, REPO, YARDSTICK_TEXT, BenchError, Cluster,
+                                Master, Ours, Processes, _children_of, cpu_seconds, figure,
+                                machine, read_stat, rss_mb, run_bounded, summarize, time_command,
+                                unsupported, wait_for_count, wait_until)
 from benchmarks.scenarios import (Pilots, _pilots_that_fit, _queue_jobs, _submit_many,
                                   _wait_submitters, _workers_connected, _workers_now,
                                   _written_since)
@@ -57,7 +58,11 @@ SUBMIT_LIMIT = 10000        # jobs one condor_submit takes at once
 # goes past it, so every point's master (the restarted one too) gets room for all.
 MAX_TASKS = 200000
 SUBMITTERS = 4              # condor_submit loops that share the descriptions of a point
-WINDOW = 20.0               # s of 1 s samples while the pilots run
+# s of 1 s samples while the pilots run: the period of the master's slowest duty (the
+# periodic expressions), so each window holds every duty alike.
+WINDOW = periodic.INTERVAL
+SETTLE = periodic.INTERVAL  # s from all running to the window: the slowest duty's period
+VALIDATE_WINDOWS = 5        # windows at a --validate point: the median and spread of 5 means
 QUICK_WINDOW = 5.0
 REFILLS = 10                # pilots finished one at a time to time their refill
 QUICK_REFILLS = 3
@@ -193,35 +198,81 @@ class StandIn:
         os.rename(path, path + ".cue")
 
 
-def _window(cluster: Cluster, seconds: float, extra_pids: Sequence[int]) -> Dict[str, object]:
+def _window(cluster: Cluster, seconds: float, extra_pids: Sequence[int],
+            windows: int = 1) -> Dict[str, object]:
     """1 s samples while the pilots run: the master's CPU share and RSS, its turn times,
-    and the CPU of whatever holds the pilots (real workers or the stand-in)."""
+    and the CPU of whatever holds the pilots (real workers or the stand-in).
+
+    `windows` windows of `seconds` back to back, each with its own mean: the master's
+    steady CPU is a few per cent of a core made of duties due every 10 s (a snapshot, a
+    sweep of every task) and every 60 s (the periodic expressions), so a window of a
+    whole minute holds each duty as often as any other, and the windows' spread says how
+    steady the mean is. Each window also says where the CPU went (the master process
+    alone; its children, live or reaped: the front, the spool watcher, timers) and what
+    the rest of the machine used meanwhile (all CPUs' busy time from /proc/stat, less
+    the master's and the holders')."""
     master = cluster.master
     assert master
     shares, rss, pss, alone = [], [], [], []
+    per_window: List[Dict[str, object]] = []
+    start_t = time.monotonic()
     master_cpu0 = cpu_seconds(master.pid)
     extra0 = sum(_cpu_or_zero(pid) for pid in extra_pids)
-    start_t = time.monotonic()
-    last_cpu, last_t = cpu_seconds(master.pid), start_t
-    while time.monotonic() < start_t + seconds:
-        time.sleep(1.0)
-        cpu, now = cpu_seconds(master.pid), time.monotonic()
-        shares.append(100.0 * (cpu - last_cpu) / (now - last_t))
-        rss.append(rss_with_children(master.pid))
-        pss.append(pss_with_children(master.pid))
-        alone.append(rss_mb(master.pid))
-        last_cpu, last_t = cpu, now
+    last_cpu, last_t = master_cpu0, start_t
+    for _ in range(windows):
+        w_load = list(os.getloadavg())
+        w_t, w_cpu = time.monotonic(), cpu_seconds(master.pid)
+        w_alone = own_cpu_seconds(master.pid)
+        w_extra, w_box = sum(_cpu_or_zero(pid) for pid in extra_pids), box_busy_seconds()
+        while time.monotonic() < w_t + seconds:
+            time.sleep(1.0)
+            cpu, now = cpu_seconds(master.pid), time.monotonic()
+            shares.append(100.0 * (cpu - last_cpu) / (now - last_t))
+            rss.append(rss_with_children(master.pid))
+            pss.append(pss_with_children(master.pid))
+            alone.append(rss_mb(master.pid))
+            last_cpu, last_t = cpu, now
+        elapsed = time.monotonic() - w_t
+        cpu = cpu_seconds(master.pid) - w_cpu
+        own = own_cpu_seconds(master.pid) - w_alone
+        extra = sum(_cpu_or_zero(pid) for pid in extra_pids) - w_extra
+        box = box_busy_seconds() - w_box
+
+        def share(value: float) -> float:
+            return 100.0 * value / elapsed
+        per_window.append({"start": w_t, "seconds": elapsed, "cpu": share(cpu),
+                           "master_alone": share(own), "children": share(cpu - own),
+                           "holders": share(extra), "others": share(box - cpu - extra),
+                           "loadavg": [w_load, list(os.getloadavg())]})
     elapsed = time.monotonic() - start_t
-    mean = 100.0 * (cpu_seconds(master.pid) - master_cpu0) / elapsed
     extra = sum(_cpu_or_zero(pid) for pid in extra_pids) - extra0
     # The ring is written once a second: the window's last turns are in after one more.
     time.sleep(1.1)
     turns, turn_cpu = turn_times(master.turns_file, start_t,  # type: ignore[attr-defined]
-                                 time.monotonic())
-    return {"cpu_share": shares, "cpu_mean": mean, "rss": rss, "pss": pss, "rss_alone": alone,
+                                 start_t + elapsed)
+    return {"cpu_share": shares, "cpu_mean": statistics.median(w["cpu"] for w in per_window),
+            "cpu_windows": [w["cpu"] for w in per_window], "windows": per_window,
+            "rss": rss, "pss": pss, "rss_alone": alone,
             "turns_ms": [t * 1000.0 for t in turns],
             "turn_cpu_ms": [t * 1000.0 for t in turn_cpu],
-            "holders_cpu_share": 100.0 * extra / elapsed}
+            "holders_cpu_share": 100.0 * extra / elapsed,
+            "loadavg": [per_window[0]["loadavg"][0], list(os.getloadavg())]}
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """The process's own utime + stime, its children's left out."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def box_busy_seconds() -> float:
+    """CPU seconds every CPU of the machine spent busy (all but idle and iowait), from
+    /proc/stat: what the window's processes used plus everyone else's load."""
+    with open("/proc/stat") as handle:
+        words = handle.readline().split()
+    ticks = [int(word) for word in words[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
 
 
 def _profile_turns(master: Master, seconds: float) -> List[str]:
@@ -451,20 +502,34 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
             assert standin
             wait_until(lambda: standin.status().get("held", 0) >= total, 120,
                        "the stand-in to hold every pilot", interval=STANDIN_LOOK)
+        # The master says running once Work Queue sent the task; a real worker then forks
+        # the pilot and reports it (`info tasks_running`), which the master reads too.
+        live, live_cpu = time.monotonic() - t0, cpu_seconds(master.pid) - cpu0
         figures.append(figure(label + "condor_submit -> all running", [ramp], "s",
                               statistics.median(ys)))
         figures.append(figure(label + "master CPU per pilot started", [ramp_cpu * 1000 / total],
                               "ms", None, time_like=False))
-        window = _window(cluster, options.window, holders)
+        figures.append(figure(label + "master CPU per pilot, submission -> every pilot %s" % (
+            "a live process" if kind == "real" else "held by the stand-in"),
+            [live_cpu * 1000 / total], "ms", None, time_like=False))
+        point.update(live_s=live, live_cpu_s=live_cpu, ramp_cpu_s=ramp_cpu)
+        # The same phase for both kinds: a real point reaches here once the workers forked
+        # every pilot, the stand-in at once, while the master's duties after the ramp (the
+        # first snapshots, the periodic expressions) may still be due. From SETTLE after
+        # all running, every duty has come due at least once since.
+        time.sleep(max(0.0, t0 + ramp + SETTLE - time.monotonic()))
+        since_all_running = time.monotonic() - (t0 + ramp)
+        window = _window(cluster, options.window, holders, options.windows or (
+            VALIDATE_WINDOWS if total in options.validate else 1))
         y = statistics.median(ys)
         at_goal = total >= KILL_AT
         figures.append(figure(label + "master CPU while the pilots run (with its front; 1 s "
                               "samples)", window["cpu_share"], "% of a core", None,
                               time_like=False, target="< 25 % of a core (issue 23)"
                               if at_goal else None, limit=CPU_GOAL))
-        figures.append(figure(label + "master CPU over the whole window (its CPU seconds / "
-                              "the window's)", [window["cpu_mean"]], "% of a core", None,
-                              time_like=False))
+        figures.append(figure(label + "master CPU over a window of %.0f s (its CPU seconds / "
+                              "the window's; one figure a window)" % options.window,
+                              window["cpu_windows"], "% of a core", None, time_like=False))
         figures.append(figure(label + "master RSS while the pilots run, its children's added "
                               "(the front, a spool watcher: forks, their shared pages counted "
                               "again)", window["rss"], "MB", None, time_like=False))
@@ -499,7 +564,10 @@ def measure_point(target: TimedOurs, tmp: str, total: int, kind: str, options: a
                  cpu_share=window["cpu_share"], cpu_mean=window["cpu_mean"], rss=window["rss"],
                  pss=window["pss"], rss_alone=window["rss_alone"], turns_ms=window["turns_ms"],
                  turn_cpu_ms=window["turn_cpu_ms"],
-                 condor_q=[fig["samples"] for fig in q_figs], ramp_s=ramp)
+                 condor_q=[fig["samples"] for fig in q_figs], ramp_s=ramp,
+                 window_loadavg=window["loadavg"], window_after_ramp_s=since_all_running,
+                 cpu_windows=window["cpu_windows"], windows=window["windows"],
+                 ramp_ended=t0 + ramp)
     return point
 
 
@@ -523,23 +591,69 @@ def plan(options: argparse.Namespace) -> Tuple[List[Tuple[int, str]], List[str]]
     return runs, notes
 
 
-def validation(points: List[Dict[str, object]]) -> List[Dict[str, object]]:
-    """At each size measured both ways: the stand-in's figures over the real workers'."""
+def validation(instances: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """At each size measured both ways: the stand-in's figures over the real workers'.
+
+    Each kind's figure is the median over its masters (one master a point, `--repeats`
+    of them): one master's steady CPU holds steady from window to window, but masters
+    of the same kind and size differ by a quarter and more. Most of it is Work Queue's
+    task-table lookups (the every-task sweep), bound by memory latency: where the
+    master's heap put 25,000 tasks and what else runs on the machine, not which worker
+    holds them. A comparison of one master each would be a comparison of two draws."""
     rows = []
-    by = {(p["pilots"], p["kind"]): p for p in points if not p.get("error")}
-    for (total, kind), real in sorted(by.items()):
-        standin = by.get((total, "standin"))
-        if kind != "real" or standin is None:
+    by: Dict[Tuple[int, str], List[Dict[str, object]]] = {}
+    for one in instances:
+        if not one.get("error"):
+            by.setdefault((one["pilots"], one["kind"]), []).append(one)  # type: ignore
+    for (total, kind), reals in sorted(by.items()):
+        standins = by.get((total, "standin"))
+        if kind != "real" or not standins:
             continue
-        row: Dict[str, object] = {"pilots": total}
+        row: Dict[str, object] = {"pilots": total, "masters": {"real": len(reals),
+                                                                 "standin": len(standins)}}
         for key in ("cpu_mean", "pss", "rss_alone"):
-            if key not in real or key not in standin:
+            real_values = [_typical(p[key]) for p in reals if key in p]
+            standin_values = [_typical(p[key]) for p in standins if key in p]
+            if not real_values or not standin_values:
                 continue
-            r, s = _typical(real[key]), _typical(standin[key])
+            r, s = statistics.median(real_values), statistics.median(standin_values)
             row[key] = {"real": r, "standin": s, "ratio": s / r if r else None,
-                        "within": abs(s / r - 1) <= VALIDATION_TOLERANCE if r else None}
+                        "within": abs(s / r - 1) <= VALIDATION_TOLERANCE if r else None,
+                        "real_masters": real_values, "standin_masters": standin_values}
+        row["others"] = {"real": [w for p in reals for w in _others(p)],
+                         "standin": [w for p in standins for w in _others(p)]}
         rows.append(row)
     return rows
+
+
+def _instance(point: Dict[str, object]) -> Dict[str, object]:
+    """What validation() needs of a point: its size, kind, date and steady figures."""
+    keys = ("pilots", "kind", "date", "error", "cpu_mean", "cpu_windows", "windows", "pss",
+            "rss_alone", "ramp_s", "ramp_cpu_s", "live_s", "live_cpu_s", "window_after_ramp_s")
+    slim = {key: point[key] for key in keys if key in point}
+    for key in ("pss", "rss_alone"):        # 1 s samples: their median is what is compared
+        if isinstance(slim.get(key), list):
+            slim[key] = statistics.median(slim[key])  # type: ignore[arg-type]
+    return slim
+
+
+def _merged_instances(path: str, instances: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """This run's masters for validation, and the previous run's at sizes not measured now."""
+    try:
+        with open(path) as handle:
+            awq = json.load(handle)["runs"]["awq"]
+        old = awq.get("validation_masters") or [_instance(p) for p in awq["points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return instances
+    measured = {p["pilots"] for p in instances}
+    both = {p.get("pilots") for p in old if p.get("kind") == "real"} & {
+        p.get("pilots") for p in old if p.get("kind") == "standin"}
+    return [p for p in old if p.get("pilots") in both - measured] + instances
+
+
+def _others(point: Dict[str, object]) -> List[float]:
+    """The rest of the machine's CPU (% of a core) in each of a point's windows."""
+    return [w["others"] for w in point.get("windows", [])]  # type: ignore
 
 
 def _typical(value: object) -> float:
@@ -571,6 +685,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="profile the master's turns (cProfile, %.0f s after the measured "
                              "window) at points of N pilots and more (default %d)"
                         % (PROFILE_SECONDS, PROFILE_FROM))
+    parser.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                        help="seconds of 1 s samples while the pilots run (default %.0f; "
+                             "%.0f with --quick)" % (WINDOW, QUICK_WINDOW))
+    parser.add_argument("--windows", type=int, default=None, metavar="N",
+                        help="windows measured back to back at each point, each with its "
+                             "own mean CPU (default %d at --validate points, 1 elsewhere)"
+                        % VALIDATE_WINDOWS)
+    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+                        help="measure each --validate point R times, real and stand-in in "
+                             "turn, each with a master of its own (default 1)")
     parser.add_argument("--fresh", action="store_true",
                         help="forget the points of earlier runs (by default a run replaces "
                              "the points it measures and keeps the others)")
@@ -583,9 +707,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                           else ((2000,) if quick else (KILL_AT,)))
     if quick:
         options.real_up_to = min(options.real_up_to, 2000)
-    options.window = QUICK_WINDOW if quick else WINDOW
+    options.window = options.window or (QUICK_WINDOW if quick else WINDOW)
     options.refills = QUICK_REFILLS if quick else REFILLS
     options.condor_q_repeats = 3 if quick else CONDOR_Q_REPEATS
+    if options.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if any(n < 1 for n in options.points):
         parser.error("--points must be positive")
     return options
@@ -607,12 +733,20 @@ def main(argv: Sequence[str]) -> int:
         "command": "python -m benchmarks scaling --fresh" + (" --quick" if options.quick else ""),
         "runs": {}}
     points: List[Dict[str, object]] = []
+    again: List[Dict[str, object]] = []
     failures = 0
     started = time.monotonic()
     try:
         target = TimedOurs(os.path.join(tmp, "awq-tools"))
-        for total, kind in runs:
-            print("== scaling: %d pilots (%s)" % (total, kind), flush=True)
+        # Every --validate point again, real and stand-in in turn: a master's steady CPU
+        # differs from one master to the next (see validation()), so the comparison
+        # needs several masters of each kind, not only longer windows of one.
+        repeats = [(total, kind) for _ in range(options.repeats - 1) for total, kind in runs
+                   if total in options.validate]
+        for index, (total, kind) in enumerate(list(runs) + repeats):
+            repeat = index >= len(runs)
+            print("== scaling: %d pilots (%s)%s" % (total, kind, " again" if repeat else ""),
+                  flush=True)
             try:
                 point = measure_point(target, tmp, total, kind, options)
             except (BenchError, OSError, AssertionError, subprocess.TimeoutExpired) as err:
@@ -622,14 +756,20 @@ def main(argv: Sequence[str]) -> int:
                 print("   FAILED: %s" % point["error"], flush=True)
             for fig in point.get("figures", []):  # type: ignore[union-attr]
                 print("   " + report.one_line(fig), flush=True)
-            points.append(point)
+            if repeat:
+                again.append(_instance(point))
+            else:
+                points.append(point)
     finally:
         if options.keep:
             print("kept %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    instances = [_instance(p) for p in points if p["pilots"] in options.validate] + again
     if not options.fresh:
-        points = _merged(os.path.join(options.results_dir, "scaling.json"), points)
+        previous = os.path.join(options.results_dir, "scaling.json")
+        points = _merged(previous, points)
+        instances = _merged_instances(previous, instances)
     figures = [fig for point in points for fig in point.get("figures", [])]  # type: ignore
     all_ys = [y for point in points for y in point.get("yardstick", [])]  # type: ignore
     run_notes = notes + [
@@ -646,7 +786,8 @@ def main(argv: Sequence[str]) -> int:
     run_notes += ["%d %s: failed: %s" % (p["pilots"], p["kind"], p["error"]) for p in points
                   if p.get("error")]
     doc["runs"] = {"awq": {"figures": figures, "points": points, "notes": run_notes,
-                           "validation": validation(points),
+                           "validation": validation(instances),
+                           "validation_masters": instances,
                            "yardstick": report_yardstick(all_ys),
                            "seconds": round(time.monotonic() - started, 1)}}
     os.makedirs(options.results_dir, exist_ok=True)

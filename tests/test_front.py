@@ -110,11 +110,16 @@ def test_refusals_are_one_line_per_peer_per_minute_with_a_count():
 class FakeWorkQueue:
     """Plays Work Queue's side: one connection at a time, blocking, as CCTools 8 does."""
 
+    # Whether each connection stays open after its exchange, as a worker's does (the front
+    # counts what each manager holds); else it is closed at once.
+    holds = False
+
     def __init__(self, password: bytes, path: str):
         self.password = password
         self.listener = unix_listener(path)
         self.address = path
         self.received = []
+        self.held = []
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -124,19 +129,26 @@ class FakeWorkQueue:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            with conn:
-                conn.settimeout(LOOPBACK_EXCHANGE_WITHIN)
-                reader = conn.makefile("rb")
-                auth = front.ServerAuth(self.password)
-                conn.sendall(auth.opening())
-                verdict = None
-                while auth.step < front.AUTH_LINES and not verdict:
-                    reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
-                    conn.sendall(reply)
-                if verdict == "":
-                    line = reader.readline()
-                    self.received.append(line)
-                    conn.sendall(b"echo " + line)
+            if self.holds:
+                self.held.append(conn)
+                self.exchange(conn)
+            else:
+                with conn:
+                    self.exchange(conn)
+
+    def exchange(self, conn: socket.socket) -> None:
+        conn.settimeout(LOOPBACK_EXCHANGE_WITHIN)
+        reader = conn.makefile("rb")
+        auth = front.ServerAuth(self.password)
+        conn.sendall(auth.opening())
+        verdict = None
+        while auth.step < front.AUTH_LINES and not verdict:
+            reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
+            conn.sendall(reply)
+        if verdict == "":
+            line = reader.readline()
+            self.received.append(line)
+            conn.sendall(b"echo " + line)
 
     def close(self):
         self.listener.close()
@@ -575,29 +587,7 @@ def test_choose_victim_takes_the_oldest_of_a_flooding_address_and_spares_workers
 
 
 class HoldingFakeWorkQueue(FakeWorkQueue):
-    """As FakeWorkQueue, but each connection stays open after its exchange, as a worker's
-    does (the front counts what each manager holds)."""
-
-    def serve(self):
-        self.held = []
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-            conn.settimeout(LOOPBACK_EXCHANGE_WITHIN)
-            reader = conn.makefile("rb")
-            auth = front.ServerAuth(self.password)
-            conn.sendall(auth.opening())
-            verdict = None
-            while auth.step < front.AUTH_LINES and not verdict:
-                reply, verdict = auth.feed(reader.readline().rstrip(b"\n"))
-                conn.sendall(reply)
-            if verdict == "":
-                line = reader.readline()
-                self.received.append(line)
-                conn.sendall(b"echo " + line)
+    holds = True
 
 
 def test_several_managers_each_proved_worker_goes_to_the_one_holding_fewest(tmp_path):

@@ -645,11 +645,9 @@ def test_a_master_killed_after_removed_jobs_reached_history_removes_them_again(t
                                                         for c in range(1, 101)]
 
 
-def test_thousands_of_pilots_starting_in_one_look_log_one_line(tmp_path, caplog):
-    """A restart hands out thousands of pilots: past LOG_EACH_UP_TO starts in one look, one
-    master-log line names them (how many, which ids); each job's line is at DEBUG."""
-    from awq.jobs import LOG_EACH_UP_TO
-    count = 2 * LOG_EACH_UP_TO
+def started_in_one_look(tmp_path, caplog, count: int):
+    """A master with `count` idle jobs whose tasks all reached a worker by its next look;
+    the master and its log lines about jobs running after that look."""
     master = master_with(tmp_path, ad())
     master.backend.total_cores = count
     for cluster in range(2, count + 1):
@@ -659,22 +657,20 @@ def test_thousands_of_pilots_starting_in_one_look_log_one_line(tmp_path, caplog)
         master.backend.states[task_id] = TaskState.ON_WORKER
     with caplog.at_level("INFO", logger="awq.master"):
         master.dispatcher.check_waiting_tasks(master.table)
-    lines = [r.getMessage() for r in caplog.records
-             if r.name == "awq.master" and "running" in r.getMessage()]
+    return master, [r.getMessage() for r in caplog.records
+                    if r.name == "awq.master" and "running" in r.getMessage()]
+
+
+def test_thousands_of_pilots_starting_in_one_look_log_one_line(tmp_path, caplog):
+    """A restart hands out thousands of pilots: past LOG_EACH_UP_TO starts in one look, one
+    master-log line names them (how many, which ids); each job's line is at DEBUG."""
+    from awq.jobs import LOG_EACH_UP_TO
+    count = 2 * LOG_EACH_UP_TO
+    master, lines = started_in_one_look(tmp_path, caplog, count)
     assert lines == ["%d jobs idle -> running; jobs 1.0-%d.0" % (count, count)], lines
     assert master.table.counts().running == count
 
 
 def test_a_few_pilots_starting_log_a_line_each(tmp_path, caplog):
-    master = master_with(tmp_path, ad())
-    master.backend.total_cores = 3
-    for cluster in (2, 3):
-        master.table.put(ad(ClusterId=cluster))
-    master.dispatcher.submit_idle(master.table)
-    for task_id in master.backend.states:
-        master.backend.states[task_id] = TaskState.ON_WORKER
-    with caplog.at_level("INFO", logger="awq.master"):
-        master.dispatcher.check_waiting_tasks(master.table)
-    lines = [r.getMessage() for r in caplog.records
-             if r.name == "awq.master" and "running" in r.getMessage()]
+    _, lines = started_in_one_look(tmp_path, caplog, 3)
     assert len(lines) == 3 and all("idle -> running: on " in line for line in lines), lines

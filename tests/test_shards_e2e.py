@@ -30,6 +30,15 @@ def submit_gated(tool, tmp_path, count: int) -> int:
                            "queue %d\n" % (job, tmp_path, count))
 
 
+def release_and_wait_for_outputs(tmp_path, count: int) -> None:
+    """Let submit_gated's jobs finish; each writes its line to its output."""
+    (tmp_path / "go").write_text("")
+    for proc in range(count):
+        path = tmp_path / ("out.%d" % proc)
+        wait_until(lambda: path.exists() and "finished %d" % proc in path.read_text(),
+                   JOB_DONE_WITHIN, what="job %d's output" % proc)
+
+
 def test_the_jobs_fill_the_workers_of_every_manager_and_finish(tmp_path, start_master,
                                                                 start_worker, tool):
     """Two managers, a 2-core worker on each (the front hands workers out in turn): four
@@ -40,11 +49,7 @@ def test_the_jobs_fill_the_workers_of_every_manager_and_finish(tmp_path, start_m
     submit_gated(tool, tmp_path, 4)
     wait_until(lambda: running_count(tool) == 4, JOB_RUNS_WITHIN + WORKER_JOINS_WITHIN,
                what="four jobs running on two 2-core workers of two managers")
-    (tmp_path / "go").write_text("")
-    for proc in range(4):
-        path = tmp_path / ("out.%d" % proc)
-        wait_until(lambda: path.exists() and "finished %d" % proc in path.read_text(),
-                   JOB_DONE_WITHIN, what="job %d's output" % proc)
+    release_and_wait_for_outputs(tmp_path, 4)
     wait_until(lambda: not q_lines(tool, "-af", "ClusterId"), JOB_DONE_WITHIN,
                what="the queue to empty")
     log = master.log()
@@ -97,11 +102,7 @@ def test_tasks_left_waiting_in_a_manager_without_workers_move_to_one_with_free_c
     wait_until(lambda: "handed over anew to a Work Queue manager with free cores" in master.log(),
                (WORKER_JOINS_WITHIN + MOVE_AFTER) * LOAD_ALLOWANCE + JOB_RUNS_WITHIN,
                what="the waiting tasks handed over anew to the manager with the new worker")
-    (tmp_path / "go").write_text("")
-    for proc in range(2):
-        path = tmp_path / ("out.%d" % proc)
-        wait_until(lambda: path.exists() and "finished %d" % proc in path.read_text(),
-                   JOB_DONE_WITHIN, what="job %d's output" % proc)
+    release_and_wait_for_outputs(tmp_path, 2)
     assert "Traceback" not in master.log()
 
 

@@ -146,15 +146,13 @@ class Shards:
         self.doorbell = doorbell or Doorbell()
         self.early_wake = False
         self.free = [0] * self.count          # free cores, as each manager's stats last said
-        self.fits = [True] * self.count       # whether its largest worker fits the last task
         self.largest: List[Dict[str, int]] = [{} for _ in range(self.count)]
         self.live = [0] * self.count          # tasks submitted and not yet ended, per manager
         self.held_back = 0
         self.turn = 0                         # where the next pass and the next tie start
         self.exited: List[int] = []           # children collected while draining the module
-        # Tasks seen waiting (in Work Queue's queue, on no worker): since when, and the
-        # cores each asks for.
-        self.waiting_since: Dict[int, Tuple[float, int]] = {}
+        # Tasks seen waiting (in Work Queue's queue, on no worker), since when.
+        self.waiting_since: Dict[int, float] = {}
         self.stranded_look = 0.0
         self.cores: Dict[int, int] = {}       # tasks asking for more than one core
         self.stats_read = 0.0
@@ -202,7 +200,7 @@ class Shards:
         self.free[index] -= spec.cores
         self.live[index] += 1
         task_id = local * self.count + index
-        self.waiting_since[task_id] = (time.monotonic(), spec.cores)
+        self.waiting_since[task_id] = time.monotonic()
         if spec.cores != 1:
             self.cores[task_id] = spec.cores
         return task_id
@@ -218,8 +216,8 @@ class Shards:
         index, local = divmod_id(task_id, self.count)
         state = self.managers[index].task_state(local)
         if state is TaskState.WAITING:
-            if task_id not in self.waiting_since:  # put back by Work Queue: its worker left
-                self.waiting_since[task_id] = (time.monotonic(), self.cores.get(task_id, 1))
+            # Put back by Work Queue (its worker left): waiting from now.
+            self.waiting_since.setdefault(task_id, time.monotonic())
         else:
             self.waiting_since.pop(task_id, None)
         return state
@@ -244,8 +242,9 @@ class Shards:
         if now - self.stats_read >= MOVE_AFTER / 2:
             self.stats()
         most = max(self.free)
-        return [task_id for task_id, (since, cores) in self.waiting_since.items()
-                if since <= now - MOVE_AFTER and self.free[task_id % self.count] < cores <= most]
+        return [task_id for task_id, since in self.waiting_since.items()
+                if since <= now - MOVE_AFTER
+                and self.free[task_id % self.count] < self.cores.get(task_id, 1) <= most]
 
     def wait(self, timeout: int) -> Optional[TaskResult]:
         """A finished task of any manager, else None once a child exited (a spool
